@@ -1,0 +1,148 @@
+"""kyro's exceptions: one root, every error carrying the context needed to act on it.
+
+The tree::
+
+    KyroError                     anything kyro raises on purpose
+    ├── BatchValidationError      bad config, transcripts, variables or state on disk
+    │                             (always names the file, and line:column for YAML)
+    ├── BatchJobError             a job ended failed, expired or cancelled; carries the
+    │                             provider's errors and whatever partial results exist
+    └── ProviderError             an HTTP or transport failure talking to a provider;
+                                  carries the status code, error code and request id
+
+Catch ``KyroError`` to handle everything kyro raises; foreign exceptions are always chained
+(``raise ... from exc``) so the original cause stays visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kyro._types import BatchError
+
+__all__ = ["BatchJobError", "BatchValidationError", "KyroError", "ProviderError"]
+
+
+class KyroError(Exception):
+    """The root of every error kyro raises on purpose.
+
+    Example::
+
+        try:
+            result = await judge.check()
+        except kyro.KyroError as exc:
+            print(f"kyro: {exc}")
+    """
+
+
+class BatchValidationError(KyroError):
+    """Input that kyro refuses: a config, transcript, variable or state file that is wrong.
+
+    ``path`` names the file (``None`` for inline input), ``line`` and ``column`` are 1-based
+    positions inside it when known. ``str(exc)`` reads ``file:line:column: message``.
+
+    Example::
+
+        try:
+            kyro.load_config("judges.yml")
+        except kyro.BatchValidationError as exc:
+            print(exc)   # judges.yml:4:5: unknown key 'promt' in judge 'relevance' ...
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.column = column
+        super().__init__(self.location_prefix() + message)
+
+    def location_prefix(self) -> str:
+        """``file:line:column: `` (as much of it as is known), or an empty string."""
+        if self.path is None:
+            return ""
+        parts = [self.path]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts) + ": "
+
+
+class BatchJobError(KyroError):
+    """A job reached a terminal state other than completed: failed, expired or cancelled.
+
+    ``errors`` lists the provider's job-level errors; ``result`` holds whatever partial
+    results were gathered (also written to disk, see ``result.results_path``); the state is
+    kept so the job can be resubmitted or inspected.
+
+    Example::
+
+        try:
+            result = await judge.check()
+        except kyro.BatchJobError as exc:
+            print(exc.status, [e.code for e in exc.errors], exc.result)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        status: str,
+        errors: Sequence[BatchError] = (),
+        result: Any = None,
+    ) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.errors = tuple(errors)
+        self.result = result
+        super().__init__(message)
+
+
+class ProviderError(KyroError):
+    """A provider call failed: an HTTP error status, or a transport failure (status ``None``).
+
+    Carries ``status_code``, the provider's error ``code`` (``rate_limit_exceeded``,
+    ``insufficient_quota``…) and ``request_id`` (OpenAI's ``x-request-id``) for support
+    tickets. Never carries the API key.
+
+    Example::
+
+        except kyro.ProviderError as exc:
+            print(exc.status_code, exc.code, exc.request_id)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.provider = provider
+        details = []
+        if status_code is not None:
+            details.append(f"HTTP {status_code}")
+        if code:
+            details.append(f"code {code}")
+        if request_id:
+            details.append(f"request id {request_id}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        prefix = f"{provider}: " if provider else ""
+        super().__init__(f"{prefix}{message}{suffix}")

@@ -1,0 +1,78 @@
+"""The provider protocol: what a batch backend implements so kyro can drive it.
+
+The core plans, persists and aggregates; a provider owns its wire format and its remote calls.
+A third party satisfies :class:`BatchProvider` structurally: no base class to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
+
+__all__ = ["BatchProvider"]
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A batch backend: encode requests, submit shards, poll, stream results.
+
+    Rules every provider keeps (``kyro.testing`` checks them):
+
+    * ``encode`` appends exactly one line, ending in ``b"\\n"``, to ``buffer``;
+    * ``submit`` uploads one shard file and creates one remote batch tagged with ``metadata``
+      (so ``find(metadata)`` can adopt it after a crash), returning the batch id;
+    * ``poll`` never blocks for long and never raises for a batch that merely is not done;
+    * ``results`` yields every request of a terminal batch exactly once: successes, per-line
+      errors, and requests that came back nowhere (error code ``missing``);
+    * no method ever puts a secret into an exception message, a repr or a log line.
+
+    Example::
+
+        class MyProvider:
+            name = "mine"
+            limits = BatchLimits(max_requests=10_000, max_bytes=100_000_000)
+            def encode(self, request, buffer): ...
+            async def submit(self, path, *, metadata): ...
+            ...
+    """
+
+    @property
+    def name(self) -> str:
+        """Short registry name (``openai``, ``local``)."""
+        ...
+
+    @property
+    def limits(self) -> BatchLimits:
+        """Maximum requests and bytes per remote batch."""
+        ...
+
+    def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
+        """Append one input line (newline included) for ``request`` to ``buffer``."""
+        ...
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        """Upload the shard at ``path`` and create one batch; return the remote batch id."""
+        ...
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """Return the batch's current state, counts and job-level errors."""
+        ...
+
+    def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        """Stream every request's outcome of a terminal batch."""
+        ...
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        """Ask the provider to cancel the batch; return its state after the request."""
+        ...
+
+    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
+        """Batches whose metadata contains every given key/value pair (for crash recovery)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and other resources."""
+        ...

@@ -1,0 +1,185 @@
+"""Provider-neutral data: what the core hands a provider and what a provider hands back.
+
+Everything here is a frozen ``msgspec.Struct``, so it is cheap to build on hot paths, encodes
+to JSON for the state file, and cannot be mutated behind the core's back.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "BatchError",
+    "BatchLimits",
+    "BatchState",
+    "BatchStatus",
+    "JudgeRequest",
+    "Message",
+    "RequestCounts",
+    "ResultError",
+    "ResultLine",
+    "Usage",
+]
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """One chat message of a request.
+
+    Example::
+
+        Message(role="system", content="You are a strict evaluator.")
+    """
+
+    role: str
+    content: str
+
+
+class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One transcript × judge × run, ready for a provider to encode.
+
+    ``params`` are the judge's provider parameters (temperature, max_tokens, …) passed through
+    untouched; ``json_output`` asks the provider for a JSON reply (``output_format: json``).
+
+    Example::
+
+        JudgeRequest(custom_id="t0-j1-r0", model="gpt-4o-mini",
+                     messages=(Message(role="user", content="Is it relevant?"),))
+    """
+
+    custom_id: str
+    model: str
+    messages: tuple[Message, ...]
+    params: dict[str, Any] = {}
+    json_output: bool = True
+
+
+class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """How much one remote batch may hold: requests (lines) and bytes (newlines included).
+
+    Example::
+
+        BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)   # OpenAI
+    """
+
+    max_requests: int
+    max_bytes: int
+
+
+class BatchState(str, enum.Enum):
+    """A provider-neutral batch state. ``terminal`` tells whether it can still change."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for completed, failed, expired and cancelled."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {BatchState.COMPLETED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED}
+)
+
+
+class BatchError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A job-level error reported by the provider (OpenAI's ``errors.data`` entries).
+
+    ``retry_later`` marks errors that are not the input's fault and clear with time, such as
+    OpenAI's ``token_limit_exceeded``: resubmit the same file later.
+    """
+
+    code: str
+    message: str
+    line: int | None = None
+    param: str | None = None
+    retry_later: bool = False
+
+
+class RequestCounts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Requests in a batch: total, completed successfully, failed."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class BatchStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One poll's view of a remote batch.
+
+    Example::
+
+        status = await provider.poll(batch_id)
+        if status.terminal:
+            ...
+    """
+
+    batch_id: str
+    state: BatchState
+    request_counts: RequestCounts = RequestCounts()
+    errors: tuple[BatchError, ...] = ()
+    metadata: dict[str, str] = {}
+    created_at: float | None = None
+    provider_status: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """True once the batch can no longer change (completed, failed, expired, cancelled)."""
+        return self.state.terminal
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Token usage of one request, or summed over many."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class ResultError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Why one request produced no reply.
+
+    ``code`` is the provider's (``batch_expired``, ``rate_limit_exceeded``…) or one of
+    kyro's own: ``missing`` (the request came back in no result file), ``http_<status>``,
+    ``timeout``, ``connection_error``, ``callable_error``. ``retryable`` marks failures worth
+    sending again unchanged (expired, cancelled, missing, 429, 5xx).
+    """
+
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class ResultLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One request's outcome as a provider streams it back.
+
+    ``ok`` is true only for a 2xx reply with no error; ``content`` is then the assistant's
+    text. Otherwise ``error`` says what happened.
+
+    Example::
+
+        async for line in provider.results(batch_id):
+            print(line.custom_id, line.ok, line.content or line.error)
+    """
+
+    custom_id: str
+    ok: bool
+    content: str | None = None
+    usage: Usage | None = None
+    error: ResultError | None = None

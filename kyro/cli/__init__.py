@@ -1,0 +1,63 @@
+"""``python3 -m kyro`` (also the ``kyro`` script): one sub-command a module.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int`` as the handler; ``main`` dispatches and turns kyro's errors into the
+documented exit codes (see :class:`kyro.cli._exit.ExitCode`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kyro._exceptions import BatchValidationError, KyroError, ProviderError
+from kyro.cli._exit import ExitCode
+
+__all__ = ["ExitCode", "main"]
+
+# Each entry: a module with register(subparsers). Sub-commands appear in this order.
+_COMMANDS: tuple[Any, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="kyro",
+        description="LLM-as-judge evaluation at volume through provider Batch APIs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code (never raises kyro's own errors).
+
+    Example::
+
+        from kyro.cli import main
+        code = main(["validate", "examples/judges.yml"])
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return ExitCode.BAD_INPUT
+    try:
+        return int(args.func(args))
+    except BatchValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    except ProviderError as exc:
+        print(f"provider error: {exc}", file=sys.stderr)
+        return ExitCode.PROVIDER
+    except KyroError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""kyro_openai."""
