@@ -21,6 +21,7 @@ from __future__ import annotations
 from kyro._config import Judge, JudgesConfig
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError, ProviderError
 from kyro._provider import BatchProvider
+from kyro._retry import RetryPolicy, retry_after_seconds, send_with_retries
 from kyro._templates import Template
 from kyro._transcripts import Transcript
 from kyro._types import (
@@ -55,8 +56,11 @@ __all__ = [
     "RequestCounts",
     "ResultError",
     "ResultLine",
+    "RetryPolicy",
     "Template",
     "Transcript",
     "Usage",
     "__version__",
+    "retry_after_seconds",
+    "send_with_retries",
 ]

@@ -1,0 +1,166 @@
+"""Retries for HTTP providers, composed from tenacity and shaped like the official OpenAI SDK.
+
+What is retried: timeouts and transport errors, and responses with status 408, 409, 429 or
+≥ 500 — unless the server says otherwise with ``x-should-retry: true|false``, or the error code
+is ``insufficient_quota`` (billing, which no retry fixes). How long to wait: the server's
+``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) when it is in (0, 120] s; a
+longer ask is not retried (the error is raised at once); with no usable header, exponential
+backoff from 0.5 s doubling to at most 8 s, reduced by up to 25 % of jitter.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+import msgspec
+import tenacity
+
+__all__ = ["RetryPolicy", "retry_after_seconds", "send_with_retries"]
+
+_RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How many times and how patiently to retry one call.
+
+    Example::
+
+        RetryPolicy(max_retries=5)      # 6 attempts in all
+        RetryPolicy(max_retries=0)      # never retry
+    """
+
+    max_retries: int = 2
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 120.0
+    max_elapsed: float | None = None
+
+
+class _RetryableResponse(Exception):
+    def __init__(self, response: httpx.Response, delay: float | None) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.delay = delay
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """The delay a response asks for (``retry-after-ms``, then ``retry-after``), or None.
+
+    Example::
+
+        retry_after_seconds(httpx.Headers({"retry-after": "3"}))   # 3.0
+    """
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return float(raw_ms) / 1000.0
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(raw)
+    if parsed is None:
+        return None
+    return float(email.utils.mktime_tz(parsed)) - time.time()
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    override = response.headers.get("x-should-retry")
+    if override == "true":
+        return True
+    if override == "false":
+        return False
+    status = response.status_code
+    if status not in _RETRY_STATUSES and status < 500:
+        return False
+    return not (status == 429 and _error_code(response) == "insufficient_quota")
+
+
+def _backoff(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
+    def wait(state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _RetryableResponse) and exc.delay is not None:
+            return exc.delay
+        retries_taken = state.attempt_number - 1
+        delay = min(policy.initial_backoff * 2.0**retries_taken, policy.max_backoff)
+        return delay * (1.0 - 0.25 * random.random())
+
+    return wait
+
+
+async def send_with_retries(
+    send: Callable[[], Awaitable[httpx.Response]],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> httpx.Response:
+    """Call ``send`` until it yields a response that needs no retry, and return that response.
+
+    Transport errors and timeouts are retried and re-raised (as httpx exceptions) once the
+    policy is spent; a retryable status is retried and, once the policy is spent or the server
+    asks for more than ``max_retry_after`` seconds, returned for the caller to turn into its
+    own error. A retried response is closed before the next attempt, so ``send`` may open
+    streaming responses.
+
+    Example::
+
+        response = await send_with_retries(lambda: client.get("/v1/batches/batch_1"))
+    """
+    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_retries + 1)
+    if policy.max_elapsed is not None:
+        stop = stop | tenacity.stop_after_delay(policy.max_elapsed)
+
+    async def attempt() -> httpx.Response:
+        response = await send()
+        if response.status_code < 400:
+            return response
+        await response.aread()  # error bodies are small; the quota code lives in them
+        if not _should_retry(response):
+            return response
+        delay = retry_after_seconds(response.headers)
+        if delay is not None and delay > policy.max_retry_after:
+            return response  # the server asks for longer than we wait: surface it now
+        raise _RetryableResponse(response, delay if delay is not None and delay > 0 else None)
+
+    async def close_retried(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _RetryableResponse):
+            await exc.response.aclose()
+
+    retrying = tenacity.AsyncRetrying(
+        stop=stop,
+        wait=_backoff(policy),
+        retry=tenacity.retry_if_exception_type(
+            (_RetryableResponse, httpx.TimeoutException, httpx.TransportError)
+        ),
+        sleep=sleep,
+        before_sleep=close_retried,
+        reraise=True,
+    )
+    try:
+        return await retrying(attempt)
+    except _RetryableResponse as exc:
+        return exc.response
