@@ -77,7 +77,8 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     """A loaded, validated judges config (either the ``judges:`` or the ``steps:`` shape).
 
     ``sha256`` covers the config file and every prompt file it reads, so a job can tell when
-    the config it was submitted with has changed.
+    the config it was submitted with has changed. ``model`` is the top-level default model;
+    ``name`` and ``description`` are the config's optional, documentation-only top-level keys.
 
     Example::
 
@@ -91,6 +92,8 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     judges: tuple[Judge, ...]
     sha256: str
     model: str | None = None
+    name: str | None = None
+    description: str | None = None
 
     @property
     def uses_pipeline(self) -> bool:

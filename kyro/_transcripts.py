@@ -1,12 +1,62 @@
-"""Transcripts: the items judges evaluate, produced lazily from any mix of sources."""
+"""Transcripts: the items judges evaluate, produced lazily from any mix of sources.
+
+``iter_transcripts`` / ``aiter_transcripts`` accept one item or an iterable (sync or, for the
+async one, async) of items, in any mix:
+
+* ``dict`` (any mapping) — a structured transcript (``request``, ``response``, ``contexts``,
+  ``functions``, ``expected_output`` or any fields); source ``inline:<index>``.
+* ``str`` — inline text or a path, decided by this rule:
+
+  - a string containing a line break (``\\n`` or ``\\r``) is always inline text;
+  - otherwise it is a path when it ends in ``.json``, ``.jsonl`` or ``.txt`` (any case), ends in
+    ``/``, or names an existing directory — and such a path that does not exist is an error
+    (``file not found``), never silently inline text;
+  - anything else is inline text. To pass a one-line text that looks like a path, give
+    ``{"text": ...}`` or add a trailing newline.
+
+* ``pathlib.Path`` (any ``os.PathLike``) — always a path.
+* a ``.json`` file — an object becomes a structured transcript, a JSON string a text one; any
+  other JSON value (a list, a number) is an error, since a list of transcripts belongs in a
+  ``.jsonl`` file.
+* a ``.txt`` file — its text as is (a leading UTF-8 byte-order mark is dropped).
+* a ``.jsonl`` file — one transcript per line (an object or a string), streamed line by line;
+  blank lines are skipped and use no index; the source is ``path:LINE`` (1-based).
+* a directory — its ``.json``, ``.jsonl`` and ``.txt`` files in name order, not recursing into
+  sub-folders and skipping hidden files; a directory without any is an error.
+
+Indices count up from 0 across all sources. Nothing materialises the whole set: paths are read
+when the iterator reaches them, and ``.jsonl`` files one line at a time. A missing or unreadable
+file, invalid JSON or bytes that are not UTF-8 raise :class:`BatchValidationError` naming the
+file (and, for ``.jsonl``, the line).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeAlias
 
+import anyio.to_thread
 import msgspec
 
-__all__ = ["Transcript"]
+from kyro._exceptions import BatchValidationError
+
+__all__ = [
+    "Transcript",
+    "TranscriptItem",
+    "aiter_transcripts",
+    "iter_transcripts",
+    "transcript_preview",
+]
+
+TranscriptItem: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any]"
+_Pairs: TypeAlias = "Generator[tuple[str | None, str | dict[str, Any]], None, None]"
+_SUFFIXES = (".json", ".jsonl", ".txt")
+_CHUNK = 256
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
 
 
 class Transcript(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,3 +74,219 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     source: str
     value: str | dict[str, Any]
+
+
+def iter_transcripts(
+    items: TranscriptItem | Iterable[TranscriptItem],
+) -> Iterator[Transcript]:
+    """Yield a :class:`Transcript` per item, lazily, numbering them from 0 across all sources.
+
+    Example::
+
+        for t in iter_transcripts(["user: hi", Path("t1.json"), "data/", {"request": "q"}]):
+            print(t.index, t.source)
+    """
+    index = 0
+    for item in _items(items):
+        for source, value in _expand(item):
+            yield Transcript(index=index, source=source or f"inline:{index}", value=value)
+            index += 1
+
+
+async def aiter_transcripts(
+    items: TranscriptItem | Iterable[TranscriptItem] | AsyncIterable[TranscriptItem],
+) -> AsyncIterator[Transcript]:
+    """Like :func:`iter_transcripts`, also over async iterables; files are read in a worker thread.
+
+    Files are read a few hundred transcripts at a time off the event loop, so a large
+    ``.jsonl`` never blocks it for long.
+
+    Example::
+
+        async for t in aiter_transcripts(queue_reader()):
+            print(t.index, t.source)
+    """
+    index = 0
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            async for source, value in _aexpand(item):
+                yield Transcript(index=index, source=source or f"inline:{index}", value=value)
+                index += 1
+        return
+    for item in _items(items):
+        async for source, value in _aexpand(item):
+            yield Transcript(index=index, source=source or f"inline:{index}", value=value)
+            index += 1
+
+
+def transcript_preview(value: str | Mapping[str, Any], limit: int = 80) -> str:
+    """A one-line preview of a transcript's value, at most ``limit`` characters.
+
+    Whitespace runs collapse to one space; structured values show as compact JSON; a cut
+    preview ends with ``…``.
+
+    Example::
+
+        transcript_preview("user: hi\\n\\nassistant:   hello", limit=15)   # 'user: hi assis…'
+    """
+    text = value if isinstance(value, str) else _encoder.encode(value).decode()
+    flat = " ".join(text[: limit * 4].split())
+    if len(flat) <= limit and len(text) <= limit * 4:
+        return flat
+    return flat[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def _items(items: Any) -> Iterator[Any]:
+    if isinstance(items, str | bytes | os.PathLike | Mapping):
+        yield items
+    else:
+        yield from items
+
+
+async def _aexpand(item: Any) -> AsyncIterator[tuple[str | None, str | dict[str, Any]]]:
+    if isinstance(item, Mapping) or (isinstance(item, str) and _path_of(item) is None):
+        for pair in _expand(item):
+            yield pair
+        return
+    pairs = _expand(item)
+    try:
+        while chunk := await anyio.to_thread.run_sync(_take, pairs):
+            for pair in chunk:
+                yield pair
+    finally:
+        pairs.close()
+
+
+def _take(pairs: Iterator[tuple[str | None, str | dict[str, Any]]]) -> list[Any]:
+    return list(islice(pairs, _CHUNK))
+
+
+def _path_of(item: str) -> Path | None:
+    """The path a string names, or ``None`` when it is inline text (see the module rule)."""
+    if "\n" in item or "\r" in item or not item:
+        return None
+    if item.lower().endswith(_SUFFIXES) or item.endswith(("/", os.sep)):
+        return Path(item)
+    try:
+        return Path(item) if os.path.isdir(item) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _expand(item: Any) -> _Pairs:
+    """(source, value) pairs for one item; ``None`` as source means inline."""
+    if isinstance(item, Mapping):
+        yield None, item if isinstance(item, dict) else dict(item)
+        return
+    if isinstance(item, str):
+        path = _path_of(item)
+        if path is None:
+            yield None, item
+            return
+        yield from _path(path, item)
+        return
+    if isinstance(item, os.PathLike):
+        yield from _path(Path(item), os.fspath(item))
+        return
+    raise BatchValidationError(
+        f"unsupported transcript item of type {type(item).__name__}; give text, a path "
+        "(.json, .jsonl, .txt or a directory) or a dict"
+    )
+
+
+def _path(path: Path, shown: str) -> _Pairs:
+    if path.is_dir():
+        yield from _directory(path, shown)
+        return
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        if not path.exists():
+            raise BatchValidationError("transcript file not found; check the path", path=shown)
+        raise BatchValidationError(
+            f"unsupported transcript file type {path.suffix or '(none)'!r}; use .json, .jsonl "
+            "or .txt files, or a directory of them",
+            path=shown,
+        )
+    if suffix == ".jsonl":
+        yield from _jsonl(path, shown)
+        return
+    data = _read(path, shown)
+    if suffix == ".txt":
+        yield shown, _utf8(data, shown).removeprefix("\ufeff")
+    else:
+        yield shown, _json_value(data.removeprefix(b"\xef\xbb\xbf"), shown, None)
+
+
+def _directory(path: Path, shown: str) -> _Pairs:
+    names = sorted(
+        entry.name
+        for entry in os.scandir(path)
+        if not entry.name.startswith(".")
+        and entry.name.lower().endswith(_SUFFIXES)
+        and entry.is_file()
+    )
+    if not names:
+        raise BatchValidationError(
+            "directory has no .json, .jsonl or .txt transcript files (sub-folders are not "
+            "searched)",
+            path=shown,
+        )
+    for name in names:
+        yield from _path(path / name, os.path.join(shown, name))
+
+
+def _jsonl(path: Path, shown: str) -> _Pairs:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise _unreadable(exc, shown) from exc
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
+            if line.strip():
+                yield f"{shown}:{number}", _json_value(line, shown, number)
+
+
+def _read(path: Path, shown: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(exc, shown) from exc
+
+
+def _unreadable(exc: OSError, shown: str) -> BatchValidationError:
+    if isinstance(exc, FileNotFoundError):
+        return BatchValidationError("transcript file not found; check the path", path=shown)
+    reason = exc.strerror or type(exc).__name__
+    return BatchValidationError(f"transcript file cannot be read ({reason})", path=shown)
+
+
+def _utf8(data: bytes, shown: str, line: int | None = None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f" at byte {exc.start}" if line is None else f" at byte {exc.start} of the line"
+        raise BatchValidationError(
+            f"transcript is not UTF-8 text{where}; save the file as UTF-8",
+            path=shown,
+            line=line,
+        ) from exc
+
+
+def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, Any]:
+    try:
+        value = _decoder.decode(data)
+    except UnicodeDecodeError:
+        _utf8(data, shown, line)  # raises with the byte position
+        raise
+    except msgspec.DecodeError as exc:
+        fix = "fix the line or remove it" if line else "fix the file"
+        raise BatchValidationError(f"invalid JSON ({exc}); {fix}", path=shown, line=line) from exc
+    if isinstance(value, dict | str):
+        return value
+    kind = "a list" if isinstance(value, list) else f"a JSON {type(value).__name__}"
+    hint = "" if line else "; put one transcript per line in a .jsonl file instead"
+    raise BatchValidationError(
+        f"a transcript must be a JSON object or string, got {kind}{hint}", path=shown, line=line
+    )

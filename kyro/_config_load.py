@@ -1,0 +1,230 @@
+"""``load_config``: a judges YAML file in, a validated :class:`JudgesConfig` out.
+
+The file is parsed with ruamel.yaml (keeping every position), validated with
+``msgspec.convert`` against user-facing structs that forbid unknown keys, and every mistake is
+a :class:`BatchValidationError` reading ``file:line:column: what is wrong; how to fix it``.
+
+Top level (all keys optional except one list of judges)::
+
+    version: 1              # 1 (or "1"); the default when omitted
+    name: support-evals     # documentation only
+    description: ...        # documentation only
+    model: gpt-4o-mini      # the default model of every judge without its own
+    judges: [...]           # the batch shape — or `steps: [...]`, the pipeline shape
+
+Exactly one of ``judges`` and ``steps`` must be present, and the list must not be empty; both
+shapes take the same per-judge keys (see ``kyro._config_judge``). ``depends_on`` and
+``on_failure`` must name steps of the same config, and may not form a cycle: a step runs after
+the steps it depends on, and an ``on_failure`` step runs after the step that failed.
+
+``JudgesConfig.sha256`` hashes the config file's bytes followed by, for each prompt file read
+(in the order first used), its length as 8 big-endian bytes and its bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from kyro._config import Judge, JudgesConfig
+from kyro._config_judge import PromptFiles, build_judge
+from kyro._exceptions import BatchValidationError
+from kyro._yaml import Segment, YamlDocument, msgspec_error, parse_yaml, read_text
+
+__all__ = ["load_config"]
+
+_SUPPORTED_VERSION = 1
+
+
+class _ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The top level of a judges config exactly as written."""
+
+    version: Any = _SUPPORTED_VERSION
+    name: str | None = None
+    description: str | None = None
+    model: str | None = None
+    judges: list[Any] | None = None
+    steps: list[Any] | None = None
+
+
+_TOP_KEYS: tuple[str, ...] = _ConfigSpec.__struct_fields__
+
+
+def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
+    """Load and validate a judges config (the ``judges:`` or the pipeline ``steps:`` shape).
+
+    Prompts are resolved, templates compiled and models defaulted; any problem raises
+    :class:`BatchValidationError` with the file and, for YAML, line:column.
+
+    Example::
+
+        config = kyro.load_config("examples/judges.yml")
+        for judge in config.judges:
+            print(judge.name, judge.model, judge.fields)
+    """
+    config_path = Path(path)
+    shown = os.fspath(path)
+    data, text = read_text(config_path, "config file")
+    doc = parse_yaml(text, shown)
+    if doc.data is None:
+        raise BatchValidationError(
+            "config file is empty; start it with `version: 1` and a `judges:` list", path=shown
+        )
+    if not isinstance(doc.data, dict):
+        raise doc.error(
+            "the config must be a mapping with `version: 1` and a `judges:` (or `steps:`) list",
+            (),
+        )
+    try:
+        spec = msgspec.convert(doc.data, _ConfigSpec)
+    except msgspec.ValidationError as exc:
+        raise msgspec_error(doc, exc, (), _TOP_KEYS) from None
+    _check_version(doc, spec.version)
+    shape, entries = _shape(doc, spec)
+    if spec.model is not None and not spec.model.strip():
+        raise doc.error("the default model must not be empty", ("model",))
+    hasher = hashlib.sha256(data)
+    prompts = PromptFiles(config_path.parent, hasher)
+    judges: list[Judge] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        at: tuple[Segment, ...] = (shape, i)
+        if not isinstance(entry, dict):
+            raise doc.error(
+                f"`{shape}[{i}]` must be a mapping with `name`, a prompt and `output_format: json`",
+                at,
+            )
+        judge = build_judge(doc, entry, at, spec.model, prompts)
+        if judge.name in seen:
+            line, _ = doc.position((shape, seen[judge.name], "name"))
+            raise doc.error(
+                f"duplicate judge name {judge.name!r} (first used on line {line}); "
+                "give every judge a unique name",
+                (*at, "name"),
+            )
+        seen[judge.name] = i
+        judges.append(judge)
+    _check_links(doc, shape, judges)
+    return JudgesConfig(
+        path=config_path,
+        version=_SUPPORTED_VERSION,
+        shape=shape,
+        judges=tuple(judges),
+        sha256=hasher.hexdigest(),
+        model=spec.model,
+        name=spec.name,
+        description=spec.description,
+    )
+
+
+def _check_version(doc: YamlDocument, version: Any) -> None:
+    ok = (
+        version == _SUPPORTED_VERSION and isinstance(version, int) and not isinstance(version, bool)
+    )
+    if not ok and version != str(_SUPPORTED_VERSION):
+        raise doc.error(
+            f"unsupported version {version!r}; this kyro reads `version: {_SUPPORTED_VERSION}`",
+            ("version",),
+        )
+
+
+def _shape(doc: YamlDocument, spec: _ConfigSpec) -> tuple[Literal["judges", "steps"], list[Any]]:
+    if spec.judges is not None and spec.steps is not None:
+        raise doc.error(
+            "the config has both `judges:` and `steps:`; keep one list (`steps:` for a pipeline)",
+            ("steps",),
+            key=True,
+        )
+    if spec.judges is None and spec.steps is None:
+        raise doc.error(
+            "the config has no judges; add a `judges:` list (or `steps:` for a pipeline)", ()
+        )
+    shape: Literal["judges", "steps"] = "judges" if spec.judges is not None else "steps"
+    entries = spec.judges if spec.judges is not None else spec.steps
+    assert entries is not None  # one of the two is set, checked above
+    if not entries:
+        raise doc.error(
+            f"`{shape}:` is empty; add at least one judge with `name`, a prompt and "
+            "`output_format: json`",
+            (shape,),
+        )
+    return shape, entries
+
+
+def _check_links(doc: YamlDocument, shape: str, judges: list[Judge]) -> None:
+    """Every ``depends_on``/``on_failure`` names a step, and the links form no cycle."""
+    names = [j.name for j in judges]
+    after: dict[str, list[str]] = {name: [] for name in names}
+    for i, judge in enumerate(judges):
+        for target in judge.depends_on:
+            spot: tuple[Segment, ...] = (shape, i, "depends_on")
+            if isinstance(doc.data[shape][i].get("depends_on"), list):
+                spot = (*spot, doc.data[shape][i]["depends_on"].index(target))
+            _known(doc, names, judge.name, "depends on", target, spot)
+            after[judge.name].append(target)
+        if judge.on_failure is not None:
+            _known(
+                doc, names, judge.name, "falls back to", judge.on_failure, (shape, i, "on_failure")
+            )
+            after[judge.on_failure].append(judge.name)
+    cycle = _find_cycle(after)
+    if cycle:
+        first = names.index(cycle[0])
+        raise doc.error(
+            "dependency cycle: "
+            + " -> ".join(cycle)
+            + " (each step runs after the next one: its depends_on, or the step whose "
+            "on_failure it is); remove one of these links",
+            (shape, first, "name"),
+        )
+
+
+def _known(
+    doc: YamlDocument,
+    names: list[str],
+    judge: str,
+    verb: str,
+    target: str,
+    spot: tuple[Segment, ...],
+) -> None:
+    if target in names:
+        return
+    close = difflib.get_close_matches(target, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise doc.error(
+        f"judge {judge!r} {verb} {target!r}, which is not a step of this config; {hint}"
+        f"known steps: {', '.join(names)}",
+        spot,
+    )
+
+
+def _find_cycle(after: dict[str, list[str]]) -> list[str]:
+    """One cycle in the "runs after" graph as ``[a, b, ..., a]``, or an empty list."""
+    state: dict[str, int] = {}
+    for start in after:
+        if start in state:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        state[start] = 1
+        while stack:
+            node, nxt = stack[-1]
+            if nxt < len(after[node]):
+                stack[-1] = (node, nxt + 1)
+                target = after[node][nxt]
+                if state.get(target) == 1:
+                    return [*path[path.index(target) :], target]
+                if target not in state:
+                    state[target] = 1
+                    stack.append((target, 0))
+                    path.append(target)
+            else:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+    return []

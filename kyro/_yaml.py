@@ -1,0 +1,273 @@
+"""YAML with positions: parse with ruamel.yaml, hand plain data to msgspec, map errors back.
+
+``parse_yaml`` returns a :class:`YamlDocument`: the round-trip tree ruamel built (which keeps
+every key's and value's line:column) and a plain copy of it (dicts, lists, str, int, float,
+bool, None) that ``msgspec.convert`` can validate. Everything a user can get wrong on the way
+is a :class:`BatchValidationError` carrying ``file:line:column`` (1-based):
+
+* YAML syntax errors, at ruamel's problem mark;
+* mapping keys that are not text, and values YAML can express but a config cannot hold
+  (``!!binary``, ``!!set``, custom ``!tags``); dates become ISO text;
+* aliases that refer to themselves, nesting deeper than 100 levels, and alias expansion past
+  200,000 nodes.
+
+``msgspec_error`` turns a ``msgspec.ValidationError`` (``... - at `$.judges[0].promt```) into
+a message with the position of the offending key or value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
+
+from kyro._exceptions import BatchValidationError
+
+__all__ = ["YamlDocument", "msgspec_error", "parse_yaml", "read_text"]
+
+Segment = str | int
+_MAX_DEPTH = 100
+_MAX_NODES = 200_000
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_TYPE_NAMES = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "nothing (null)",
+    "array": "a list",
+    "object": "a mapping",
+}
+
+
+class YamlDocument:
+    """A parsed YAML file: ruamel's position-keeping tree and its plain-data copy.
+
+    Example::
+
+        doc = parse_yaml("judges:\\n  - name: a\\n", "judges.yml")
+        doc.data                          # {'judges': [{'name': 'a'}]}
+        doc.position(("judges", 0, "name"))   # (2, 11)
+    """
+
+    __slots__ = ("data", "path", "root")
+
+    def __init__(self, root: Any, path: str) -> None:
+        self.root = root
+        self.path = path
+        self.data = _Plain(self).convert(root, ())
+
+    def position(self, segments: Sequence[Segment], *, key: bool = False) -> tuple[int, int]:
+        """1-based line:column of the value at ``segments`` (of its key when ``key``).
+
+        Walks as deep as the tree allows and returns the deepest position found, so a path
+        into data that ruamel did not place (merged keys) still lands close by.
+        """
+        node = self.root
+        line, column = _own_position(node)
+        for depth, segment in enumerate(segments):
+            last = depth == len(segments) - 1
+            try:
+                if isinstance(node, CommentedMap) and segment in node:
+                    pos = node.lc.key(segment) if key and last else node.lc.value(segment)
+                elif isinstance(node, CommentedSeq) and isinstance(segment, int):
+                    pos = node.lc.item(segment)
+                else:
+                    break
+                node = node[segment]
+            except (KeyError, IndexError, TypeError):
+                break
+            line, column = pos[0] + 1, pos[1] + 1
+        return line, column
+
+    def error(
+        self, message: str, segments: Sequence[Segment], *, key: bool = False
+    ) -> BatchValidationError:
+        """A :class:`BatchValidationError` at the node ``segments`` points to."""
+        line, column = self.position(segments, key=key)
+        return BatchValidationError(message, path=self.path, line=line, column=column)
+
+
+def parse_yaml(text: str, path: str) -> YamlDocument:
+    """Parse one YAML document, keeping positions; syntax errors carry ruamel's mark.
+
+    Example::
+
+        parse_yaml("a: [1", "x.yml")   # BatchValidationError: x.yml:2:1: ...
+    """
+    yaml = YAML(typ="rt")
+    try:
+        with warnings.catch_warnings():
+            # Reused anchors and YAML 1.1 spellings are legal; they must not fail a load.
+            warnings.simplefilter("ignore", YAMLWarning)
+            root = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        context = exc.context_mark
+        if exc.problem and exc.context and context is not None:
+            problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+        raise BatchValidationError(
+            f"invalid YAML: {problem}; fix the syntax at this position",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from exc
+    except YAMLError as exc:
+        raise BatchValidationError(f"invalid YAML: {exc}", path=path) from exc
+    except RecursionError as exc:
+        raise BatchValidationError(
+            "invalid YAML: the document is nested too deeply", path=path
+        ) from exc
+    return YamlDocument(root, path)
+
+
+def msgspec_error(
+    doc: YamlDocument,
+    exc: msgspec.ValidationError,
+    prefix: Sequence[Segment],
+    allowed: Sequence[str],
+) -> BatchValidationError:
+    """Translate msgspec's validation error for data found at ``prefix`` into a positioned one.
+
+    ``allowed`` lists the keys of the struct being validated, named in unknown-key messages.
+    """
+    match = _AT.match(str(exc))
+    message = match.group("message") if match else str(exc)
+    segments: list[Segment] = list(prefix)
+    for name, index in _SEGMENT.findall((match.group("path") or "") if match else ""):
+        segments.append(int(index) if index else name)
+    where = _describe(segments)
+    unknown = re.match(r"Object contains unknown field `(.*)`$", message)
+    if unknown:
+        name = unknown.group(1)
+        hint = ", ".join(allowed)
+        return doc.error(
+            f"unknown key {name!r} in {where}; allowed keys are: {hint}",
+            [*segments, name],
+            key=True,
+        )
+    missing = re.match(r"Object missing required field `(.*)`$", message)
+    if missing:
+        return doc.error(f"{where} is missing the required key {missing.group(1)!r}", segments)
+    expected = re.match(r"Expected `(.*)`, got `(.*)`$", message)
+    if expected:
+        want = " or ".join(_TYPE_NAMES.get(t, t) for t in expected.group(1).split(" | "))
+        got = _TYPE_NAMES.get(expected.group(2), expected.group(2))
+        fix = "; quote it to make it text" if want == "text" else ""
+        return doc.error(f"{where} must be {want}, got {got}{fix}", segments)
+    return doc.error(f"{where}: {message}", segments)
+
+
+def _describe(segments: Sequence[Segment]) -> str:
+    if not segments:
+        return "the config"
+    text = ""
+    for segment in segments:
+        text += f"[{segment}]" if isinstance(segment, int) else f".{segment}"
+    return "`" + text.lstrip(".") + "`"
+
+
+def _own_position(node: Any) -> tuple[int, int]:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return 1, 1
+    return lc.line + 1, lc.col + 1
+
+
+class _Plain:
+    """Copies a ruamel tree into plain Python data, refusing what a config cannot hold."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.nodes = 0
+        self.active: set[int] = set()
+
+    def convert(self, node: Any, segments: tuple[Segment, ...]) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise self.doc.error(
+                f"the config expands to more than {_MAX_NODES:,} values (through aliases?); "
+                "write a smaller config",
+                segments,
+            )
+        if isinstance(node, dict | list):
+            if id(node) in self.active:
+                raise self.doc.error("an alias refers to itself; remove the recursion", segments)
+            if len(segments) >= _MAX_DEPTH:
+                raise self.doc.error(
+                    f"nested deeper than {_MAX_DEPTH} levels; flatten the config", segments
+                )
+            self.active.add(id(node))
+            try:
+                if isinstance(node, dict):
+                    return self._mapping(node, segments)
+                return [self.convert(item, (*segments, i)) for i, item in enumerate(node)]
+            finally:
+                self.active.discard(id(node))
+        return self._scalar(node, segments)
+
+    def _mapping(self, node: dict[Any, Any], segments: tuple[Segment, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise self.doc.error(
+                    f"mapping keys must be text, got {type(key).__name__} {key!r}; quote the key",
+                    (*segments, key),
+                    key=True,
+                )
+            out[str(key)] = self.convert(value, (*segments, key))
+        return out
+
+    def _scalar(self, node: Any, segments: tuple[Segment, ...]) -> Any:
+        if node is None or isinstance(node, bool):
+            return node
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, str):
+            return str(node)
+        if isinstance(node, datetime.date):
+            return node.isoformat()
+        tag = getattr(getattr(node, "tag", None), "value", None) or type(node).__name__
+        raise self.doc.error(
+            f"unsupported YAML value ({tag}); use text, numbers, true/false, lists or mappings",
+            segments,
+        )
+
+
+def read_text(path: Path, label: str) -> tuple[bytes, str]:
+    """Read a UTF-8 file (a leading BOM is dropped) as bytes and text; errors name the file.
+
+    ``label`` names the kind of file in messages ("config file", "prompt file").
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BatchValidationError(f"{label} not found; check the path", path=path) from exc
+    except IsADirectoryError as exc:
+        raise BatchValidationError(f"{label} is a directory; name a file", path=path) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BatchValidationError(f"{label} cannot be read ({reason})", path=path) from exc
+    try:
+        return data, data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise BatchValidationError(
+            f"{label} is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
+            path=path,
+            line=line,
+            column=column,
+        ) from exc
