@@ -1,0 +1,150 @@
+"""Finding providers by name: the ``kyro.providers`` entry points plus a small built-in table.
+
+A provider package registers itself exactly like a third-party plugin would::
+
+    [project.entry-points."kyro.providers"]
+    openai = "kyro_openai:OpenAIBatchProvider"
+
+The built-in table names ``openai`` and ``local`` as well, so a source checkout that is only on
+``PYTHONPATH`` (no installed metadata) still finds them. An entry point that repeats a built-in
+target, or that two copies of one installation both declare, is the same provider and merges
+silently; two *different* targets claiming one name are a :class:`~kyro.KyroError` naming both
+distributions, raised when that name is asked for. Nothing is imported until
+:func:`get_provider` loads the one provider it was asked for, so ``import kyro`` stays
+provider-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from kyro._exceptions import KyroError
+from kyro._provider import BatchProvider
+
+__all__ = ["available_providers", "get_provider"]
+
+ENTRY_POINT_GROUP = "kyro.providers"
+_BUILTIN_SOURCE = "kyro (built-in)"
+_BUILTINS: Mapping[str, str] = {
+    "local": "kyro_local:LocalProvider",
+    "openai": "kyro_openai:OpenAIBatchProvider",
+}
+
+
+class _EntryPointLike(Protocol):
+    """What the registry reads from an entry point (``importlib.metadata.EntryPoint`` fits)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def dist(self) -> Any: ...
+
+
+def _installed_entry_points() -> Iterable[_EntryPointLike]:
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def _source(entry_point: _EntryPointLike) -> str:
+    dist = getattr(entry_point, "dist", None)
+    name = getattr(dist, "name", None) if dist is not None else None
+    return str(name) if name else f"an unnamed distribution ({entry_point.value})"
+
+
+class _Registry:
+    """Name → target claims gathered from the built-in table and the given entry points."""
+
+    def __init__(self, entry_points: Iterable[_EntryPointLike] | None = None) -> None:
+        found = _installed_entry_points() if entry_points is None else entry_points
+        # name -> target -> the distributions claiming it (first claim first)
+        self._claims: dict[str, dict[str, list[str]]] = {}
+        for name, target in _BUILTINS.items():
+            self._claim(name, target, _BUILTIN_SOURCE)
+        for entry_point in found:
+            target = entry_point.value.split("[")[0].replace(" ", "")
+            self._claim(entry_point.name, target, _source(entry_point))
+
+    def _claim(self, name: str, target: str, source: str) -> None:
+        sources = self._claims.setdefault(name, {}).setdefault(target, [])
+        if source not in sources:
+            sources.append(source)
+
+    def target(self, name: str) -> str:
+        """The ``module:attr`` registered for ``name``; KyroError when unknown or contested."""
+        targets = self._claims.get(name)
+        if not targets:
+            known = ", ".join(sorted(self.names())) or "none"
+            raise KyroError(
+                f"unknown provider {name!r}: available providers are {known}. Install the "
+                f"package that registers it in the {ENTRY_POINT_GROUP!r} entry-point group."
+            )
+        if len(targets) > 1:
+            claims = "; ".join(
+                f"{' and '.join(sources)} -> {target}" for target, sources in targets.items()
+            )
+            raise KyroError(
+                f"provider name {name!r} is claimed by more than one distribution ({claims}); "
+                "uninstall one of them so the name is unambiguous."
+            )
+        return next(iter(targets))
+
+    def names(self) -> list[str]:
+        """Every name with exactly one target."""
+        return sorted(name for name, targets in self._claims.items() if len(targets) == 1)
+
+    def available(self) -> dict[str, str]:
+        """Name → target for every provider; KyroError when any name is contested."""
+        return {name: self.target(name) for name in sorted(self._claims)}
+
+    def load(self, name: str, options: Mapping[str, Any]) -> BatchProvider:
+        """Import the provider registered as ``name`` and build it with ``options``."""
+        target = self.target(name)
+        module_name, _, attr_path = target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for attr in attr_path.split(".") if attr_path else ():
+                obj = getattr(obj, attr)
+        except (ImportError, AttributeError) as exc:
+            raise KyroError(
+                f"provider {name!r} is registered as {target!r} but could not be loaded: {exc}. "
+                "Reinstall the package that provides it."
+            ) from exc
+        provider = obj(**options)
+        if not isinstance(provider, BatchProvider):
+            raise KyroError(
+                f"provider {name!r} ({target}) built a {type(provider).__name__}, which does not "
+                "implement kyro.BatchProvider."
+            )
+        return provider
+
+
+def available_providers() -> dict[str, str]:
+    """Every provider kyro can find, as name → ``"module:attr"``, sorted by name.
+
+    Raises :class:`~kyro.KyroError` when two distributions claim the same name.
+
+    Example::
+
+        >>> kyro.available_providers()
+        {'local': 'kyro_local:LocalProvider', 'openai': 'kyro_openai:OpenAIBatchProvider'}
+    """
+    return _Registry().available()
+
+
+def get_provider(name: str, /, **options: Any) -> BatchProvider:
+    """Build the provider registered as ``name``, passing ``options`` to its constructor.
+
+    The provider's package is imported only now. An unknown name raises
+    :class:`~kyro.KyroError` listing the available ones.
+
+    Example::
+
+        provider = kyro.get_provider("openai", base_url="http://127.0.0.1:8000/v1")
+    """
+    return _Registry().load(name, options)

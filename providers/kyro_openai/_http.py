@@ -1,0 +1,241 @@
+"""Settings, headers, retried calls and error mapping for the OpenAI provider.
+
+The API key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only as
+a request header (httpx logs URLs and status lines, never header values), and is scrubbed from
+any server message copied into a :class:`kyro.ProviderError`. Every call goes through
+:func:`kyro.send_with_retries`; what is left after the retries becomes a ``ProviderError``
+whose message says what to do next, with the status, the error code and the ``x-request-id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from kyro import KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro_openai._wire import ErrorEnvelope
+
+__all__ = [
+    "Http",
+    "Secret",
+    "decode_json",
+    "error_from_response",
+    "missing_key_error",
+    "transport_error",
+]
+
+logger = logging.getLogger("kyro_openai")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Secret:
+    """A string that never shows itself in a repr, str or f-string.
+
+    Example::
+
+        key = Secret("sk-...")
+        repr(key)        # '<secret>'
+        key.reveal()     # 'sk-...'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one header that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+def _server_message(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        envelope = msgspec.json.decode(response.content, type=ErrorEnvelope)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = response.content[:300].decode("utf-8", "replace").strip()
+        return None, text
+    error = envelope.error
+    if error is None:
+        return None, ""
+    code = str(error.code) if error.code is not None else None
+    return code, error.message or ""
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    action: str,
+    hint_404: str,
+    secret: Secret | None,
+    azure: bool = False,
+) -> ProviderError:
+    """A ProviderError for an error response, with a message that says what to do.
+
+    Example::
+
+        raise error_from_response(response, action="retrieving batch b1",
+                                  hint_404="check the batch id", secret=None)
+    """
+    status = response.status_code
+    code, server_message = _server_message(response)
+    if secret is not None and secret.reveal():
+        server_message = server_message.replace(secret.reveal(), "<secret>")
+    if status == 401:
+        hint = (
+            "the api-key was rejected: check the key of this Azure resource"
+            if azure
+            else "the API key was rejected: check OPENAI_API_KEY (or api_key=)"
+        )
+    elif status == 403:
+        hint = (
+            "the key may not use this organization or project: "
+            "check OPENAI_ORG_ID and OPENAI_PROJECT_ID"
+        )
+    elif status == 404:
+        hint = hint_404
+    elif status == 429 and code == "insufficient_quota":
+        hint = "the account is out of quota: check billing and plan limits; retrying will not help"
+    elif status == 429:
+        hint = "still rate limited after retrying: wait and try again later"
+    elif status >= 500:
+        hint = "the service kept failing after retries: try again later"
+    else:
+        hint = "the request was rejected"
+    detail = f": {server_message}" if server_message else ""
+    return ProviderError(
+        f"{action} failed, {hint}{detail}",
+        status_code=status,
+        code=code,
+        request_id=response.headers.get("x-request-id"),
+        provider="openai",
+    )
+
+
+def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderError:
+    """A ProviderError (status None) for a timeout or connection failure; chain it with ``from``.
+
+    Example::
+
+        raise transport_error(exc, action="listing batches", base_url=url) from exc
+    """
+    return ProviderError(
+        f"{action} failed: no answer from {base_url} ({type(exc).__name__}); check the network "
+        "and OPENAI_BASE_URL (or base_url=), then try again",
+        provider="openai",
+    )
+
+
+class Http:
+    """One client, its headers and its retry policy: the provider's only way to the network."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        base_url: str,
+        headers: Callable[[], dict[str, str]],
+        retry: RetryPolicy,
+        sleep: Sleep,
+        secret: Secret | None,
+        azure: bool,
+    ) -> None:
+        self.client = client
+        self.base_url = base_url
+        self._headers = headers
+        self.retry = retry
+        self.sleep = sleep
+        self._secret = secret
+        self._azure = azure
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path such as ``/batches``."""
+        return self.base_url + path
+
+    def build(self, method: str, path: str, **kwargs: Any) -> httpx.Request:
+        """A request to ``path`` carrying the auth and routing headers."""
+        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        return self.client.build_request(method, self.url(path), headers=headers, **kwargs)
+
+    async def send_once(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send one attempt and log its status line and request id (never headers)."""
+        response = await self.client.send(request, stream=stream)
+        logger.debug(
+            "%s %s -> %s (x-request-id %s)",
+            request.method,
+            request.url.path,
+            response.status_code,
+            response.headers.get("x-request-id"),
+        )
+        return response
+
+    def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
+        """The ProviderError for an error response left after retries."""
+        return error_from_response(
+            response, action=action, hint_404=hint_404, secret=self._secret, azure=self._azure
+        )
+
+    async def call(
+        self,
+        make: Callable[[], httpx.Request],
+        *,
+        action: str,
+        hint_404: str = "not found: check the id and base_url",
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response or raise ProviderError.
+
+        ``make`` builds a fresh request per attempt (an upload's body stream is single-use).
+        With ``stream=True`` the caller must close the returned response.
+        """
+
+        async def send() -> httpx.Response:
+            return await self.send_once(make(), stream=stream)
+
+        return await self.call_send(send, action=action, hint_404=hint_404)
+
+    async def call_send(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        *,
+        action: str,
+        hint_404: str = "not found: check the id and base_url",
+    ) -> httpx.Response:
+        """Like :meth:`call`, for a caller that sends each attempt itself."""
+        try:
+            response = await send_with_retries(send, policy=self.retry, sleep=self.sleep)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, action=action, base_url=self.base_url) from exc
+        if response.is_success:
+            return response
+        await response.aread()
+        await response.aclose()
+        raise self.fail(response, action=action, hint_404=hint_404)
+
+
+def decode_json(response: httpx.Response, kind: type[Any], action: str) -> Any:
+    """Decode a success body as ``kind``; KyroError naming the call if it does not fit."""
+    try:
+        return msgspec.json.decode(response.content, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise KyroError(
+            f"{action}: the server's answer is not a valid {kind.__name__}: {exc}"
+        ) from exc
+
+
+def missing_key_error(azure: bool) -> KyroError:
+    """The error for a call made without an API key."""
+    where = "the Azure resource's key" if azure else "your OpenAI API key"
+    return KyroError(
+        f"no API key for the openai provider: set OPENAI_API_KEY to {where}, "
+        "or pass api_key= to OpenAIBatchProvider"
+    )

@@ -1,0 +1,359 @@
+"""``OpenAIBatchProvider``: kyro's provider for the OpenAI Batch API (and Azure, and look-alikes).
+
+Decisions, each one for a reason:
+
+* **The key is checked lazily**, at the first network call, so a provider built without one
+  can still ``encode`` and report ``limits`` (``kyro plan`` needs nothing else).
+* **Uploads are streamed** from disk (:mod:`kyro_openai._upload`) and retried like any call: a
+  duplicate upload only costs an orphan file.
+* **Creating a batch is not retried blindly.** The API has no idempotency key, so after an
+  answer that proves nothing was created (408, 409, 429, a refused connection) the create is
+  simply sent again, but after an ambiguous failure (5xx, a timeout or a connection dropped
+  after the request went out) the batch list is first searched for a batch made from the file
+  just uploaded, and that batch is adopted instead of creating a second one.
+* **Azure** (``azure=True``): ``api-key`` header, 100,000 requests per batch, the create body's
+  ``endpoint`` without ``/v1`` (as in Azure's create examples; lines keep ``/v1/...``), and
+  ``expires_after.anchor`` / ``expires_after.seconds`` upload fields as its docs spell them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+import msgspec
+
+from kyro import (
+    BatchLimits,
+    BatchStatus,
+    JudgeRequest,
+    KyroError,
+    ProviderError,
+    ResultLine,
+    RetryPolicy,
+)
+from kyro_openai._encode import CHAT_COMPLETIONS_URL, OPENAI_LIMITS, encode_request
+from kyro_openai._http import Http, Secret, Sleep, decode_json, missing_key_error
+from kyro_openai._results import classify, decode_line, iter_lines, missing_line
+from kyro_openai._status import batch_status
+from kyro_openai._submit import (
+    check_expiry,
+    check_metadata,
+    create_batch,
+    upload_fields,
+    upload_shard,
+)
+from kyro_openai._wire import BatchList, InputLine, WireBatch
+
+__all__ = ["OpenAIBatchProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+AZURE_LIMITS = BatchLimits(max_requests=100_000, max_bytes=200 * 1024 * 1024)
+
+
+class OpenAIBatchProvider:
+    """Run kyro's batches on the OpenAI Batch API, Azure OpenAI, or an OpenAI-compatible server.
+
+    Settings come from the arguments, else ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
+    ``https://api.openai.com/v1``), ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID``. Pass your own
+    ``client`` to control transport, timeouts and proxies (it is then not closed by
+    :meth:`aclose`, and ``timeout`` is ignored); ``sleep`` is what retries wait with.
+
+    Example::
+
+        async with OpenAIBatchProvider() as provider:
+            batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={"kyro_job": "j1"})
+            status = await provider.poll(batch_id)
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Sleep = anyio.sleep,
+        limits: BatchLimits | None = None,
+        azure: bool = False,
+        file_expires_after: int | None = None,
+        output_expires_after: int | None = None,
+        endpoint: str = CHAT_COMPLETIONS_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._secret = Secret(key) if key else None
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.organization = organization or os.environ.get("OPENAI_ORG_ID") or None
+        self.project = project or os.environ.get("OPENAI_PROJECT_ID") or None
+        self.azure = azure
+        self.endpoint = endpoint
+        self.limits = limits or (AZURE_LIMITS if azure else OPENAI_LIMITS)
+        self.file_expires_after = check_expiry("file_expires_after", file_expires_after)
+        self.output_expires_after = check_expiry("output_expires_after", output_expires_after)
+        self._owns_client = client is None
+        if client is None:
+            client = httpx.AsyncClient(
+                timeout=timeout,
+                follow_redirects=True,
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            )
+        self._http = Http(
+            client=client,
+            base_url=self.base_url,
+            headers=self._headers,
+            retry=retry,
+            sleep=sleep,
+            secret=self._secret,
+            azure=azure,
+        )
+
+    def __repr__(self) -> str:
+        mode = ", azure=True" if self.azure else ""
+        key = "set" if self._secret else "missing"
+        return f"OpenAIBatchProvider(base_url={self.base_url!r}{mode}, api_key=<{key}>)"
+
+    def _headers(self) -> dict[str, str]:
+        if self._secret is None:
+            raise missing_key_error(self.azure)
+        if self.azure:
+            headers = {"api-key": self._secret.reveal()}
+        else:
+            headers = {"Authorization": f"Bearer {self._secret.reveal()}"}
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        if self.project:
+            headers["OpenAI-Project"] = self.project
+        return headers
+
+    def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
+        """Append ``request`` as one batch input line for :attr:`endpoint`.
+
+        Example::
+
+            provider.encode(request, buffer)   # b'{"custom_id":...,"method":"POST",...}\\n'
+        """
+        encode_request(request, buffer, url=self.endpoint)
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        """Upload the shard at ``path`` (``purpose=batch``) and create a 24 h batch from it.
+
+        Metadata is checked against OpenAI's caps (16 pairs, keys ≤ 64, values ≤ 512 chars)
+        before anything is sent.
+
+        Example::
+
+            batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={"kyro_job": "j1"})
+        """
+        meta = check_metadata(metadata)
+        self._headers()  # fail on a missing key before touching the network
+        file_id = await self._upload(Path(path))
+        return await self._create(file_id, meta)
+
+    async def _upload(self, path: Path) -> str:
+        fields = upload_fields(self.file_expires_after, azure=self.azure)
+        return await upload_shard(self._http, path, fields=fields)
+
+    async def _create(self, file_id: str, metadata: dict[str, str]) -> str:
+        endpoint = self.endpoint
+        if self.azure and endpoint.startswith("/v1/"):
+            endpoint = endpoint[3:]
+        body: dict[str, Any] = {
+            "input_file_id": file_id,
+            "endpoint": endpoint,
+            "completion_window": "24h",
+            "metadata": metadata,
+        }
+        if self.output_expires_after is not None:
+            body["output_expires_after"] = {
+                "anchor": "created_at",
+                "seconds": self.output_expires_after,
+            }
+        return await create_batch(self._http, body, find_for_file=self._batch_for_file)
+
+    async def _batch_for_file(self, file_id: str) -> str | None:
+        """The id of a batch made from ``file_id``, if an earlier attempt did create one."""
+        async for batch in self._list_batches():
+            if batch.input_file_id == file_id:
+                return batch.id
+        return None
+
+    async def _list_batches(self) -> AsyncIterator[WireBatch]:
+        after: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 100}
+            if after is not None:
+                params["after"] = after
+            response = await self._http.call(
+                functools.partial(self._http.build, "GET", "/batches", params=params),
+                action="listing batches",
+            )
+            page: BatchList = decode_json(response, BatchList, "listing batches")
+            data = page.data or []
+            for batch in data:
+                yield batch
+            after = page.last_id or (data[-1].id if data else None)
+            if not page.has_more or not data or after is None:
+                return
+
+    async def _retrieve(self, batch_id: str) -> WireBatch:
+        action = f"retrieving batch {batch_id}"
+        response = await self._http.call(
+            lambda: self._http.build("GET", f"/batches/{batch_id}"),
+            action=action,
+            hint_404=self._hint_404_batch(batch_id),
+        )
+        batch: WireBatch = decode_json(response, WireBatch, action)
+        return batch
+
+    def _hint_404_batch(self, batch_id: str) -> str:
+        return (
+            f"no batch {batch_id} here: check the batch id, and that base_url "
+            f"({self.base_url}) and the key belong to the account that created it"
+        )
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """The batch's current state, request counts, job-level errors and metadata.
+
+        Example::
+
+            status = await provider.poll("batch_abc123")
+            status.state, status.request_counts.completed, status.terminal
+        """
+        return batch_status(await self._retrieve(batch_id))
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        """Ask OpenAI to cancel: the batch turns ``cancelling``, then ``cancelled``.
+
+        Cancelling a batch that already ended is not an error: its terminal status is returned.
+
+        Example::
+
+            status = await provider.cancel("batch_abc123")   # BatchState.CANCELLING
+        """
+        action = f"cancelling batch {batch_id}"
+        try:
+            response = await self._http.call(
+                lambda: self._http.build("POST", f"/batches/{batch_id}/cancel"),
+                action=action,
+                hint_404=self._hint_404_batch(batch_id),
+            )
+        except ProviderError as exc:
+            # OpenAI refuses (400) to cancel a batch that already ended: that is no error here.
+            if exc.status_code not in (400, 409):
+                raise
+            status = await self.poll(batch_id)
+            if not status.terminal:
+                raise
+            return status
+        return batch_status(decode_json(response, WireBatch, action))
+
+    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
+        """Every batch whose metadata contains all the given pairs (walks every list page).
+
+        Example::
+
+            orphans = await provider.find({"kyro_job": "j1", "kyro_shard": "0"})
+        """
+        wanted = dict(metadata)
+        found: list[BatchStatus] = []
+        async for batch in self._list_batches():
+            have = batch.metadata or {}
+            if all(have.get(key) == value for key, value in wanted.items()):
+                found.append(batch_status(batch))
+        return found
+
+    async def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        """Stream the outcome of every request of a terminal batch, each ``custom_id`` once.
+
+        Output file first, then the error file (either may be null or empty), then — when
+        fewer ids came back than the batch holds — one ``missing`` line per input request seen
+        in neither. Raises KyroError for a batch that is not terminal yet.
+
+        Example::
+
+            async for line in provider.results("batch_abc123"):
+                print(line.custom_id, line.ok, line.content or line.error)
+        """
+        batch = await self._retrieve(batch_id)
+        status = batch_status(batch)
+        if not status.terminal:
+            raise KyroError(
+                f"batch {batch_id} is still {status.provider_status}: poll until it is "
+                "completed, failed, expired or cancelled before reading its results"
+            )
+        seen: set[str] = set()
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            async for raw in self._file_lines(file_id):
+                line = decode_line(raw)
+                if line is None or line.custom_id in seen:
+                    continue
+                seen.add(line.custom_id)
+                yield classify(line)
+        total = status.request_counts.total
+        if batch.input_file_id and (total == 0 or len(seen) < total):
+            async for raw in self._file_lines(batch.input_file_id):
+                try:
+                    custom_id = msgspec.json.decode(raw, type=InputLine).custom_id
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                if custom_id not in seen:
+                    seen.add(custom_id)
+                    yield missing_line(custom_id)
+
+    def _file_lines(self, file_id: str) -> AsyncIterator[bytes]:
+        action = f"downloading file {file_id}"
+
+        async def open_response() -> httpx.Response:
+            return await self._http.call(
+                lambda: self._http.build(
+                    "GET", f"/files/{file_id}/content", headers={"Accept": "application/binary"}
+                ),
+                action=action,
+                hint_404=f"file {file_id} is gone: result files expire 30 days after the batch",
+                stream=True,
+            )
+
+        return iter_lines(
+            open_response,
+            max_resumes=self._http.retry.max_retries,
+            sleep=self._http.sleep,
+            action=action,
+            base_url=self.base_url,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it (an injected one is left open).
+
+        Example::
+
+            await provider.aclose()
+        """
+        if self._owns_client:
+            await self._http.client.aclose()
+
+    async def __aenter__(self) -> OpenAIBatchProvider:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,94 @@
+"""Turning an OpenAI (or Azure) Batch object into kyro's neutral :class:`kyro.BatchStatus`.
+
+Statuses are read case-insensitively (Azure's older API versions say ``"Validating"``), an
+unknown status is reported as pending with the raw text kept in ``provider_status`` (a poll
+never fails because a server grew a new state), null request counts read as 0, and
+``created_at`` may be unix seconds or an ISO-8601 string.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from kyro import BatchError, BatchState, BatchStatus, RequestCounts
+from kyro_openai._wire import WireBatch, WireBatchError
+
+__all__ = ["RETRY_LATER_CODES", "batch_status", "parse_timestamp"]
+
+_STATES: dict[str, BatchState] = {
+    "validating": BatchState.PENDING,
+    "queued": BatchState.PENDING,
+    "in_progress": BatchState.RUNNING,
+    "inprogress": BatchState.RUNNING,
+    "finalizing": BatchState.FINALIZING,
+    "completed": BatchState.COMPLETED,
+    "failed": BatchState.FAILED,
+    "expired": BatchState.EXPIRED,
+    "cancelling": BatchState.CANCELLING,
+    "cancelled": BatchState.CANCELLED,
+}
+
+#: Job-level error codes that are not the input's fault: resubmit the same file later.
+RETRY_LATER_CODES = frozenset({"token_limit_exceeded"})
+
+
+def parse_timestamp(value: float | str | None) -> float | None:
+    """Unix seconds from a unix number or an ISO-8601 string (naive means UTC); else None.
+
+    Example::
+
+        parse_timestamp("2024-03-26T16:45:33Z")   # 1711471533.0
+    """
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def _error(wire: WireBatchError) -> BatchError:
+    code = wire.code or "unknown"
+    return BatchError(
+        code=code,
+        message=wire.message or "",
+        line=wire.line,
+        param=wire.param,
+        retry_later=code in RETRY_LATER_CODES,
+    )
+
+
+def batch_status(batch: WireBatch) -> BatchStatus:
+    """The neutral status of one Batch object.
+
+    Example::
+
+        batch_status(WireBatch(id="batch_1", status="In_Progress")).state   # RUNNING
+    """
+    raw = batch.status or ""
+    key = raw.strip().lower().replace("-", "_").replace(" ", "_")
+    counts = batch.request_counts
+    errors = batch.errors.data if batch.errors is not None and batch.errors.data else []
+    return BatchStatus(
+        batch_id=batch.id,
+        state=_STATES.get(key, BatchState.PENDING),
+        request_counts=RequestCounts(
+            total=(counts.total or 0) if counts else 0,
+            completed=(counts.completed or 0) if counts else 0,
+            failed=(counts.failed or 0) if counts else 0,
+        ),
+        errors=tuple(_error(error) for error in errors),
+        metadata=dict(batch.metadata or {}),
+        created_at=parse_timestamp(batch.created_at),
+        provider_status=batch.status,
+    )
