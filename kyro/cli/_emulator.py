@@ -1,0 +1,124 @@
+"""``kyro emulator``: serve the OpenAI Batch API emulator on 127.0.0.1 until interrupted.
+
+Prints the API base URL (``http://127.0.0.1:PORT/v1``) on the first line of stdout as soon
+as the socket is bound, so scripts can read it; any non-empty API key is accepted. The
+emulator lives in ``kyro_openai.testing`` (the ``emulator`` extra) and is imported only when
+this command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kyro.cli._exit import ExitCode
+
+__all__ = ["register", "run"]
+
+_EPILOG = """\
+examples:
+  python3 -m kyro emulator --port 8000
+  python3 -m kyro emulator --in-progress-seconds 30 --fault '{"kind": "http_error", "status": 429}'
+  OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=emulated python3 -m kyro run ...
+
+control routes (no key needed): GET /_emulator/stats, POST|GET|DELETE /_emulator/faults,
+POST /_emulator/clock/advance {"seconds": N}, POST /_emulator/batches/{id}/expire."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``emulator`` sub-command to the CLI's sub-parsers.
+
+    Example::
+
+        parser = argparse.ArgumentParser()
+        register(parser.add_subparsers())
+    """
+    parser = subparsers.add_parser(
+        "emulator",
+        help="serve a local emulator of the OpenAI Files + Batches API",
+        description="Serve a stateful emulator of OpenAI's Files + Batches API and "
+        "/v1/chat/completions, with deterministic emulated judge verdicts.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    for phase in ("validating", "in-progress", "finalizing", "cancelling"):
+        parser.add_argument(
+            f"--{phase}-seconds",
+            type=float,
+            default=0.0,
+            metavar="S",
+            help=f"seconds a batch spends {phase.replace('-', ' ')} (default 0)",
+        )
+    parser.add_argument("--max-requests", type=int, default=50_000, help="requests per batch")
+    parser.add_argument("--max-bytes", type=int, default=200 * 1024 * 1024, help="input bytes")
+    parser.add_argument(
+        "--partial-fraction",
+        type=float,
+        default=None,
+        help="share of requests finished when a batch is cancelled or expires",
+    )
+    parser.add_argument("--azure", action="store_true", help="Azure quirks (0-byte error file)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for probabilistic and fractional faults"
+    )
+    parser.add_argument("--data-dir", default=None, help="keep files here (default: a temp dir)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="arm a fault at start, as POST /_emulator/faults takes it (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Bind, print the base URL, and serve until SIGINT or SIGTERM.
+
+    Example::
+
+        run(parser.parse_args(["emulator", "--port", "0"]))   # prints http://127.0.0.1:…/v1
+    """
+    try:
+        import msgspec
+
+        from kyro_openai.testing import Emulator, EmulatorConfig, Fault, serve_forever
+    except ImportError as exc:
+        print(
+            f"error: the emulator needs the 'emulator' extra ({exc}); "
+            "install it with: pip install 'kyro[emulator]'",
+            file=sys.stderr,
+        )
+        return ExitCode.BAD_INPUT
+    try:
+        faults = [msgspec.json.decode(text, type=Fault) for text in args.fault]
+    except msgspec.MsgspecError as exc:
+        print(f"error: bad --fault: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    config = EmulatorConfig(
+        validating_seconds=args.validating_seconds,
+        in_progress_seconds=args.in_progress_seconds,
+        finalizing_seconds=args.finalizing_seconds,
+        cancelling_seconds=args.cancelling_seconds,
+        max_requests=args.max_requests,
+        max_bytes=args.max_bytes,
+        partial_fraction=args.partial_fraction,
+        azure_mode=args.azure,
+        seed=args.seed,
+        data_dir=args.data_dir,
+    )
+    with Emulator(config, faults=faults) as emulator:
+        try:
+            serve_forever(
+                emulator,
+                host=args.host,
+                port=args.port,
+                on_bound=lambda url: print(url, flush=True),
+            )
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+    return ExitCode.OK

@@ -1,0 +1,34 @@
+"""Fixtures for the emulator tests: an emulator on a frozen clock, and a client mounted on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from emulator_helpers import AUTH, NOW
+
+from kyro_openai.testing import Emulator, EmulatorConfig
+
+
+@pytest.fixture
+def config() -> EmulatorConfig:
+    """Default timings: every phase takes no time, so a batch completes on its first read."""
+    return EmulatorConfig()
+
+
+@pytest.fixture
+def emulator(config: EmulatorConfig) -> Iterator[Emulator]:
+    """An emulator whose clock stands still unless a test calls ``advance``."""
+    with Emulator(config, clock=lambda: NOW) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the emulator in-process through ``httpx.ASGITransport``."""
+    transport = httpx.ASGITransport(app=emulator.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://emulator/v1", headers=AUTH
+    ) as client:
+        yield client
