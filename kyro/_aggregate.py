@@ -1,0 +1,301 @@
+"""Result lines → verdicts → the results file, in bounded memory.
+
+Lines arrive in any order, from any number of batches (resubmissions included). The
+:class:`Aggregator` spills each one, compactly, to a partition file chosen by transcript
+index (``partition_size`` transcripts each) and keeps only a small write buffer. Finishing
+walks the partitions in order, loading one at a time: memory is one partition, whatever the
+size of the job.
+
+Which line counts when a request comes back more than once: a reply (``ok``) beats a failure
+that is not worth retrying, which beats a retryable one (expired, cancelled, 429, 5xx); among
+equals the first seen wins. So a later success replaces an earlier failure and a duplicate is
+never counted twice — token usage included, which is summed over the lines that count.
+A request with no line at all is an errored run with code ``missing`` (retryable).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from kyro._custom_id import format_custom_id, parse_custom_id
+from kyro._files import atomic_writer
+from kyro._index import IndexEntry
+from kyro._results import (
+    BatchRunResult,
+    Evaluations,
+    JudgeCounts,
+    ResultCounts,
+    RunVerdict,
+    TranscriptEvaluation,
+    job_status,
+    transcript_status,
+)
+from kyro._types import ResultError, ResultLine, Usage
+from kyro._verdicts import VoteSettings, parse_reply, vote_sorted
+
+__all__ = ["Aggregator"]
+
+_OK, _FAILED, _RETRYABLE = 2, 1, 0
+_FAST_ID = re.compile(r"t(\d+)-j(\d+)-r(\d+)")
+_MISSING = ResultError(
+    code="missing", message="no result line came back for this request", retryable=True
+)
+_FLUSH_AT = 1 << 20
+
+
+class _Rec(msgspec.Struct, array_like=True, gc=False):
+    t: int
+    j: int
+    r: int
+    rank: int
+    content: str | None = None
+    error: ResultError | None = None
+    usage: Usage | None = None
+
+
+class Aggregator:
+    """Collects a job's result lines, then votes and writes the results file.
+
+    ``judges`` are the judge names by judge index, ``runs`` the runs per judge,
+    ``transcripts`` the transcript count. Scratch files go to a fresh folder inside
+    ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
+
+    Example::
+
+        with Aggregator(store.work_dir, judges=names, runs=3, transcripts=n) as agg:
+            for batch_id in batch_ids:
+                await agg.consume(provider.results(batch_id))
+            retry = set(agg.retryable())          # custom_ids worth sending again
+            if not retry:
+                result = agg.finish(iter_index(store.index_path), store.results_path,
+                                    job_id=job_id)
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        judges: Sequence[str],
+        runs: int,
+        transcripts: int,
+        settings: VoteSettings | None = None,
+        partition_size: int = 1024,
+        buffer_bytes: int = 8 << 20,
+    ) -> None:
+        if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
+            raise ValueError("runs, judges and partition_size must be positive")
+        self.judges = tuple(judges)
+        self.runs = runs
+        self.transcripts = transcripts
+        self.settings = settings if settings is not None else VoteSettings()
+        self.partition_size = partition_size
+        self.buffer_bytes = buffer_bytes
+        self.lines = 0
+        self.unexpected = 0
+        self.unexpected_ids: list[str] = []
+        self.peak_partition_records = 0
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="aggregate-", dir=work_dir))
+        self._buffers: dict[int, bytearray] = {}
+        self._buffered = 0
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(_Rec)
+
+    def add(self, line: ResultLine) -> None:
+        """Take one result line (any batch, any order)."""
+        match = _FAST_ID.fullmatch(line.custom_id)
+        if match is not None:
+            t, j, r = int(match[1]), int(match[2]), int(match[3])
+        else:
+            key = parse_custom_id(line.custom_id)
+            if key is None or key.stage != 0:
+                self._unexpected(line.custom_id)
+                return
+            t, j, r = key.transcript, key.judge, key.run
+        if t >= self.transcripts or j >= len(self.judges) or r >= self.runs:
+            self._unexpected(line.custom_id)
+            return
+        self.lines += 1
+        error = line.error
+        if line.ok and error is None:
+            rec = _Rec(t, j, r, _OK, line.content, None, line.usage)
+        else:
+            if error is None:
+                error = ResultError(code="failed", message="the provider returned no reply")
+            rank = _RETRYABLE if error.retryable else _FAILED
+            rec = _Rec(t, j, r, rank, None, error, line.usage)
+        partition = t // self.partition_size
+        buffer = self._buffers.get(partition)
+        if buffer is None:
+            buffer = self._buffers[partition] = bytearray()
+        before = len(buffer)
+        self._encoder.encode_into(rec, buffer, -1)
+        buffer.extend(b"\n")
+        self._buffered += len(buffer) - before
+        if self._buffered >= self.buffer_bytes:
+            self._flush()
+
+    async def consume(self, lines: AsyncIterable[ResultLine]) -> int:
+        """Take every line of a stream (``provider.results(batch_id)``); returns how many."""
+        before = self.lines + self.unexpected
+        async for line in lines:
+            self.add(line)
+        return self.lines + self.unexpected - before
+
+    def retryable(self) -> Iterator[str]:
+        """The custom_ids, ascending, whose outcome so far is a retryable failure or missing.
+
+        Reads the partitions one at a time; feed the ids to ``filter_shard``.
+        """
+        self._flush()
+        size, runs, judges = self.partition_size, self.runs, len(self.judges)
+        for partition in range(self._partitions()):
+            best = self._load(partition)
+            first = partition * size
+            for t in range(first, min(first + size, self.transcripts)):
+                base = (t - first) * judges * runs
+                for j in range(judges):
+                    for r in range(runs):
+                        rec = best.get(base + j * runs + r)
+                        if rec is None or rec.rank == _RETRYABLE:
+                            yield format_custom_id(t, j, r)
+
+    def finish(
+        self, index: Iterable[IndexEntry], results_path: Path, *, job_id: str
+    ) -> BatchRunResult:
+        """Vote every request and write the results file durably; return the job's result.
+
+        ``index`` yields the transcript index entries in index order (``iter_index(path)``);
+        a transcript without an entry gets the source ``unknown:<index>``. The file is
+        complete, fsynced and in place (mode 0600) before this returns. Blocking file I/O:
+        call it through ``anyio.to_thread.run_sync`` to keep an event loop responsive.
+        """
+        self._flush()
+        counts = ResultCounts(
+            transcripts=self.transcripts,
+            requests=self.transcripts * len(self.judges) * self.runs,
+            unexpected_lines=self.unexpected,
+            judges={name: JudgeCounts() for name in self.judges},
+        )
+        usage = [0, 0, 0]
+        entries = iter(index)
+        entry: IndexEntry | None = next(entries, None)
+        encode_into = self._encoder.encode_into
+        buffer = bytearray()
+        with atomic_writer(results_path) as file:
+            for partition in range(self._partitions()):
+                best = self._load(partition)
+                first = partition * self.partition_size
+                last = min(first + self.partition_size, self.transcripts)
+                for t in range(first, last):
+                    while entry is not None and entry.index < t:
+                        entry = next(entries, None)
+                    if entry is not None and entry.index == t:
+                        source, preview = entry.source, entry.preview or None
+                    else:
+                        source, preview = f"unknown:{t}", None
+                    evaluation = self._evaluate(t, best, counts, usage, source, preview)
+                    encode_into(evaluation, buffer, -1)
+                    buffer.extend(b"\n")
+                    if len(buffer) >= _FLUSH_AT:
+                        file.write(buffer)
+                        buffer.clear()
+            file.write(buffer)
+        return BatchRunResult(
+            job_id=job_id,
+            status=job_status(counts),
+            counts=counts,
+            usage=Usage(input_tokens=usage[0], output_tokens=usage[1], total_tokens=usage[2]),
+            results_path=results_path,
+            evaluations=Evaluations(results_path, self.transcripts),
+        )
+
+    def _evaluate(
+        self,
+        t: int,
+        best: dict[int, _Rec],
+        counts: ResultCounts,
+        usage: list[int],
+        source: str,
+        preview: str | None,
+    ) -> TranscriptEvaluation:
+        runs_per_judge = self.runs
+        base = (t % self.partition_size) * len(self.judges) * runs_per_judge
+        verdicts = {}
+        for j, name in enumerate(self.judges):
+            runs: list[RunVerdict] = []
+            for r in range(runs_per_judge):
+                rec = best.get(base + j * runs_per_judge + r)
+                if rec is None:
+                    runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
+                    counts.missing_runs += 1
+                    continue
+                if rec.usage is not None:
+                    usage[0] += rec.usage.input_tokens
+                    usage[1] += rec.usage.output_tokens
+                    usage[2] += rec.usage.total_tokens
+                if rec.rank == _OK:
+                    runs.append(parse_reply(rec.content, run=r, usage=rec.usage))
+                else:
+                    runs.append(
+                        RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
+                    )
+            verdict = vote_sorted(name, tuple(runs), self.settings)
+            counts.errored_runs += verdict.votes["ERRORED"]
+            counts.judges[name].add(verdict.status)
+            verdicts[name] = verdict
+        status = transcript_status(verdicts.values())
+        counts.add(status)
+        return TranscriptEvaluation(
+            index=t, source=source, status=status, verdicts=verdicts, preview=preview
+        )
+
+    def _partitions(self) -> int:
+        return -(-self.transcripts // self.partition_size)
+
+    def _load(self, partition: int) -> dict[int, _Rec]:
+        """One partition's lines, resolved: the line that counts per request key."""
+        path = self._dir / f"{partition:06d}.jsonl"
+        if not path.exists():
+            return {}
+        records = self._decoder.decode_lines(path.read_bytes())
+        self.peak_partition_records = max(self.peak_partition_records, len(records))
+        per_transcript = len(self.judges) * self.runs
+        runs = self.runs
+        size = self.partition_size
+        best: dict[int, _Rec] = {}
+        for rec in records:
+            key = (rec.t % size) * per_transcript + rec.j * runs + rec.r
+            held = best.get(key)
+            if held is None or rec.rank > held.rank:
+                best[key] = rec
+        return best
+
+    def _flush(self) -> None:
+        for partition, buffer in self._buffers.items():
+            with (self._dir / f"{partition:06d}.jsonl").open("ab") as file:
+                file.write(buffer)
+        self._buffers.clear()
+        self._buffered = 0
+
+    def _unexpected(self, custom_id: str) -> None:
+        self.unexpected += 1
+        if len(self.unexpected_ids) < 10:
+            self.unexpected_ids.append(custom_id)
+
+    def close(self) -> None:
+        """Remove the scratch files (the results file is not touched)."""
+        self._buffers.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Aggregator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,129 @@
+"""The job state's data: every struct the state files hold (see :mod:`kyro._state`).
+
+All are frozen ``msgspec.Struct``s written with ``omit_defaults``; update them with
+``msgspec.structs.replace`` or the ``with_*`` helpers, then ``StateStore.save`` the job.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+import msgspec
+
+from kyro._results import OverallStatus, ResultCounts
+from kyro._types import BatchError, BatchState, RequestCounts, Usage
+from kyro._verdicts import VoteSettings
+
+__all__ = ["STATE_FORMAT", "FinishedJob", "JobPhase", "JobState", "ShardState", "SubmissionState"]
+
+STATE_FORMAT = 1
+JobPhase = Literal["submitting", "pending", "collecting", "cancelling", "ended"]
+OptionValue = str | int | float | bool | None
+
+
+class SubmissionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One attempt at running a shard as a remote batch (write-ahead: saved before the call).
+
+    Attempt 1 submits the shard itself; later attempts submit ``file``, a copy of the shard
+    holding only the requests that came back retryable. ``batch_id`` is None between the
+    intent and the provider's answer: after a crash, ask ``provider.find(metadata)``.
+    ``via`` names the provider that ran it (``primary`` or ``fallback``), ``reason`` why it
+    exists (``initial``, ``resubmit``, ``token_limit``); ``counts`` and ``observed_at`` (when
+    it was first seen terminal) come from polls; ``downloaded`` marks its results as saved.
+
+    Example::
+
+        SubmissionState(attempt=1, file="shards/shard-0000-gpt-4o-mini.jsonl", lines=500,
+                        intent_at=now)
+    """
+
+    attempt: int
+    file: str
+    lines: int
+    intent_at: datetime.datetime
+    via: str = "primary"
+    reason: str = "initial"
+    batch_id: str | None = None
+    submitted_at: datetime.datetime | None = None
+    state: BatchState | None = None
+    errors: tuple[BatchError, ...] = ()
+    counts: RequestCounts | None = None
+    observed_at: datetime.datetime | None = None
+    downloaded: bool = False
+
+
+class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One batch input file of the job and every attempt to run it.
+
+    ``name`` is relative to the sidecar folder.
+
+    Example::
+
+        shard.attempts[-1].batch_id        # the batch currently responsible for this shard
+    """
+
+    index: int
+    name: str
+    model: str
+    lines: int
+    bytes: int
+    sha256: str
+    attempts: tuple[SubmissionState, ...] = ()
+
+    def with_attempt(self, attempt: SubmissionState) -> ShardState:
+        """A copy with ``attempt`` replacing the one of the same number, or appended."""
+        kept = tuple(a for a in self.attempts if a.attempt != attempt.attempt)
+        merged = sorted((*kept, attempt), key=lambda a: a.attempt)
+        return msgspec.structs.replace(self, attempts=tuple(merged))
+
+
+class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A submitted job: enough for check() to finish it without the config or transcripts.
+
+    Example::
+
+        state = store.load()
+        if state is not None:
+            print(state.job_id, state.status, [s.attempts[-1].batch_id for s in state.shards])
+    """
+
+    job_id: str
+    provider: str
+    config_path: str
+    config_sha256: str
+    judges: tuple[str, ...]
+    runs: int
+    transcripts: int
+    created_at: datetime.datetime
+    format: int = STATE_FORMAT
+    status: JobPhase = "submitting"
+    cancel_requested: bool = False
+    vote: VoteSettings = VoteSettings()
+    max_resubmits: int = 2
+    provider_options: dict[str, OptionValue] = {}
+    shards: tuple[ShardState, ...] = ()
+
+    def with_shard(self, shard: ShardState) -> JobState:
+        """A copy with ``shard`` replacing the shard of the same index, or appended."""
+        kept = [s for s in self.shards if s.index != shard.index]
+        merged = sorted((*kept, shard), key=lambda s: s.index)
+        return msgspec.structs.replace(self, shards=tuple(merged))
+
+
+class FinishedJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What stays of a finished job: its result without the evaluations (those are in the
+    results file), so a later check() — from any process — returns the same result.
+
+    Example::
+
+        store.finish(result.job_id, result)
+        store.load_finished().status == result.status     # True
+    """
+
+    job_id: str
+    status: OverallStatus
+    counts: ResultCounts
+    usage: Usage
+    results_path: str
+    finished_at: datetime.datetime

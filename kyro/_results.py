@@ -1,0 +1,265 @@
+"""What a finished job hands back: run, judge, transcript and job verdicts.
+
+Every level carries one status. Run and judge level: ``SUCCESS``, ``ERROR`` or ``NA`` (the
+judge's own word) or ``ERRORED`` (no verdict: the request failed, the reply was not a verdict,
+or too few runs were valid). Transcript and job level: ``SUCCESS`` (every judge passed —
+SUCCESS or NA), ``ERROR`` (every judge failed), ``PARTIAL`` (a mix) or ``ERRORED``.
+
+Status rules, chosen so that nothing is ever hidden:
+
+* a transcript with any ``ERRORED`` judge verdict is ``ERRORED`` as a whole (the verdicts of
+  its other judges are still in ``verdicts``), and it is counted in ``counts.errored``;
+* the job's status is computed over the transcripts that are not errored: ``SUCCESS`` if all
+  of them succeeded, ``ERROR`` if all failed, else ``PARTIAL``; errored transcripts are
+  counted separately in ``counts.errored`` (check it, or ``result.complete``); a job with no
+  transcript that is not errored is ``ERRORED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from kyro._types import ResultError, Usage
+
+__all__ = [
+    "BatchRunResult",
+    "Evaluations",
+    "JudgeCounts",
+    "JudgeVerdict",
+    "ResultCounts",
+    "RunVerdict",
+    "TranscriptEvaluation",
+    "job_status",
+    "transcript_status",
+]
+
+VerdictStatus = Literal["SUCCESS", "ERROR", "NA", "ERRORED"]
+OverallStatus = Literal["SUCCESS", "ERROR", "PARTIAL", "ERRORED"]
+
+
+class RunVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """One run of one judge on one transcript: the judge's reply, parsed.
+
+    ``status`` is the judge's verdict, or ``ERRORED`` when there is none; ``error`` then says
+    why (``unparseable_reply``, ``invalid_verdict``, ``missing`` or the provider's code) and
+    ``raw`` keeps the reply text when there was one. A valid reply is fully represented by its
+    fields, so its raw text is not kept. ``root_cause`` is optional in a reply (``None`` when
+    the judge gave none).
+
+    Example::
+
+        RunVerdict(run=0, status="ERROR", root_cause="The answer cites no source.")
+    """
+
+    run: int
+    status: VerdictStatus
+    root_cause: str | None = None
+    thinking: str | None = None
+    score: float | None = None
+    raw: str | None = None
+    error: ResultError | None = None
+    usage: Usage | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when this run produced a verdict that takes part in the vote."""
+        return self.status != "ERRORED"
+
+
+class JudgeVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """One judge's majority verdict on one transcript, with the runs it was voted from.
+
+    ``votes`` counts the runs per status (``SUCCESS``, ``ERROR``, ``NA``, and ``ERRORED`` for
+    runs that gave no verdict and took no part in the vote). ``root_cause`` comes from the
+    first run (by run index) that agrees with the majority. ``error`` says why the verdict is
+    ``ERRORED`` (``too_few_valid_runs``, ``tie``).
+
+    Example::
+
+        verdict = evaluation.verdicts["relevance"]
+        verdict.status, verdict.votes      # 'SUCCESS', {'SUCCESS': 2, 'ERROR': 1, ...}
+    """
+
+    judge: str
+    status: VerdictStatus
+    votes: dict[str, int]
+    root_cause: str | None = None
+    runs: tuple[RunVerdict, ...] = ()
+    error: ResultError | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True for SUCCESS and NA."""
+        return self.status == "SUCCESS" or self.status == "NA"
+
+
+class TranscriptEvaluation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Every judge's verdict on one transcript: one line of the results file.
+
+    ``source`` is the transcript's path (``data/t1.json``) or ``inline:<index>``; ``preview``
+    is a short excerpt of an inline transcript. ``verdicts`` maps judge names to verdicts, in
+    the config's judge order.
+
+    Example::
+
+        for evaluation in result.evaluations:
+            if evaluation.status != "SUCCESS":
+                print(evaluation.source, {n: v.status for n, v in evaluation.verdicts.items()})
+    """
+
+    index: int
+    source: str
+    status: OverallStatus
+    verdicts: dict[str, JudgeVerdict]
+    preview: str | None = None
+
+
+class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How one judge voted across all transcripts (mutable while a result is being counted).
+
+    Example::
+
+        tone = result.counts.judges["tone"]
+        print(tone.success, tone.error, tone.na, tone.errored)
+    """
+
+    success: int = 0
+    error: int = 0
+    na: int = 0
+    errored: int = 0
+
+    def add(self, status: VerdictStatus) -> None:
+        """Count one verdict."""
+        name = "na" if status == "NA" else status.lower()
+        setattr(self, name, getattr(self, name) + 1)
+
+
+class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Totals of a job: transcripts per status, runs, and per-judge verdicts.
+
+    ``requests`` is transcripts × judges × runs; ``errored_runs`` those that gave no verdict
+    (``missing_runs`` of them never came back at all); ``unexpected_lines`` counts result lines
+    whose custom_id belongs to no request of the job (ignored, but never silently).
+
+    Example::
+
+        result.counts.success, result.counts.errored, result.counts.judges["tone"].error
+    """
+
+    transcripts: int = 0
+    success: int = 0
+    error: int = 0
+    partial: int = 0
+    errored: int = 0
+    requests: int = 0
+    errored_runs: int = 0
+    missing_runs: int = 0
+    unexpected_lines: int = 0
+    judges: dict[str, JudgeCounts] = {}
+
+    def add(self, status: OverallStatus) -> None:
+        """Count one transcript."""
+        name = status.lower()
+        setattr(self, name, getattr(self, name) + 1)
+
+
+class Evaluations:
+    """A lazy, re-iterable view of the results file: one :class:`TranscriptEvaluation` per line.
+
+    Nothing is held in memory: every iteration reads the file again, line by line, in
+    transcript-index order. ``len()`` is known without reading. The file must stay where it
+    is while you iterate.
+
+    Example::
+
+        len(result.evaluations)                      # number of transcripts
+        failed = [e.index for e in result.evaluations if e.status == "ERROR"]
+    """
+
+    __slots__ = ("_count", "path")
+
+    def __init__(self, path: Path, count: int) -> None:
+        self.path = path
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[TranscriptEvaluation]:
+        decoder = msgspec.json.Decoder(TranscriptEvaluation)
+        with self.path.open("rb") as file:
+            for line in file:
+                if line.strip():
+                    yield decoder.decode(line)
+
+    def __repr__(self) -> str:
+        return f"<Evaluations {self._count} from {str(self.path)!r}>"
+
+
+class BatchRunResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished job: its status, totals, summed token usage and the results file.
+
+    ``evaluations`` reads the results file lazily (see :class:`Evaluations`), so a result of a
+    million transcripts costs no memory until you iterate. ``complete`` is False when any
+    transcript is errored.
+
+    Example::
+
+        result = await judge.check()
+        if result is not None:
+            print(result.status, result.counts.success, result.usage.total_tokens)
+            print(result.results_path)          # one JSON line per transcript
+    """
+
+    job_id: str
+    status: OverallStatus
+    counts: ResultCounts
+    usage: Usage
+    results_path: Path
+    evaluations: Evaluations
+
+    @property
+    def complete(self) -> bool:
+        """True when no transcript is errored."""
+        return self.counts.errored == 0
+
+
+def transcript_status(verdicts: Iterable[JudgeVerdict]) -> OverallStatus:
+    """A transcript's status from its judges' verdicts (see the module docstring).
+
+    Example::
+
+        transcript_status([success_verdict, na_verdict])     # 'SUCCESS'
+        transcript_status([success_verdict, error_verdict])  # 'PARTIAL'
+    """
+    passed = failed = 0
+    for verdict in verdicts:
+        if verdict.status == "ERRORED":
+            return "ERRORED"
+        if verdict.status == "ERROR":
+            failed += 1
+        else:
+            passed += 1
+    if failed == 0:
+        return "SUCCESS" if passed else "ERRORED"
+    return "ERROR" if passed == 0 else "PARTIAL"
+
+
+def job_status(counts: ResultCounts) -> OverallStatus:
+    """A job's status from its transcript counts (see the module docstring).
+
+    Example::
+
+        job_status(ResultCounts(transcripts=10, success=9, errored=1))   # 'SUCCESS'
+    """
+    if counts.success + counts.error + counts.partial == 0:
+        return "ERRORED"
+    if counts.error == 0 and counts.partial == 0:
+        return "SUCCESS"
+    if counts.success == 0 and counts.partial == 0:
+        return "ERROR"
+    return "PARTIAL"
