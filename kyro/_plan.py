@@ -1,0 +1,259 @@
+"""Planning: transcripts × judges × runs → provider-neutral :class:`~kyro.JudgeRequest` s.
+
+A generator, never a list: transcripts are pulled one at a time, each is rendered once per
+judge (one template cache per transcript, so a structured transcript is JSON-encoded once),
+and the rendered messages are shared by every run of that judge. Memory stays flat however
+many transcripts there are.
+
+Order: transcript outermost, then judge (config order), then run — the order shard lines and
+the transcript index follow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from kyro._config import Judge, JudgesConfig
+from kyro._exceptions import BatchValidationError
+from kyro._preflight import Preflight, PreflightProblem, report
+from kyro._transcripts import Transcript
+from kyro._types import JudgeRequest, Message
+
+__all__ = ["aplan_requests", "plan_requests", "validate_variables"]
+
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def validate_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
+    """Check run-level variables are a mapping of str to str and return a plain copy.
+
+    Example::
+
+        validate_variables({"product": "X"})   # {'product': 'X'}
+        validate_variables({"n": 3})           # BatchValidationError: variable 'n' ...
+    """
+    if variables is None:
+        return {}
+    if not isinstance(variables, Mapping):
+        raise BatchValidationError(
+            f"variables must be a mapping of names to strings, not {type(variables).__name__}"
+        )
+    for key, value in variables.items():
+        if not isinstance(key, str) or not key:
+            raise BatchValidationError(f"variable names must be non-empty strings, got {key!r}")
+        if not isinstance(value, str):
+            raise BatchValidationError(
+                f"variable {key!r} must be a string, got {type(value).__name__} {value!r}; "
+                "convert it with str() first"
+            )
+    return dict(variables)
+
+
+def plan_requests(
+    config: JudgesConfig,
+    transcripts: Iterable[Transcript],
+    *,
+    runs: int = 1,
+    variables: Mapping[str, str] | None = None,
+    stage: int = 0,
+    preflight: Preflight | None = None,
+    require_json_mention: bool = True,
+    on_transcript: Callable[[Transcript], object] | None = None,
+) -> Iterator[JudgeRequest]:
+    """Yield one request per transcript × judge × run, lazily.
+
+    Arguments are checked at once (not on the first ``next``): ``runs`` ≥ 1, ``stage`` ≥ 0,
+    ``variables`` a mapping of str to str. A template field that cannot be resolved, or a JSON
+    judge whose rendered messages never mention JSON (``require_json_mention``; OpenAI's JSON
+    mode fails such requests), raises :class:`BatchValidationError` — or, with a
+    ``preflight`` collector, is recorded there and that transcript × judge is skipped.
+    ``on_transcript`` is called with each transcript before its requests are yielded (to
+    write the transcript index, or advance a progress bar).
+
+    Example::
+
+        for request in plan_requests(config, kyro.iter_transcripts(["a.txt"]), runs=3):
+            provider.encode(request, buffer)
+    """
+    planner = Planner(config, runs, variables, stage, preflight, require_json_mention)
+    return planner.iterate(transcripts, on_transcript)
+
+
+def aplan_requests(
+    config: JudgesConfig,
+    transcripts: AsyncIterable[Transcript] | Iterable[Transcript],
+    *,
+    runs: int = 1,
+    variables: Mapping[str, str] | None = None,
+    stage: int = 0,
+    preflight: Preflight | None = None,
+    require_json_mention: bool = True,
+    on_transcript: Callable[[Transcript], object] | None = None,
+) -> AsyncIterator[JudgeRequest]:
+    """:func:`plan_requests` over an async (or plain) iterable of transcripts.
+
+    Example::
+
+        async for request in aplan_requests(config, kyro.aiter_transcripts(items)):
+            builder.add(request)
+    """
+    planner = Planner(config, runs, variables, stage, preflight, require_json_mention)
+    return planner.aiterate(transcripts, on_transcript)
+
+
+class _JudgePlan:
+    """What stays the same for every request of one judge."""
+
+    __slots__ = (
+        "check_json",
+        "json_output",
+        "judge",
+        "model",
+        "params",
+        "static_system",
+        "suffixes",
+        "variables",
+    )
+
+    def __init__(
+        self,
+        judge: Judge,
+        index: int,
+        runs: int,
+        variables: Mapping[str, str],
+        require_json_mention: bool,
+    ) -> None:
+        self.judge = judge
+        self.model = judge.model
+        self.params: dict[str, Any] = judge.params
+        self.json_output = judge.output_format == "json"
+        self.variables = judge.merged_variables(variables)
+        # custom_id = transcript part + this suffix; equal to kyro._custom_id.format_custom_id.
+        self.suffixes = tuple(f"-j{index}-r{run}" for run in range(runs))
+        # A system prompt without fields renders to its text: build its message once.
+        system = judge.system
+        self.static_system = (
+            Message(role="system", content=system.text)
+            if system is not None and not system.fields
+            else None
+        )
+        static = judge.user.text + "\n" + (judge.system.text if judge.system else "")
+        self.check_json = (
+            require_json_mention
+            and self.json_output
+            and "json" not in _PLACEHOLDER.sub("", static).lower()
+        )
+
+
+class Planner:
+    """The planning loop behind :func:`plan_requests` (``requests_for`` one transcript)."""
+
+    __slots__ = ("judges", "prefix", "preflight")
+
+    def __init__(
+        self,
+        config: JudgesConfig,
+        runs: int,
+        variables: Mapping[str, str] | None,
+        stage: int,
+        preflight: Preflight | None,
+        require_json_mention: bool,
+    ) -> None:
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise BatchValidationError(f"runs must be a whole number ≥ 1, got {runs!r}")
+        if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
+            raise BatchValidationError(f"stage must be a whole number ≥ 0, got {stage!r}")
+        checked = validate_variables(variables)
+        self.judges = tuple(
+            _JudgePlan(judge, index, runs, checked, require_json_mention)
+            for index, judge in enumerate(config.judges)
+        )
+        self.prefix = f"s{stage}-t" if stage else "t"
+        self.preflight = preflight
+
+    def iterate(
+        self,
+        transcripts: Iterable[Transcript],
+        on_transcript: Callable[[Transcript], object] | None,
+    ) -> Iterator[JudgeRequest]:
+        for transcript in transcripts:
+            if on_transcript is not None:
+                on_transcript(transcript)
+            yield from self.requests_for(transcript)
+
+    async def aiterate(
+        self,
+        transcripts: AsyncIterable[Transcript] | Iterable[Transcript],
+        on_transcript: Callable[[Transcript], object] | None,
+    ) -> AsyncIterator[JudgeRequest]:
+        if isinstance(transcripts, AsyncIterable):
+            async for transcript in transcripts:
+                if on_transcript is not None:
+                    on_transcript(transcript)
+                for request in self.requests_for(transcript):
+                    yield request
+        else:
+            for transcript in transcripts:
+                if on_transcript is not None:
+                    on_transcript(transcript)
+                for request in self.requests_for(transcript):
+                    yield request
+
+    def requests_for(self, transcript: Transcript) -> list[JudgeRequest]:
+        """Every request of one transcript (judges × runs: small and bounded)."""
+        head = f"{self.prefix}{transcript.index}"
+        cache: dict[str, str] = {}
+        out: list[JudgeRequest] = []
+        for plan in self.judges:
+            messages: tuple[Message, ...]
+            try:
+                if plan.static_system is not None:
+                    content = plan.judge.user.render(transcript, plan.variables, cache)
+                    messages = (plan.static_system, Message(role="user", content=content))
+                else:
+                    messages = plan.judge.messages(transcript, plan.variables, cache)
+            except BatchValidationError as exc:
+                self._problem("unresolved_field", exc.message, transcript, plan, head)
+                continue
+            if plan.check_json and not _mentions_json(messages):
+                self._problem(
+                    "json_not_requested",
+                    "the judge wants JSON output but its prompt never mentions JSON; OpenAI's "
+                    "JSON mode rejects such requests: say 'Reply in JSON …' in the prompt",
+                    transcript,
+                    plan,
+                    head,
+                )
+                continue
+            for suffix in plan.suffixes:
+                out.append(
+                    JudgeRequest(
+                        custom_id=head + suffix,
+                        model=plan.model,
+                        messages=messages,
+                        params=plan.params,
+                        json_output=plan.json_output,
+                    )
+                )
+        return out
+
+    def _problem(
+        self, kind: Any, message: str, transcript: Transcript, plan: _JudgePlan, head: str
+    ) -> None:
+        report(
+            self.preflight,
+            PreflightProblem(
+                kind=kind,
+                message=message,
+                transcript=transcript.index,
+                source=transcript.source,
+                judge=plan.judge.name,
+                custom_id=head + plan.suffixes[0],
+            ),
+        )
+
+
+def _mentions_json(messages: tuple[Message, ...]) -> bool:
+    return any("json" in message.content.lower() for message in messages)

@@ -1,0 +1,215 @@
+"""``kyro plan``: show (and optionally write) the batch files a submit would upload.
+
+Every request is planned, checked and encoded exactly as ``submit`` would, so the shard count
+and byte sizes printed are exact; without ``--write`` the encoded lines are counted and
+dropped. No API key is needed: the provider's encoder is used, never its HTTP client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from kyro._build import build_shards
+from kyro._builder import BuildSummary, EncodeFn
+from kyro._config import JudgesConfig
+from kyro._exceptions import BatchValidationError
+from kyro._index import INDEX_FILENAME
+from kyro._transcripts import Transcript
+from kyro._types import BatchLimits
+from kyro.cli._exit import ExitCode
+
+__all__ = ["parse_variables", "register"]
+
+TOKEN_ESTIMATE = "characters of message text ÷ 4, rounded up per request"
+_PROGRESS_EVERY = 64
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``plan`` sub-command."""
+    parser = subparsers.add_parser(
+        "plan",
+        help="show the requests, shards and bytes a submit would produce",
+        description=(
+            "Plan transcripts × judges × runs into provider batch files and print requests per "
+            "judge and model, shards, bytes and an input-token estimate. Nothing is uploaded."
+        ),
+    )
+    parser.add_argument("config", help="the judges YAML file")
+    parser.add_argument(
+        "transcripts", nargs="+", metavar="TRANSCRIPT", help="files, folders, .jsonl datasets"
+    )
+    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run-level template variable (repeatable)",
+    )
+    parser.add_argument("--write", metavar="DIR", help="write the shard files and index to DIR")
+    parser.add_argument("--max-requests", type=int, help="override the requests-per-shard limit")
+    parser.add_argument("--max-bytes", type=int, help="override the bytes-per-shard limit")
+    parser.add_argument(
+        "--provider", default="openai", choices=["openai"], help="whose input format to use"
+    )
+    parser.add_argument(
+        "--max-problems", type=int, default=20, help="stop after this many pre-flight problems"
+    )
+    parser.set_defaults(func=run)
+
+
+def parse_variables(items: Sequence[str]) -> dict[str, str]:
+    """``["k=v", ...]`` → ``{"k": "v"}``; a malformed item is a :class:`BatchValidationError`.
+
+    Example::
+
+        parse_variables(["product=Acme", "tone=formal"])   # {'product': 'Acme', 'tone': 'formal'}
+    """
+    variables: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BatchValidationError(
+                f"--var {item!r} is not KEY=VALUE; write it like --var product=Acme"
+            )
+        variables[key] = value
+    return variables
+
+
+def _provider_format(name: str) -> tuple[EncodeFn, BatchLimits]:
+    # Only the provider's encoder and limits are needed; its HTTP client is never built.
+    from kyro_openai import OPENAI_LIMITS, encode_request
+
+    return encode_request, OPENAI_LIMITS
+
+
+def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:
+    for flag, value in (("--max-requests", args.max_requests), ("--max-bytes", args.max_bytes)):
+        if value is not None and value < 1:
+            raise BatchValidationError(f"{flag} must be at least 1, got {value}")
+    return BatchLimits(
+        max_requests=args.max_requests or base.max_requests,
+        max_bytes=args.max_bytes or base.max_bytes,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, print the summary, and (with ``--write``) leave the files in DIR."""
+    from kyro._config_load import load_config
+    from kyro._transcripts import iter_transcripts
+
+    variables = parse_variables(args.var)
+    if args.runs < 1:
+        raise BatchValidationError(f"--runs must be at least 1, got {args.runs}")
+    if args.max_problems < 1:
+        raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
+    encode, base_limits = _provider_format(args.provider)
+    limits = _limits(base_limits, args)
+    config = load_config(args.config)
+    transcripts = iter_transcripts(args.transcripts)
+    with _progress(sys.stdout.isatty()) as advance:
+        summary = build_shards(
+            config,
+            transcripts,
+            encode=encode,
+            limits=limits,
+            directory=args.write,
+            runs=args.runs,
+            variables=variables,
+            max_problems=args.max_problems,
+            on_transcript=advance,
+        )
+    for line in format_plan(config, summary, args.runs, limits, args.provider, args.write):
+        print(line)
+    return ExitCode.OK
+
+
+def format_plan(
+    config: JudgesConfig,
+    summary: BuildSummary,
+    runs: int,
+    limits: BatchLimits,
+    provider: str,
+    written_to: str | None,
+) -> Iterator[str]:
+    """The lines ``kyro plan`` prints for ``summary``."""
+    judges = len(config.judges)
+    yield (
+        f"plan for {config.path}: {summary.transcripts:,} transcripts × {judges} judges × "
+        f"{runs} runs = {summary.requests:,} requests"
+    )
+    yield ""
+    rows = [
+        (j.name, j.model, f"{summary.requests_by_judge.get(j.name, 0):,}") for j in config.judges
+    ]
+    yield from _table(("judge", "model", "requests"), rows)
+    yield ""
+    shard_rows = [(s.name, s.model, f"{s.lines:,}", f"{s.bytes:,}") for s in summary.shards] or [
+        ("(no shards: nothing to send)", "", "", "")
+    ]
+    yield from _table(("shard", "model", "requests", "bytes"), shard_rows)
+    yield ""
+    yield (
+        f"total: {summary.requests:,} requests in {len(summary.shards)} shards, "
+        f"{summary.bytes:,} bytes ({_mb(summary.bytes)})"
+    )
+    for model, count in summary.requests_by_model.items():
+        yield f"  {model}: {count:,} requests"
+    yield f"estimated input tokens: {summary.estimated_input_tokens:,} ({TOKEN_ESTIMATE})"
+    yield (
+        f"limits per shard ({provider}): {limits.max_requests:,} requests, "
+        f"{limits.max_bytes:,} bytes"
+    )
+    if written_to is not None:
+        yield f"written to {written_to}: {len(summary.shards)} shard files and {INDEX_FILENAME}"
+    else:
+        yield "nothing written (use --write DIR to write the shard files and transcript index)"
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [
+            cell.rjust(width) if i >= 2 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        yield "  ".join(cells).rstrip()
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[Transcript], None]]:
+    """A transient progress line on a terminal; a no-op callback otherwise."""
+    if not enabled:
+        yield _ignore
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("planning: {task.completed:,} transcripts"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("plan", total=None)
+        count = 0
+
+        def advance(_transcript: Transcript) -> None:
+            nonlocal count
+            count += 1
+            if count % _PROGRESS_EVERY == 0:
+                progress.update(task, completed=count)
+
+        yield advance
+
+
+def _ignore(_transcript: Transcript) -> None:
+    return None

@@ -1,0 +1,125 @@
+"""``kyro plan``: the printed plan, --write, limits overrides and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kyro import iter_index
+from kyro.cli import main
+
+CONFIG = """\
+version: 1
+model: gpt-4o-mini
+judges:
+  - name: relevance
+    prompt: "Is this about {{variables.product}}? Reply in JSON.\\n{{input}}"
+  - name: tone
+    model: gpt-4o
+    prompt_xml:
+      role: You are a strict evaluator. Answer in JSON.
+      task: "Rate the tone of {{input}}"
+    params: {temperature: 0}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A config and a three-line .jsonl dataset."""
+    (tmp_path / "judges.yml").write_text(CONFIG, encoding="utf-8")
+    lines = [json.dumps({"q": f"question {i} ✓"}) for i in range(3)]
+    (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def plan(project: Path, *extra: str) -> int:
+    config, data = str(project / "judges.yml"), str(project / "data.jsonl")
+    return main(["plan", config, data, "--var", "product=Acme", *extra])
+
+
+def test_plan_prints_requests_shards_bytes_and_tokens(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan lists requests per judge and model, shards with sizes, and the token estimate."""
+    assert plan(project, "--runs", "2") == 0
+    out = capsys.readouterr().out
+    assert "3 transcripts × 2 judges × 2 runs = 12 requests" in out
+    assert "relevance  gpt-4o-mini         6" in out
+    assert "shard-0000-gpt-4o-mini.jsonl" in out
+    assert "shard-0001-gpt-4o.jsonl" in out
+    assert "estimated input tokens:" in out
+    assert "characters of message text ÷ 4" in out
+    assert "nothing written" in out
+    assert sorted(p.name for p in project.iterdir()) == ["data.jsonl", "judges.yml"]
+
+
+def test_plan_write_creates_shards_and_index(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--write DIR leaves the shard files and the transcript index in DIR."""
+    out_dir = project / "out"
+    assert plan(project, "--write", str(out_dir), "--max-requests", "2") == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [
+        "shard-0000-gpt-4o-mini.jsonl",
+        "shard-0001-gpt-4o.jsonl",
+        "shard-0002-gpt-4o-mini.jsonl",
+        "shard-0003-gpt-4o.jsonl",
+        "transcripts.index.jsonl",
+    ]
+    assert [e.source for e in iter_index(out_dir / "transcripts.index.jsonl")] == [
+        f"{project / 'data.jsonl'}:{n}" for n in (1, 2, 3)
+    ]
+    first = json.loads((out_dir / names[0]).read_bytes().splitlines()[0])
+    assert first["custom_id"] == "t0-j0-r0"
+    assert "written to" in capsys.readouterr().out
+
+
+def test_max_bytes_override_splits_shards(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-bytes small enough for one line per shard gives one shard per request."""
+    assert plan(project, "--max-bytes", "400") == 0
+    out = capsys.readouterr().out
+    assert "6 requests in 6 shards" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--var", "novalue"], "is not KEY=VALUE"),
+        (["--var", "=x"], "is not KEY=VALUE"),
+        (["--runs", "0"], "--runs must be at least 1"),
+        (["--max-bytes", "0"], "--max-bytes must be at least 1"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    project: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Malformed --var, --runs or limits exit with 2 and say what is wrong."""
+    assert plan(project, *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_variable_exits_2_and_writes_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unresolved template field is reported per transcript and no file is left behind."""
+    out_dir = project / "out"
+    code = main(["plan", str(project / "judges.yml"), str(project / "data.jsonl"),
+                 "--write", str(out_dir)])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "3 problems found before upload" in err
+    assert "variables.product" in err
+    assert list(out_dir.iterdir()) == []
+
+
+def test_oversized_line_is_reported(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A single line above --max-bytes is a pre-flight error naming the request."""
+    assert plan(project, "--max-bytes", "100") == 2
+    err = capsys.readouterr().err
+    assert "[line_too_large]" in err
+    assert "custom_id t0-j0-r0" in err

@@ -1,0 +1,199 @@
+"""Planning transcripts × judges × runs into JudgeRequests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from plan_helpers import make_config, make_judge, texts
+
+from kyro import (
+    BatchValidationError,
+    Message,
+    Preflight,
+    Transcript,
+    aplan_requests,
+    plan_requests,
+)
+from kyro._custom_id import format_custom_id, parse_custom_id
+
+CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def test_order_is_transcript_then_judge_then_run() -> None:
+    """Requests come transcript-outermost, then judges in config order, then runs."""
+    config = make_config(make_judge("a"), make_judge("b", model="gpt-4o"))
+    ids = [r.custom_id for r in plan_requests(config, texts(2), runs=2)]
+    assert ids == [
+        "t0-j0-r0", "t0-j0-r1", "t0-j1-r0", "t0-j1-r1",
+        "t1-j0-r0", "t1-j0-r1", "t1-j1-r0", "t1-j1-r1",
+    ]  # fmt: skip
+
+
+def test_custom_ids_match_the_shared_format_and_parse_back() -> None:
+    """Every custom_id equals format_custom_id for its indices, with and without a stage."""
+    config = make_config(make_judge("a"), make_judge("b"))
+    for stage in (0, 3):
+        for request in plan_requests(config, texts(3, start=5), runs=3, stage=stage):
+            key = parse_custom_id(request.custom_id)
+            assert key is not None
+            assert key.stage == stage
+            assert request.custom_id == format_custom_id(key.transcript, key.judge, key.run, stage)
+
+
+def test_custom_ids_stay_in_charset_and_length_for_huge_indices() -> None:
+    """Indices near 10**15 still give ids of only [A-Za-z0-9_-] and at most 64 characters."""
+    big = 10**15 - 1
+    config = make_config(*(make_judge(f"j{i}") for i in range(12)))
+    transcripts = [Transcript(index=big, source="inline:x", value="hi")]
+    ids = [r.custom_id for r in plan_requests(config, transcripts, runs=11, stage=big)]
+    assert len(ids) == len(set(ids)) == 12 * 11
+    assert all(CUSTOM_ID.match(cid) for cid in ids)
+    assert max(len(cid) for cid in ids) <= 64
+    assert ids[-1] == f"s{big}-t{big}-j11-r10"
+
+
+def test_messages_equal_judge_messages_and_are_shared_across_runs() -> None:
+    """Messages match Judge.messages with merged variables; all runs share one tuple."""
+    judge = make_judge(
+        "tone",
+        "Rate {{input}} for {{variables.product}} in JSON",
+        system="You judge {{variables.audience}}.",
+        variables={"audience": "adults"},
+    )
+    static = make_judge("static", "JSON please: {{input}}", system="You are strict.")
+    config = make_config(judge, static)
+    transcript = texts(1)[0]
+    requests = list(plan_requests(config, [transcript], runs=3, variables={"product": "X"}))
+    expected = judge.messages(transcript, {"product": "X", "audience": "adults"})
+    assert requests[0].messages == expected
+    assert requests[0].messages[0] == Message(role="system", content="You judge adults.")
+    assert requests[0].messages is requests[1].messages is requests[2].messages
+    assert requests[3].messages == static.messages(transcript, {"product": "X"})
+
+
+def test_model_params_and_json_output_come_from_the_judge() -> None:
+    """Each request carries its judge's model and params and asks for JSON output."""
+    config = make_config(make_judge("a", model="m-1", params={"temperature": 0}))
+    (request,) = plan_requests(config, texts(1))
+    assert request.model == "m-1"
+    assert request.params == {"temperature": 0}
+    assert request.json_output is True
+
+
+def test_planning_is_lazy() -> None:
+    """Requests are produced while the transcript source is still being consumed."""
+    pulled: list[int] = []
+
+    def source() -> Iterator[Transcript]:
+        for transcript in texts(1000):
+            pulled.append(transcript.index)
+            yield transcript
+
+    requests = plan_requests(make_config(), source(), runs=2)
+    first = next(requests)
+    assert first.custom_id == "t0-j0-r0"
+    assert pulled == [0]
+
+
+def test_on_transcript_sees_each_transcript_once() -> None:
+    """on_transcript is called once per transcript, in order."""
+    seen: list[int] = []
+    list(
+        plan_requests(make_config(), texts(4), runs=3, on_transcript=lambda t: seen.append(t.index))
+    )
+    assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("runs", [0, -1, True, 1.5])
+def test_runs_must_be_a_positive_whole_number(runs: object) -> None:
+    """runs < 1 (or not an int) is refused at call time, before iterating."""
+    with pytest.raises(BatchValidationError, match="runs"):
+        plan_requests(make_config(), texts(1), runs=runs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("variables", "match"),
+    [({"n": 3}, "variable 'n' must be a string"), ({1: "x"}, "non-empty strings"), ([], "mapping")],
+)
+def test_variables_must_map_str_to_str(variables: object, match: str) -> None:
+    """Variables that are not str → str are a BatchValidationError at call time."""
+    with pytest.raises(BatchValidationError, match=match):
+        plan_requests(make_config(), texts(1), variables=variables)  # type: ignore[arg-type]
+
+
+def test_unresolved_field_raises_naming_judge_and_transcript() -> None:
+    """A missing variable stops planning with the judge, transcript and field named."""
+    config = make_config(make_judge("rel", "JSON {{variables.product}}"))
+    with pytest.raises(BatchValidationError) as info:
+        list(plan_requests(config, texts(1)))
+    assert "'rel'" in str(info.value)
+    assert "#0" in str(info.value)
+    assert "variables.product" in str(info.value)
+
+
+def test_preflight_collects_unresolved_fields_and_skips_them() -> None:
+    """With a collector, every bad transcript × judge is recorded and skipped, the rest planned."""
+    config = make_config(make_judge("good"), make_judge("bad", "JSON {{input.question}}"))
+    preflight = Preflight()
+    transcripts = [
+        Transcript(index=0, source="a.json", value={"question": "q"}),
+        Transcript(index=1, source="b.json", value={"other": 1}),
+        Transcript(index=2, source="inline:2", value="plain text"),
+    ]
+    ids = [r.custom_id for r in plan_requests(config, transcripts, preflight=preflight)]
+    assert ids == ["t0-j0-r0", "t0-j1-r0", "t1-j0-r0", "t2-j0-r0"]
+    assert [(p.kind, p.transcript, p.judge) for p in preflight.problems] == [
+        ("unresolved_field", 1, "bad"),
+        ("unresolved_field", 2, "bad"),
+    ]
+    with pytest.raises(BatchValidationError, match="2 problems found before upload") as info:
+        preflight.raise_if_any()
+    assert "b.json" in str(info.value)
+
+
+def test_json_judge_without_json_in_prompt_is_a_problem() -> None:
+    """A JSON-output judge whose rendered messages never say JSON is refused per item."""
+    config = make_config(make_judge("quiet", "Rate this: {{input}}"))
+    preflight = Preflight()
+    transcripts = [
+        Transcript(index=0, source="inline:0", value="no mention"),
+        Transcript(index=1, source="inline:1", value="answer as Json"),
+    ]
+    ids = [r.custom_id for r in plan_requests(config, transcripts, preflight=preflight)]
+    assert ids == ["t1-j0-r0"]
+    assert [(p.kind, p.transcript) for p in preflight.problems] == [("json_not_requested", 0)]
+    assert len(list(plan_requests(config, transcripts[:1], require_json_mention=False))) == 1
+
+
+def test_json_mention_in_a_field_name_does_not_count() -> None:
+    """'json' inside a placeholder name is not a mention; the rendered text is checked."""
+    config = make_config(make_judge("f", "Check {{variables.json_rules}}"))
+    with pytest.raises(BatchValidationError, match="json_not_requested"):
+        list(plan_requests(config, texts(1), variables={"json_rules": "be brief"}))
+    ok = plan_requests(config, texts(1), variables={"json_rules": "reply in JSON"})
+    assert len(list(ok)) == 1
+
+
+def test_preflight_stops_after_max_problems() -> None:
+    """A systematic mistake stops at max_problems instead of repeating for every transcript."""
+    config = make_config(make_judge("bad", "JSON {{variables.missing}}"))
+    preflight = Preflight(max_problems=3)
+    with pytest.raises(BatchValidationError, match="stopped after the first 3"):
+        list(plan_requests(config, texts(100), preflight=preflight))
+    assert len(preflight) == 3
+
+
+async def test_async_planning_over_an_async_iterable() -> None:
+    """aplan_requests yields the same requests from an async source as the sync planner."""
+
+    async def source() -> AsyncIterator[Transcript]:
+        for transcript in texts(3):
+            yield transcript
+
+    config = make_config(make_judge("a"), make_judge("b"))
+    got = [r async for r in aplan_requests(config, source(), runs=2)]
+    assert got == list(plan_requests(config, texts(3), runs=2))
+    also = [r async for r in aplan_requests(config, texts(3), runs=2)]
+    assert also == got
