@@ -1,0 +1,217 @@
+"""LocalProvider benchmark: throughput against a slow loopback endpoint, and memory vs size.
+
+Run: ``python3 benchmarks/bench_local.py`` (about a minute).
+
+1. Throughput. A starlette + uvicorn endpoint in its own process (so it never shares the
+   GIL with the client) answers every chat completion after 100 ms. At concurrency 32 and
+   128, LocalProvider's achieved requests/s is printed against the ideal, concurrency ÷
+   latency (target ≥ 0.9×), and against a bare httpx loop with the same concurrency over the
+   same endpoint, measured in the same run (what the machine allows without kyro). The
+   client's CPU use is printed too: near 100 % means the machine, not the window, is the limit.
+2. Memory. A child process runs LocalProvider (an async handler, concurrency 256) over
+   10,000 and then, in a fresh child, 100,000 requests, reading every result back; the ratio
+   of their peak RSS is printed (target ≤ 1.3×).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+LATENCY = 0.1
+CONCURRENCY_LEVELS = (32, 128)
+ROUNDS = 20  # requests per level = concurrency × ROUNDS
+RSS_SIZES = (10_000, 100_000)
+
+
+def serve() -> None:
+    """The endpoint process: print the port, then answer each request after LATENCY."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    reply = (
+        b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
+        b'"content":"{\\"status\\": \\"SUCCESS\\"}"},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}'
+    )
+
+    async def chat(request: Request) -> Response:
+        await request.body()
+        await asyncio.sleep(LATENCY)
+        return Response(reply, media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(app, log_level="error", access_log=False, backlog=4096)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def write_shard(path: Path, n: int) -> None:
+    """A shard of ``n`` requests, written in chunks (flat memory)."""
+    from kyro import JudgeRequest, Message
+    from kyro_openai import encode_request
+
+    text = "The agent answered the customer's question about refunds politely. " * 4
+    with path.open("wb") as fh:
+        buf = bytearray()
+        for i in range(n):
+            messages = (Message(role="user", content=f"{text} #{i}"),)
+            encode_request(JudgeRequest(custom_id=f"t{i}-j0-r0", model="m", messages=messages), buf)
+            if len(buf) > 1 << 20:
+                fh.write(buf)
+                buf.clear()
+        fh.write(buf)
+
+
+async def bare_httpx(base_url: str, concurrency: int, total: int) -> float:
+    """Requests/s of N tasks posting the same body in a loop with plain httpx."""
+    import anyio
+    import httpx
+
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+    remaining = total
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                response = await client.post(
+                    f"{base_url}/chat/completions",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                response.raise_for_status()
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(worker)
+        return total / (time.perf_counter() - start)
+
+
+async def local_provider(base_url: str, concurrency: int, shard: Path, state: Path) -> float:
+    """Requests/s of LocalProvider running ``shard`` against ``base_url``."""
+    from kyro_local import LocalProvider
+
+    provider = LocalProvider(base_url, concurrency=concurrency, timeout=60, state_dir=state)
+    total = sum(1 for _ in shard.open("rb"))
+    try:
+        start = time.perf_counter()
+        batch_id = await provider.submit(shard, metadata={"bench": "local"})
+        elapsed = time.perf_counter() - start
+        ok = 0
+        async for line in provider.results(batch_id):
+            ok += line.ok
+    finally:
+        await provider.aclose()
+    assert ok == total, f"only {ok} of {total} requests succeeded"
+    return total / elapsed
+
+
+def rss_child(n: int) -> None:
+    """Run LocalProvider over ``n`` requests with an async handler; print peak RSS in KiB."""
+    import anyio
+
+    from kyro_local import LocalProvider
+
+    async def handler(body: dict[str, Any]) -> str:
+        await anyio.lowlevel.checkpoint()
+        return '{"status": "SUCCESS", "root_cause": "fine"}'
+
+    async def main(workdir: Path) -> int:
+        shard = workdir / "shard.jsonl"
+        await anyio.to_thread.run_sync(write_shard, shard, n)
+        provider = LocalProvider(handler=handler, concurrency=256, state_dir=workdir / "state")
+        batch_id = await provider.submit(shard, metadata={})
+        ok = 0
+        async for line in provider.results(batch_id):
+            ok += line.ok
+        return ok
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ok = anyio.run(main, Path(tmp))
+    assert ok == n, f"only {ok} of {n} requests succeeded"
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+
+
+def throughput() -> bool:
+    """Part 1; True when every level meets the target."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    passed = True
+    try:
+        assert server.stdout is not None
+        base_url = f"http://127.0.0.1:{int(server.stdout.readline())}/v1"
+        print(f"throughput: endpoint answering after {LATENCY * 1000:.0f} ms (own process)")
+        with tempfile.TemporaryDirectory() as tmp:
+            for concurrency in CONCURRENCY_LEVELS:
+                total = concurrency * ROUNDS
+                shard = Path(tmp) / f"shard-{concurrency}.jsonl"
+                write_shard(shard, total)
+                ideal = concurrency / LATENCY
+                bare = asyncio.run(bare_httpx(base_url, concurrency, total))
+                cpu, wall = time.process_time(), time.perf_counter()
+                got = asyncio.run(local_provider(base_url, concurrency, shard, Path(tmp) / "s"))
+                busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
+                ok = got >= 0.9 * ideal
+                passed &= ok
+                print(
+                    f"  concurrency {concurrency:>3} ({total} requests): {got:7.1f} req/s, "
+                    f"ideal {ideal:.0f} → {got / ideal:.2f}× (target ≥ 0.90×) "
+                    f"{'ok' if ok else 'MISSED'}; bare httpx {bare:.1f} req/s → "
+                    f"{got / bare:.2f}× of bare; client CPU busy {busy:.0%}"
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return passed
+
+
+def memory() -> bool:
+    """Part 2; True when the RSS ratio meets the target."""
+    peaks = []
+    for n in RSS_SIZES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss", str(n)], capture_output=True, text=True, check=True
+        )
+        peaks.append(int(out.stdout.strip()))
+    ratio = peaks[1] / peaks[0]
+    print(
+        f"memory: peak RSS {peaks[0] / 1024:.1f} MiB for {RSS_SIZES[0]:,} requests, "
+        f"{peaks[1] / 1024:.1f} MiB for {RSS_SIZES[1]:,} → {ratio:.2f}× (target ≤ 1.30×) "
+        f"{'ok' if ratio <= 1.3 else 'MISSED'}"
+    )
+    return ratio <= 1.3
+
+
+def main() -> int:
+    """Run both parts; exit status 1 if a target was missed."""
+    started = time.perf_counter()
+    passed = throughput()
+    passed &= memory()
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve()
+    elif sys.argv[1:2] == ["--rss"]:
+        rss_child(int(sys.argv[2]))
+    else:
+        sys.exit(main())

@@ -1,0 +1,277 @@
+"""The two ways LocalProvider runs one request: an OpenAI-compatible endpoint, or a callable.
+
+A backend takes one request body (raw JSON, as it sits in the shard) and returns the outcome
+as the two halves of an output line: the response (status, request id, JSON body) and the
+error (code and message). A backend never raises for a failed request — a timeout, a refused
+connection, a non-2xx reply or a handler that raises all become an outcome — so one bad
+request never stops the others.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+import msgspec
+import tenacity
+
+from kyro import RetryPolicy, send_with_retries
+from kyro_local._wire import OutputError, OutputResponse
+
+__all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
+
+Reply = str | Mapping[str, Any]
+"""What a handler returns: the reply text, or a chat.completion-shaped dict."""
+
+Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
+"""A callable backend: takes the request body dict, returns (or awaits to) a :data:`Reply`."""
+
+Outcome = tuple[OutputResponse | None, OutputError | None]
+
+_CONNECTIONS_PER_POOL = 16
+_TIMEOUTS = (TimeoutError, httpx.TimeoutException)
+_CONNECTION = (ConnectionError, httpx.TransportError)
+
+
+def _json_body(content: bytes) -> msgspec.Raw | None:
+    """``content`` as raw JSON safe to embed in one JSONL line, or None if it is not JSON."""
+    try:
+        raw = msgspec.json.decode(content, type=msgspec.Raw)
+    except msgspec.DecodeError:
+        return None
+    if b"\n" in content or b"\r" in content:  # pretty-printed: compact it to one line
+        return msgspec.Raw(msgspec.json.encode(msgspec.json.decode(content)))
+    return raw
+
+
+class _ErrorFields(msgspec.Struct):
+    code: str | None = None
+    message: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorFields | None = None
+
+
+class HttpBackend:
+    """POST each body to ``{base_url}/chat/completions`` with retries and a per-try deadline.
+
+    Retries follow :func:`kyro.send_with_retries` (timeouts, transport errors, 408/409/429/5xx,
+    honouring ``retry-after``); ``timeout`` bounds each attempt as a whole, connect to last byte.
+
+    Example::
+
+        backend = HttpBackend("http://127.0.0.1:8000/v1", api_key=None, timeout=60.0)
+        response, error = await backend(msgspec.Raw(b'{"model": "m", "messages": []}'))
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        timeout: float | None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        client: httpx.AsyncClient | None = None,
+        concurrency: int = 16,
+    ) -> None:
+        self.endpoint = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._timeout = timeout
+        self._retry = retry
+        self._sleep = sleep
+        self._owns_clients = client is None
+        if client is not None:
+            self._clients = [client]
+        else:
+            # httpx's pool does work per request that grows with its connection count, so
+            # high concurrency is spread over several small pools instead of one big one.
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
+            self._clients = [
+                httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits)
+                for _ in range(-(-concurrency // _CONNECTIONS_PER_POOL))
+            ]
+        self._turn = 0
+
+    async def __call__(self, body: msgspec.Raw) -> Outcome:
+        """Run one request; never raises for a failed request."""
+        content = bytes(body)
+        self._turn = (self._turn + 1) % len(self._clients)
+        client = self._clients[self._turn]
+
+        async def send() -> httpx.Response:
+            try:
+                with anyio.fail_after(self._timeout):
+                    return await client.post(self.endpoint, content=content, headers=self._headers)
+            except TimeoutError as exc:
+                raise httpx.TimeoutException("per-request deadline passed") from exc
+
+        try:
+            response = await send_with_retries(send, policy=self._retry, sleep=self._sleep)
+        except httpx.TimeoutException:
+            message = f"no reply from {self.endpoint} within {self._timeout:g} s"
+            return None, OutputError(code="timeout", message=message)
+        except httpx.TransportError as exc:
+            detail = str(exc) or type(exc).__name__
+            message = f"could not reach {self.endpoint}: {detail}"
+            return None, OutputError(code="connection_error", message=message)
+        return self._outcome(response)
+
+    def _outcome(self, response: httpx.Response) -> Outcome:
+        status = response.status_code
+        request_id = response.headers.get("x-request-id")
+        body = _json_body(response.content)
+        if 200 <= status < 300:
+            if body is None:
+                message = f"HTTP {status} from {self.endpoint} with a body that is not JSON"
+                reply = OutputResponse(status_code=status, request_id=request_id)
+                return reply, OutputError(code="invalid_response", message=message)
+            return OutputResponse(status_code=status, request_id=request_id, body=body), None
+        code, detail = f"http_{status}", response.text[:300].strip()
+        if body is None:
+            envelope = {"error": {"message": detail, "type": "non_json_response"}}
+            body = msgspec.Raw(msgspec.json.encode(envelope))
+        else:
+            try:
+                fields = msgspec.json.decode(body, type=_ErrorEnvelope).error
+            except msgspec.DecodeError:  # JSON, but not an error envelope
+                fields = None
+            if fields is not None:
+                code = fields.code or code
+                detail = fields.message or detail
+        message = f"HTTP {status} from {self.endpoint}: {detail}".rstrip(": ")
+        reply = OutputResponse(status_code=status, request_id=request_id, body=body)
+        return reply, OutputError(code=code, message=message)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this backend created it."""
+        if self._owns_clients:
+            for client in self._clients:
+                await client.aclose()
+
+
+def _is_async(handler: Handler) -> bool:
+    call = getattr(handler, "__call__", None)  # noqa: B004 -- an async __call__ on an object
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
+
+
+class CallableBackend:
+    """Run each body through a Python callable: awaited if async, else in a worker thread.
+
+    Retried (tenacity, shaped by ``retry``): timeouts and connection errors, including the
+    handler's own ``TimeoutError``/``ConnectionError`` and httpx's. Any other exception is a
+    ``callable_error`` line at once. A sync handler past its deadline is abandoned, not killed:
+    Python cannot stop a thread, so it runs on to its end and its reply is dropped.
+
+    Example::
+
+        backend = CallableBackend(lambda body: '{"status": "SUCCESS"}', timeout=10.0)
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        timeout: float | None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        concurrency: int = 16,
+    ) -> None:
+        self._handler = handler
+        self._is_async = _is_async(handler)
+        self._timeout = timeout
+        self._sleep = sleep
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+        self.endpoint = f"callable:{name}"
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(retry.max_retries + 1)
+        if retry.max_elapsed is not None:
+            stop = stop | tenacity.stop_after_delay(retry.max_elapsed)
+        self._stop = stop
+        self._wait = tenacity.wait_exponential(
+            multiplier=retry.initial_backoff, max=retry.max_backoff
+        ) + tenacity.wait_random(0, retry.initial_backoff / 4)
+
+    async def _call_once(self, body: msgspec.Raw) -> Any:
+        payload = msgspec.json.decode(body)  # a fresh dict per attempt: handlers may mutate it
+        with anyio.fail_after(self._timeout):
+            if self._is_async:
+                return await self._handler(payload)  # type: ignore[misc]
+            reply = await anyio.to_thread.run_sync(
+                self._handler, payload, limiter=self._limiter, abandon_on_cancel=True
+            )
+            if inspect.isawaitable(reply):  # a sync wrapper that hands back a coroutine
+                return await reply
+            return reply
+
+    async def __call__(self, body: msgspec.Raw) -> Outcome:
+        """Run one request; never raises for a failed request."""
+        retrying = tenacity.AsyncRetrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type((*_TIMEOUTS, *_CONNECTION)),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            reply: Any = await retrying(self._call_once, body)
+        except _TIMEOUTS:
+            message = f"{self.endpoint} gave no reply within {self._timeout:g} s"
+            return None, OutputError(code="timeout", message=message)
+        except _CONNECTION as exc:
+            message = f"{self.endpoint} raised {type(exc).__name__}: {exc}"
+            return None, OutputError(code="connection_error", message=message)
+        except Exception as exc:
+            message = f"{self.endpoint} raised {type(exc).__name__}: {exc}"
+            return None, OutputError(code="callable_error", message=message)
+        return self._outcome(reply, body)
+
+    def _outcome(self, reply: Any, body: msgspec.Raw) -> Outcome:
+        if isinstance(reply, str):
+            model = msgspec.json.decode(body, type=_Model).model
+            completion: Mapping[str, Any] = {
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+        elif isinstance(reply, Mapping) and "choices" in reply:
+            completion = reply
+        else:
+            kind = (
+                "a dict without 'choices'" if isinstance(reply, Mapping) else type(reply).__name__
+            )
+            message = (
+                f"{self.endpoint} returned {kind}: return the reply text "
+                "or a chat.completion dict (choices[0].message.content)"
+            )
+            return None, OutputError(code="callable_error", message=message)
+        try:
+            raw = msgspec.Raw(msgspec.json.encode(completion))
+        except (TypeError, msgspec.EncodeError) as exc:
+            message = f"{self.endpoint} returned a reply that is not JSON: {exc}"
+            return None, OutputError(code="callable_error", message=message)
+        return OutputResponse(status_code=200, body=raw), None
+
+    async def aclose(self) -> None:
+        """Nothing to release: the handler belongs to the caller."""
+
+
+class _Model(msgspec.Struct):
+    model: str | None = None

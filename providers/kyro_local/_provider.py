@@ -1,0 +1,275 @@
+"""LocalProvider: run a shard's requests right now, behind the batch provider protocol.
+
+``submit`` does the work itself — it returns once every line has an outcome — and leaves the
+batch on disk (see ``kyro_local._store``), so ``poll``/``results`` from this process or any
+later one read it like a finished remote batch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import httpx
+import msgspec
+
+from kyro import (
+    BatchError,
+    BatchLimits,
+    BatchState,
+    BatchStatus,
+    BatchValidationError,
+    JudgeRequest,
+    ProviderError,
+    RequestCounts,
+    ResultLine,
+    RetryPolicy,
+)
+from kyro_local._backends import CallableBackend, Handler, HttpBackend
+from kyro_local._results import read_results
+from kyro_local._run import BatchRun
+from kyro_local._store import BatchRecord, BatchStore, count_lines, owner_alive
+from kyro_openai import encode_request
+
+__all__ = ["DEFAULT_LIMITS", "LocalProvider", "default_state_dir"]
+
+DEFAULT_LIMITS = BatchLimits(max_requests=1_000_000, max_bytes=2 * 1024 * 1024 * 1024)
+
+
+def default_state_dir() -> Path:
+    """``$XDG_CACHE_HOME/kyro/local`` (``~/.cache/kyro/local``): the same from any cwd."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "kyro" / "local"
+
+
+class LocalProvider:
+    """Runs requests immediately against an OpenAI-compatible endpoint or a Python callable.
+
+    Give exactly one backend: ``base_url`` (``{base_url}/chat/completions`` receives each
+    line's body — OpenAI, Ollama, vLLM, llama.cpp's server, LiteLLM, kyro's emulator) or
+    ``handler`` (sync or async; takes the body dict, returns the reply text or a
+    chat.completion-shaped dict). At most ``concurrency`` requests run at once, each attempt
+    bounded by ``timeout`` seconds and retried per ``retry`` (429/5xx/timeouts/connection
+    errors). Batches live under ``state_dir`` (default :func:`default_state_dir`).
+
+    Example::
+
+        provider = LocalProvider(base_url="http://127.0.0.1:11434/v1", concurrency=8)
+        batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={"job": "j1"})
+        async for line in provider.results(batch_id):
+            print(line.custom_id, line.content if line.ok else line.error)
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        handler: Handler | None = None,
+        concurrency: int = 16,
+        timeout: float | None = 300.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        client: httpx.AsyncClient | None = None,
+        state_dir: str | Path | None = None,
+        limits: BatchLimits = DEFAULT_LIMITS,
+    ) -> None:
+        if (base_url is None) == (handler is None):
+            raise ValueError(
+                "LocalProvider needs exactly one backend: base_url='http://host:port/v1' "
+                "(an OpenAI-compatible endpoint) or handler=fn (a Python callable)"
+            )
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if handler is not None and (client is not None or api_key is not None):
+            raise ValueError("client= and api_key= apply to base_url=, not to handler=")
+        self.limits = limits
+        self.concurrency = concurrency
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.state_dir = self.state_dir.expanduser().absolute()
+        self._store = BatchStore(self.state_dir)
+        self._runs: dict[str, BatchRun] = {}
+        self._backend: HttpBackend | CallableBackend
+        if base_url is not None:
+            self._backend = HttpBackend(
+                base_url,
+                api_key=api_key,
+                timeout=timeout,
+                retry=retry,
+                sleep=sleep,
+                client=client,
+                concurrency=concurrency,
+            )
+        else:
+            assert handler is not None
+            self._backend = CallableBackend(
+                handler, timeout=timeout, retry=retry, sleep=sleep, concurrency=concurrency
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalProvider(endpoint={self._backend.endpoint!r}, "
+            f"concurrency={self.concurrency}, state_dir={str(self.state_dir)!r})"
+        )
+
+    def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
+        """Append ``request`` as one OpenAI batch input line (the format every shard uses).
+
+        The encoder is ``kyro_openai.encode_request`` itself, so a shard built for either
+        provider runs on the other: a batch's leftovers can be finished here unchanged.
+        """
+        encode_request(request, buffer)
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        """Run every request of the shard at ``path``; return the batch id once all have ended.
+
+        Cancelled runs (:meth:`cancel`, or the caller's own cancel scope) end as ``cancelled``
+        with their finished lines kept; the id is returned (or the cancellation re-raised).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise BatchValidationError("no shard file to submit", path=path)
+        meta = dict(metadata)
+        for key, value in meta.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"metadata must map str to str, got {key!r}: {value!r}")
+        total = await anyio.to_thread.run_sync(count_lines, path)
+        record = BatchRecord(
+            batch_id=self._store.new_id(),
+            state=BatchState.RUNNING,
+            metadata=meta,
+            created_at=time.time(),
+            counts=RequestCounts(total=total),
+            endpoint=self._backend.endpoint,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+        await anyio.to_thread.run_sync(self._store.create, record, path)
+        run = BatchRun(self._store, record, self._backend, concurrency=self.concurrency)
+        self._runs[record.batch_id] = run
+        try:
+            await run.run()
+        finally:
+            del self._runs[record.batch_id]
+        return record.batch_id
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """The batch's state and counts; a batch whose process died reads as ``expired``."""
+        run = self._runs.get(batch_id)
+        if run is not None:
+            state = BatchState.CANCELLING if run.cancelling else BatchState.RUNNING
+            return _status(run.snapshot(state))
+        return _status(await self._load(batch_id))
+
+    def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        """Stream every request's outcome; those with none are ``missing``/``batch_cancelled``.
+
+        On a batch still running, streams the outcomes so far and reports nothing missing.
+        """
+        return self._results(batch_id)
+
+    async def _results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        run = self._runs.get(batch_id)
+        record = run.snapshot(BatchState.RUNNING) if run is not None else None
+        if record is None:
+            record = await self._load(batch_id)
+        async for line in read_results(self._store.folder(batch_id), record):
+            yield line
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        """Stop the batch, keeping finished lines; its other requests report ``batch_cancelled``.
+
+        In the process running it, the run stops at once. From another process, a marker asks
+        the running process to stop (it checks about once a second; this waits up to ~3 s
+        for it and may return ``cancelling``); a batch whose process is gone is marked
+        cancelled here.
+        """
+        run = self._runs.get(batch_id)
+        if run is not None:
+            run.cancel()
+            await run.done.wait()
+            return _status(run.record)
+        record = await self._load(batch_id)
+        if record.state.terminal:
+            return _status(record)
+        if not owner_alive(record):
+            record = msgspec.structs.replace(
+                record, state=BatchState.CANCELLED, finished_at=time.time(), errors=()
+            )
+            await anyio.to_thread.run_sync(self._store.write, record)
+            return _status(record)
+        await anyio.to_thread.run_sync(self._store.request_cancel, batch_id)
+        with anyio.move_on_after(3 * BatchRun.checkpoint_interval):
+            while not record.state.terminal:
+                await anyio.sleep(0.05)
+                record = await self._load(batch_id)
+        return _status(record)
+
+    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
+        """Batches under ``state_dir`` whose metadata holds every given pair, oldest first."""
+        wanted = dict(metadata).items()
+        records = await anyio.to_thread.run_sync(lambda: list(self._store.records()))
+        found = []
+        for record in sorted(records, key=lambda r: r.created_at):
+            if wanted <= record.metadata.items():
+                found.append(await self.poll(record.batch_id))
+        return found
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (when this provider created it)."""
+        await self._backend.aclose()
+
+    async def _load(self, batch_id: str) -> BatchRecord:
+        try:
+            record = await anyio.to_thread.run_sync(self._store.read, batch_id)
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ProviderError(
+                f"cannot read local batch {batch_id} under {self.state_dir}: {exc}",
+                code="unreadable_batch",
+                provider=self.name,
+            ) from exc
+        if record is None:
+            raise ProviderError(
+                f"no local batch {batch_id} under {self.state_dir}: was it submitted with "
+                "another state_dir?",
+                code="batch_not_found",
+                provider=self.name,
+            )
+        if record.state in (BatchState.RUNNING, BatchState.CANCELLING):
+            if not owner_alive(record):
+                record = _interrupted(record)
+                await anyio.to_thread.run_sync(self._store.write, record)
+            elif record.state is BatchState.RUNNING and self._store.cancel_requested(batch_id):
+                record = msgspec.structs.replace(record, state=BatchState.CANCELLING)
+        return record
+
+
+def _interrupted(record: BatchRecord) -> BatchRecord:
+    message = (
+        f"the process running this batch (pid {record.pid}) stopped before it finished; "
+        "finished requests are kept, the others are reported as missing"
+    )
+    error = BatchError(code="interrupted", message=message, retry_later=True)
+    return msgspec.structs.replace(
+        record, state=BatchState.EXPIRED, finished_at=time.time(), errors=(error,)
+    )
+
+
+def _status(record: BatchRecord) -> BatchStatus:
+    interrupted = any(e.code == "interrupted" for e in record.errors)
+    return BatchStatus(
+        batch_id=record.batch_id,
+        state=record.state,
+        request_counts=record.counts,
+        errors=record.errors,
+        metadata=record.metadata,
+        created_at=record.created_at,
+        provider_status="interrupted" if interrupted else record.state.value,
+    )
