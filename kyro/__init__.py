@@ -18,12 +18,35 @@ Example::
 
 from __future__ import annotations
 
+from kyro._build import build_shards
+from kyro._builder import BuildSummary, Shard, ShardBuilder
 from kyro._config import Judge, JudgesConfig
+from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError, ProviderError
+from kyro._index import (
+    IndexEntry,
+    TranscriptIndexReader,
+    TranscriptIndexWriter,
+    iter_index,
+)
+from kyro._judge import BatchJudge
+from kyro._plan import aplan_requests, plan_requests
+from kyro._preflight import Preflight, PreflightProblem
+from kyro._progress import BatchProgress, JobProgress
 from kyro._provider import BatchProvider
+from kyro._registry import available_providers, get_provider
+from kyro._results import (
+    BatchRunResult,
+    Evaluations,
+    JudgeCounts,
+    JudgeVerdict,
+    ResultCounts,
+    RunVerdict,
+    TranscriptEvaluation,
+)
 from kyro._retry import RetryPolicy, retry_after_seconds, send_with_retries
 from kyro._templates import Template
-from kyro._transcripts import Transcript
+from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
 from kyro._types import (
     BatchError,
     BatchLimits,
@@ -36,31 +59,62 @@ from kyro._types import (
     ResultLine,
     Usage,
 )
+from kyro._verdicts import VoteSettings, parse_reply, vote
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchError",
     "BatchJobError",
+    "BatchJudge",
     "BatchLimits",
+    "BatchProgress",
     "BatchProvider",
+    "BatchRunResult",
     "BatchState",
     "BatchStatus",
     "BatchValidationError",
+    "BuildSummary",
+    "Evaluations",
+    "IndexEntry",
+    "JobProgress",
     "Judge",
+    "JudgeCounts",
     "JudgeRequest",
+    "JudgeVerdict",
     "JudgesConfig",
     "KyroError",
     "Message",
+    "Preflight",
+    "PreflightProblem",
     "ProviderError",
     "RequestCounts",
+    "ResultCounts",
     "ResultError",
     "ResultLine",
     "RetryPolicy",
+    "RunVerdict",
+    "Shard",
+    "ShardBuilder",
     "Template",
     "Transcript",
+    "TranscriptEvaluation",
+    "TranscriptIndexReader",
+    "TranscriptIndexWriter",
     "Usage",
+    "VoteSettings",
     "__version__",
+    "aiter_transcripts",
+    "aplan_requests",
+    "available_providers",
+    "build_shards",
+    "get_provider",
+    "iter_index",
+    "iter_transcripts",
+    "load_config",
+    "parse_reply",
+    "plan_requests",
     "retry_after_seconds",
     "send_with_retries",
+    "vote",
 ]

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kyro._exceptions import BatchValidationError, KyroError, ProviderError
+from kyro.cli import _demo, _emulator, _jobs, _plan, _run, _validate
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
 
 # Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = ()
+_COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _emulator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except BatchValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # With a file, the message reads `file:line:column: message`, as editors expect.
+        print(str(exc) if exc.path else f"error: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     except ProviderError as exc:
         print(f"provider error: {exc}", file=sys.stderr)

@@ -1,0 +1,93 @@
+"""Collecting a finished job: downloads kept on disk, aggregation, and what to send again.
+
+Each terminal batch is downloaded once, line by line, into ``downloads/<batch_id>.jsonl``
+(written atomically, so a crash mid-download leaves nothing half-written behind) and marked
+as downloaded in the state. Aggregation then reads every download of the job — every attempt
+of every shard — so a resubmitted request's later reply replaces its earlier failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from kyro._aggregate import Aggregator
+from kyro._files import atomic_writer
+from kyro._index import iter_index
+from kyro._provider import BatchProvider
+from kyro._results import BatchRunResult
+from kyro._types import ResultLine
+from kyro._verdicts import VoteSettings
+
+__all__ = ["Collected", "aggregate", "download_results"]
+
+_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(ResultLine)
+_FLUSH_AT = 1 << 20
+
+
+async def download_results(provider: BatchProvider, batch_id: str, path: Path) -> int:
+    """Stream every result line of ``batch_id`` into ``path`` (atomically); return the count."""
+    count = 0
+    buffer = bytearray()
+    with atomic_writer(path) as file:
+        async for line in provider.results(batch_id):
+            _encoder.encode_into(line, buffer, -1)
+            buffer.extend(b"\n")
+            count += 1
+            if len(buffer) >= _FLUSH_AT:
+                file.write(buffer)
+                buffer.clear()
+        file.write(buffer)
+    return count
+
+
+def _read_lines(path: Path) -> Iterator[ResultLine]:
+    with path.open("rb") as file:
+        for raw in file:
+            if raw.strip():
+                yield _line_decoder.decode(raw)
+
+
+class Collected(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one aggregation pass.
+
+    ``retryable`` lists custom_ids whose best outcome so far is a failure worth sending again
+    (expired, cancelled, missing, 429, 5xx); ``result`` is set only when ``finish`` was asked.
+    """
+
+    retryable: frozenset[str]
+    result: BatchRunResult | None = None
+
+
+def aggregate(
+    downloads: Sequence[Path],
+    *,
+    work_dir: Path,
+    index_path: Path,
+    results_path: Path,
+    job_id: str,
+    judges: Sequence[str],
+    runs: int,
+    transcripts: int,
+    settings: VoteSettings,
+    finish: bool,
+) -> Collected:
+    """Read every download; return the retryable ids and, with ``finish``, the written result.
+
+    Blocking file I/O: run it in a worker thread (``anyio.to_thread.run_sync``).
+    """
+    with Aggregator(
+        work_dir, judges=judges, runs=runs, transcripts=transcripts, settings=settings
+    ) as aggregator:
+        add = aggregator.add
+        for path in downloads:
+            for line in _read_lines(path):
+                add(line)
+        retryable = frozenset(aggregator.retryable())
+        if not finish:
+            return Collected(retryable=retryable)
+        result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
+        return Collected(retryable=retryable, result=result)

@@ -1,0 +1,79 @@
+"""Building a job's shards from any kind of transcript input, off the event loop.
+
+Planning, rendering and encoding are CPU and file work, so they run in a worker thread. Sync
+inputs are iterated there directly; an async iterable is pulled item by item from the event
+loop (``anyio.from_thread``), so nothing materialises the whole set either way.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from kyro._build import build_shards
+from kyro._builder import BuildSummary
+from kyro._config import JudgesConfig
+from kyro._exceptions import BatchValidationError
+from kyro._provider import BatchProvider
+from kyro._state import StateStore
+from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
+
+__all__ = ["build_job_shards"]
+
+
+def _pull(transcripts: AsyncIterator[Transcript]) -> Iterator[Transcript]:
+    """A sync iterator (for a worker thread) over an async one living on the event loop."""
+
+    async def next_item() -> Transcript | None:
+        try:
+            return await transcripts.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    while True:
+        item = anyio.from_thread.run(next_item)
+        if item is None:
+            return
+        yield item
+
+
+async def build_job_shards(
+    config: JudgesConfig,
+    transcripts: Any,
+    *,
+    runs: int,
+    variables: dict[str, str],
+    provider: BatchProvider,
+    store: StateStore,
+) -> BuildSummary:
+    """Write the job's shards and transcript index into the store's shard folder."""
+    store.ensure_dirs()
+    shutil.rmtree(store.shards_dir, ignore_errors=True)  # leftovers of an interrupted plan
+    store.ensure_dirs()
+    if isinstance(transcripts, AsyncIterable):
+        source: Iterator[Transcript] = _pull(aiter_transcripts(transcripts).__aiter__())
+    else:
+        source = iter_transcripts(transcripts)
+    summary = await anyio.to_thread.run_sync(
+        lambda: build_shards(
+            config,
+            source,
+            encode=provider.encode,
+            limits=provider.limits,
+            directory=store.shards_dir,
+            runs=runs,
+            variables=variables,
+        )
+    )
+    if summary.requests == 0:
+        raise BatchValidationError(
+            "no transcripts were given, so there is nothing to submit; pass inline text, "
+            "files, folders or a .jsonl dataset",
+            path=config.path,
+        )
+    return summary

@@ -1,0 +1,480 @@
+"""BatchJudge: submit, let the process exit, check later — with crash-safe state on disk.
+
+Crash safety, step by step (every state write is atomic; the lock serialises processes):
+
+1. submit() plans and writes every shard and the transcript index, then saves the state
+   (phase ``submitting``). A crash before that save leaves no job: run submit again.
+2. Before each remote call the intent is saved (an attempt with no batch id); after it, the
+   batch id. A process that finds an intent without an id asks ``provider.find(metadata)``
+   — the batch is tagged with the job id, shard index and attempt — before submitting again,
+   so a crash may cost an orphan upload, never a second batch.
+3. check() polls each unfinished batch once. When all are terminal it downloads each batch
+   once (atomically, marked in the state), aggregates every download, resubmits retryable
+   failures as new batches of the same job (``max_resubmits``), and otherwise writes the
+   results file durably, records where it is, and only then clears the state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from collections.abc import AsyncIterable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kyro._builder import BuildSummary
+from kyro._checking import run_check
+from kyro._collect import download_results
+from kyro._config_load import load_config
+from kyro._exceptions import BatchJobError, BatchValidationError
+from kyro._jobbuild import build_job_shards
+from kyro._plan import validate_variables
+from kyro._progress import BatchProgress, JobProgress
+from kyro._provider import BatchProvider
+from kyro._resubmit import filter_shard
+from kyro._results import BatchRunResult
+from kyro._state import JobState, ShardState, StateStore, SubmissionState
+from kyro._types import BatchError, RequestCounts
+from kyro._verdicts import VoteSettings
+
+__all__ = ["BatchJudge"]
+
+replace = msgspec.structs.replace
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _new_job_id() -> str:
+    return f"kyro-{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class BatchJudge:
+    """Evaluate transcripts with the judges of one config through a batch provider.
+
+    ``state_dir`` defaults to ``.kyro/`` beside the config. ``vote`` sets the tie rule and the
+    minimum of valid runs; ``max_resubmits`` how many times failed, expired or missing
+    requests are sent again within the job; ``fallback`` (e.g. a ``LocalProvider``) finishes
+    those requests at once instead of in another batch.
+
+    Example::
+
+        judge = BatchJudge(OpenAIBatchProvider(), "judges.yml")
+        job_id = await judge.submit(["t1.json", "inline transcript"], runs=3)
+        ...                                     # the process may exit here
+        result = await judge.check()            # None while the provider is working
+    """
+
+    def __init__(
+        self,
+        provider: BatchProvider,
+        judges_config_path: str | Path,
+        *,
+        state_dir: str | Path | None = None,
+        vote: VoteSettings | None = None,
+        max_resubmits: int = 2,
+        fallback: BatchProvider | None = None,
+        token_limit_wait: float = 600.0,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        if max_resubmits < 0:
+            raise ValueError("max_resubmits must be 0 or more")
+        self.provider = provider
+        self.fallback = fallback
+        self.config_path = Path(judges_config_path)
+        self.store = StateStore(self.config_path, Path(state_dir) if state_dir else None)
+        self.vote = vote if vote is not None else VoteSettings()
+        self.max_resubmits = max_resubmits
+        self.token_limit_wait = token_limit_wait
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"BatchJudge(provider={self.provider.name!r}, config={str(self.config_path)!r})"
+
+    # -- submit ----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        transcripts: Iterable[Any] | AsyncIterable[Any] | str | Path | Mapping[str, Any],
+        *,
+        runs: int = 1,
+        variables: Mapping[str, str] | None = None,
+    ) -> str:
+        """Plan, write and submit every request; save the state; return kyro's job id.
+
+        Refuses while a job for the same config is pending. If a previous submit crashed
+        midway, this finishes that job (adopting batches it already created) and returns
+        its id: the transcripts given now are not used, and a warning says so.
+        """
+        config = load_config(self.config_path)
+        if config.uses_pipeline:
+            raise BatchValidationError(
+                "this config uses depends_on/on_failure, which batch jobs cannot honour yet "
+                "(the gated steps would run without their gates); remove them, or split the "
+                "pipeline into separate configs submitted one after another",
+                path=self.config_path,
+            )
+        run_variables = validate_variables(variables)
+        if runs < 1:
+            raise BatchValidationError(f"runs must be at least 1, not {runs}")
+        async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
+            state = self.store.load()
+            if state is not None and state.status == "submitting":
+                _log_resume(state)
+                state = await self._submit_missing(state)
+                return state.job_id
+            if state is not None and state.status != "ended":
+                raise self._pending_error(state)
+            if state is not None:
+                self.store.clear()
+            job_id = _new_job_id()
+            summary = await build_job_shards(
+                config,
+                transcripts,
+                runs=runs,
+                variables=run_variables,
+                provider=self.provider,
+                store=self.store,
+            )
+            state = _initial_state(job_id, self.provider.name, config, summary, runs, self)
+            self.store.save(state)
+            state = await self._submit_missing(state)
+        return job_id
+
+    async def _submit_missing(self, state: JobState) -> JobState:
+        state = await self._recover(state)
+        for shard in state.shards:
+            if not shard.attempts:
+                state = await self._start_attempt(
+                    state, shard, 1, shard.name, via="primary", reason="initial"
+                )
+        state = replace(state, status="pending")
+        self.store.save(state)
+        return state
+
+    async def _start_attempt(
+        self, state: JobState, shard: ShardState, number: int, file: str, *, via: str, reason: str
+    ) -> JobState:
+        path = self.store.resolve(file)
+        lines = shard.lines if file == shard.name else _count_lines(path)
+        attempt = SubmissionState(
+            attempt=number, file=file, lines=lines, intent_at=_now(), via=via, reason=reason
+        )
+        shard = shard.with_attempt(attempt)
+        state = state.with_shard(shard)
+        self.store.save(state)  # write-ahead: the intent is on disk before the remote call
+        provider = self._provider_for(via)
+        batch_id = await provider.submit(path, metadata=_metadata(state, shard.index, number))
+        attempt = replace(attempt, batch_id=batch_id, submitted_at=_now())
+        state = state.with_shard(shard.with_attempt(attempt))
+        self.store.save(state)
+        return state
+
+    async def _recover(self, state: JobState) -> JobState:
+        """Settle every attempt that has an intent but no batch id (a crash mid-submit)."""
+        for shard in state.shards:
+            for attempt in shard.attempts:
+                if attempt.batch_id is not None:
+                    continue
+                provider = self._provider_for(attempt.via)
+                metadata = _metadata(state, shard.index, attempt.attempt)
+                found = sorted(await provider.find(metadata), key=lambda s: s.created_at or 0)
+                if found:
+                    batch_id = found[0].batch_id
+                else:
+                    path = self.store.resolve(attempt.file)
+                    batch_id = await provider.submit(path, metadata=metadata)
+                shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))
+                state = state.with_shard(shard)
+                self.store.save(state)
+        return state
+
+    # -- check -----------------------------------------------------------------------------
+
+    async def check(self, job_id: str | None = None) -> BatchRunResult | None:
+        """Poll once; None while any batch is pending, else the job's result.
+
+        Raises :class:`BatchJobError` when the job ended failed, expired or cancelled (with
+        the provider's errors and the partial results, also on disk; the state is kept).
+        After a job is collected, checking it again returns the same result from disk.
+        """
+        async with self.store.lock(timeout=self.lock_timeout, purpose="check"):
+            state = self.store.load()
+            if state is None:
+                return self._finished_result(job_id)
+            self._check_job_id(state, job_id)
+            return await run_check(self, state)
+
+    def _finished_result(self, job_id: str | None) -> BatchRunResult:
+        done = self.store.load_finished()
+        if done is None or (job_id is not None and done.job_id != job_id):
+            wanted = f"job {job_id}" if job_id else "a job"
+            raise BatchValidationError(
+                f"no state for {wanted} of {self.config_path.name}: nothing was submitted "
+                f"with this config and state folder ({self.store.state_dir}); run submit first",
+                path=self.store.state_path,
+            )
+        return done
+
+    # -- status and cancel -----------------------------------------------------------------
+
+    async def status(self, job_id: str | None = None) -> JobProgress:
+        """Poll every unfinished batch once and report progress; never collects results."""
+        async with self.store.lock(timeout=self.lock_timeout, purpose="status"):
+            state = self.store.load()
+            if state is None:
+                done = self._finished_result(job_id)
+                return JobProgress(
+                    job_id=done.job_id,
+                    phase="done",
+                    requests=done.counts.requests,
+                    batches=(),
+                    totals=RequestCounts(),
+                )
+            self._check_job_id(state, job_id)
+            state = await self.poll_all(state)
+            return progress_of(state)
+
+    async def cancel(self, job_id: str | None = None) -> JobProgress:
+        """Ask the provider to cancel every unfinished batch of the job.
+
+        The job then ends ``cancelled``: the next check() collects the finished part and
+        raises :class:`BatchJobError` carrying it.
+        """
+        async with self.store.lock(timeout=self.lock_timeout, purpose="cancel"):
+            state = self.store.load()
+            if state is None:
+                raise BatchValidationError(
+                    f"no pending job for {self.config_path.name} to cancel",
+                    path=self.store.state_path,
+                )
+            self._check_job_id(state, job_id)
+            state = await self._recover(state)
+            state = replace(state, cancel_requested=True, status="cancelling")
+            self.store.save(state)
+            for shard in state.shards:
+                attempt = shard.attempts[-1]
+                if attempt.state is not None and attempt.state.terminal:
+                    continue
+                assert attempt.batch_id is not None
+                status = await self._provider_for(attempt.via).cancel(attempt.batch_id)
+                attempt = replace(attempt, state=status.state, errors=status.errors)
+                state = state.with_shard(shard.with_attempt(attempt))
+                self.store.save(state)
+            return progress_of(state)
+
+    # -- shared helpers --------------------------------------------------------------------
+
+    async def poll_all(self, state: JobState) -> JobState:
+        """Poll the latest attempt of every shard that is not terminal yet; save the state."""
+        state = await self._recover(state)
+        for shard in state.shards:
+            attempt = shard.attempts[-1]
+            if attempt.state is not None and attempt.state.terminal:
+                continue
+            assert attempt.batch_id is not None
+            status = await self._provider_for(attempt.via).poll(attempt.batch_id)
+            attempt = replace(
+                attempt,
+                state=status.state,
+                errors=status.errors,
+                counts=status.request_counts,
+                observed_at=_now() if status.state.terminal else None,
+            )
+            state = state.with_shard(shard.with_attempt(attempt))
+        self.store.save(state)
+        return state
+
+    def _provider_for(self, via: str) -> BatchProvider:
+        if via == "fallback":
+            if self.fallback is None:
+                raise BatchValidationError(
+                    "this job sent requests through a fallback provider; pass the same "
+                    "fallback (e.g. a LocalProvider with the same state_dir) to BatchJudge",
+                    path=self.store.state_path,
+                )
+            return self.fallback
+        return self.provider
+
+    def _check_job_id(self, state: JobState, job_id: str | None) -> None:
+        if job_id is not None and job_id != state.job_id:
+            raise BatchValidationError(
+                f"the pending job for {self.config_path.name} is {state.job_id}, not {job_id}",
+                path=self.store.state_path,
+            )
+        if state.provider != self.provider.name:
+            raise BatchValidationError(
+                f"job {state.job_id} was submitted through the {state.provider!r} provider; "
+                f"check it with that provider, not {self.provider.name!r}",
+                path=self.store.state_path,
+            )
+
+    def _pending_error(self, state: JobState) -> BatchValidationError:
+        config = self.config_path
+        return BatchValidationError(
+            f"a job for {config.name} is still pending (job {state.job_id}, submitted "
+            f"{state.created_at:%Y-%m-%d %H:%M} UTC): run `python3 -m kyro check {config}` "
+            f"to collect it, or `python3 -m kyro cancel {config}` to stop it",
+            path=self.store.state_path,
+        )
+
+    async def ensure_attempt(
+        self, state: JobState, shard: ShardState, file: str, *, via: str, reason: str
+    ) -> JobState:
+        """Start the next attempt of ``shard`` from ``file`` (a resubmission)."""
+        number = shard.attempts[-1].attempt + 1 if shard.attempts else 1
+        return await self._start_attempt(state, shard, number, file, via=via, reason=reason)
+
+    def job_error(self, state: JobState, result: BatchRunResult, status: str) -> BatchJobError:
+        """The error for a job that ended ``status``, carrying its partial result."""
+        errors: list[BatchError] = [e for s in state.shards for e in s.attempts[-1].errors]
+        codes = ", ".join(sorted({e.code for e in errors})) or "none reported"
+        return BatchJobError(
+            f"job {state.job_id} ended {status} (provider errors: {codes}); "
+            f"{result.counts.transcripts - result.counts.errored} of "
+            f"{result.counts.transcripts} transcripts have verdicts, written to "
+            f"{result.results_path}. The state is kept: check again with a higher "
+            "max_resubmits to retry, or submit a new job",
+            job_id=state.job_id,
+            status=status,
+            errors=errors,
+            result=result,
+        )
+
+    async def run_download(self, state: JobState) -> JobState:
+        """Download every terminal attempt not downloaded yet (one file per batch)."""
+        for shard in state.shards:
+            for attempt in shard.attempts:
+                if attempt.downloaded or attempt.state is None or not attempt.state.terminal:
+                    continue
+                assert attempt.batch_id is not None
+                path = self.store.download_path(attempt.batch_id)
+                provider = self._provider_for(attempt.via)
+                await download_results(provider, attempt.batch_id, path)
+                shard = shard.with_attempt(replace(attempt, downloaded=True))
+                state = state.with_shard(shard)
+                self.store.save(state)
+        return state
+
+    def aggregate_args(self, state: JobState) -> dict[str, Any]:
+        """Keyword arguments of :func:`kyro._collect.aggregate` for this job."""
+        downloads = [
+            self.store.download_path(a.batch_id)
+            for s in state.shards
+            for a in s.attempts
+            if a.downloaded and a.batch_id is not None
+        ]
+        return {
+            "downloads": downloads,
+            "work_dir": self.store.work_dir,
+            "index_path": self.store.index_path,
+            "results_path": self.store.results_path_for(state.job_id),
+            "job_id": state.job_id,
+            "judges": state.judges,
+            "runs": state.runs,
+            "transcripts": state.transcripts,
+            "settings": state.vote,
+        }
+
+    def resubmission_file(self, shard: ShardState, retry: frozenset[str]) -> str | None:
+        """Write the next resubmission file of ``shard`` holding ``retry`` ids, or None."""
+        number = shard.attempts[-1].attempt + 1
+        out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
+        written = filter_shard(self.store.shard_of(shard), retry, out)
+        return None if written is None else self.store.relative(out)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
+
+
+def _metadata(state: JobState, shard: int, attempt: int) -> dict[str, str]:
+    return {
+        "kyro_job": state.job_id,
+        "kyro_shard": str(shard),
+        "kyro_attempt": str(attempt),
+        "kyro_config": state.config_sha256[:16],
+    }
+
+
+def _initial_state(
+    job_id: str,
+    provider: str,
+    config: Any,
+    summary: BuildSummary,
+    runs: int,
+    judge: BatchJudge,
+) -> JobState:
+    shards = tuple(
+        ShardState(
+            index=i,
+            name=judge.store.relative(Path(s.path or "")),
+            model=s.model,
+            lines=s.lines,
+            bytes=s.bytes,
+            sha256=s.sha256,
+        )
+        for i, s in enumerate(summary.shards)
+    )
+    return JobState(
+        job_id=job_id,
+        provider=provider,
+        config_path=str(config.path),
+        config_sha256=config.sha256,
+        judges=tuple(j.name for j in config.judges),
+        runs=runs,
+        transcripts=summary.transcripts,
+        created_at=_now(),
+        vote=judge.vote,
+        max_resubmits=judge.max_resubmits,
+        shards=shards,
+    )
+
+
+def _log_resume(state: JobState) -> None:
+    import logging
+
+    logging.getLogger("kyro").warning(
+        "resuming job %s, whose submission was interrupted; the transcripts given now are "
+        "not used (the job's own shards are)",
+        state.job_id,
+    )
+
+
+def progress_of(state: JobState) -> JobProgress:
+    """A :class:`JobProgress` from the saved state (no remote calls)."""
+    batches = []
+    completed = failed = total = 0
+    for shard in state.shards:
+        for attempt in shard.attempts:
+            counts = attempt.counts or RequestCounts(total=attempt.lines)
+            batches.append(
+                BatchProgress(
+                    shard=shard.index,
+                    attempt=attempt.attempt,
+                    model=shard.model,
+                    lines=attempt.lines,
+                    batch_id=attempt.batch_id,
+                    state=attempt.state,
+                    request_counts=counts,
+                    errors=attempt.errors,
+                    provider=attempt.via,
+                )
+            )
+        latest = shard.attempts[-1] if shard.attempts else None
+        if latest is not None and latest.counts is not None:
+            completed += latest.counts.completed
+            failed += latest.counts.failed
+        total += shard.lines
+    requests = state.transcripts * len(state.judges) * state.runs
+    return JobProgress(
+        job_id=state.job_id,
+        phase=state.status,
+        requests=requests,
+        batches=tuple(batches),
+        totals=RequestCounts(total=total, completed=completed, failed=failed),
+    )

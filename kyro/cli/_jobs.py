@@ -1,0 +1,228 @@
+"""``submit``, ``check``, ``status`` and ``cancel``: a batch job from the command line.
+
+A cron job runs ``kyro submit`` once and ``kyro check`` on a schedule; the exit code says
+what happened (0 complete, 3 still pending, 4 job failed/expired/cancelled — see
+:class:`kyro.cli._exit.ExitCode`), and ``--fail-on`` turns verdicts into a failing code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from kyro._exceptions import BatchJobError
+from kyro._judge import BatchJudge
+from kyro._results import BatchRunResult
+from kyro.cli._exit import ExitCode
+from kyro.cli._options import (
+    add_job_options,
+    add_plan_options,
+    add_vote_options,
+    configure_logging,
+    make_judge,
+    parse_variables,
+)
+from kyro.cli._report import console, export_csv, export_jsonl, print_progress, print_summary
+
+__all__ = ["add_output_options", "finish", "register", "wait_for_result"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def register(subparsers: Any) -> None:
+    """Add ``submit``, ``check``, ``status`` and ``cancel``."""
+    submit = subparsers.add_parser(
+        "submit",
+        help="submit transcripts × judges × runs as batch jobs, save the state, and exit",
+        formatter_class=_RAW,
+        epilog="examples:\n  python3 -m kyro submit judges.yml transcripts/ --runs 3\n"
+        "  python3 -m kyro submit judges.yml data.jsonl --var product=Acme",
+    )
+    submit.add_argument("config", help="the judges YAML file")
+    submit.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
+    add_plan_options(submit)
+    add_vote_options(submit)
+    add_job_options(submit)
+    submit.set_defaults(func=_submit)
+
+    check = subparsers.add_parser(
+        "check",
+        help="poll the job once (or --wait) and print the verdicts when it is done",
+        formatter_class=_RAW,
+        epilog="examples:\n  python3 -m kyro check judges.yml            # exit 3 while pending\n"
+        "  python3 -m kyro check judges.yml --wait --interval 60 --csv results.csv\n"
+        "  python3 -m kyro check judges.yml --fail-on partial   # CI gate",
+    )
+    check.add_argument("config", help="the judges YAML file the job was submitted with")
+    check.add_argument("--job", help="the job id (default: the config's pending job)")
+    check.add_argument("--wait", action="store_true", help="poll until the job is done")
+    check.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between polls with --wait"
+    )
+    add_output_options(check)
+    add_vote_options(check)
+    add_job_options(check)
+    check.set_defaults(func=_check)
+
+    for name, helptext, func in (
+        ("status", "show each batch's progress (never collects results)", _status),
+        ("cancel", "cancel the job's unfinished batches", _cancel),
+    ):
+        parser = subparsers.add_parser(
+            name,
+            help=helptext,
+            formatter_class=_RAW,
+            epilog=f"example:\n  python3 -m kyro {name} judges.yml",
+        )
+        parser.add_argument("config", help="the judges YAML file the job was submitted with")
+        parser.add_argument("--job", help="the job id (default: the config's pending job)")
+        add_job_options(parser)
+        parser.set_defaults(func=func)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--output``, ``--csv`` and ``--fail-on``."""
+    parser.add_argument("--output", metavar="FILE.jsonl", help="also write the results here")
+    parser.add_argument("--csv", metavar="FILE.csv", help="one row per transcript × judge")
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        choices=["error", "partial", "errored"],
+        default=[],
+        help="exit 1 when any transcript is ERROR (error), ERROR or PARTIAL (partial), or has "
+        "no verdict (errored); repeatable",
+    )
+
+
+def _submit(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    variables = parse_variables(args.var)
+    judge = make_judge(args)
+    out = console()
+
+    async def go() -> str:
+        try:
+            return await judge.submit(args.transcripts, runs=args.runs, variables=variables)
+        finally:
+            await judge.provider.aclose()
+
+    job_id = anyio.run(go)
+    if args.quiet:
+        out.print(job_id)
+    else:
+        out.print(f"submitted job {job_id}; state saved in {judge.store.state_path}")
+        out.print(f"collect it later with: python3 -m kyro check {args.config}")
+    return ExitCode.OK
+
+
+async def wait_for_result(
+    judge: BatchJudge, job: str | None, *, wait: bool, interval: float, quiet: bool
+) -> BatchRunResult | None:
+    """check() once, or until done with ``wait`` (a spinner with counts on a terminal)."""
+    out = console()
+    if not wait:
+        return await judge.check(job)
+    status = None if quiet or not out.is_terminal else out.status("waiting for the provider…")
+    if status is not None:
+        status.start()
+    try:
+        while True:
+            result = await judge.check(job)
+            if result is not None:
+                return result
+            if status is not None:
+                progress = await judge.status(job)
+                status.update(
+                    f"{progress.phase}: {progress.totals.completed} of {progress.requests} "
+                    "requests done"
+                )
+            await anyio.sleep(interval)
+    finally:
+        if status is not None:
+            status.stop()
+
+
+def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
+    """Print the summary, write the exports, and apply ``--fail-on``."""
+    out = console()
+    print_summary(result, out, quiet=args.quiet)
+    if args.output:
+        export_jsonl(result, Path(args.output))
+        out.print(f"wrote {args.output}")
+    if args.csv:
+        export_csv(result, Path(args.csv))
+        out.print(f"wrote {args.csv}")
+    counts = result.counts
+    failing = {
+        "error": counts.error > 0,
+        "partial": counts.error + counts.partial > 0,
+        "errored": counts.errored > 0,
+    }
+    hit = [gate for gate in args.fail_on if failing[gate]]
+    if hit:
+        out.print(f"--fail-on {', '.join(hit)}: verdicts fail the gate")
+        return ExitCode.GATE
+    return ExitCode.OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    judge = make_judge(args)
+
+    async def go() -> BatchRunResult | None:
+        try:
+            return await wait_for_result(
+                judge, args.job, wait=args.wait, interval=args.interval, quiet=args.quiet
+            )
+        finally:
+            await judge.provider.aclose()
+
+    try:
+        result = anyio.run(go)
+    except BatchJobError as exc:
+        out = console()
+        out.print(f"job {exc.job_id} ended {exc.status}")
+        for error in exc.errors:
+            where = f" (line {error.line})" if error.line is not None else ""
+            out.print(f"  {error.code}{where}: {error.message}")
+        if isinstance(exc.result, BatchRunResult):
+            finish(exc.result, args)
+        return ExitCode.JOB_FAILED
+    if result is None:
+        if not args.quiet:
+            console().print("still pending: check again later")
+        return ExitCode.PENDING
+    return finish(result, args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    judge = make_judge(args)
+
+    async def go() -> Any:
+        try:
+            return await judge.status(args.job)
+        finally:
+            await judge.provider.aclose()
+
+    print_progress(anyio.run(go), console())
+    return ExitCode.OK
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    judge = make_judge(args)
+
+    async def go() -> Any:
+        try:
+            return await judge.cancel(args.job)
+        finally:
+            await judge.provider.aclose()
+
+    progress = anyio.run(go)
+    print_progress(progress, console())
+    console().print(f"cancel requested; run `python3 -m kyro check {args.config}` to collect")
+    return ExitCode.OK

@@ -1,0 +1,129 @@
+"""Options shared by the job commands, and building a provider and a BatchJudge from them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kyro._exceptions import BatchValidationError
+from kyro._judge import BatchJudge
+from kyro._provider import BatchProvider
+from kyro._registry import available_providers, get_provider
+from kyro._verdicts import VoteSettings
+from kyro.cli._plan import parse_variables
+
+__all__ = [
+    "add_job_options",
+    "add_plan_options",
+    "configure_logging",
+    "make_judge",
+    "parse_variables",
+    "state_dir_of",
+]
+
+
+def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = "openai") -> None:
+    """``--provider``, ``--base-url``, ``--state-dir``, ``-v`` and ``--quiet``."""
+    parser.add_argument(
+        "--provider",
+        default=default_provider,
+        help=f"provider name (default {default_provider}; installed: "
+        f"{', '.join(sorted(available_providers()))})",
+    )
+    parser.add_argument(
+        "--base-url",
+        help="API base URL, e.g. http://127.0.0.1:8000/v1 (default: OPENAI_BASE_URL or the "
+        "provider's own)",
+    )
+    parser.add_argument(
+        "--state-dir", help="where the job's state lives (default: .kyro/ beside the config)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the essentials, no progress"
+    )
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """``--runs`` and ``--var``, as ``plan`` has them."""
+    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run-level template variable (repeatable)",
+    )
+
+
+def add_vote_options(parser: argparse.ArgumentParser) -> None:
+    """``--min-valid-votes``, ``--tie`` and ``--max-resubmits`` (recorded with the job)."""
+    parser.add_argument(
+        "--min-valid-votes", type=int, default=1, help="valid runs a judge needs (default 1)"
+    )
+    parser.add_argument(
+        "--tie",
+        choices=["error", "success", "errored"],
+        default="error",
+        help="how a tied vote is settled (default error: the pessimistic verdict wins)",
+    )
+    parser.add_argument(
+        "--max-resubmits",
+        type=int,
+        default=2,
+        help="times failed, expired or missing requests are sent again (default 2)",
+    )
+
+
+def configure_logging(verbose: int) -> None:
+    """Log kyro's warnings always, info with -v, debug (kyro and httpx) with -vv."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="kyro: %(levelname)s: %(message)s", stream=sys.stderr)
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def state_dir_of(args: argparse.Namespace) -> Path:
+    """The state folder the command uses."""
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir)
+    return Path(args.config).parent / ".kyro"
+
+
+def _provider_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.base_url:
+        options["base_url"] = args.base_url
+    if name == "local":
+        options["state_dir"] = state_dir_of(args) / "local"
+        if not args.base_url and not os.environ.get("OPENAI_BASE_URL"):
+            raise BatchValidationError(
+                "the local provider needs an OpenAI-compatible endpoint: pass --base-url "
+                "(e.g. http://127.0.0.1:11434/v1 for Ollama)"
+            )
+        options.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
+        options["api_key"] = os.environ.get("OPENAI_API_KEY")
+    return options
+
+
+def make_provider(args: argparse.Namespace) -> BatchProvider:
+    """The provider the command's options name."""
+    return get_provider(args.provider, **_provider_options(args.provider, args))
+
+
+def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) -> BatchJudge:
+    """A BatchJudge for ``args.config`` with the command's provider and settings."""
+    settings = VoteSettings(
+        min_valid_votes=getattr(args, "min_valid_votes", 1), tie=getattr(args, "tie", "error")
+    )
+    return BatchJudge(
+        provider if provider is not None else make_provider(args),
+        args.config,
+        state_dir=args.state_dir,
+        vote=settings,
+        max_resubmits=getattr(args, "max_resubmits", 2),
+    )

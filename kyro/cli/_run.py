@@ -1,0 +1,80 @@
+"""``run``: submit and wait in one go — the synchronous path, local provider by default.
+
+``python3 -m kyro run judges.yml transcripts/ --base-url http://127.0.0.1:11434/v1`` sends
+every request straight to an OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, LiteLLM,
+OpenAI's live API, kyro's emulator), then prints the verdicts. With ``--provider openai`` it
+submits a batch and polls until done instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import anyio
+
+from kyro._exceptions import BatchJobError
+from kyro._results import BatchRunResult
+from kyro.cli._exit import ExitCode
+from kyro.cli._jobs import add_output_options, finish, wait_for_result
+from kyro.cli._options import (
+    add_job_options,
+    add_plan_options,
+    add_vote_options,
+    configure_logging,
+    make_judge,
+    parse_variables,
+)
+from kyro.cli._report import console
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``."""
+    parser = subparsers.add_parser(
+        "run",
+        help="submit, wait and print the verdicts in one go (local provider by default)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python3 -m kyro run judges.yml transcripts/ --base-url http://127.0.0.1:11434/v1\n"
+        "  python3 -m kyro run judges.yml data.jsonl --provider openai --interval 60",
+    )
+    parser.add_argument("config", help="the judges YAML file")
+    parser.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
+    parser.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between polls of a batch provider"
+    )
+    add_plan_options(parser)
+    add_vote_options(parser)
+    add_output_options(parser)
+    add_job_options(parser, default_provider="local")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    variables = parse_variables(args.var)
+    judge = make_judge(args)
+    out = console()
+
+    async def go() -> BatchRunResult | None:
+        try:
+            job_id = await judge.submit(args.transcripts, runs=args.runs, variables=variables)
+            if not args.quiet:
+                out.print(f"job {job_id} submitted through {judge.provider.name}")
+            return await wait_for_result(
+                judge, job_id, wait=True, interval=args.interval, quiet=args.quiet
+            )
+        finally:
+            await judge.provider.aclose()
+
+    try:
+        result = anyio.run(go)
+    except BatchJobError as exc:
+        out.print(f"job {exc.job_id} ended {exc.status}")
+        if isinstance(exc.result, BatchRunResult):
+            finish(exc.result, args)
+        return ExitCode.JOB_FAILED
+    assert result is not None
+    return finish(result, args)
