@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from kyro._custom_id import format_custom_id, parse_custom_id
-from kyro._files import atomic_writer
+from kyro._files import atomic_writer, private_opener
 from kyro._index import IndexEntry
 from kyro._results import (
     BatchRunResult,
@@ -279,7 +279,7 @@ class Aggregator:
 
     def _flush(self) -> None:
         for partition, buffer in self._buffers.items():
-            with (self._dir / f"{partition:06d}.jsonl").open("ab") as file:
+            with open(self._dir / f"{partition:06d}.jsonl", "ab", opener=private_opener) as file:
                 file.write(buffer)
         self._buffers.clear()
         self._buffered = 0

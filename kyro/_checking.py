@@ -83,29 +83,26 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
         cancelled = state.cancel_requested
 
         args = judge.aggregate_args(state)
-        resubmitted = False
-        if not fatal and not cancelled:
+        # One pass over the downloads gives both what to send again and the result (used
+        # unless something is sent again; then the next pass rewrites the results file).
+        with judge.store.writing(judge.store.sidecar):
             collected = await anyio.to_thread.run_sync(
-                functools.partial(aggregate, **args, finish=False)
+                functools.partial(aggregate, **args, finish=True)
             )
-            if collected.retryable:
-                for shard in state.shards:
-                    if _resubmits(shard, "resubmit") >= judge.max_resubmits:
-                        continue
-                    file = judge.resubmission_file(shard, collected.retryable)
-                    if file is None:
-                        continue
-                    via = "fallback" if judge.fallback is not None else "primary"
-                    state = await judge.ensure_attempt(
-                        state, shard, file, via=via, reason="resubmit"
-                    )
-                    resubmitted = True
+        resubmitted = False
+        if not fatal and not cancelled and collected.retryable:
+            for shard in state.shards:
+                if _resubmits(shard, "resubmit") >= judge.max_resubmits:
+                    continue
+                file = judge.resubmission_file(shard, collected.retryable)
+                if file is None:
+                    continue
+                via = "fallback" if judge.fallback is not None else "primary"
+                state = await judge.ensure_attempt(state, shard, file, via=via, reason="resubmit")
+                resubmitted = True
         if resubmitted:
             continue
 
-        collected = await anyio.to_thread.run_sync(
-            functools.partial(aggregate, **args, finish=True)
-        )
         result = collected.result
         assert result is not None
         ended = _ended_status(state, fatal, cancelled, bool(collected.retryable))

@@ -24,9 +24,9 @@ from typing import IO
 
 import anyio
 
-from kyro._exceptions import KyroError
+from kyro._exceptions import BatchValidationError, KyroError
 
-__all__ = ["FileLock", "atomic_write", "atomic_writer", "fsync_dir"]
+__all__ = ["FileLock", "atomic_write", "atomic_writer", "fsync_dir", "private_opener"]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -38,6 +38,19 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def private_opener(path: str | os.PathLike[str], flags: int) -> int:
+    """An ``opener`` for :func:`open` that creates files with mode 0600 (owner only).
+
+    Shards, the transcript index and scratch files hold transcript text: like the state, no
+    one but the owner may read them, whatever the umask.
+
+    Example::
+
+        open(path, "xb", opener=private_opener)
+    """
+    return os.open(path, flags, 0o600)
 
 
 @contextlib.contextmanager
@@ -131,7 +144,14 @@ class FileLock:
         """Take the lock, waiting up to ``timeout`` seconds; raises :class:`KyroError` then."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this FileLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise BatchValidationError(
+                f"cannot open the lock file ({exc.strerror or exc}); make its folder "
+                "writable, or pass another state_dir",
+                path=self.path,
+            ) from exc
         try:
             deadline = anyio.current_time() + self.timeout
             pause = 0.005

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from kyro._exceptions import BatchValidationError
+from kyro._files import private_opener
 from kyro._transcripts import Transcript, transcript_preview
 
 __all__ = [
@@ -82,7 +83,7 @@ class TranscriptIndexWriter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._file = open(self.path, "xb", buffering=0)  # noqa: SIM115  # closed in close()
+            self._file = open(self.path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115
         except FileExistsError:
             raise BatchValidationError(
                 "a transcript index already exists here; write the plan to an empty directory "

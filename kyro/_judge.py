@@ -206,6 +206,8 @@ class BatchJudge:
             if state is None:
                 return self._finished_result(job_id)
             self._check_job_id(state, job_id)
+            if state.status == "submitting":  # a submit was interrupted: finish it first
+                state = await self._submit_missing(state)
             return await run_check(self, state)
 
     def _finished_result(self, job_id: str | None) -> BatchRunResult:
@@ -253,7 +255,10 @@ class BatchJudge:
                 )
             self._check_job_id(state, job_id)
             state = await self._recover(state)
-            state = replace(state, cancel_requested=True, status="cancelling")
+            # Shards an interrupted submit never sent have no batch: drop them (their
+            # requests are reported missing), so nothing of them is ever sent.
+            sent = tuple(s for s in state.shards if s.attempts)
+            state = replace(state, shards=sent, cancel_requested=True, status="cancelling")
             self.store.save(state)
             for shard in state.shards:
                 attempt = shard.attempts[-1]
@@ -272,6 +277,8 @@ class BatchJudge:
         """Poll the latest attempt of every shard that is not terminal yet; save the state."""
         state = await self._recover(state)
         for shard in state.shards:
+            if not shard.attempts:  # not sent yet: an interrupted submit (see status())
+                continue
             attempt = shard.attempts[-1]
             if attempt.state is not None and attempt.state.terminal:
                 continue
@@ -353,7 +360,8 @@ class BatchJudge:
                 assert attempt.batch_id is not None
                 path = self.store.download_path(attempt.batch_id)
                 provider = self._provider_for(attempt.via)
-                await download_results(provider, attempt.batch_id, path)
+                with self.store.writing(self.store.downloads_dir):
+                    await download_results(provider, attempt.batch_id, path)
                 shard = shard.with_attempt(replace(attempt, downloaded=True))
                 state = state.with_shard(shard)
                 self.store.save(state)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from kyro._exceptions import BatchValidationError
+from kyro._files import private_opener
 
 __all__ = ["ShardFile"]
 
@@ -25,7 +26,7 @@ class ShardFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.file = open(path, "xb", buffering=0)  # noqa: SIM115  # closed by finish()
+            self.file = open(path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115
         except FileExistsError:
             raise BatchValidationError(
                 "a shard file already exists here; write the plan to an empty directory or "

@@ -18,10 +18,13 @@ whose name looks like a credential are dropped on save.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,7 +78,9 @@ class StateStore:
     def __init__(self, config_path: str | os.PathLike[str], state_dir: Path | None = None) -> None:
         config = Path(config_path)
         stem = config.stem
-        self.state_dir = Path(state_dir) if state_dir is not None else config.parent / ".kyro"
+        # Absolute, so the paths recorded in the state (results file) hold from any cwd.
+        folder = Path(state_dir) if state_dir is not None else config.parent / ".kyro"
+        self.state_dir = folder.absolute()
         self.state_path = self.state_dir / f"{stem}.batch-state.json"
         self.finished_path = self.state_dir / f"{stem}.batch-done.json"
         self.lock_path = self.state_dir / f"{stem}.batch.lock"
@@ -156,7 +161,8 @@ class StateStore:
 
         Results files, the finished-job summary and the lock file stay.
         """
-        self.state_path.unlink(missing_ok=True)
+        with self.writing(self.state_dir):
+            self.state_path.unlink(missing_ok=True)
         for folder in (self.shards_dir, self.downloads_dir, self.work_dir):
             shutil.rmtree(folder, ignore_errors=True)
         self.index_path.unlink(missing_ok=True)
@@ -203,11 +209,31 @@ class StateStore:
             evaluations=Evaluations(path, done.counts.transcripts),
         )
 
+    @contextlib.contextmanager
+    def writing(self, folder: Path) -> Iterator[None]:
+        """Turn an ``OSError`` of the block (a full disk, a read-only folder) into the clear
+        :class:`BatchValidationError` naming ``folder``.
+
+        Example::
+
+            with store.writing(store.downloads_dir):
+                await download_results(provider, batch_id, path)
+        """
+        try:
+            yield
+        except OSError as exc:
+            raise self._unwritable(folder, exc) from exc
+
     def _unwritable(self, folder: Path, exc: OSError) -> BatchValidationError:
         reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some space on that disk"
+        else:
+            fix = "make the folder writable"
         return BatchValidationError(
-            f"cannot write kyro's state here ({reason}); make the folder writable or pass "
-            "another state_dir. Nothing was changed: any previous state file is intact",
+            f"cannot write kyro's state here ({reason}); {fix} or pass another state_dir, "
+            "then run the same command again. Nothing was changed: any previous state file "
+            "is intact",
             path=folder,
         )
 

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["kyro"]
+PACKAGES = ["kyro", "kyro.testing", "kyro_openai", "kyro_local", "kyro_openai.testing"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

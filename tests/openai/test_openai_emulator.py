@@ -184,7 +184,12 @@ async def test_key_stays_out_of_httpx_and_httpcore_debug_logs(
     key = "sk-emulated-VERY-SECRET-42"
     with testing.serve(testing.Emulator()) as url:
         async with OpenAIBatchProvider(api_key=key, base_url=url) as provider:
-            with caplog.at_level(logging.DEBUG), pytest.raises(ProviderError) as info:
+            with (
+                caplog.at_level(logging.DEBUG),
+                caplog.at_level(logging.DEBUG, logger="httpx"),
+                caplog.at_level(logging.DEBUG, logger="httpcore"),
+                pytest.raises(ProviderError) as info,
+            ):
                 await provider.poll("batch_does_not_exist")
     assert info.value.status_code == 404
     assert key not in str(info.value)

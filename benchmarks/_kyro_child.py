@@ -1,0 +1,183 @@
+"""Run one ``python -m kyro`` command that kills itself (SIGKILL) at a named cut point.
+
+Usage: ``python benchmarks/_kyro_child.py CUT -- COMMAND ARGS...`` where ``CUT`` is one of
+:data:`CUTS` or ``none``. The cut point is installed by wrapping kyro's own functions in this
+process only, then ``kyro.cli.main`` runs the command exactly as ``python -m kyro`` would.
+A SIGKILL gives kyro no chance to clean up: no ``finally``, no ``atexit``, no flush.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from kyro._state import JobState, StateStore
+from kyro.cli import main
+from kyro_openai import OpenAIBatchProvider
+from kyro_openai._upload import MultipartFile
+
+__all__ = ["CHECK_CUTS", "CUTS", "DISK_FAULTS", "SUBMIT_CUTS"]
+
+SUBMIT_CUTS = (
+    "after_plan",
+    "intent_saved",
+    "mid_upload",
+    "after_upload",
+    "after_create",
+    "between_shards",
+)
+"""Cut points met by ``submit``, in the order a submission meets them."""
+
+CHECK_CUTS = ("mid_download", "download_marked", "after_results", "before_clear")
+"""Cut points met by ``check``, in the order a collection meets them."""
+
+CUTS = SUBMIT_CUTS + CHECK_CUTS
+
+DISK_FAULTS = ("enospc", "eacces")
+"""Write failures injected into kyro's atomic writes (``disk:enospc``, ``disk:eacces``)."""
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after_save(when: Callable[[JobState], bool]) -> None:
+    save = StateStore.save
+
+    @functools.wraps(save)
+    def wrapped(self: StateStore, state: JobState) -> None:
+        save(self, state)
+        if when(state):
+            _die()
+
+    StateStore.save = wrapped  # type: ignore[method-assign]
+
+
+def _attempts(state: JobState) -> list[Any]:
+    return [a for s in state.shards for a in s.attempts]
+
+
+def _install(cut: str) -> None:
+    if cut == "after_plan":
+
+        def before_first_save(self: StateStore, state: JobState) -> None:
+            _die()
+
+        StateStore.save = before_first_save  # type: ignore[method-assign]
+    elif cut == "intent_saved":
+        _after_save(lambda s: any(a.batch_id is None for a in _attempts(s)))
+    elif cut == "between_shards":
+        _after_save(
+            lambda s: (
+                any(a.batch_id for a in _attempts(s))
+                and any(not shard.attempts for shard in s.shards)
+            )
+        )
+    elif cut == "download_marked":
+        _after_save(lambda s: any(a.downloaded for a in _attempts(s)))
+    elif cut == "mid_upload":
+        stream = MultipartFile.stream
+
+        async def cut_stream(self: MultipartFile) -> AsyncIterator[bytes]:
+            sent = 0
+            async for chunk in stream(self):
+                if sent == 2:  # the form head and the first file chunk are on the wire
+                    _die()
+                sent += 1
+                yield chunk
+
+        MultipartFile.stream = cut_stream  # type: ignore[method-assign]
+    elif cut in ("after_upload", "after_create"):
+        name = "_upload" if cut == "after_upload" else "_create"
+        original = getattr(OpenAIBatchProvider, name)
+
+        async def then_die(self: Any, *args: Any) -> str:
+            value: str = await original(self, *args)
+            _die()
+            return value
+
+        setattr(OpenAIBatchProvider, name, then_die)
+    elif cut == "mid_download":
+        results = OpenAIBatchProvider.results
+
+        async def cut_results(self: OpenAIBatchProvider, batch_id: str) -> AsyncIterator[Any]:
+            async for line in results(self, batch_id):
+                yield line
+                _die()  # one line is in the download's temp file, the rest never comes
+
+        OpenAIBatchProvider.results = cut_results  # type: ignore[method-assign]
+    elif cut in ("after_results", "before_clear"):
+        name = "finish" if cut == "after_results" else "clear"
+
+        def die_first(self: StateStore, *args: Any) -> None:
+            _die()
+
+        setattr(StateStore, name, die_first)
+    elif cut.startswith("disk:"):
+        _install_disk_fault(cut.removeprefix("disk:"))
+    elif cut != "none":
+        raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(CUTS)}")
+
+
+def _install_disk_fault(spec: str) -> None:
+    """kyro's atomic writes fail as on a full disk (``enospc``: the write fails) or in a
+    folder that refuses new files (``eacces``: creating the temp file fails).
+
+    ``spec`` is ``KIND`` or ``KIND:WHERE``: only writes whose target's name contains
+    ``WHERE`` (``batch-state``, ``downloads``, ``results-``) fail.
+    """
+    import kyro._files
+
+    kind, _, where = spec.partition(":")
+    mkstemp = tempfile.mkstemp
+    doomed: set[int] = set()
+
+    def failing_mkstemp(*args: Any, **kwargs: Any) -> Any:
+        target = f"{kwargs.get('dir', '')}/{kwargs.get('prefix', '')}"
+        if where not in target:
+            return mkstemp(*args, **kwargs)
+        if kind == "eacces":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), kwargs.get("dir"))
+        fd, name = mkstemp(*args, **kwargs)
+        doomed.add(fd)
+        return fd, name
+
+    fdopen = os.fdopen
+
+    class FullDisk:
+        """A file whose writes fail with ENOSPC, as on a full disk."""
+
+        def __init__(self, file: Any) -> None:
+            self._file = file
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._file, name)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._file.close()
+
+    def full_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        file = fdopen(fd, *args, **kwargs)
+        return FullDisk(file) if fd in doomed else file
+
+    kyro._files.tempfile.mkstemp = failing_mkstemp  # type: ignore[assignment]
+    os.fdopen = full_fdopen  # type: ignore[assignment]
+
+
+if __name__ == "__main__":
+    cut_point, separator, *command = sys.argv[1:]
+    assert separator == "--", "usage: _kyro_child.py CUT -- COMMAND ARGS..."
+    _install(cut_point)
+    sys.exit(main(command))
