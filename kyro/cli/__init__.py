@@ -8,6 +8,7 @@ documented exit codes (see :class:`kyro.cli._exit.ExitCode`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,11 +23,22 @@ __all__ = ["ExitCode", "main"]
 _COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _emulator)
 
 
+_EPILOG = """\
+examples:
+  python3 -m kyro demo                                   # the whole job on a local emulator
+  python3 -m kyro submit judges.yml transcripts/ --runs 3
+  python3 -m kyro check judges.yml --wait --csv results.csv
+
+exit status: 0 done, 1 --fail-on gate, 2 bad input, 3 pending, 4 job failed/expired/cancelled,
+5 provider unreachable or refused. `python3 -m kyro COMMAND --help` shows each command."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
         prog="kyro",
         description="LLM-as-judge evaluation at volume through provider Batch APIs.",
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -63,3 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kyro validate ... | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141

@@ -8,14 +8,16 @@ what happened (0 complete, 3 still pending, 4 job failed/expired/cancelled — s
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from kyro._exceptions import BatchJobError
-from kyro._judge import BatchJudge
+from kyro._exceptions import BatchJobError, ProviderError
+from kyro._judge import BatchJudge, progress_of
 from kyro._results import BatchRunResult
+from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import (
     add_job_options,
@@ -23,11 +25,19 @@ from kyro.cli._options import (
     add_vote_options,
     configure_logging,
     make_judge,
+    make_provider,
     parse_variables,
 )
 from kyro.cli._report import console, export_csv, export_jsonl, print_progress, print_summary
 
-__all__ = ["add_output_options", "finish", "register", "wait_for_result"]
+__all__ = [
+    "add_output_options",
+    "finish",
+    "register",
+    "report_job_error",
+    "tracked_judge",
+    "wait_for_result",
+]
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -97,10 +107,16 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
+    """The command's BatchJudge, its provider wrapped to report progress on a terminal."""
+    activity = Activity(console(), enabled=not args.quiet)
+    return make_judge(args, ProgressProvider(make_provider(args), activity)), activity
+
+
 def _submit(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
-    judge = make_judge(args)
+    judge, activity = tracked_judge(args)
     out = console()
 
     async def go() -> str:
@@ -109,7 +125,18 @@ def _submit(args: argparse.Namespace) -> int:
         finally:
             await judge.provider.aclose()
 
-    job_id = anyio.run(go)
+    try:
+        with activity:
+            job_id = anyio.run(go)
+    except ProviderError as exc:
+        print(f"provider error: {exc}", file=sys.stderr)
+        if judge.store.state_path.exists():
+            print(
+                f"the job is saved in {judge.store.state_path}: run the same submit again to "
+                "resume it (batches already created are adopted, never duplicated)",
+                file=sys.stderr,
+            )
+        return ExitCode.PROVIDER
     if args.quiet:
         out.print(job_id)
     else:
@@ -119,30 +146,30 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 async def wait_for_result(
-    judge: BatchJudge, job: str | None, *, wait: bool, interval: float, quiet: bool
+    judge: BatchJudge,
+    job: str | None,
+    *,
+    wait: bool,
+    interval: float,
+    activity: Activity | None = None,
 ) -> BatchRunResult | None:
-    """check() once, or until done with ``wait`` (a spinner with counts on a terminal)."""
-    out = console()
-    if not wait:
-        return await judge.check(job)
-    status = None if quiet or not out.is_terminal else out.status("waiting for the provider…")
-    if status is not None:
-        status.start()
-    try:
-        while True:
-            result = await judge.check(job)
-            if result is not None:
-                return result
-            if status is not None:
-                progress = await judge.status(job)
-                status.update(
-                    f"{progress.phase}: {progress.totals.completed} of {progress.requests} "
-                    "requests done"
-                )
-            await anyio.sleep(interval)
-    finally:
-        if status is not None:
-            status.stop()
+    """check() once, or until done with ``wait``, showing the counts between polls.
+
+    The counts come from the state check() just saved, so waiting costs one poll per batch
+    per interval and nothing more.
+    """
+    while True:
+        result = await judge.check(job)
+        if result is not None or not wait:
+            return result
+        state = judge.store.load()
+        if activity is not None and state is not None:
+            progress = progress_of(state)
+            activity.show(
+                f"waiting for the provider ({progress.phase}): {progress.totals.completed:,} "
+                f"of {progress.requests:,} requests done; next poll in {interval:g}s"
+            )
+        await anyio.sleep(interval)
 
 
 def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
@@ -168,29 +195,36 @@ def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def report_job_error(exc: BatchJobError, args: argparse.Namespace) -> int:
+    """Print why the job ended, its provider errors and its partial results; exit 4."""
+    out = console()
+    out.print(f"job {exc.job_id} ended {exc.status}")
+    for error in exc.errors:
+        where = f" (line {error.line})" if error.line is not None else ""
+        out.print(f"  {error.code}{where}: {error.message}")
+    if isinstance(exc.result, BatchRunResult):
+        finish(exc.result, args)
+    print(f"error: {exc}", file=sys.stderr)
+    return ExitCode.JOB_FAILED
+
+
 def _check(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
-    judge = make_judge(args)
+    judge, activity = tracked_judge(args)
 
     async def go() -> BatchRunResult | None:
         try:
             return await wait_for_result(
-                judge, args.job, wait=args.wait, interval=args.interval, quiet=args.quiet
+                judge, args.job, wait=args.wait, interval=args.interval, activity=activity
             )
         finally:
             await judge.provider.aclose()
 
     try:
-        result = anyio.run(go)
+        with activity:
+            result = anyio.run(go)
     except BatchJobError as exc:
-        out = console()
-        out.print(f"job {exc.job_id} ended {exc.status}")
-        for error in exc.errors:
-            where = f" (line {error.line})" if error.line is not None else ""
-            out.print(f"  {error.code}{where}: {error.message}")
-        if isinstance(exc.result, BatchRunResult):
-            finish(exc.result, args)
-        return ExitCode.JOB_FAILED
+        return report_job_error(exc, args)
     if result is None:
         if not args.quiet:
             console().print("still pending: check again later")
@@ -208,7 +242,14 @@ def _status(args: argparse.Namespace) -> int:
         finally:
             await judge.provider.aclose()
 
-    print_progress(anyio.run(go), console())
+    progress = anyio.run(go)
+    if progress.phase == "done":
+        console().print(
+            f"job {progress.job_id} is done and collected ({progress.requests:,} requests); "
+            f"`python3 -m kyro check {args.config}` prints its verdicts again"
+        )
+    else:
+        print_progress(progress, console())
     return ExitCode.OK
 
 

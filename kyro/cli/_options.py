@@ -21,6 +21,7 @@ __all__ = [
     "add_plan_options",
     "configure_logging",
     "make_judge",
+    "make_provider",
     "parse_variables",
     "state_dir_of",
 ]

@@ -37,6 +37,10 @@ def register(subparsers: Any) -> None:
             "Plan transcripts × judges × runs into provider batch files and print requests per "
             "judge and model, shards, bytes and an input-token estimate. Nothing is uploaded."
         ),
+        epilog="examples:\n"
+        "  python3 -m kyro plan examples/judges.yml examples/transcripts --runs 3\n"
+        "  python3 -m kyro plan judges.yml data.jsonl --write plan-out/ --max-requests 10000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="the judges YAML file")
     parser.add_argument(

@@ -45,10 +45,20 @@ CSV_COLUMNS = (
 )
 
 
+_PLAIN_WIDTH = 1_000
+
+
 def console(stream: TextIO | None = None) -> Console:
-    """A console that is plain (no colour, no box drawing) when not on a terminal."""
+    """A console that is plain (no colour, no box drawing) when not on a terminal.
+
+    Off a terminal the width is unbounded, so tables written to a pipe or a log are never cut
+    (batch ids and model names stay whole and copyable).
+    """
     target = stream if stream is not None else sys.stdout
-    return Console(file=target, highlight=False, soft_wrap=True)
+    out = Console(file=target, highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = _PLAIN_WIDTH
+    return out
 
 
 def _box(out: Console) -> box.Box:

@@ -15,14 +15,18 @@ import anyio
 
 from kyro._exceptions import BatchJobError
 from kyro._results import BatchRunResult
-from kyro.cli._exit import ExitCode
-from kyro.cli._jobs import add_output_options, finish, wait_for_result
+from kyro.cli._jobs import (
+    add_output_options,
+    finish,
+    report_job_error,
+    tracked_judge,
+    wait_for_result,
+)
 from kyro.cli._options import (
     add_job_options,
     add_plan_options,
     add_vote_options,
     configure_logging,
-    make_judge,
     parse_variables,
 )
 from kyro.cli._report import console
@@ -55,26 +59,24 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
-    judge = make_judge(args)
+    judge, activity = tracked_judge(args)
     out = console()
 
     async def go() -> BatchRunResult | None:
         try:
             job_id = await judge.submit(args.transcripts, runs=args.runs, variables=variables)
             if not args.quiet:
-                out.print(f"job {job_id} submitted through {judge.provider.name}")
+                out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
             return await wait_for_result(
-                judge, job_id, wait=True, interval=args.interval, quiet=args.quiet
+                judge, job_id, wait=True, interval=args.interval, activity=activity
             )
         finally:
             await judge.provider.aclose()
 
     try:
-        result = anyio.run(go)
+        with activity:
+            result = anyio.run(go)
     except BatchJobError as exc:
-        out.print(f"job {exc.job_id} ended {exc.status}")
-        if isinstance(exc.result, BatchRunResult):
-            finish(exc.result, args)
-        return ExitCode.JOB_FAILED
-    assert result is not None
+        return report_job_error(exc, args)
+    assert result is not None  # wait=True returns only a result
     return finish(result, args)

@@ -1,0 +1,170 @@
+"""Live progress for the CLI's long steps: planning, upload, a local run, polling, download.
+
+:class:`Activity` is one transient rich progress line on a terminal and nothing at all
+otherwise (a pipe, a file, ``--quiet``), so logs and cron mail stay plain.
+:class:`ProgressProvider` wraps the command's provider and reports what ``BatchJudge`` asks
+of it — every encoded request while planning, each upload, each local run, each downloaded
+line — through the public provider protocol only, so the library needs no progress hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from kyro._exceptions import KyroError
+from kyro._provider import BatchProvider
+from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
+
+__all__ = ["Activity", "ProgressProvider"]
+
+_EVERY = 256  # requests between two updates of the planning line
+_LOCAL_WATCH_SECONDS = 0.25
+
+
+class Activity:
+    """One live status line (spinner, text, elapsed time) while a long step runs.
+
+    Disabled (every method a no-op) when ``enabled`` is false or the console is not a terminal.
+
+    Example::
+
+        with Activity(console(), enabled=not args.quiet) as activity:
+            activity.show("uploading shard 0")
+    """
+
+    def __init__(self, out: Console, *, enabled: bool = True) -> None:
+        self.enabled = enabled and out.is_terminal
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if self.enabled:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=out,
+                transient=True,
+            )
+
+    def __enter__(self) -> Activity:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("starting…", total=None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def show(self, text: str) -> None:
+        """Replace the line's text (thread-safe: planning reports from a worker thread)."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=text)
+
+
+class ProgressProvider:
+    """A provider that does exactly what ``inner`` does and reports it to an :class:`Activity`.
+
+    Example::
+
+        judge = BatchJudge(ProgressProvider(provider, activity), "judges.yml")
+    """
+
+    def __init__(self, inner: BatchProvider, activity: Activity) -> None:
+        self.inner = inner
+        self.activity = activity
+        self._encoded = 0
+
+    @property
+    def name(self) -> str:
+        """The wrapped provider's name (the job's state records it)."""
+        return self.inner.name
+
+    @property
+    def limits(self) -> BatchLimits:
+        """The wrapped provider's limits."""
+        return self.inner.limits
+
+    def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
+        """Encode through the wrapped provider, counting requests for the planning line."""
+        self.inner.encode(request, buffer)
+        self._encoded += 1
+        if self._encoded % _EVERY == 0:
+            self.activity.show(f"planning: {self._encoded:,} requests written")
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        """Submit through the wrapped provider; a local run reports its requests as they end."""
+        shard = metadata.get("kyro_shard", "?")
+        verb = "running" if self.inner.name == "local" else "uploading"
+        self.activity.show(f"{verb} shard {shard} ({path.name})")
+        if self.inner.name != "local" or not self.activity.enabled:
+            return await self.inner.submit(path, metadata=metadata)
+        # The run's own error is re-raised after the group, so it is never wrapped in an
+        # exception group (the CLI maps each KyroError to its exit code).
+        batch_id: str | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_local, shard, dict(metadata))
+            try:
+                batch_id = await self.inner.submit(path, metadata=metadata)
+            except Exception as exc:
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        assert batch_id is not None
+        return batch_id
+
+    async def _watch_local(self, shard: str, metadata: dict[str, str]) -> None:
+        while True:
+            await anyio.sleep(_LOCAL_WATCH_SECONDS)
+            try:
+                found = await self.inner.find(metadata)
+            except KyroError:
+                continue  # progress is best effort; the run itself reports real failures
+            for status in found:
+                counts = status.request_counts
+                done = counts.completed + counts.failed
+                self.activity.show(f"running shard {shard}: {done:,} of {counts.total:,} requests")
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """Poll through the wrapped provider."""
+        self.activity.show(f"polling {batch_id}")
+        return await self.inner.poll(batch_id)
+
+    def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        """Stream the wrapped provider's results, counting lines for the download line."""
+        return self._results(batch_id)
+
+    async def _results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        count = 0
+        self.activity.show(f"downloading {batch_id}")
+        async for line in self.inner.results(batch_id):
+            count += 1
+            if count % _EVERY == 0:
+                self.activity.show(f"downloading {batch_id}: {count:,} lines")
+            yield line
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        """Cancel through the wrapped provider."""
+        self.activity.show(f"cancelling {batch_id}")
+        return await self.inner.cancel(batch_id)
+
+    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
+        """Find through the wrapped provider."""
+        return await self.inner.find(metadata)
+
+    async def aclose(self) -> None:
+        """Close the wrapped provider."""
+        await self.inner.aclose()
