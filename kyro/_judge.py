@@ -94,6 +94,20 @@ class BatchJudge:
     def __repr__(self) -> str:
         return f"BatchJudge(provider={self.provider.name!r}, config={str(self.config_path)!r})"
 
+    async def aclose(self) -> None:
+        """Close the provider and the fallback (their connections and clients)."""
+        try:
+            await self.provider.aclose()
+        finally:
+            if self.fallback is not None:
+                await self.fallback.aclose()
+
+    async def __aenter__(self) -> BatchJudge:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- submit ----------------------------------------------------------------------------
 
     async def submit(

@@ -20,6 +20,7 @@ from kyro._results import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import (
+    add_fallback_options,
     add_job_options,
     add_plan_options,
     add_vote_options,
@@ -74,6 +75,7 @@ def register(subparsers: Any) -> None:
     )
     add_output_options(check)
     add_vote_options(check)
+    add_fallback_options(check)
     add_job_options(check)
     check.set_defaults(func=_check)
 
@@ -123,7 +125,7 @@ def _submit(args: argparse.Namespace) -> int:
         try:
             return await judge.submit(args.transcripts, runs=args.runs, variables=variables)
         finally:
-            await judge.provider.aclose()
+            await judge.aclose()
 
     try:
         with activity:
@@ -218,7 +220,7 @@ def _check(args: argparse.Namespace) -> int:
                 judge, args.job, wait=args.wait, interval=args.interval, activity=activity
             )
         finally:
-            await judge.provider.aclose()
+            await judge.aclose()
 
     try:
         with activity:
@@ -240,7 +242,7 @@ def _status(args: argparse.Namespace) -> int:
         try:
             return await judge.status(args.job)
         finally:
-            await judge.provider.aclose()
+            await judge.aclose()
 
     progress = anyio.run(go)
     if progress.phase == "done":
@@ -261,7 +263,7 @@ def _cancel(args: argparse.Namespace) -> int:
         try:
             return await judge.cancel(args.job)
         finally:
-            await judge.provider.aclose()
+            await judge.aclose()
 
     progress = anyio.run(go)
     print_progress(progress, console())

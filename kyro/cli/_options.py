@@ -116,15 +116,61 @@ def make_provider(args: argparse.Namespace) -> BatchProvider:
     return get_provider(args.provider, **_provider_options(args.provider, args))
 
 
+def add_fallback_options(parser: argparse.ArgumentParser) -> None:
+    """``--fallback-base-url`` and ``--fallback-concurrency``: finish stragglers locally."""
+    parser.add_argument(
+        "--fallback-base-url",
+        metavar="URL",
+        help="finish failed, expired or missing requests at once through this "
+        "OpenAI-compatible endpoint instead of another batch (key: KYRO_FALLBACK_API_KEY)",
+    )
+    parser.add_argument(
+        "--fallback-concurrency",
+        type=int,
+        default=16,
+        help="requests in flight at once through the fallback (default 16)",
+    )
+
+
+def make_fallback(args: argparse.Namespace) -> BatchProvider | None:
+    """The local fallback provider the options ask for, or None.
+
+    It keeps its batches under the job's state folder, so a later ``check`` given the same
+    ``--fallback-base-url`` finds them. Its key comes from ``KYRO_FALLBACK_API_KEY`` only, so
+    an OpenAI key is never sent to another endpoint by accident.
+    """
+    url = getattr(args, "fallback_base_url", None)
+    if not url:
+        return None
+    if args.fallback_concurrency < 1:
+        raise BatchValidationError(
+            f"--fallback-concurrency must be at least 1, got {args.fallback_concurrency}"
+        )
+    return get_provider(
+        "local",
+        base_url=url,
+        api_key=os.environ.get("KYRO_FALLBACK_API_KEY"),
+        state_dir=state_dir_of(args) / "local",
+        concurrency=args.fallback_concurrency,
+    )
+
+
 def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) -> BatchJudge:
     """A BatchJudge for ``args.config`` with the command's provider and settings."""
-    settings = VoteSettings(
-        min_valid_votes=getattr(args, "min_valid_votes", 1), tie=getattr(args, "tie", "error")
-    )
+    try:
+        settings = VoteSettings(
+            min_valid_votes=getattr(args, "min_valid_votes", 1), tie=getattr(args, "tie", "error")
+        )
+    except ValueError as exc:
+        raise BatchValidationError(f"{exc}; see --help for the allowed values") from exc
+    max_resubmits = getattr(args, "max_resubmits", 2)
+    if max_resubmits < 0:
+        raise BatchValidationError(f"--max-resubmits must be 0 or more, got {max_resubmits}")
     return BatchJudge(
         provider if provider is not None else make_provider(args),
         args.config,
         state_dir=args.state_dir,
         vote=settings,
-        max_resubmits=getattr(args, "max_resubmits", 2),
+        max_resubmits=max_resubmits,
+        fallback=make_fallback(args),
     )

@@ -23,6 +23,7 @@ from kyro.cli._jobs import (
     wait_for_result,
 )
 from kyro.cli._options import (
+    add_fallback_options,
     add_job_options,
     add_plan_options,
     add_vote_options,
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
     )
     add_plan_options(parser)
     add_vote_options(parser)
+    add_fallback_options(parser)
     add_output_options(parser)
     add_job_options(parser, default_provider="local")
     parser.set_defaults(func=_run)
@@ -71,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
                 judge, job_id, wait=True, interval=args.interval, activity=activity
             )
         finally:
-            await judge.provider.aclose()
+            await judge.aclose()
 
     try:
         with activity:
