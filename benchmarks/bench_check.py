@@ -1,0 +1,212 @@
+"""check() throughput and memory against the emulator: download, parse, vote, write.
+
+The emulator runs as its own process (``python -m kyro emulator --data-dir ...``) so its memory
+and its serving are not counted. For each size a child process submits the job and exits; the
+driver then reads every batch once, so the emulator finishes it and writes its result files;
+then a fresh child runs a single ``check()`` and reports:
+
+* result lines/s of the whole check (download + parse + vote + write), and of its aggregation
+  phase alone (the passes over the downloaded lines: parse, spill, resolve, vote, write the
+  results file) — the budget (≥ 100,000 lines/s) is for the aggregation phase, as the
+  download's speed is mostly the emulator's HTTP serving;
+* the child's peak RSS (``VmHWM``) — budget: 200,000 requests ≤ 1.3× 20,000 requests.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_check.py [--small 20000] [--large 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+JUDGES = ("relevance", "tone")
+AUTH = {"Authorization": "Bearer sk-bench"}
+CONFIG = "version: 1\nmodel: gpt-4o-mini\njudges:\n" + "".join(
+    f"  - name: {name}\n"
+    f"    prompt: 'Judge the {name} of this exchange. Reply in JSON. {{{{input}}}}'\n"
+    "    output_format: json\n"
+    for name in JUDGES
+)
+
+
+def _peak_rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _judge(url: str, config: str, state_dir: str) -> Any:
+    from kyro import BatchJudge
+    from kyro_openai import OpenAIBatchProvider
+
+    provider = OpenAIBatchProvider(base_url=url, api_key="sk-bench")
+    return BatchJudge(provider, config, state_dir=state_dir)
+
+
+async def _child_submit(url: str, config: str, state_dir: str, requests: int) -> dict[str, Any]:
+    transcripts = (
+        f"customer asks about invoice {i}; the assistant answers"
+        for i in range(requests // len(JUDGES))
+    )
+    job_id = await _judge(url, config, state_dir).submit(transcripts)
+    return {"job_id": job_id}
+
+
+async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
+    import kyro._checking
+    import kyro._judge
+    from kyro._collect import aggregate, download_results
+
+    phases = {"download": 0.0, "aggregate": 0.0}
+    lines = {"n": 0}
+
+    async def timed_download(*args: Any, **kwargs: Any) -> int:
+        start = time.perf_counter()
+        count = await download_results(*args, **kwargs)
+        phases["download"] += time.perf_counter() - start
+        lines["n"] += count
+        return count
+
+    def timed_aggregate(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        collected = aggregate(*args, **kwargs)
+        phases["aggregate"] += time.perf_counter() - start
+        return collected
+
+    # Instrumentation only: time the two phases of check() without changing them.
+    kyro._judge.download_results = timed_download  # type: ignore[attr-defined]
+    kyro._checking.aggregate = timed_aggregate  # type: ignore[attr-defined]
+    judge = _judge(url, config, state_dir)
+    start = time.perf_counter()
+    result = await judge.check()
+    seconds = time.perf_counter() - start
+    assert result is not None, "the job was still pending"
+    assert result.counts.errored == 0, result.counts
+    return {
+        "lines": lines["n"],
+        "transcripts": result.counts.transcripts,
+        "seconds": seconds,
+        "download_seconds": phases["download"],
+        "aggregate_seconds": phases["aggregate"],
+        "peak_rss_kb": _peak_rss_kb(),
+    }
+
+
+def _run_child(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child {args[0]} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _finish_batches(url: str, job_id: str) -> None:
+    """Read every batch of the job until it is completed (the emulator writes results then)."""
+    with httpx.Client(base_url=url, headers=AUTH, timeout=600) as client:
+        pending = True
+        while pending:
+            page = client.get("/batches", params={"limit": 100}).json()
+            mine = [b for b in page["data"] if b["metadata"].get("kyro_job") == job_id]
+            pending = False
+            for batch in mine:
+                status = client.get(f"/batches/{batch['id']}").json()["status"]
+                if status != "completed":
+                    if status in ("failed", "expired", "cancelled"):
+                        raise RuntimeError(f"batch {batch['id']} ended {status}")
+                    pending = True
+
+
+def measure(url: str, folder: Path, requests: int) -> dict[str, Any]:
+    """Submit ``requests`` in one child, finish the batches, check in a fresh child."""
+    work = folder / f"n{requests}"
+    work.mkdir()
+    config = work / "judges.yml"
+    config.write_text(CONFIG)
+    state = str(work / "state")
+    job_id = _run_child("submit", url, str(config), state, str(requests))["job_id"]
+    _finish_batches(url, job_id)
+    return _run_child("check", url, str(config), state)
+
+
+def _report(requests: int, m: dict[str, Any]) -> None:
+    print(
+        f"{requests:>8,} requests: check {m['seconds']:6.2f} s "
+        f"({m['lines'] / m['seconds']:>9,.0f} lines/s end to end; download "
+        f"{m['download_seconds']:5.2f} s, aggregation {m['aggregate_seconds']:5.2f} s = "
+        f"{m['lines'] / m['aggregate_seconds']:>9,.0f} lines/s), peak RSS "
+        f"{m['peak_rss_kb'] / 1024:6.1f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--large", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kyro-bench-check-") as tmp:
+        folder = Path(tmp)
+        (folder / "emulator").mkdir()
+        emulator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kyro",
+                "emulator",
+                "--port",
+                "0",
+                "--data-dir",
+                str(folder / "emulator"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert emulator.stdout is not None
+            url = emulator.stdout.readline().strip()
+            small = measure(url, folder, args.small)
+            large = measure(url, folder, args.large)
+        finally:
+            os.kill(emulator.pid, signal.SIGTERM)
+            emulator.wait(30)
+    _report(args.small, small)
+    _report(args.large, large)
+    rate = large["lines"] / large["aggregate_seconds"]
+    ratio = large["peak_rss_kb"] / small["peak_rss_kb"]
+    print(f"aggregation throughput at {args.large:,}: {rate:,.0f} lines/s (budget >= 100,000)")
+    print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.2f} (budget <= 1.3)")
+
+
+def _child(argv: list[str]) -> None:
+    command, url, config, state_dir, *rest = argv
+    if command == "submit":
+        run = functools.partial(_child_submit, url, config, state_dir, int(rest[0]))
+    else:
+        run = functools.partial(_child_check, url, config, state_dir)
+    print(json.dumps(anyio.run(run)), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2:])
+    else:
+        main()

@@ -1,0 +1,162 @@
+"""Job control: the submitted snapshot, status, cancel, and what submit refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from judge_helpers import JUDGES, NOW, config_text, emulator_provider, write_config
+
+from kyro import BatchJobError, BatchJudge, BatchLimits, BatchState, BatchValidationError
+from kyro.testing import FakeProvider
+from kyro_openai.testing import Emulator, EmulatorConfig
+
+
+@pytest.mark.parametrize("edit", ["rewrite", "delete"])
+async def test_check_uses_the_submitted_judges_not_the_edited_config(
+    tmp_path: Path, edit: str
+) -> None:
+    """Editing or deleting the config after submit changes nothing: the snapshot is used."""
+    provider = FakeProvider()
+    config = write_config(tmp_path)
+    job_id = await BatchJudge(provider, config, state_dir=tmp_path / "state").submit(["a", "b"])
+    if edit == "rewrite":
+        config.write_text(config_text(("alpha", "beta", "gamma")))
+    else:
+        config.unlink()
+
+    result = await BatchJudge(provider, config, state_dir=tmp_path / "state").check()
+    assert result is not None
+    assert result.job_id == job_id
+    assert [list(e.verdicts) for e in result.evaluations] == [list(JUDGES)] * 2
+    assert set(result.counts.judges) == set(JUDGES)
+    assert all(v.status == "SUCCESS" for e in result.evaluations for v in e.verdicts.values())
+
+
+async def test_status_reports_progress_and_cancel_ends_the_job_cancelled(tmp_path: Path) -> None:
+    """status() shows per-batch progress without finalizing; after cancel(), check raises."""
+    emulator = Emulator(EmulatorConfig(in_progress_seconds=100), clock=lambda: NOW)
+    judge = BatchJudge(
+        emulator_provider(emulator, max_requests=5),
+        write_config(tmp_path),
+        state_dir=tmp_path / "state",
+    )
+    job_id = await judge.submit([f"exchange {i}" for i in range(4)])  # 8 requests: 5 + 3
+    emulator.advance(50)
+
+    progress = await judge.status()
+    assert (progress.job_id, progress.phase, progress.requests) == (job_id, "pending", 8)
+    assert [(b.shard, b.lines, b.state) for b in progress.batches] == [
+        (0, 5, BatchState.RUNNING),
+        (1, 3, BatchState.RUNNING),
+    ]
+    assert [b.request_counts.completed for b in progress.batches] == [2, 1]
+    assert (progress.totals.total, progress.totals.completed) == (8, 3)
+    assert judge.store.state_path.is_file()
+    assert not list(judge.store.sidecar.glob("results-*.jsonl"))
+
+    cancelling = await judge.cancel()
+    assert cancelling.phase == "cancelling"
+    assert {b.state for b in cancelling.batches} == {BatchState.CANCELLING}
+    with pytest.raises(BatchJobError) as info:
+        await judge.check()
+    error = info.value
+    assert (error.status, error.job_id) == ("cancelled", job_id)
+    assert error.result.results_path.is_file()
+    runs = [r for e in error.result.evaluations for v in e.verdicts.values() for r in v.runs]
+    assert len([r for r in runs if r.valid]) == 3
+    assert sorted({r.error.code for r in runs if r.error is not None}) == ["missing"]
+    assert judge.store.state_path.is_file()
+    assert emulator.stats().batches_created == 2
+
+
+class _Interrupted(Exception):
+    """Stands in for a crash in the middle of submit()."""
+
+
+async def test_status_and_cancel_of_an_interrupted_submit(tmp_path: Path) -> None:
+    """A submit cut off mid-way: status settles the intent; cancel never sends the rest."""
+    provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
+    submit = provider.submit
+
+    async def submit_once(path: Path, *, metadata: Mapping[str, str]) -> str:
+        if provider.batches:
+            raise _Interrupted
+        return await submit(path, metadata=metadata)
+
+    provider.submit = submit_once  # type: ignore[method-assign]
+    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(_Interrupted):
+        await judge.submit(["a", "b", "c"])  # 6 requests: 3 shards of 2
+    provider.submit = submit  # type: ignore[method-assign]
+
+    progress = await judge.status()
+    assert progress.phase == "submitting"
+    assert [(b.shard, b.batch_id) for b in progress.batches] == [
+        (0, "fakebatch_1"),
+        (1, "fakebatch_2"),
+    ]
+    await judge.cancel()
+    with pytest.raises(BatchJobError) as info:
+        await judge.check()
+    assert info.value.status == "cancelled"
+    assert info.value.result.counts.missing_runs == 2  # shard 2 was never sent
+    assert [b.metadata["kyro_shard"] for b in provider.batches] == ["0", "1"]
+
+
+async def test_submit_refuses_a_second_job_while_one_is_pending(tmp_path: Path) -> None:
+    """A pending job blocks submit, and the message says how to check or cancel it."""
+    provider = FakeProvider()
+    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
+    job_id = await judge.submit(["a"])
+    with pytest.raises(BatchValidationError, match=r"kyro check .*kyro cancel") as info:
+        await judge.submit(["b"])
+    assert job_id in str(info.value)
+    assert info.value.path == str(judge.store.state_path)
+    assert len(provider.batches) == 1
+
+
+async def test_submit_refuses_depends_on(tmp_path: Path) -> None:
+    """A config whose judges depend on each other is refused before anything is planned."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "    depends_on: relevance\n")
+    provider = FakeProvider()
+    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
+    with pytest.raises(BatchValidationError, match="depends_on") as info:
+        await judge.submit(["a"])
+    assert info.value.path == str(config)
+    assert provider.batches == []
+    assert not judge.store.state_path.exists()
+
+
+async def test_submit_of_no_transcripts_is_a_clear_error(tmp_path: Path) -> None:
+    """Zero transcripts: a BatchValidationError saying so, and no job left behind."""
+    provider = FakeProvider()
+    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(BatchValidationError, match="no transcripts were given"):
+        await judge.submit([])
+    assert provider.batches == []
+    assert judge.store.load() is None
+
+
+async def test_finished_result_is_found_from_another_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job collected through a relative config path is found again from another folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    write_config(project)
+    provider = FakeProvider()
+    monkeypatch.chdir(tmp_path)
+    judge = BatchJudge(provider, "project/judges.yml")
+    await judge.submit(["a", "b"])
+    first = await judge.check()
+    assert first is not None
+
+    monkeypatch.chdir(project)
+    again = await BatchJudge(provider, "judges.yml").check()
+    assert again is not None
+    assert again.job_id == first.job_id
+    assert again.results_path.samefile(first.results_path)
+    assert [e.index for e in again.evaluations] == [0, 1]
