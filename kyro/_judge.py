@@ -135,6 +135,7 @@ class BatchJudge:
         if runs < 1:
             raise BatchValidationError(f"runs must be at least 1, not {runs}")
         async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
+            self.store.sweep_temp()
             state = self.store.load()
             if state is not None and state.status == "submitting":
                 _log_resume(state)
@@ -216,6 +217,7 @@ class BatchJudge:
         After a job is collected, checking it again returns the same result from disk.
         """
         async with self.store.lock(timeout=self.lock_timeout, purpose="check"):
+            self.store.sweep_temp()
             state = self.store.load()
             if state is None:
                 return self._finished_result(job_id)
@@ -240,6 +242,7 @@ class BatchJudge:
     async def status(self, job_id: str | None = None) -> JobProgress:
         """Poll every unfinished batch once and report progress; never collects results."""
         async with self.store.lock(timeout=self.lock_timeout, purpose="status"):
+            self.store.sweep_temp()
             state = self.store.load()
             if state is None:
                 done = self._finished_result(job_id)
@@ -261,6 +264,7 @@ class BatchJudge:
         raises :class:`BatchJobError` carrying it.
         """
         async with self.store.lock(timeout=self.lock_timeout, purpose="cancel"):
+            self.store.sweep_temp()
             state = self.store.load()
             if state is None:
                 raise BatchValidationError(

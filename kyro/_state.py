@@ -103,6 +103,20 @@ class StateStore:
         self.ensure_dirs()
         return FileLock(self.lock_path, timeout=timeout, purpose=purpose)
 
+    def sweep_temp(self) -> int:
+        """Remove temp files a killed writer left behind; return how many. Call under the lock.
+
+        Only this config's files are touched: its own ``.<stem>.batch*`` temps in the state
+        folder (other configs may share it) and any temp file inside its sidecar folder.
+        """
+        prefixes = (f".{self.state_path.name}.", f".{self.finished_path.name}.")
+        candidates = [p for p in self.state_dir.glob(".*.tmp") if p.name.startswith(prefixes)]
+        for folder in (self.sidecar, self.shards_dir, self.downloads_dir):
+            candidates.extend(folder.glob(".*.tmp"))
+        for path in candidates:
+            path.unlink(missing_ok=True)
+        return len(candidates)
+
     def results_path_for(self, job_id: str) -> Path:
         """The results file of ``job_id`` (each job its own, never overwritten by the next)."""
         return self.sidecar / f"results-{_UNSAFE_NAME.sub('_', job_id)}.jsonl"

@@ -315,3 +315,22 @@ def test_lock_is_freed_when_its_process_dies(tmp_path: Path) -> None:
             return True
 
     assert anyio.run(take)
+
+
+def test_sweep_removes_only_this_configs_leftover_temp_files(tmp_path: Path) -> None:
+    """Temp files of a killed writer are swept for this config; another config's are kept."""
+    store = StateStore(tmp_path / "judges.yml")
+    store.ensure_dirs()
+    mine = [
+        store.state_dir / ".judges.batch-state.json.abc123.tmp",
+        store.downloads_dir / ".batch_1.jsonl.def456.tmp",
+        store.sidecar / ".results-kyro-1.jsonl.x.tmp",
+    ]
+    theirs = store.state_dir / ".other.batch-state.json.abc123.tmp"
+    kept = store.downloads_dir / "batch_2.jsonl"
+    for path in [*mine, theirs, kept]:
+        path.write_bytes(b"partial")
+    assert store.sweep_temp() == 3
+    assert not any(path.exists() for path in mine)
+    assert theirs.read_bytes() == b"partial"
+    assert kept.read_bytes() == b"partial"
