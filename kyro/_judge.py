@@ -188,8 +188,12 @@ class BatchJudge:
         self.store.save(state)
         return state
 
-    async def _recover(self, state: JobState) -> JobState:
-        """Settle every attempt that has an intent but no batch id (a crash mid-submit)."""
+    async def _recover(self, state: JobState, *, submit: bool = True) -> JobState:
+        """Settle every attempt that has an intent but no batch id (a crash mid-submit).
+
+        A batch the provider already has (found by its metadata) is adopted; otherwise the
+        attempt is submitted now — unless ``submit`` is False (``status()`` only reports).
+        """
         for shard in state.shards:
             for attempt in shard.attempts:
                 if attempt.batch_id is not None:
@@ -199,6 +203,8 @@ class BatchJudge:
                 found = sorted(await provider.find(metadata), key=lambda s: s.created_at or 0)
                 if found:
                     batch_id = found[0].batch_id
+                elif not submit:
+                    continue
                 else:
                     path = self.store.resolve(attempt.file)
                     batch_id = await provider.submit(path, metadata=metadata)
@@ -254,7 +260,7 @@ class BatchJudge:
                     totals=RequestCounts(),
                 )
             self._check_job_id(state, job_id)
-            state = await self.poll_all(state)
+            state = await self.poll_all(state, submit=False)
             return progress_of(state)
 
     async def cancel(self, job_id: str | None = None) -> JobProgress:
@@ -272,10 +278,10 @@ class BatchJudge:
                     path=self.store.state_path,
                 )
             self._check_job_id(state, job_id)
-            state = await self._recover(state)
-            # Shards an interrupted submit never sent have no batch: drop them (their
-            # requests are reported missing), so nothing of them is ever sent.
-            sent = tuple(s for s in state.shards if s.attempts)
+            state = await self._recover(state, submit=False)
+            # Attempts an interrupted submit never sent have no batch: drop them (their
+            # requests are reported missing), so nothing more is ever sent for this job.
+            sent = tuple(s for s in map(_without_unsent, state.shards) if s.attempts)
             state = replace(state, shards=sent, cancel_requested=True, status="cancelling")
             self.store.save(state)
             for shard in state.shards:
@@ -291,14 +297,18 @@ class BatchJudge:
 
     # -- shared helpers --------------------------------------------------------------------
 
-    async def poll_all(self, state: JobState) -> JobState:
-        """Poll the latest attempt of every shard that is not terminal yet; save the state."""
-        state = await self._recover(state)
+    async def poll_all(self, state: JobState, *, submit: bool = True) -> JobState:
+        """Poll the latest attempt of every shard that is not terminal yet; save the state.
+
+        With ``submit=False`` nothing is created remotely: attempts still without a batch
+        (an interrupted submit) are only looked up, and left for check() or submit().
+        """
+        state = await self._recover(state, submit=submit)
         for shard in state.shards:
             if not shard.attempts:  # not sent yet: an interrupted submit (see status())
                 continue
             attempt = shard.attempts[-1]
-            if attempt.state is not None and attempt.state.terminal:
+            if attempt.batch_id is None or (attempt.state is not None and attempt.state.terminal):
                 continue
             assert attempt.batch_id is not None
             status = await self._provider_for(attempt.via).poll(attempt.batch_id)
@@ -411,6 +421,14 @@ class BatchJudge:
         out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
         written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
+
+
+def _without_unsent(shard: ShardState) -> ShardState:
+    """``shard`` without its trailing attempts that never got a batch."""
+    attempts = list(shard.attempts)
+    while attempts and attempts[-1].batch_id is None:
+        attempts.pop()
+    return replace(shard, attempts=tuple(attempts))
 
 
 def _count_lines(path: Path) -> int:
