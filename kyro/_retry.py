@@ -128,9 +128,7 @@ async def send_with_retries(
 
         response = await send_with_retries(lambda: client.get("/v1/batches/batch_1"))
     """
-    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_retries + 1)
-    if policy.max_elapsed is not None:
-        stop = stop | tenacity.stop_after_delay(policy.max_elapsed)
+    started = time.monotonic()
 
     async def attempt() -> httpx.Response:
         response = await send()
@@ -150,6 +148,25 @@ async def send_with_retries(
         if isinstance(exc, _RetryableResponse):
             await exc.response.aclose()
 
+    # The first try runs bare: nearly every call needs no retry, and building tenacity's
+    # retrying object per call is a real share of a fast (local) request's cost. A first try
+    # that raises starts the machinery, which replays it as attempt 1, timed from its start.
+    try:
+        return await attempt()
+    except Exception as exc:
+        first: list[Exception] = [exc]
+
+    async def replay_then_attempt() -> httpx.Response:
+        if first:
+            raise first.pop()
+        return await attempt()
+
+    def since_first_try(state: tenacity.RetryCallState) -> None:
+        state.start_time = started
+
+    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_retries + 1)
+    if policy.max_elapsed is not None:
+        stop = stop | tenacity.stop_after_delay(policy.max_elapsed)
     retrying = tenacity.AsyncRetrying(
         stop=stop,
         wait=_backoff(policy),
@@ -157,10 +174,11 @@ async def send_with_retries(
             (_RetryableResponse, httpx.TimeoutException, httpx.TransportError)
         ),
         sleep=sleep,
+        before=since_first_try,
         before_sleep=close_retried,
         reraise=True,
     )
     try:
-        return await retrying(attempt)
+        return await retrying(replay_then_attempt)
     except _RetryableResponse as exc:
         return exc.response

@@ -21,7 +21,7 @@ from kyro import (
     build_shards,
     iter_index,
 )
-from kyro._builder import shard_filename
+from kyro._builder import _FLUSH_AT, shard_filename
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 BIG = BatchLimits(max_requests=1_000_000, max_bytes=1 << 40)
@@ -235,6 +235,25 @@ def test_failure_inside_with_deletes_created_files(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         fail_midway()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shards_spanning_several_chunks_hash_and_hold_every_line(tmp_path: Path) -> None:
+    """A shard written in several buffered chunks hashes to its bytes and keeps every line."""
+    text = "é" * (1 << 19)
+    with ShardBuilder(tmp_path, fixed_encode, BIG) as builder:
+        for i in range(3 * _FLUSH_AT // len(text.encode()) + 1):
+            builder.add(request(f"t{i}-j0-r0", model="a" if i % 3 else "b", text=text))
+        summary = builder.close()
+    for shard in summary.shards:
+        assert shard.path is not None
+        data = Path(shard.path).read_bytes()
+        assert len(data) == shard.bytes
+        assert hashlib.sha256(data).hexdigest() == shard.sha256
+        ids = [json.loads(line)["id"] for line in data.splitlines()]
+        assert ids[0] == shard.first_custom_id
+        assert ids[-1] == shard.last_custom_id
+        assert len(ids) == shard.lines
+    assert summary.bytes > 3 * _FLUSH_AT
 
 
 def test_model_names_are_sanitised_in_file_names() -> None:
