@@ -31,7 +31,7 @@ from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError
 from kyro._jobbuild import build_job_shards
 from kyro._plan import validate_variables
-from kyro._progress import BatchProgress, JobProgress
+from kyro._progress import JobProgress, progress_of
 from kyro._provider import BatchProvider
 from kyro._resubmit import filter_shard
 from kyro._results import BatchRunResult
@@ -486,39 +486,4 @@ def _log_resume(state: JobState) -> None:
         "resuming job %s, whose submission was interrupted; the transcripts given now are "
         "not used (the job's own shards are)",
         state.job_id,
-    )
-
-
-def progress_of(state: JobState) -> JobProgress:
-    """A :class:`JobProgress` from the saved state (no remote calls)."""
-    batches = []
-    completed = failed = total = 0
-    for shard in state.shards:
-        for attempt in shard.attempts:
-            counts = attempt.counts or RequestCounts(total=attempt.lines)
-            batches.append(
-                BatchProgress(
-                    shard=shard.index,
-                    attempt=attempt.attempt,
-                    model=shard.model,
-                    lines=attempt.lines,
-                    batch_id=attempt.batch_id,
-                    state=attempt.state,
-                    request_counts=counts,
-                    errors=attempt.errors,
-                    provider=attempt.via,
-                )
-            )
-        latest = shard.attempts[-1] if shard.attempts else None
-        if latest is not None and latest.counts is not None:
-            completed += latest.counts.completed
-            failed += latest.counts.failed
-        total += shard.lines
-    requests = state.transcripts * len(state.judges) * state.runs
-    return JobProgress(
-        job_id=state.job_id,
-        phase=state.status,
-        requests=requests,
-        batches=tuple(batches),
-        totals=RequestCounts(total=total, completed=completed, failed=failed),
     )

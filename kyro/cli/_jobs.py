@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 
 from kyro._exceptions import BatchJobError, ProviderError
-from kyro._judge import BatchJudge, progress_of
+from kyro._judge import BatchJudge
+from kyro._progress import progress_of
 from kyro._results import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._exit import ExitCode
