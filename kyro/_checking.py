@@ -4,7 +4,7 @@ Decisions per shard, on the latest attempt once every batch is terminal:
 
 * ``failed`` with only retry-later errors (OpenAI's ``token_limit_exceeded``): the same file
   is submitted again once ``token_limit_wait`` seconds have passed (check() returns None
-  meanwhile), at most ``max_token_limit_retries`` times;
+  meanwhile), at most ``MAX_TOKEN_LIMIT_RETRIES`` times — never after kyro's own cancel();
 * ``failed`` otherwise (the input was refused): the job ends ``failed``;
 * ``cancelled`` after kyro's own cancel(): the job ends ``cancelled``;
 * otherwise (``completed``, ``expired``, cancelled by someone else): requests whose best
@@ -60,7 +60,8 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
         waiting = False
         fatal = False
         for shard in state.shards:
-            if not _retry_later(shard):
+            # After kyro's own cancel() nothing is sent again; the job ends cancelled below.
+            if state.cancel_requested or not _retry_later(shard):
                 continue
             if _resubmits(shard, "token_limit") >= MAX_TOKEN_LIMIT_RETRIES:
                 fatal = True

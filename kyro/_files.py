@@ -166,9 +166,12 @@ class FileLock:
         self._fd = fd
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         holder = f"pid {os.getpid()} ({self.purpose or ' '.join(sys.argv)[:200]}) since {now}"
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, holder.encode())
+        # The note only helps a waiter's message: a full disk must not fail the call (nor
+        # leave the lock held by an fd no one will release).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, holder.encode())
 
     def release(self) -> None:
         """Give the lock up (the lock file stays)."""
@@ -176,7 +179,8 @@ class FileLock:
         if fd is None:
             return
         try:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             _unlock(fd)
         finally:
             os.close(fd)

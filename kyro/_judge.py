@@ -138,6 +138,7 @@ class BatchJudge:
             self.store.sweep_temp()
             state = self.store.load()
             if state is not None and state.status == "submitting":
+                self._check_job_id(state, None)  # its shards are encoded for its own provider
                 _log_resume(state)
                 state = await self._submit_missing(state)
                 return state.job_id
@@ -359,7 +360,13 @@ class BatchJudge:
     async def ensure_attempt(
         self, state: JobState, shard: ShardState, file: str, *, via: str, reason: str
     ) -> JobState:
-        """Start the next attempt of ``shard`` from ``file`` (a resubmission)."""
+        """Start the next attempt of ``shard`` from ``file`` (a resubmission).
+
+        A job that had ended (re-checked with a higher ``max_resubmits``) is pending again,
+        so submit() refuses to replace it while the new batch runs.
+        """
+        if state.status == "ended":
+            state = replace(state, status="pending")
         number = shard.attempts[-1].attempt + 1 if shard.attempts else 1
         return await self._start_attempt(state, shard, number, file, via=via, reason=reason)
 

@@ -202,11 +202,17 @@ class StateStore:
         self.clear()
 
     def load_finished(self) -> BatchRunResult | None:
-        """The result of the last finished job, or None if none was recorded."""
+        """The result of the last finished job, or None if none was recorded.
+
+        The results file is looked for where it was written, then in this store's own
+        sidecar folder (the whole state folder may have been moved since).
+        """
         done = _read(self.finished_path, _finished_decoder, "finished-job summary")
         if done is None:
             return None
         path = Path(done.results_path)
+        if not path.is_file() and self.results_path_for(done.job_id).is_file():
+            path = self.results_path_for(done.job_id)  # the state folder was moved
         if not path.is_file():
             raise BatchValidationError(
                 f"job {done.job_id} finished, but its results file is gone; the summary "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import stat
 import subprocess
 import sys
@@ -334,3 +335,29 @@ def test_sweep_removes_only_this_configs_leftover_temp_files(tmp_path: Path) -> 
     assert not any(path.exists() for path in mine)
     assert theirs.read_bytes() == b"partial"
     assert kept.read_bytes() == b"partial"
+
+
+def _locked_elsewhere(path: Path) -> bool:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+async def test_a_holder_note_that_cannot_be_written_still_locks_and_unlocks(
+    tmp_path: Path,
+) -> None:
+    """Writing the holder note is best effort: the lock is taken, and released, regardless."""
+    path = tmp_path / "judges.batch.lock"
+    os.mkfifo(path)  # ftruncate fails on a FIFO (EINVAL), like a write on a full disk
+    async with FileLock(path, timeout=0.05, purpose="kyro check") as held:
+        assert held.path == path
+        assert _locked_elsewhere(path)
+    assert not _locked_elsewhere(path)

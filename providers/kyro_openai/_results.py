@@ -29,6 +29,8 @@ RETRYABLE_CODES = frozenset(
     {"batch_expired", "batch_cancelled", "rate_limit_exceeded", "server_error", "missing"}
 )
 _RETRYABLE_STATUSES = frozenset({408, 429})
+#: Billing, not load: a 429 with this code fails the same way when sent again.
+_NEVER_RETRY = frozenset({"insufficient_quota"})
 _LINE_DECODER = msgspec.json.Decoder(OutputLine)
 
 
@@ -76,7 +78,9 @@ def classify(line: OutputLine) -> ResultLine:
         code = "no_response"
         message_text = "the result line carries neither a response nor an error"
     retryable = code in RETRYABLE_CODES or (
-        status is not None and (status >= 500 or status in _RETRYABLE_STATUSES)
+        code not in _NEVER_RETRY
+        and status is not None
+        and (status >= 500 or status in _RETRYABLE_STATUSES)
     )
     return ResultLine(
         custom_id=line.custom_id,

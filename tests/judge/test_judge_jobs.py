@@ -158,3 +158,48 @@ async def test_finished_result_is_found_from_another_working_directory(
     assert again.job_id == first.job_id
     assert again.results_path.samefile(first.results_path)
     assert [e.index for e in again.evaluations] == [0, 1]
+
+
+async def test_resuming_an_interrupted_submit_with_another_provider_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A submit cut off under one provider is never finished through a different one."""
+    provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
+    submit = provider.submit
+
+    async def submit_once(path: Path, *, metadata: Mapping[str, str]) -> str:
+        if provider.batches:
+            raise _Interrupted
+        return await submit(path, metadata=metadata)
+
+    provider.submit = submit_once  # type: ignore[method-assign]
+    config = write_config(tmp_path)
+    with pytest.raises(_Interrupted):
+        await BatchJudge(provider, config, state_dir=tmp_path / "state").submit(["a", "b"])
+
+    emulator = Emulator(clock=lambda: NOW)
+    other = BatchJudge(emulator_provider(emulator), config, state_dir=tmp_path / "state")
+    with pytest.raises(BatchValidationError, match="'fake' provider") as info:
+        await other.submit(["a", "b"])
+    assert info.value.path == str(other.store.state_path)
+    assert emulator.stats().batches_created == 0
+    state = other.store.load()
+    assert state is not None
+    assert (state.status, state.provider) == ("submitting", "fake")
+
+
+async def test_finished_result_is_found_after_the_state_folder_moved(tmp_path: Path) -> None:
+    """A collected job is found again after its whole state folder was moved elsewhere."""
+    provider = FakeProvider()
+    config = write_config(tmp_path)
+    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
+    await judge.submit(["a", "b"])
+    first = await judge.check()
+    assert first is not None
+    (tmp_path / "state").rename(tmp_path / "moved")
+
+    again = await BatchJudge(provider, config, state_dir=tmp_path / "moved").check()
+    assert again is not None
+    assert (again.job_id, again.status, again.counts) == (first.job_id, first.status, first.counts)
+    assert again.results_path == tmp_path / "moved" / "judges.batch" / first.results_path.name
+    assert [e.index for e in again.evaluations] == [0, 1]

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from judge_helpers import NOW, emulator_provider, write_config
 
-from kyro import BatchError, BatchJobError, BatchJudge, BatchState
+from kyro import BatchError, BatchJobError, BatchJudge, BatchState, BatchValidationError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
 
@@ -147,3 +147,43 @@ async def test_failed_job_surfaces_error_lines(tmp_path: Path) -> None:
     assert [msgspec.to_builtins(e) for e in info.value.errors] == [
         {"code": "invalid_json_line", "message": "line 2 is not JSON", "line": 2}
     ]
+
+
+async def test_cancel_stops_a_pending_token_limit_retry(tmp_path: Path) -> None:
+    """After cancel(), a shard waiting out token_limit_exceeded is never sent again."""
+    emulator = Emulator(clock=lambda: NOW)
+    emulator.faults.token_limit_exceeded(times=1)
+    patient = _judge(tmp_path, emulator, token_limit_wait=3600)
+    await patient.submit([f"exchange {i}" for i in range(TRANSCRIPTS)])
+    assert await patient.check() is None  # failed with the token limit: waiting
+    await patient.cancel()
+
+    eager = _judge(tmp_path, emulator, token_limit_wait=0)
+    with pytest.raises(BatchJobError) as info:
+        await eager.check()
+    assert info.value.status == "cancelled"
+    assert emulator.stats().batches_created == 1
+
+
+async def test_rechecking_an_ended_job_that_resubmits_makes_it_pending_again(
+    tmp_path: Path,
+) -> None:
+    """An ended job re-checked with more resubmits is pending again: submit refuses to drop it."""
+    emulator = Emulator(EmulatorConfig(in_progress_seconds=60), clock=lambda: NOW)
+    emulator.faults.expire_next(after_lines=3)
+    await _judge(tmp_path, emulator, max_resubmits=0).submit(
+        [f"exchange {i}" for i in range(TRANSCRIPTS)]
+    )
+    emulator.advance(60)
+    with pytest.raises(BatchJobError):
+        await _judge(tmp_path, emulator, max_resubmits=0).check()
+
+    judge = _judge(tmp_path, emulator, max_resubmits=2)
+    assert await judge.check() is None  # the 5 expired requests went out again
+    state = judge.store.load()
+    assert state is not None
+    assert (state.status, len(state.shards[0].attempts)) == ("pending", 2)
+    with pytest.raises(BatchValidationError, match="still pending"):
+        await judge.submit(["another"])
+    assert emulator.stats().batches_created == 2
+    assert judge.store.load() == state

@@ -102,6 +102,7 @@ def as_line(data: dict[str, Any]) -> OutputLine:
         ),
         (http_error_line("a", 400, None), False, "http_400", False),
         (http_error_line("a", 429, "rate_limit_exceeded"), False, "rate_limit_exceeded", True),
+        (http_error_line("a", 429, "insufficient_quota"), False, "insufficient_quota", False),
         (http_error_line("a", 503, None), False, "http_503", True),
         (error_line("a", "batch_expired"), False, "batch_expired", True),
         (error_line("a", "batch_cancelled"), False, "batch_cancelled", True),
