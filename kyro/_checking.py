@@ -72,7 +72,11 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
                 waiting = True
                 continue
             state = await judge.ensure_attempt(
-                state, shard, shard.attempts[-1].file, via="primary", reason="token_limit"
+                state,
+                shard,
+                shard.attempts[-1].file,
+                via=shard.attempts[-1].via,
+                reason="token_limit",
             )
         if any(s.attempts[-1].state is None for s in state.shards):
             continue  # a token-limit retry was just submitted: poll it

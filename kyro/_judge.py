@@ -17,6 +17,7 @@ Crash safety, step by step (every state write is atomic; the lock serialises pro
 from __future__ import annotations
 
 import datetime
+import logging
 import secrets
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ from kyro._verdicts import VoteSettings
 __all__ = ["BatchJudge"]
 
 replace = msgspec.structs.replace
+_log = logging.getLogger("kyro")
 
 
 def _now() -> datetime.datetime:
@@ -174,7 +176,7 @@ class BatchJudge:
     async def _start_attempt(
         self, state: JobState, shard: ShardState, number: int, file: str, *, via: str, reason: str
     ) -> JobState:
-        path = self.store.resolve(file)
+        path = self._shard_file(file)
         lines = shard.lines if file == shard.name else _count_lines(path)
         attempt = SubmissionState(
             attempt=number, file=file, lines=lines, intent_at=_now(), via=via, reason=reason
@@ -204,10 +206,21 @@ class BatchJudge:
                 found = sorted(await provider.find(metadata), key=lambda s: s.created_at or 0)
                 if found:
                     batch_id = found[0].batch_id
+                    for extra in found[1:]:  # never expected; never leave one running unseen
+                        _log.warning(
+                            "job %s shard %s attempt %s: the provider holds a second batch %s "
+                            "for the same requests; cancelling it and keeping %s",
+                            state.job_id,
+                            shard.index,
+                            attempt.attempt,
+                            extra.batch_id,
+                            batch_id,
+                        )
+                        await provider.cancel(extra.batch_id)
                 elif not submit:
                     continue
                 else:
-                    path = self.store.resolve(attempt.file)
+                    path = self._shard_file(attempt.file)
                     batch_id = await provider.submit(path, metadata=metadata)
                 shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))
                 state = state.with_shard(shard)
@@ -324,6 +337,17 @@ class BatchJudge:
         self.store.save(state)
         return state
 
+    def _shard_file(self, name: str) -> Path:
+        """The shard file ``name`` of the state, which must still be there to be sent."""
+        path = self.store.resolve(name)
+        if not path.is_file():
+            raise BatchValidationError(
+                "a shard of this job is gone from the state folder, so it cannot be sent; "
+                "restore the folder, or cancel the job and submit again",
+                path=path,
+            )
+        return path
+
     def _provider_for(self, via: str) -> BatchProvider:
         if via == "fallback":
             if self.fallback is None:
@@ -378,8 +402,7 @@ class BatchJudge:
             f"job {state.job_id} ended {status} (provider errors: {codes}); "
             f"{result.counts.transcripts - result.counts.errored} of "
             f"{result.counts.transcripts} transcripts have verdicts, written to "
-            f"{result.results_path}. The state is kept: check again with a higher "
-            "max_resubmits to retry, or submit a new job",
+            f"{result.results_path}. {_next_step(status)}",
             job_id=state.job_id,
             status=status,
             errors=errors,
@@ -428,6 +451,17 @@ class BatchJudge:
         out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
         written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
+
+
+def _next_step(status: str) -> str:
+    if status == "cancelled":
+        return "The state is kept for inspection; submit a new job to evaluate again"
+    if status == "failed":
+        return (
+            "The state is kept: fix what the provider's errors name and submit a new job, or "
+            "check again to retry (token-limit failures are retried by themselves)"
+        )
+    return "The state is kept: check again with a higher max_resubmits to retry, or submit anew"
 
 
 def _without_unsent(shard: ShardState) -> ShardState:
@@ -487,9 +521,7 @@ def _initial_state(
 
 
 def _log_resume(state: JobState) -> None:
-    import logging
-
-    logging.getLogger("kyro").warning(
+    _log.warning(
         "resuming job %s, whose submission was interrupted; the transcripts given now are "
         "not used (the job's own shards are)",
         state.job_id,

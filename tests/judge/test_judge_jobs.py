@@ -203,3 +203,53 @@ async def test_finished_result_is_found_after_the_state_folder_moved(tmp_path: P
     assert (again.job_id, again.status, again.counts) == (first.job_id, first.status, first.counts)
     assert again.results_path == tmp_path / "moved" / "judges.batch" / first.results_path.name
     assert [e.index for e in again.evaluations] == [0, 1]
+
+
+async def test_a_shard_removed_before_it_was_sent_is_a_clear_error(tmp_path: Path) -> None:
+    """An interrupted submit whose shard file vanished says which file, not a raw OSError."""
+    provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
+    submit = provider.submit
+
+    async def refuse(path: Path, *, metadata: Mapping[str, str]) -> str:
+        raise _Interrupted
+
+    provider.submit = refuse  # type: ignore[method-assign]
+    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(_Interrupted):
+        await judge.submit(["a", "b"])
+    provider.submit = submit  # type: ignore[method-assign]
+    state = judge.store.load()
+    assert state is not None
+    shard_file = judge.store.resolve(state.shards[0].name)
+    shard_file.unlink()
+
+    with pytest.raises(BatchValidationError) as info:
+        await judge.check()
+
+    assert info.value.path == str(shard_file)
+    assert "gone from the state folder" in str(info.value)
+    assert provider.batches == []
+
+
+async def test_recovery_keeps_one_batch_and_cancels_a_duplicate(tmp_path: Path) -> None:
+    """Two batches found for one intent: the oldest is kept, the other cancelled."""
+    provider = FakeProvider()
+    submit = provider.submit
+
+    async def create_twice_then_crash(path: Path, *, metadata: Mapping[str, str]) -> str:
+        await submit(path, metadata=metadata)
+        await submit(path, metadata=metadata)
+        raise _Interrupted
+
+    provider.submit = create_twice_then_crash  # type: ignore[method-assign]
+    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(_Interrupted):
+        await judge.submit(["a"])
+    provider.submit = submit  # type: ignore[method-assign]
+
+    progress = await judge.status()
+
+    assert [b.batch_id for b in progress.batches] == ["fakebatch_1"]
+    kept, duplicate = provider.batches  # and nothing new was created
+    assert kept.state not in (BatchState.CANCELLING, BatchState.CANCELLED)
+    assert duplicate.state is BatchState.CANCELLING
