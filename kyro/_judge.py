@@ -30,6 +30,7 @@ from kyro._checking import run_check
 from kyro._collect import download_results
 from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError
+from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
@@ -37,7 +38,7 @@ from kyro._provider import BatchProvider
 from kyro._resubmit import filter_shard
 from kyro._results import BatchRunResult
 from kyro._state import JobState, ShardState, StateStore, SubmissionState
-from kyro._types import BatchError, RequestCounts
+from kyro._types import BatchError, BatchState, RequestCounts
 from kyro._verdicts import VoteSettings
 
 __all__ = ["BatchJudge"]
@@ -419,7 +420,12 @@ class BatchJudge:
                 path = self.store.download_path(attempt.batch_id)
                 provider = self._provider_for(attempt.via)
                 with self.store.writing(self.store.downloads_dir):
-                    await download_results(provider, attempt.batch_id, path)
+                    if attempt.state is BatchState.FAILED:
+                        # Refused as a whole: nothing ran, so there is nothing to fetch; its
+                        # requests read as missing, and the batch's errors travel in the state.
+                        atomic_write(path, b"")
+                    else:
+                        await download_results(provider, attempt.batch_id, path)
                 shard = shard.with_attempt(replace(attempt, downloaded=True))
                 state = state.with_shard(shard)
                 self.store.save(state)
