@@ -15,12 +15,12 @@ import msgspec
 
 from kyro import BatchState, ResultError, ResultLine
 from kyro_local._store import BatchRecord, read_line_chunks
-from kyro_local._wire import InputId, OutputLine, classify, line_number
+from kyro_local._wire import InputId, line_number
+from kyro_openai import classify_output_line, decode_output_line
 
 __all__ = ["read_results"]
 
 _CHUNK_LINES = 1024
-_output_decoder = msgspec.json.Decoder(OutputLine)
 _id_decoder = msgspec.json.Decoder(InputId)
 
 
@@ -78,15 +78,14 @@ async def read_results(folder: Path, record: BatchRecord) -> AsyncIterator[Resul
     async for raw in _lines(folder / "output.jsonl"):
         if not raw.strip():
             continue
-        try:
-            line = _output_decoder.decode(raw)
-        except msgspec.DecodeError:
+        line = decode_output_line(raw)
+        if line is None:
             skipped = True
             continue
-        number = line_number(line.id)
+        number = line_number(line.id or "")
         if number is not None:
             done.add(number)
-        yield classify(line)
+        yield classify_output_line(line)
     if not record.state.terminal or (record.state is BatchState.COMPLETED and not skipped):
         return
     error = _missing_error(record)

@@ -22,11 +22,20 @@ from kyro import ResultError, ResultLine, Usage
 from kyro_openai._http import Sleep, transport_error
 from kyro_openai._wire import OutputLine, WireUsage
 
-__all__ = ["RETRYABLE_CODES", "classify", "iter_lines", "missing_line"]
+__all__ = ["RETRYABLE_CODES", "classify", "decode_line", "iter_lines", "missing_line"]
 
-#: Per-line error codes worth sending again unchanged.
+#: Per-line error codes worth sending again unchanged (``timeout`` and ``connection_error``
+#: are written by providers that run requests themselves, such as kyro_local).
 RETRYABLE_CODES = frozenset(
-    {"batch_expired", "batch_cancelled", "rate_limit_exceeded", "server_error", "missing"}
+    {
+        "batch_cancelled",
+        "batch_expired",
+        "connection_error",
+        "missing",
+        "rate_limit_exceeded",
+        "server_error",
+        "timeout",
+    }
 )
 _RETRYABLE_STATUSES = frozenset({408, 429})
 #: Billing, not load: a 429 with this code fails the same way when sent again.

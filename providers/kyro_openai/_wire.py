@@ -148,6 +148,7 @@ class OutputLine(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an output or error file (the spec's ``BatchRequestOutput``)."""
 
     custom_id: str
+    id: str | None = None
     response: LineResponse | None = None
     error: LineError | None = None
 
