@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+import msgspec
+
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register", "run"]
@@ -83,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
         run(parser.parse_args(["emulator", "--port", "0"]))   # prints http://127.0.0.1:…/v1
     """
     try:
-        import msgspec
-
         from kyro_openai.testing import Emulator, EmulatorConfig, Fault, serve_forever
     except ImportError as exc:
         print(

@@ -7,6 +7,7 @@ job costs no more memory to export than a ten-transcript one.
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import sys
 from pathlib import Path
@@ -131,8 +132,6 @@ def export_jsonl(result: BatchRunResult, path: Path) -> None:
 def export_csv(result: BatchRunResult, path: Path) -> None:
     """One row per transcript × judge (see :data:`CSV_COLUMNS`), streamed, atomically."""
     with atomic_writer(path, mode=0o644) as raw:
-        import io
-
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(CSV_COLUMNS)
