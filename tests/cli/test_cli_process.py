@@ -157,7 +157,11 @@ def test_bad_input_and_unreachable(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """`python -m kyro demo` runs the whole job on its own emulator and exits 0."""
-    demo = run_kyro(["demo", "--dir", str(tmp_path)], kyro_env(), timeout=300)
+    # A batch that runs for 8 s keeps the first check pending even on a loaded machine, where
+    # starting the check process alone can take longer than the demo's default 2 s.
+    demo = run_kyro(
+        ["demo", "--dir", str(tmp_path), "--batch-seconds", "8"], kyro_env(), timeout=300
+    )
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
     assert "emulator listening at http://127.0.0.1:" in out
