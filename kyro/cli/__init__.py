@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kyro._exceptions import BatchValidationError, KyroError, ProviderError
-from kyro.cli import _demo, _emulator, _jobs, _plan, _run, _validate
+from kyro.cli import _demo, _emulator, _eval, _jobs, _plan, _run, _validate
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
 
 # Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _emulator)
+_COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _eval, _emulator)
 
 
 _EPILOG = """\
