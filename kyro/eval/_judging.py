@@ -169,7 +169,7 @@ def _summary(
         return errored_score(name, missing)
     if verdict.status == "ERRORED":
         run_error = next((r.error for r in verdict.runs if r.error is not None), None)
-        error = verdict.error or run_error
+        error = run_error or verdict.error  # the run's own reason is the more specific
         detail = f"{error.code}: {error.message}" if error else "no valid verdict"
         return errored_score(name, f"the judge gave no verdict ({detail})")
     scores = [r.score for r in verdict.runs if r.status != "ERRORED" and r.score is not None]

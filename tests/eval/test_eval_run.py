@@ -160,7 +160,10 @@ async def test_a_module_function_string_and_unpacked_dict_inputs(tmp_path: Path)
     try:
         result = await evaluate(
             "calc_component:add",
-            [{"input": {"a": 1, "b": 2}, "expected": 3}, {"input": {"a": 3, "b": 4}, "expected": 8}],
+            [
+                {"input": {"a": 1, "b": 2}, "expected": 3},
+                {"input": {"a": 3, "b": 4}, "expected": 8},
+            ],
             scorers=["numeric_close"],
             unpack_input=True,
         )

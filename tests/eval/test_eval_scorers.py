@@ -68,7 +68,9 @@ def test_contains_all_any_and_a_fixed_value() -> None:
 
 def test_not_contains_passes_only_without_any_banned_text() -> None:
     """not_contains fails on the first banned text found, case-insensitively if asked."""
-    assert run("not_contains", "As an AI, I cannot", value=["as an ai"], ignore_case=True)[1] is False
+    assert (
+        run("not_contains", "As an AI, I cannot", value=["as an ai"], ignore_case=True)[1] is False
+    )
     assert run("not_contains", "Here you go", value=["as an ai"]) == (1.0, True)
 
 
@@ -99,7 +101,10 @@ def test_json_field_match_scores_the_share_of_matching_fields() -> None:
     """Dotted fields (default: expected's keys) compare; ignore_case and abs_tol loosen them."""
     out = '{"name": "ADA", "age": 36.001, "tags": ["x", "y"]}'
     assert run("json_field_match", out, {"name": "Ada", "age": 36}) == (0.0, False)
-    assert run("json_field_match", out, {"name": "Ada", "age": 36}, ignore_case=True) == (0.5, False)
+    assert run("json_field_match", out, {"name": "Ada", "age": 36}, ignore_case=True) == (
+        0.5,
+        False,
+    )
     both = run("json_field_match", out, {"name": "Ada", "age": 36}, ignore_case=True, abs_tol=0.01)
     assert both == (1.0, True)
     assert run("json_field_match", out, {"tags": ["x", "q"]}, fields=["tags.0"]) == (1.0, True)
@@ -119,7 +124,10 @@ def test_similarity_gives_the_ratio_and_passes_at_the_threshold() -> None:
     score, passed = run("similarity", "The order is in transit", "the order is in transit.")
     assert 0.8 < score < 1.0 and passed is True
     assert run("similarity", "abc", "xyz") == (0.0, False)
-    assert run("similarity", "Order in transit", "order in transit", ignore_case=True) == (1.0, True)
+    assert run("similarity", "Order in transit", "order in transit", ignore_case=True) == (
+        1.0,
+        True,
+    )
 
 
 def test_length_counts_characters_or_words() -> None:
@@ -150,7 +158,9 @@ def test_bad_names_and_options_are_refused_with_the_valid_ones() -> None:
 
 def test_label_renames_a_scorer_so_one_check_can_run_twice() -> None:
     """Two contains checks with labels plan fine; two with one name are refused."""
-    plan = plan_scorers([scorer("contains", value="a", label="has_a"), scorer("contains", value="b")])
+    plan = plan_scorers(
+        [scorer("contains", value="a", label="has_a"), scorer("contains", value="b")]
+    )
     assert plan.names == ["has_a", "contains"]
     with pytest.raises(ValueError, match="both called 'contains'"):
         plan_scorers(["contains", "contains"])
@@ -193,7 +203,15 @@ async def test_a_raising_or_badly_returning_callable_errors_only_its_score() -> 
 
 def test_presets_are_llm_judges_with_written_criteria_and_overridable_settings() -> None:
     """Every preset has its name, its own criteria text, and takes model/threshold overrides."""
-    presets = [Correctness, Helpfulness, Relevance, Faithfulness, Conciseness, Coherence, Harmlessness]
+    presets = [
+        Correctness,
+        Helpfulness,
+        Relevance,
+        Faithfulness,
+        Conciseness,
+        Coherence,
+        Harmlessness,
+    ]
     assert set(PRESETS) == {cls().name for cls in presets}
     criteria = {cls().criteria for cls in presets}
     assert len(criteria) == len(presets) and all(len(c) > 80 for c in criteria)
