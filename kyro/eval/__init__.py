@@ -55,8 +55,6 @@ BatchEvalItem = EvalItem
 """The seed's name for :class:`EvalItem`."""
 
 __all__ = [
-    "PRESETS",
-    "SCORER_NAMES",
     "BatchEvalItem",
     "BatchEvalItemResult",
     "BatchEvalResult",
@@ -72,7 +70,9 @@ __all__ = [
     "Harmlessness",
     "Helpfulness",
     "LLMJudge",
+    "PRESETS",
     "Relevance",
+    "SCORER_NAMES",
     "Score",
     "ScorerResultSummary",
     "ScorerStats",

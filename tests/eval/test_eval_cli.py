@@ -60,7 +60,8 @@ def test_a_live_run_prints_the_pass_rate_and_writes_the_exports(
     out_csv, out_jsonl = tmp_path / "r.csv", tmp_path / "r.jsonl"
     code = main(
         ["eval", AGENT, DATASET, "--scorer", "contains:ignore_case=true",
-         "--scorer", 'length:max=30,unit="words"', "--csv", str(out_csv), "--output", str(out_jsonl)]
+         "--scorer", 'length:max=30,unit="words"',
+         "--csv", str(out_csv), "--output", str(out_jsonl)]
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
@@ -70,7 +71,8 @@ def test_a_live_run_prints_the_pass_rate_and_writes_the_exports(
     with out_csv.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [r["item_id"] for r in rows][:2] == ["status-1234", "status-4321"]
-    assert rows[0]["contains.passed"] == "True" and rows[0]["length.score"] == "1.0"
+    assert rows[0]["contains.passed"] == "True"
+    assert rows[0]["length.score"] == "1.0"
     assert len(out_jsonl.read_text().splitlines()) == 6
 
 
@@ -94,7 +96,8 @@ def test_llm_judges_run_live_through_base_url(
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
-    assert "llm_judge" in printed and "helpfulness" in printed
+    assert "llm_judge" in printed
+    assert "helpfulness" in printed
     assert "pass rate: 50.0%" in printed  # two replies saying "cancelled" are judged ERROR
 
 
@@ -109,13 +112,15 @@ def test_batch_submits_exits_and_check_collects_later(
          "--batch", "--model", "gpt-4o-mini", "-q", *common]
     )  # fmt: skip
     job_id = capsys.readouterr().out.strip()
-    assert code == 0 and job_id.startswith("eval-")
+    assert code == 0
+    assert job_id.startswith("eval-")
     assert main(["eval", "--check", job_id, *common]) == 3
     assert "still pending" in capsys.readouterr().out
     clock.now += 120
     assert main(["eval", "--check", job_id, "--fail-under", "0.5", *common]) == 1
     printed = capsys.readouterr().out
-    assert f"eval {job_id}: partial_failure" in printed and "pass rate: 0.0%" in printed
+    assert f"eval {job_id}: partial_failure" in printed
+    assert "pass rate: 0.0%" in printed
     assert main(["eval", "--check", job_id, "-q", *common]) == 0
 
 

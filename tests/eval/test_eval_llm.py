@@ -87,22 +87,23 @@ async def test_evaluate_with_deterministic_scorers_and_llm_judges_end_to_end(
     france, spain, italy, peru = result.results
     assert [s.scorer for s in france.scores] == ["exact_match", "correctness", "brevity", "length"]
     correct = france.get_score("correctness")
-    assert correct is not None and (correct.score, correct.passed, correct.explanation) == (
+    assert correct is not None
+    assert (correct.score, correct.passed, correct.explanation) == (
         0.9,
         True,
         "right",
     )
     assert france.passed is True
     wrong = spain.get_score("correctness")
-    assert wrong is not None and (wrong.score, wrong.passed) == (0.2, False)
+    assert wrong is not None
+    assert (wrong.score, wrong.passed) == (0.2, False)
     unparsed = italy.get_score("brevity")
-    assert (
-        unparsed is not None
-        and unparsed.error is not None
-        and "unparseable_reply" in unparsed.error
-    )
+    assert unparsed is not None
+    assert unparsed.error is not None
+    assert "unparseable_reply" in unparsed.error
     assert italy.get_score("length").passed is True  # type: ignore[union-attr]
-    assert peru.error == "RuntimeError: upstream API failed" and peru.scores == ()
+    assert peru.error == "RuntimeError: upstream API failed"
+    assert peru.scores == ()
     assert result.pass_rate == 0.25
     assert result.stats.scorers["correctness"].passed == 1
     assert result.stats.scorers["brevity"].errored == 1
@@ -111,9 +112,11 @@ async def test_evaluate_with_deterministic_scorers_and_llm_judges_end_to_end(
     by_criteria = {("one word" in b["messages"][-1]["content"]): b for b in recorder.bodies}
     brevity_prompt = by_criteria[True]["messages"][-1]["content"]
     correctness_prompt = by_criteria[False]["messages"][-1]["content"]
-    assert "<input>" not in brevity_prompt and "<input>\n" in correctness_prompt
+    assert "<input>" not in brevity_prompt
+    assert "<input>\n" in correctness_prompt
     assert "<expected_output>\n" in correctness_prompt
-    assert by_criteria[True]["temperature"] == 0.3 and by_criteria[False]["temperature"] == 0
+    assert by_criteria[True]["temperature"] == 0.3
+    assert by_criteria[False]["temperature"] == 0
     assert {b["model"] for b in recorder.bodies} == {"gpt-4o-mini"}
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kyro import BatchValidationError
@@ -19,7 +20,7 @@ from kyro.eval import EvalItem, evaluate, evaluate_one, evaluate_sync, scorer
 
 async def echo_upper(text: str) -> str:
     """An async component: the input upper-cased."""
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return text.upper()
 
 
@@ -61,11 +62,14 @@ async def test_a_timeout_cancels_that_item_only() -> None:
     )  # fmt: skip
     assert time.perf_counter() - started < 10
     slow = result.results[1]
-    assert slow.error == "timed out after 0.2s" and slow.output is None and slow.scores == ()
+    assert slow.error == "timed out after 0.2s"
+    assert slow.output is None
+    assert slow.scores == ()
     assert cancelled == ["slow"]
     assert [r.passed for r in result.results] == [True, False, True]
     assert result.status == "partial_failure"
-    assert result.stats.errored == 1 and result.stats.passed == 2
+    assert result.stats.errored == 1
+    assert result.stats.passed == 2
 
 
 async def test_a_component_exception_is_that_items_error() -> None:
@@ -102,12 +106,14 @@ async def test_a_raising_scorer_errors_its_score_not_the_item() -> None:
 
     result = await evaluate(echo_upper, ["a"], expected=["A"], scorers=["exact_match", crashes])
     item = result.results[0]
-    assert item.error is None and item.output == "A"
+    assert item.error is None
+    assert item.output == "A"
     assert item.get_score("exact_match").passed is True  # type: ignore[union-attr]
     assert item.get_score("crashes").error == "the scorer raised KeyError: 'missing'"  # type: ignore[union-attr]
     assert item.passed is False
     assert result.stats.scorers["crashes"].errored == 1
-    assert result.failing_items()[0].index == 0 and result.failed_items() == []
+    assert result.failing_items()[0].index == 0
+    assert result.failed_items() == []
 
 
 async def test_sync_components_run_in_threads_under_the_concurrency_limit() -> None:
@@ -210,7 +216,8 @@ async def test_stats_count_scorers_and_duration_percentiles() -> None:
     assert stats.scorers["exact_match"].pass_rate == 0.75
     assert stats.scorers["exact_match"].mean_score == 0.75
     assert stats.scorers["similarity"].pass_rate == 1.0
-    assert stats.duration_ms.max >= 55 and stats.duration_ms.p50 < 50
+    assert stats.duration_ms.max >= 55
+    assert stats.duration_ms.p50 < 50
     assert stats.duration_ms.p99 == stats.duration_ms.max
     assert stats.wall_seconds > 0
 
@@ -225,7 +232,8 @@ async def test_exports_write_jsonl_and_csv_in_item_order(tmp_path: Path) -> None
     with result.to_csv(tmp_path / "out.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [row["output"] for row in rows] == ["B", "A"]
-    assert rows[0]["exact_match.passed"] == "True" and rows[1]["exact_match.score"] == "0.0"
+    assert rows[0]["exact_match.passed"] == "True"
+    assert rows[1]["exact_match.score"] == "0.0"
     assert rows[1]["json_valid.explanation"].startswith("not valid JSON")
 
 
@@ -233,7 +241,8 @@ async def test_results_path_is_kept_and_a_temporary_one_is_removed(tmp_path: Pat
     """results_path keeps the JSONL; without it the spill file goes away with the result."""
     kept = tmp_path / "results.jsonl"
     result = await evaluate(echo_upper, ["a"], scorers=["json_valid"], results_path=kept)
-    assert result.results_path == kept and len(kept.read_text().splitlines()) == 1
+    assert result.results_path == kept
+    assert len(kept.read_text().splitlines()) == 1
     temporary = await evaluate(echo_upper, ["a"], scorers=["json_valid"])
     spill = temporary.results_path
     assert spill.exists()
@@ -262,7 +271,8 @@ def test_evaluate_sync_runs_from_plain_code(tmp_path: Path) -> None:
     data = tmp_path / "set.jsonl"
     data.write_text('{"input": "a", "expected": "A"}\n{"input": "b", "expected": "B"}\n')
     result = evaluate_sync(echo_upper, data, scorers=["exact_match"])
-    assert result.pass_rate == 1.0 and len(result.results) == 2
+    assert result.pass_rate == 1.0
+    assert len(result.results) == 2
 
 
 async def test_evaluate_one_returns_the_item_result_now() -> None:

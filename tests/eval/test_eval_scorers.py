@@ -122,7 +122,8 @@ def test_numeric_close_extracts_numbers_within_tolerance() -> None:
 def test_similarity_gives_the_ratio_and_passes_at_the_threshold() -> None:
     """similarity scores difflib's ratio; threshold decides the pass."""
     score, passed = run("similarity", "The order is in transit", "the order is in transit.")
-    assert 0.8 < score < 1.0 and passed is True
+    assert 0.8 < score < 1.0
+    assert passed is True
     assert run("similarity", "abc", "xyz") == (0.0, False)
     assert run("similarity", "Order in transit", "order in transit", ignore_case=True) == (
         1.0,
@@ -140,15 +141,17 @@ def test_length_counts_characters_or_words() -> None:
 def test_a_check_needing_expected_is_an_errored_score_without_it() -> None:
     """exact_match on an item with no expected value errors that score and says how to fix it."""
     result = scorer("exact_match")("x", None, None)
-    assert result.error is not None and "needs an expected value" in result.error
-    assert result.passed is False and result.score is None
+    assert result.error is not None
+    assert "needs an expected value" in result.error
+    assert result.passed is False
+    assert result.score is None
 
 
 def test_bad_names_and_options_are_refused_with_the_valid_ones() -> None:
     """An unknown scorer, option or bad regex is a ValueError listing what is allowed."""
-    with pytest.raises(ValueError, match="unknown scorer 'exact'.*exact_match"):
+    with pytest.raises(ValueError, match=r"unknown scorer 'exact'.*exact_match"):
         scorer("exact")
-    with pytest.raises(ValueError, match="no option ignorecase; its options are .*ignore_case"):
+    with pytest.raises(ValueError, match=r"no option ignorecase; its options are .*ignore_case"):
         scorer("exact_match", ignorecase=True)
     with pytest.raises(ValueError, match="not a regular expression"):
         scorer("regex", pattern="(")
@@ -167,7 +170,7 @@ def test_label_renames_a_scorer_so_one_check_can_run_twice() -> None:
 
 
 async def test_callables_of_any_arity_and_their_return_types() -> None:
-    """Callables get (output, expected, input) cut to their arity; bool/float/Score map to scores."""
+    """Callables get (output, expected, input) cut to their arity; bool/float/Score all map."""
 
     def short(output: str) -> bool:
         return len(output) < 5
@@ -197,7 +200,8 @@ async def test_a_raising_or_badly_returning_callable_errors_only_its_score() -> 
 
     scores = await plan_scorers([boom, words, "exact_match"]).score("a", "a", None)
     assert scores[0].error == "the scorer raised RuntimeError: scorer bug"
-    assert scores[1].error is not None and "return a bool, a number" in scores[1].error
+    assert scores[1].error is not None
+    assert "return a bool, a number" in scores[1].error
     assert (scores[2].scorer, scores[2].passed) == ("exact_match", True)
 
 
@@ -214,7 +218,8 @@ def test_presets_are_llm_judges_with_written_criteria_and_overridable_settings()
     ]
     assert set(PRESETS) == {cls().name for cls in presets}
     criteria = {cls().criteria for cls in presets}
-    assert len(criteria) == len(presets) and all(len(c) > 80 for c in criteria)
+    assert len(criteria) == len(presets)
+    assert all(len(c) > 80 for c in criteria)
     judge = Helpfulness(model="gpt-4o", pass_threshold=0.8, include_input=False)
     assert isinstance(judge, LLMJudge)
     assert (judge.name, judge.model, judge.pass_threshold, judge.include_input) == (
@@ -239,7 +244,7 @@ def test_strings_resolve_to_scorers_presets_and_llm_criteria() -> None:
     plan = plan_scorers(["exact_match", "correctness", "llm:Is it under 50 words?"])
     assert plan.names == ["exact_match", "correctness", "llm_judge"]
     assert plan.judges[1].criteria == "Is it under 50 words?"
-    with pytest.raises(ValueError, match="unknown scorer 'nope'.*correctness"):
+    with pytest.raises(ValueError, match=r"unknown scorer 'nope'.*correctness"):
         plan_scorers(["nope"])
     with pytest.raises(ValueError, match="at least one scorer"):
         plan_scorers([])

@@ -1,0 +1,54 @@
+"""kyro.eval's public face, its import boundaries, and the shipped example."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import test_exported_members as exported
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_eval_all_is_sorted_and_complete() -> None:
+    """kyro.eval's ``__all__`` is sorted and names exactly its public objects."""
+    exported.test_all_is_sorted_and_complete("kyro.eval")
+
+
+def test_eval_uses_only_kyros_public_names() -> None:
+    """No module of kyro.eval imports a private kyro module or a provider package."""
+    for path in (ROOT / "kyro" / "eval").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("kyro_", "kyro._")), f"{path.name} imports {name}"
+
+
+def test_importing_kyro_eval_imports_no_provider() -> None:
+    """``import kyro.eval`` loads neither bundled provider."""
+    code = (
+        "import sys, kyro.eval\n"
+        "print(any(m.startswith(('kyro_openai', 'kyro_local')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_example_runs_against_the_emulator() -> None:
+    """examples/eval/run_eval.py scores the support agent with LLM judges on the emulator."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "eval" / "run_eval.py")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = out.stdout.splitlines()
+    assert "partial_failure" in lines[0]
+    assert any(line.strip().startswith("helpfulness") for line in lines)
+    assert "ERROR unknown-9999: LookupError: order #9999 is not in the order table" in out.stdout
+    assert "PASS  status-1234: Your order #1234 is in transit." in out.stdout
