@@ -29,7 +29,6 @@ from __future__ import annotations
 from kyro.eval._batch import check_eval, submit_eval
 from kyro.eval._items import EvalItem
 from kyro.eval._llm import (
-    PRESETS,
     Coherence,
     Conciseness,
     Correctness,
@@ -49,7 +48,7 @@ from kyro.eval._records import (
 )
 from kyro.eval._results import BatchEvalResult, EvalResults
 from kyro.eval._run import evaluate, evaluate_one, evaluate_sync
-from kyro.eval._scorers import SCORER_NAMES, DeterministicScorer, scorer
+from kyro.eval._scorers import DeterministicScorer, scorer
 
 BatchEvalItem = EvalItem
 """The seed's name for :class:`EvalItem`."""
@@ -70,9 +69,7 @@ __all__ = [
     "Harmlessness",
     "Helpfulness",
     "LLMJudge",
-    "PRESETS",
     "Relevance",
-    "SCORER_NAMES",
     "Score",
     "ScorerResultSummary",
     "ScorerStats",

@@ -34,18 +34,25 @@ described in ``kyro.eval._text``.
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from collections.abc import Callable, Mapping
 from difflib import SequenceMatcher
 from typing import Any
 
+from kyro.eval._checks import (
+    CannotScore,
+    Check,
+    json_field_match,
+    json_match,
+    json_valid,
+    length,
+    needs,
+    numeric_close,
+)
 from kyro.eval._records import ScorerResultSummary, errored_score
-from kyro.eval._text import as_json, as_text, normaliser, parse_number
+from kyro.eval._text import as_text, normaliser
 
 __all__ = ["SCORER_NAMES", "DeterministicScorer", "scorer"]
-
-Check = Callable[[Any, Any], "tuple[float, bool, str]"]
 
 
 class DeterministicScorer:
@@ -73,27 +80,16 @@ class DeterministicScorer:
         """Score one output; a check that cannot apply (no expected value) is an errored score."""
         try:
             score, passed, why = self._check(output, expected)
-        except _CannotScore as exc:
+        except CannotScore as exc:
             return errored_score(self.name, str(exc))
         return ScorerResultSummary(scorer=self.name, score=score, passed=passed, explanation=why)
-
-
-class _CannotScore(Exception):
-    """The check needs something this item does not have."""
-
-
-def _needs(expected: Any, kind: str, option: str | None = None) -> Any:
-    if expected is None:
-        how = f" or the {option}= option" if option else ""
-        raise _CannotScore(f"{kind} needs an expected value: give the item one{how}")
-    return expected
 
 
 def _exact_match(**text: bool) -> Check:
     norm = normaliser(**text)
 
     def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        expected = _needs(expected, "exact_match")
+        expected = needs(expected, "exact_match")
         if not isinstance(output, str) and not isinstance(expected, str):
             same = bool(output == expected)
         else:
@@ -106,7 +102,7 @@ def _exact_match(**text: bool) -> Check:
 def _texts(value: Any, kind: str) -> list[str]:
     values = value if isinstance(value, list | tuple) else [value]
     if not values or not all(isinstance(v, str) for v in values):
-        raise _CannotScore(f"{kind} needs text or a list of texts to look for, not {value!r:.60}")
+        raise CannotScore(f"{kind} needs text or a list of texts to look for, not {value!r:.60}")
     return list(values)
 
 
@@ -121,7 +117,7 @@ def _contains(
         wanted = (
             fixed
             if fixed is not None
-            else [norm(v) for v in _texts(_needs(expected, kind, "value"), kind)]
+            else [norm(v) for v in _texts(needs(expected, kind, "value"), kind)]
         )
         body = norm(as_text(output))
         found = [w for w in wanted if w in body]
@@ -153,9 +149,9 @@ def _regex(
         rx = compiled
         if rx is None:
             try:
-                rx = re.compile(_needs(expected, "regex", "pattern"), flags)
+                rx = re.compile(needs(expected, "regex", "pattern"), flags)
             except (re.error, TypeError) as exc:
-                raise _CannotScore(f"expected is not a regular expression: {exc}") from None
+                raise CannotScore(f"expected is not a regular expression: {exc}") from None
         text = as_text(output)
         hit = rx.fullmatch(text) if full_match else rx.search(text)
         return (
@@ -167,131 +163,13 @@ def _regex(
     return check
 
 
-def _json_valid(*, require: str | None = None) -> Check:
-    if require not in (None, "object", "array"):
-        raise ValueError(f"require must be 'object' or 'array', not {require!r}")
-    shapes = {"object": dict, "array": list}
-
-    def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        try:
-            value = as_json(output)
-        except ValueError as exc:
-            return 0.0, False, str(exc)
-        if require is not None and not isinstance(value, shapes[require]):
-            return 0.0, False, f"valid JSON, but not an {require}"
-        return 1.0, True, "valid JSON"
-
-    return check
-
-
-def _parsed(value: Any, what: str) -> Any:
-    try:
-        return as_json(value)
-    except ValueError as exc:
-        raise _CannotScore(f"the {what} is {exc}") from None
-
-
-def _json_match(*, subset: bool = False) -> Check:
-    def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        want = _parsed(_needs(expected, "json_match"), "expected value")
-        got = _parsed(output, "output")
-        same = _within(want, got) if subset else got == want
-        return (1.0, True, "same JSON") if same else (0.0, False, "JSON differs")
-
-    return check
-
-
-def _within(want: Any, got: Any) -> bool:
-    if isinstance(want, dict):
-        return isinstance(got, dict) and all(
-            k in got and _within(v, got[k]) for k, v in want.items()
-        )
-    return bool(want == got)
-
-
-def _field(value: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _ABSENT
-    return value
-
-
-_ABSENT = object()
-
-
-def _json_field_match(
-    *, fields: list[str] | None = None, ignore_case: bool = False, abs_tol: float = 0.0
-) -> Check:
-    def equal(a: Any, b: Any) -> bool:
-        if ignore_case and isinstance(a, str) and isinstance(b, str):
-            return a.casefold() == b.casefold()
-        if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
-            return math.isclose(a, b, rel_tol=0.0, abs_tol=abs_tol)
-        return bool(a == b)
-
-    def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        want = _parsed(_needs(expected, "json_field_match"), "expected value")
-        got = _parsed(output, "output")
-        names = fields if fields is not None else list(want) if isinstance(want, dict) else None
-        if not names:
-            raise _CannotScore(
-                "json_field_match needs fields= or an expected JSON object with keys"
-            )
-        wrong = [
-            f
-            for f in names
-            if _field(got, f) is _ABSENT or not equal(_field(got, f), _field(want, f))
-        ]
-        share = 1 - len(wrong) / len(names)
-        return (
-            share,
-            not wrong,
-            "every field matches" if not wrong else f"differs: {', '.join(wrong[:5])}",
-        )
-
-    return check
-
-
-def _numeric_close(*, abs_tol: float = 1e-6, rel_tol: float = 0.0, extract: bool = True) -> Check:
-    def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        want = parse_number(_needs(expected, "numeric_close"), extract=False)
-        if want is None:
-            raise _CannotScore(f"expected {expected!r:.60} is not a number")
-        got = parse_number(output, extract=extract)
-        if got is None:
-            return 0.0, False, "no number in the output"
-        close = math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
-        return (1.0 if close else 0.0), close, f"{got:g} vs expected {want:g}"
-
-    return check
-
-
 def _similarity(*, threshold: float = 0.8, **text: bool) -> Check:
     norm = normaliser(**text)
 
     def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        a, b = norm(as_text(output)), norm(as_text(_needs(expected, "similarity")))
+        a, b = norm(as_text(output)), norm(as_text(needs(expected, "similarity")))
         ratio = SequenceMatcher(None, a, b, autojunk=False).ratio()
         return ratio, ratio >= threshold, f"similarity {ratio:.2f} (threshold {threshold:g})"
-
-    return check
-
-
-def _length(*, min: int | None = None, max: int | None = None, unit: str = "chars") -> Check:
-    if unit not in ("chars", "words"):
-        raise ValueError(f"unit must be 'chars' or 'words', not {unit!r}")
-    if min is None and max is None:
-        raise ValueError("length needs min=, max= or both")
-
-    def check(output: Any, expected: Any) -> tuple[float, bool, str]:
-        text = as_text(output)
-        size = len(text.split()) if unit == "words" else len(text)
-        ok = (min is None or size >= min) and (max is None or size <= max)
-        return (1.0 if ok else 0.0), ok, f"{size} {unit}"
 
     return check
 
@@ -299,12 +177,12 @@ def _length(*, min: int | None = None, max: int | None = None, unit: str = "char
 _BUILDERS: dict[str, Callable[..., Check]] = {
     "contains": _contains,
     "exact_match": _exact_match,
-    "json_field_match": _json_field_match,
-    "json_match": _json_match,
-    "json_valid": _json_valid,
-    "length": _length,
+    "json_field_match": json_field_match,
+    "json_match": json_match,
+    "json_valid": json_valid,
+    "length": length,
     "not_contains": _not_contains,
-    "numeric_close": _numeric_close,
+    "numeric_close": numeric_close,
     "regex": _regex,
     "similarity": _similarity,
 }

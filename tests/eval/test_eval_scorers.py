@@ -7,8 +7,6 @@ from typing import Any
 import pytest
 
 from kyro.eval import (
-    PRESETS,
-    SCORER_NAMES,
     Coherence,
     Conciseness,
     Correctness,
@@ -20,6 +18,8 @@ from kyro.eval import (
     Score,
     scorer,
 )
+from kyro.eval._llm import PRESETS
+from kyro.eval._scorers import SCORER_NAMES
 from kyro.eval._scoring import plan_scorers
 
 
