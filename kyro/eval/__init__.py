@@ -26,7 +26,7 @@ Example::
 
 from __future__ import annotations
 
-from kyro.eval._batch import check_eval, submit_eval
+from kyro.eval._batch import cancel_eval, check_eval, submit_eval
 from kyro.eval._items import EvalItem
 from kyro.eval._llm import (
     Coherence,
@@ -73,6 +73,7 @@ __all__ = [
     "Score",
     "ScorerResultSummary",
     "ScorerStats",
+    "cancel_eval",
     "check_eval",
     "evaluate",
     "evaluate_one",

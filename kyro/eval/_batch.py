@@ -20,6 +20,7 @@ cost an orphan upload, never a second batch. The eval's own steps, each recorded
 from __future__ import annotations
 
 import datetime
+import itertools
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -31,14 +32,14 @@ import msgspec
 from kyro import BatchProvider, BatchValidationError
 from kyro.eval._export import replace_durably
 from kyro.eval._items import ItemsSource, iter_items
-from kyro.eval._judging import JudgeRun, judge_specs
+from kyro.eval._judging import JudgeRun, errored_scores, judge_specs
 from kyro.eval._records import BatchEvalStats
 from kyro.eval._results import BatchEvalResult, EvalResults, ResultWriter
 from kyro.eval._run import new_batch_id, prepare
 from kyro.eval._scoring import ScorerSpec
 from kyro.eval._spool import ITEMS, TRANSCRIPTS, Spool, item_worker, merge, run_items
 
-__all__ = ["check_eval", "submit_eval"]
+__all__ = ["cancel_eval", "check_eval", "submit_eval"]
 
 DEFAULT_STATE_DIR = Path(".kyro") / "eval"
 MANIFEST = "eval-job.json"
@@ -140,7 +141,7 @@ async def submit_eval(
     )
     _save(folder, manifest)
     if not specs or not spool.answered:
-        _finish(folder, manifest, iter(()))
+        _finish(folder, manifest, itertools.repeat([]))  # no judges: nothing to add
         return job_id
     await JudgeRun(provider, folder, specs).submit(spool.transcripts_path)
     _save(folder, msgspec.structs.replace(manifest, phase="submitted"))
@@ -165,13 +166,7 @@ async def check_eval(
     manifest = _load(folder, job_id)
     if manifest.phase == "done":
         return _result(folder, manifest)
-    if provider.name != manifest.provider:
-        raise BatchValidationError(
-            f"eval job {job_id} was submitted through the {manifest.provider!r} provider; "
-            f"check it with that provider, not {provider.name!r}",
-            path=folder / MANIFEST,
-        )
-    run = JudgeRun(provider, folder, manifest.judges)
+    run = _judge_run(folder, manifest, provider)
     if manifest.phase == "outputs_ready" and not await run.submitted():
         await run.submit(folder / TRANSCRIPTS)
     if manifest.phase == "outputs_ready":
@@ -181,6 +176,43 @@ async def check_eval(
     if judged is None:
         return None
     return _finish(folder, manifest, judged)
+
+
+async def cancel_eval(
+    job_id: str, *, provider: BatchProvider, state_dir: str | Path | None = None
+) -> None:
+    """Cancel the eval job's judge batches; the next :func:`check_eval` returns the result.
+
+    Judge scores that finished are kept; the others are errored scores saying the judge job
+    ended cancelled. A job whose judges were never sent is finished at once that way.
+
+    Example::
+
+        await cancel_eval(job_id, provider=OpenAIBatchProvider())
+        result = await check_eval(job_id, provider=OpenAIBatchProvider())
+    """
+    folder = _folder(state_dir, job_id)
+    manifest = _load(folder, job_id)
+    if manifest.phase == "done":
+        raise BatchValidationError(
+            f"eval job {job_id} is already done; there is nothing to cancel",
+            path=folder / MANIFEST,
+        )
+    run = _judge_run(folder, manifest, provider)
+    if manifest.phase == "outputs_ready" and not await run.submitted():
+        _finish(folder, manifest, errored_scores(manifest.judges, "cancelled before judging"))
+        return
+    await run.cancel()
+
+
+def _judge_run(folder: Path, manifest: _Manifest, provider: BatchProvider) -> JudgeRun:
+    if provider.name != manifest.provider:
+        raise BatchValidationError(
+            f"eval job {manifest.job_id} was submitted through the {manifest.provider!r} "
+            f"provider; use that provider for it, not {provider.name!r}",
+            path=folder / MANIFEST,
+        )
+    return JudgeRun(provider, folder, manifest.judges)
 
 
 def _finish(folder: Path, manifest: _Manifest, judged: Any) -> BatchEvalResult:

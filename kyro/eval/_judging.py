@@ -23,7 +23,7 @@ import msgspec
 from kyro import BatchJobError, BatchJudge, BatchProvider, BatchValidationError, JudgeVerdict
 from kyro.eval._records import ScorerResultSummary, errored_score
 
-__all__ = ["NO_EXPECTED", "JudgeRun", "judge_specs", "transcript"]
+__all__ = ["NO_EXPECTED", "JudgeRun", "errored_scores", "judge_specs", "transcript"]
 
 NO_EXPECTED = "(no expected output was given)"
 CONFIG_NAME = "eval-judges.yml"
@@ -134,44 +134,50 @@ class JudgeRun:
             result = await self.judge.check()
         except BatchJobError as exc:
             if exc.result is None:
-                return _all_errored(self.specs, f"the judge job ended {exc.status}")
+                return errored_scores(self.specs, f"the judge job ended {exc.status}")
             return self._scores(exc.result.evaluations, f"the judge job ended {exc.status}")
         if result is None:
             return None
-        return self._scores(result.evaluations, "no verdict")
+        return self._scores(result.evaluations, None)
 
-    def _scores(self, evaluations: Any, missing: str) -> Iterator[list[ScorerResultSummary]]:
+    def _scores(self, evaluations: Any, ended: str | None) -> Iterator[list[ScorerResultSummary]]:
         for evaluation in evaluations:
             yield [
-                _summary(spec, evaluation.verdicts.get(spec["name"]), missing)
-                for spec in self.specs
+                _summary(spec, evaluation.verdicts.get(spec["name"]), ended) for spec in self.specs
             ]
         while True:  # transcripts the job never reported: keep the caller's zip whole
-            yield [errored_score(spec["name"], missing) for spec in self.specs]
+            yield [errored_score(spec["name"], ended or "no verdict") for spec in self.specs]
+
+    async def cancel(self) -> None:
+        """Ask the provider to cancel the judge job's unfinished batches."""
+        await self.judge.cancel()
 
     async def aclose(self) -> None:
         """Close the provider."""
         await self.judge.aclose()
 
 
-def _all_errored(
+def errored_scores(
     specs: Sequence[Mapping[str, Any]], why: str
 ) -> Iterator[list[ScorerResultSummary]]:
+    """Endless lists of errored scores, one per judge, all saying ``why``."""
     while True:
         yield [errored_score(spec["name"], why) for spec in specs]
 
 
 def _summary(
-    spec: Mapping[str, Any], verdict: JudgeVerdict | None, missing: str
+    spec: Mapping[str, Any], verdict: JudgeVerdict | None, ended: str | None
 ) -> ScorerResultSummary:
+    """One judge's verdict as a score; ``ended`` says how the job ended when it failed."""
     name = spec["name"]
     if verdict is None:
-        return errored_score(name, missing)
+        return errored_score(name, ended or "no verdict")
     if verdict.status == "ERRORED":
         run_error = next((r.error for r in verdict.runs if r.error is not None), None)
         error = run_error or verdict.error  # the run's own reason is the more specific
         detail = f"{error.code}: {error.message}" if error else "no valid verdict"
-        return errored_score(name, f"the judge gave no verdict ({detail})")
+        why = f"the judge gave no verdict ({detail})"
+        return errored_score(name, f"{ended}: {why}" if ended else why)
     scores = [r.score for r in verdict.runs if r.status != "ERRORED" and r.score is not None]
     if scores:
         score = sum(scores) / len(scores)

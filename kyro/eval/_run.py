@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import os
 import secrets
 import tempfile
@@ -162,7 +163,7 @@ async def _judged(
 ) -> None:
     with Spool(folder) as spool:
         await run_items(entries, item_worker(runner, plan, batch_id, spool.add), concurrency)
-    judged: Any = iter(())
+    judged: Any = itertools.repeat([])  # no item answered: no judge to ask
     if spool.answered:
         run = JudgeRun(provider, folder, specs)
         await run.submit(spool.transcripts_path)
