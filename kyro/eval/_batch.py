@@ -235,6 +235,4 @@ def _result(folder: Path, manifest: _Manifest) -> BatchEvalResult:
             offsets[decode(line).index] = position
             position += len(line)
     assert manifest.stats is not None
-    return BatchEvalResult(
-        manifest.job_id, EvalResults(path, offsets), manifest.stats, temporary=False
-    )
+    return BatchEvalResult(manifest.job_id, EvalResults(path, offsets), manifest.stats)

@@ -2,9 +2,10 @@
 
 A sync component runs in a worker thread (the event loop stays free) under the run's
 concurrency limit; an async one is awaited. A per-item ``timeout`` cancels that item only: an
-async component is cancelled, a sync one is abandoned in its thread (Python cannot stop a
-thread) and its late result ignored. Any exception the component raises becomes the item's
-``error`` (``"ValueError: ..."``); the run goes on.
+async component is cancelled; a sync one is abandoned in its thread (Python cannot stop a
+thread), which runs on to its end outside the concurrency limit, its late result ignored.
+Any exception the component raises becomes the item's ``error`` (``"ValueError: ..."``);
+the run goes on.
 """
 
 from __future__ import annotations

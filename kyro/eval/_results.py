@@ -45,9 +45,11 @@ class EvalResults(Sequence[BatchEvalItemResult]):
         [r.item_id for r in result.results if not r.passed]
     """
 
-    def __init__(self, path: Path, offsets: array[int]) -> None:
+    def __init__(self, path: Path, offsets: array[int], *, temporary: bool = False) -> None:
         self.path = path
         self._offsets = offsets
+        if temporary:  # a spill file nobody asked to keep lives as long as its reader
+            weakref.finalize(self, path.unlink, missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -81,7 +83,8 @@ class BatchEvalResult:
 
     ``status`` is ``completed`` when every item ran, ``partial_failure`` when some raised or
     timed out, ``failed`` when none ran. ``pass_rate`` is passed items / all items (errored
-    items count as not passing). ``results_path`` is the JSONL file behind ``results``.
+    items count as not passing). ``results_path`` is the JSONL file behind ``results``; when
+    evaluate wrote it to a temporary file, the file is removed once ``results`` is unused.
 
     Example::
 
@@ -90,15 +93,11 @@ class BatchEvalResult:
         result.to_csv("results.csv")
     """
 
-    def __init__(
-        self, batch_id: str, results: EvalResults, stats: BatchEvalStats, *, temporary: bool
-    ) -> None:
+    def __init__(self, batch_id: str, results: EvalResults, stats: BatchEvalStats) -> None:
         self.batch_id = batch_id
         self.results = results
         self.stats = stats
         self.results_path = results.path
-        if temporary:  # a spill file nobody asked to keep goes with this object
-            weakref.finalize(self, results.path.unlink, missing_ok=True)
 
     def __repr__(self) -> str:
         return (
@@ -255,8 +254,8 @@ class ResultWriter:
         self.close()
         if -1 in self._offsets:
             raise RuntimeError("an item result is missing from the results file")
-        views = EvalResults(self.path, self._offsets)
-        return BatchEvalResult(batch_id, views, self.stats(wall_seconds), temporary=temporary)
+        views = EvalResults(self.path, self._offsets, temporary=temporary)
+        return BatchEvalResult(batch_id, views, self.stats(wall_seconds))
 
 
 def durations(values: array[float]) -> DurationStats:

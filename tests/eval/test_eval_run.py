@@ -249,6 +249,9 @@ async def test_results_path_is_kept_and_a_temporary_one_is_removed(tmp_path: Pat
     del temporary
     gc.collect()
     assert not spill.exists()
+    results = (await evaluate(echo_upper, ["a", "b"], scorers=["json_valid"])).results
+    gc.collect()
+    assert [r.output for r in results] == ["A", "B"]  # the view keeps its file alive
 
 
 async def test_outputs_json_cannot_hold_are_stored_as_their_repr() -> None:
@@ -264,6 +267,24 @@ async def test_outputs_json_cannot_hold_are_stored_as_their_repr() -> None:
     result = await evaluate(odd, ["a"], scorers=[scorer("contains", value="42")])
     assert result.results[0].output == "Answer(42)"
     assert result.results[0].passed is True
+
+
+async def test_a_sync_component_that_hangs_times_out_alone() -> None:
+    """A sync component past the timeout is abandoned in its thread; the item errors alone."""
+
+    def maybe_hang(text: str) -> str:
+        if text == "hang":
+            time.sleep(1.5)
+        return text
+
+    started = time.perf_counter()
+    result = await evaluate(
+        maybe_hang, ["a", "hang", "b"], expected=["a", "hang", "b"],
+        scorers=["exact_match"], timeout=0.2,
+    )  # fmt: skip
+    assert time.perf_counter() - started < 1.4
+    assert [r.error for r in result.results] == [None, "timed out after 0.2s", None]
+    assert [r.passed for r in result.results] == [True, False, True]
 
 
 def test_evaluate_sync_runs_from_plain_code(tmp_path: Path) -> None:
