@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eval_helpers import Clock
 
 from kyro.cli import main
 from kyro_openai.testing import Emulator, EmulatorConfig, ScriptedResponder, serve
@@ -26,22 +27,6 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("KYRO_MODEL", raising=False)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The emulator's clock."""
-    return Clock()
 
 
 @pytest.fixture

@@ -31,16 +31,6 @@ def test_eval_uses_only_kyros_public_names() -> None:
                 assert not name.startswith(("kyro_", "kyro._")), f"{path.name} imports {name}"
 
 
-def test_importing_kyro_eval_imports_no_provider() -> None:
-    """``import kyro.eval`` loads neither bundled provider."""
-    code = (
-        "import sys, kyro.eval\n"
-        "print(any(m.startswith(('kyro_openai', 'kyro_local')) for m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_the_example_runs_against_the_emulator() -> None:
     """examples/eval/run_eval.py scores the support agent with LLM judges on the emulator."""
     out = subprocess.run(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from eval_helpers import Clock
 
 from kyro import BatchValidationError
 from kyro.eval import LLMJudge, cancel_eval, check_eval, evaluate, submit_eval
@@ -25,22 +26,6 @@ async def shout(text: str) -> str:
     """The component under test."""
     await anyio.lowlevel.checkpoint()
     return text.upper()
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The emulator's clock."""
-    return Clock()
 
 
 @pytest.fixture
