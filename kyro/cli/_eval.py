@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--batch", action="store_true", help="judges as a batch job; exit")
     parser.add_argument("--check", metavar="JOB_ID", help="collect a --batch job")
-    parser.add_argument("--wait", action="store_true", help="with --check: poll until done")
+    parser.add_argument(
+        "--wait", action="store_true", help="with --batch or --check: poll until done"
+    )
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between polls")
     parser.add_argument("--concurrency", type=int, default=10, help="items at once (10)")
     parser.add_argument("--timeout", type=float, help="seconds per item")
@@ -178,11 +180,15 @@ def _eval(args: argparse.Namespace) -> int:
 
         job_id = anyio.run(submit)
         out = console()
-        if args.quiet:
+        if args.quiet and not args.wait:
             out.print(job_id)
-        else:
+        elif not args.quiet:
             out.print(f"submitted eval job {job_id}; kept in {Path(args.state_dir) / job_id}")
-            out.print(f"collect it later with: python3 -m kyro eval --check {job_id}")
+            if not args.wait:
+                out.print(f"collect it later with: python3 -m kyro eval --check {job_id}")
+        if args.wait:
+            args.check = job_id
+            return _collect(args)
         return ExitCode.OK
     judges = _provider(args, "local") if needs_judges else None
 

@@ -135,7 +135,12 @@ class Correctness(_Preset):
 
 
 class Helpfulness(_Preset):
-    """Does the output actually help the user with what the input asks?"""
+    """Does the output actually help the user with what the input asks?
+
+    Example::
+
+        Helpfulness(model="gpt-4o", pass_threshold=0.7)
+    """
 
     default_name = "helpfulness"
     criteria_text = (
@@ -146,7 +151,12 @@ class Helpfulness(_Preset):
 
 
 class Relevance(_Preset):
-    """Does the output stay on the topic of the input?"""
+    """Does the output stay on the topic of the input?
+
+    Example::
+
+        Relevance(include_input=True)
+    """
 
     default_name = "relevance"
     criteria_text = (
@@ -156,7 +166,12 @@ class Relevance(_Preset):
 
 
 class Faithfulness(_Preset):
-    """Is every claim of the output supported by the input (the context it was given)?"""
+    """Is every claim of the output supported by the input (the context it was given)?
+
+    Example::
+
+        Faithfulness(model="gpt-4o")  # the input should hold the context
+    """
 
     default_name = "faithfulness"
     criteria_text = (
@@ -168,7 +183,12 @@ class Faithfulness(_Preset):
 
 
 class Conciseness(_Preset):
-    """Does the output say what is needed without padding or repetition?"""
+    """Does the output say what is needed without padding or repetition?
+
+    Example::
+
+        Conciseness(include_input=False)
+    """
 
     default_name = "conciseness"
     criteria_text = (
@@ -178,7 +198,12 @@ class Conciseness(_Preset):
 
 
 class Coherence(_Preset):
-    """Is the output well organised and consistent with itself?"""
+    """Is the output well organised and consistent with itself?
+
+    Example::
+
+        Coherence(name="coherent")
+    """
 
     default_name = "coherence"
     criteria_text = (
@@ -188,7 +213,12 @@ class Coherence(_Preset):
 
 
 class Harmlessness(_Preset):
-    """Is the output free of harmful, unsafe, abusive or discriminatory content?"""
+    """Is the output free of harmful, unsafe, abusive or discriminatory content?
+
+    Example::
+
+        Harmlessness(pass_threshold=0.9)
+    """
 
     default_name = "harmlessness"
     criteria_text = (

@@ -109,6 +109,22 @@ def test_batch_submits_exits_and_check_collects_later(
     assert main(["eval", "--check", job_id, "-q", *common]) == 0
 
 
+def test_batch_wait_submits_and_polls_until_done(
+    url: str, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--batch --wait submits, then polls every --interval until the judges are done."""
+    clock.step = 5.0  # every read of the emulator's clock moves it on: the batch finishes
+    code = main(
+        ["eval", AGENT, DATASET, "--scorer", "llm:Polite?", "--batch", "--wait", "--interval",
+         "0.01", "--model", "gpt-4o-mini", "--base-url", url, "--state-dir", str(tmp_path)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "submitted eval job eval-" in printed
+    assert "collect it later" not in printed
+    assert "pass rate: 50.0%" in printed
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -150,3 +150,23 @@ async def test_criteria_are_sent_verbatim_even_with_template_braces(
         "avoid {{input}} and {{variables.x}} literally"
         in recorder.bodies[0]["messages"][-1]["content"]
     )
+
+
+async def test_a_python_callable_can_be_the_judge_through_local_provider(tmp_path: Path) -> None:
+    """LocalProvider(handler=fn) judges without any endpoint; its replies become the scores."""
+
+    def judge(body: dict[str, Any]) -> str:
+        loud = "<output>\nPARIS" in body["messages"][-1]["content"]
+        return json.dumps({"status": "SUCCESS" if loud else "ERROR", "root_cause": "checked"})
+
+    async def shout(country: str) -> str:
+        return CAPITALS[country].upper()
+
+    provider = LocalProvider(handler=judge, state_dir=tmp_path / "local", concurrency=2)
+    result = await evaluate(
+        shout, ["France", "Spain"], scorers=[LLMJudge("Loud?", name="loud")],
+        judge_provider=provider, judge_model="m",
+    )  # fmt: skip
+    await provider.aclose()
+    scores = [r.get_score("loud") for r in result.results]
+    assert [(s.score, s.passed) for s in scores if s is not None] == [(1.0, True), (0.0, False)]
