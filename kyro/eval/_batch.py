@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import os
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -81,6 +82,12 @@ def _load(folder: Path, job_id: str) -> _Manifest:
     try:
         return msgspec.json.decode(path.read_bytes(), type=_Manifest)
     except FileNotFoundError:
+        if folder.is_dir():
+            raise BatchValidationError(
+                f"eval job {job_id} was interrupted while the component ran, before its "
+                "outputs were saved; nothing was sent to the provider: submit the eval again",
+                path=folder,
+            ) from None
         raise BatchValidationError(
             f"no eval job {job_id} here: was it submitted with another state_dir?", path=path
         ) from None
@@ -217,9 +224,12 @@ def _judge_run(folder: Path, manifest: _Manifest, provider: BatchProvider) -> Ju
 
 def _finish(folder: Path, manifest: _Manifest, judged: Any) -> BatchEvalResult:
     order = {name: i for i, name in enumerate(manifest.scorers)}
-    writer = ResultWriter(folder / RESULTS, manifest.scorers, mode=0o600)
+    # Written aside, then renamed: two processes checking at once each finish a whole file.
+    partial = folder / f".{RESULTS}.{os.getpid()}.part"
+    writer = ResultWriter(partial, manifest.scorers, mode=0o600)
     with writer:
         merge(folder / ITEMS, judged, writer, order)
+    os.replace(partial, folder / RESULTS)
     done = msgspec.structs.replace(manifest, phase="done", stats=writer.stats(manifest.seconds))
     _save(folder, done)
     return _result(folder, done)

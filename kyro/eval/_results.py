@@ -163,6 +163,7 @@ class ResultWriter:
 
     def __init__(self, path: Path, scorers: Sequence[str], *, mode: int = 0o644) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         self._file = os.fdopen(os.open(path, flags, mode), "wb")
         self._buffer = bytearray()

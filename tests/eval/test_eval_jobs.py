@@ -121,6 +121,9 @@ async def test_wrong_provider_or_unknown_job_is_refused(
         await check_eval(job_id, provider=local, state_dir=tmp_path)
     with pytest.raises(BatchValidationError, match="no eval job eval-nope here"):
         await check_eval("eval-nope", provider=provider, state_dir=tmp_path)
+    (tmp_path / "eval-20250101-000000-abcdef").mkdir()  # a submit killed mid-run
+    with pytest.raises(BatchValidationError, match="interrupted while the component ran"):
+        await check_eval("eval-20250101-000000-abcdef", provider=provider, state_dir=tmp_path)
     with pytest.raises(BatchValidationError, match="is not an eval job id"):
         await check_eval("../x", provider=provider, state_dir=tmp_path)
     await provider.aclose()

@@ -239,7 +239,7 @@ async def test_exports_write_jsonl_and_csv_in_item_order(tmp_path: Path) -> None
 
 async def test_results_path_is_kept_and_a_temporary_one_is_removed(tmp_path: Path) -> None:
     """results_path keeps the JSONL; without it the spill file goes away with the result."""
-    kept = tmp_path / "results.jsonl"
+    kept = tmp_path / "new" / "results.jsonl"
     result = await evaluate(echo_upper, ["a"], scorers=["json_valid"], results_path=kept)
     assert result.results_path == kept
     assert len(kept.read_text().splitlines()) == 1
