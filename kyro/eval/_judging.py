@@ -18,12 +18,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 
 from kyro import BatchJobError, BatchJudge, BatchProvider, BatchValidationError, JudgeVerdict
 from kyro.eval._records import ScorerResultSummary, errored_score
 
-__all__ = ["NO_EXPECTED", "JudgeRun", "errored_scores", "judge_specs", "transcript"]
+__all__ = [
+    "NO_EXPECTED",
+    "JudgeRun",
+    "errored_scores",
+    "judge_now",
+    "judge_specs",
+    "transcript",
+]
 
 NO_EXPECTED = "(no expected output was given)"
 CONFIG_NAME = "eval-judges.yml"
@@ -155,6 +163,26 @@ class JudgeRun:
     async def aclose(self) -> None:
         """Close the provider."""
         await self.judge.aclose()
+
+
+async def judge_now(
+    provider: BatchProvider,
+    folder: Path,
+    specs: Sequence[Mapping[str, Any]],
+    transcripts: Path,
+    *,
+    poll_interval: float,
+) -> Iterator[list[ScorerResultSummary]]:
+    """The live path: every judge on every transcript, waited for; the scores in file order.
+
+    A ``LocalProvider`` answers within the submit; a batch provider is polled every
+    ``poll_interval`` seconds. This is the one place a live judge runner plugs in.
+    """
+    run = JudgeRun(provider, folder, specs)
+    await run.submit(transcripts)
+    while (judged := await run.check()) is None:  # noqa: ASYNC110 (polls a provider)
+        await anyio.sleep(poll_interval)
+    return judged
 
 
 def errored_scores(

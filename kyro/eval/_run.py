@@ -24,7 +24,7 @@ import anyio
 from kyro import BatchProvider
 from kyro.eval._component import Runner, load_component
 from kyro.eval._items import EvalItem, ItemsSource, iter_items
-from kyro.eval._judging import JudgeRun, judge_specs
+from kyro.eval._judging import judge_now, judge_specs
 from kyro.eval._records import BatchEvalItemResult
 from kyro.eval._results import BatchEvalResult, ResultWriter
 from kyro.eval._scoring import ScorerPlan, ScorerSpec, plan_scorers
@@ -165,10 +165,9 @@ async def _judged(
         await run_items(entries, item_worker(runner, plan, batch_id, spool.add), concurrency)
     judged: Any = itertools.repeat([])  # no item answered: no judge to ask
     if spool.answered:
-        run = JudgeRun(provider, folder, specs)
-        await run.submit(spool.transcripts_path)
-        while (judged := await run.check()) is None:  # noqa: ASYNC110 (polls a provider)
-            await anyio.sleep(poll_interval)
+        judged = await judge_now(
+            provider, folder, specs, spool.transcripts_path, poll_interval=poll_interval
+        )
     merge(spool.items_path, judged, writer, plan.order)
 
 
