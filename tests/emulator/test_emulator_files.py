@@ -56,6 +56,47 @@ async def test_batch_upload_must_be_jsonl(client: httpx.AsyncClient) -> None:
     assert error["message"] == "Invalid file format for Batch API. Must be .jsonl"
 
 
+@pytest.mark.parametrize("name", ["upload", "shard-0003", "input.JSONL", "dir/input.jsonl"])
+async def test_batch_upload_without_another_extension_is_accepted(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """A batch upload named ``upload`` (SDKs name bytes so), extensionless or .JSONL is taken."""
+    data = requests(2)
+    response = await client.post("/files", files={"file": (name, data)}, data={"purpose": "batch"})
+    assert response.status_code == 200, response.text
+    file = response.json()
+    assert (file["filename"], file["bytes"], file["purpose"]) == (name, len(data), "batch")
+
+
+async def test_bytes_upload_as_a_client_sends_it_makes_a_batch(client: httpx.AsyncClient) -> None:
+    """Bytes uploaded with no file name given (the client names the part) run as a batch."""
+    response = await client.post("/files", files={"file": requests(2)}, data={"purpose": "batch"})
+    assert response.status_code == 200, response.text
+    body = {
+        "input_file_id": response.json()["id"],
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+    }
+    batch = (await client.post("/batches", json=body)).json()
+    done = (await client.get(f"/batches/{batch['id']}")).json()
+    assert (done["status"], done["request_counts"]["completed"]) == ("completed", 2)
+
+
+@pytest.mark.parametrize("name", ["input.json", "input.jsonl.gz", "input.csv"])
+async def test_batch_upload_with_another_extension_is_refused(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """Only a name whose extension is not .jsonl is refused, with the real service's words."""
+    response = await client.post(
+        "/files", files={"file": (name, requests(1))}, data={"purpose": "batch"}
+    )
+    error = _assert_envelope(response, 400)
+    assert (error["message"], error["param"]) == (
+        "Invalid file format for Batch API. Must be .jsonl",
+        "file",
+    )
+
+
 async def test_unknown_purpose_is_refused(client: httpx.AsyncClient) -> None:
     """An unknown purpose is a 400 naming the ``purpose`` parameter."""
     response = await client.post("/files", files={"file": ("a.jsonl", b"")}, data={"purpose": "x"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,7 +19,7 @@ from kyro_openai.testing._wire import ApiError, json_response
 if TYPE_CHECKING:
     from kyro_openai.testing._emulator import Emulator
 
-__all__ = ["api_routes", "read_json"]
+__all__ = ["api_routes", "batch_filename_ok", "read_json"]
 
 _PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 _THIRTY_DAYS = 30 * 24 * 3600
@@ -66,6 +66,21 @@ def _list_body(data: list[Any], has_more: bool) -> dict[str, Any]:
     }
 
 
+def batch_filename_ok(filename: str) -> bool:
+    """Whether the real service takes ``filename`` for a ``purpose=batch`` upload.
+
+    Only a name with another extension than ``.jsonl`` is refused: the official SDKs name a
+    part uploaded from bytes ``upload`` (no extension), and the service accepts it.
+
+    Example::
+
+        batch_filename_ok("upload"), batch_filename_ok("in.JSONL")   # (True, True)
+        batch_filename_ok("in.json")                                 # False
+    """
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix
+    return suffix == "" or suffix.lower() == ".jsonl"
+
+
 def _expiry_field(form: Any, name: str) -> str | None:
     value = form.get(f"expires_after[{name}]", form.get(f"expires_after.{name}"))
     return value if isinstance(value, str) else None
@@ -84,7 +99,7 @@ async def create_file(request: Request) -> Response:
             message = f"Invalid value for 'purpose': {purpose!r}. Supported: {supported}."
             raise ApiError(400, message, param="purpose", code="invalid_value")
         filename = upload.filename or "upload"
-        if purpose == "batch" and not filename.endswith(".jsonl"):
+        if purpose == "batch" and not batch_filename_ok(filename):
             raise ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
         anchor, seconds = _expiry_field(form, "anchor"), _expiry_field(form, "seconds")
         now = int(emulator.now())
