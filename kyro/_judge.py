@@ -6,8 +6,10 @@ Crash safety, step by step (every state write is atomic; the lock serialises pro
    (phase ``submitting``). A crash before that save leaves no job: run submit again.
 2. Before each remote call the intent is saved (an attempt with no batch id); after it, the
    batch id. A process that finds an intent without an id asks ``provider.find(metadata)``
-   — the batch is tagged with the job id, shard index and attempt — before submitting again,
-   so a crash may cost an orphan upload, never a second batch.
+   — the batch is tagged with the job id, shard index and attempt, and the metadata also
+   carries the intent's time and request count for providers whose batches keep no tags —
+   before submitting again, so a crash may cost an orphan upload, never a second batch. When
+   such a provider shows several batches that could be the one, kyro refuses to guess.
 3. check() polls each unfinished batch once. When all are terminal it downloads each batch
    once (atomically, marked in the state), aggregates every download, resubmits retryable
    failures as new batches of the same job (``max_resubmits``), and otherwise writes the
@@ -29,7 +31,7 @@ from kyro._builder import BuildSummary
 from kyro._checking import run_check
 from kyro._collect import download_results
 from kyro._config_load import load_config
-from kyro._exceptions import BatchJobError, BatchValidationError
+from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
 from kyro._plan import validate_variables
@@ -186,7 +188,7 @@ class BatchJudge:
         state = state.with_shard(shard)
         self.store.save(state)  # write-ahead: the intent is on disk before the remote call
         provider = self._provider_for(via)
-        batch_id = await provider.submit(path, metadata=_metadata(state, shard.index, number))
+        batch_id = await provider.submit(path, metadata=_metadata(state, shard.index, attempt))
         attempt = replace(attempt, batch_id=batch_id, submitted_at=_now())
         state = state.with_shard(shard.with_attempt(attempt))
         self.store.save(state)
@@ -195,19 +197,30 @@ class BatchJudge:
     async def _recover(self, state: JobState, *, submit: bool = True) -> JobState:
         """Settle every attempt that has an intent but no batch id (a crash mid-submit).
 
-        A batch the provider already has (found by its metadata) is adopted; otherwise the
-        attempt is submitted now — unless ``submit`` is False (``status()`` only reports).
+        ``provider.find(metadata)`` lists the batches that could be the attempt's. Batches
+        already recorded for other attempts of the job are never taken. A batch whose metadata
+        carries every pair asked for is *confirmed*: the oldest is adopted and any other
+        confirmed one cancelled. A provider that keeps no metadata (Message Batches) returns
+        unconfirmed *candidates* matched on what it can see: exactly one is adopted, and two
+        or more are an error naming them — kyro never guesses, and never submits again while
+        one of them may be this attempt's batch. With nothing found the attempt is submitted
+        now — unless ``submit`` is False (``status()`` only reports).
         """
+        known = {a.batch_id for s in state.shards for a in s.attempts if a.batch_id}
         for shard in state.shards:
             for attempt in shard.attempts:
                 if attempt.batch_id is not None:
                     continue
                 provider = self._provider_for(attempt.via)
-                metadata = _metadata(state, shard.index, attempt.attempt)
-                found = sorted(await provider.find(metadata), key=lambda s: s.created_at or 0)
-                if found:
-                    batch_id = found[0].batch_id
-                    for extra in found[1:]:  # never expected; never leave one running unseen
+                metadata = _metadata(state, shard.index, attempt)
+                found = [s for s in await provider.find(metadata) if s.batch_id not in known]
+                confirmed = sorted(
+                    (s for s in found if _carries(s.metadata, metadata)),
+                    key=lambda s: s.created_at or 0,
+                )
+                if confirmed:
+                    batch_id = confirmed[0].batch_id
+                    for extra in confirmed[1:]:  # never expected; never leave one running unseen
                         _log.warning(
                             "job %s shard %s attempt %s: the provider holds a second batch %s "
                             "for the same requests; cancelling it and keeping %s",
@@ -218,11 +231,26 @@ class BatchJudge:
                             batch_id,
                         )
                         await provider.cancel(extra.batch_id)
+                elif len(found) == 1:
+                    batch_id = found[0].batch_id
+                elif found and not submit:
+                    continue
+                elif found:
+                    listed = ", ".join(s.batch_id for s in found)
+                    raise KyroError(
+                        f"job {state.job_id}, shard {shard.index}, attempt {attempt.attempt}: "
+                        f"the submit was interrupted, and {provider.name} holds {len(found)} "
+                        f"batches that could be its batch ({listed}); the provider keeps no "
+                        "metadata to tell them apart, so kyro will not guess. Cancel the ones "
+                        "that are not this job's (cancel all of them to submit anew), then run "
+                        "the command again"
+                    )
                 elif not submit:
                     continue
                 else:
                     path = self._shard_file(attempt.file)
                     batch_id = await provider.submit(path, metadata=metadata)
+                known.add(batch_id)
                 shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))
                 state = state.with_shard(shard)
                 self.store.save(state)
@@ -483,13 +511,26 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in file if line.strip())
 
 
-def _metadata(state: JobState, shard: int, attempt: int) -> dict[str, str]:
+def _metadata(state: JobState, shard: int, attempt: SubmissionState) -> dict[str, str]:
+    """What a batch is tagged with, and what ``find`` matches on after a crash.
+
+    ``kyro_intent_at`` (when the intent was saved, before the remote call) and
+    ``kyro_requests`` (the file's request count) let a provider whose batches keep no
+    metadata still match a batch on what its API shows: creation time and size.
+    """
     return {
         "kyro_job": state.job_id,
         "kyro_shard": str(shard),
-        "kyro_attempt": str(attempt),
+        "kyro_attempt": str(attempt.attempt),
         "kyro_config": state.config_sha256[:16],
+        "kyro_intent_at": attempt.intent_at.isoformat(),
+        "kyro_requests": str(attempt.lines),
     }
+
+
+def _carries(have: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    """True when a found batch's own metadata confirms every wanted pair."""
+    return bool(have) and all(have.get(key) == value for key, value in wanted.items())
 
 
 def _initial_state(

@@ -5,11 +5,11 @@ A provider package registers itself exactly like a third-party plugin would::
     [project.entry-points."kyro.providers"]
     openai = "kyro_openai:OpenAIBatchProvider"
 
-The built-in table names ``openai`` and ``local`` as well, so a source checkout that is only on
-``PYTHONPATH`` (no installed metadata) still finds them. An entry point that repeats a built-in
-target, or that two copies of one installation both declare, is the same provider and merges
-silently; two *different* targets claiming one name are a :class:`~kyro.KyroError` naming both
-distributions, raised when that name is asked for. Nothing is imported until
+The built-in table names ``openai``, ``anthropic`` and ``local`` as well, so a source checkout that
+is only on ``PYTHONPATH`` (no installed metadata) still finds them. An entry point that repeats a
+built-in target, or that two copies of one installation both declare, is the same provider and
+merges silently; two *different* targets claiming one name are a :class:`~kyro.KyroError` naming
+both distributions, raised when that name is asked for. Nothing is imported until
 :func:`get_provider` loads the one provider it was asked for, so ``import kyro`` stays
 provider-free.
 """
@@ -29,6 +29,7 @@ __all__ = ["available_providers", "get_provider"]
 ENTRY_POINT_GROUP = "kyro.providers"
 _BUILTIN_SOURCE = "kyro (built-in)"
 _BUILTINS: Mapping[str, str] = {
+    "anthropic": "kyro_anthropic:AnthropicBatchProvider",
     "local": "kyro_local:LocalProvider",
     "openai": "kyro_openai:OpenAIBatchProvider",
 }

@@ -31,8 +31,9 @@ class FakeEntryPoint:
 
 
 def test_builtin_table_names_openai_and_local_without_metadata() -> None:
-    """With no entry points at all, openai and local are still known."""
+    """With no entry points at all, openai, anthropic and local are still known."""
     assert _Registry(entry_points=[]).available() == {
+        "anthropic": "kyro_anthropic:AnthropicBatchProvider",
         "local": "kyro_local:LocalProvider",
         "openai": "kyro_openai:OpenAIBatchProvider",
     }

@@ -8,6 +8,7 @@ create real batches, so do not point them at a paid account.
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -74,23 +75,32 @@ class ProviderConformance:
         self.workdir = workdir
         self.run_id = uuid.uuid4().hex[:16]
 
-    def make_requests(self, tag: str) -> list[JudgeRequest]:
-        """The small shard's requests, custom_ids ``<tag>-<n>``."""
+    def make_requests(self, tag: str, count: int | None = None) -> list[JudgeRequest]:
+        """``count`` requests (default ``requests``) with custom_ids ``<tag>-<n>``."""
         return [
             JudgeRequest(
                 custom_id=f"{tag}-{index}",
                 model=self.model,
                 messages=(Message(role="user", content=f"conformance request {index}"),),
             )
-            for index in range(self.requests)
+            for index in range(self.requests if count is None else count)
         ]
 
-    async def _submit(self, tag: str) -> tuple[str, list[str], dict[str, str]]:
-        requests = self.make_requests(tag)
+    async def _submit(
+        self, tag: str, count: int | None = None
+    ) -> tuple[str, list[str], dict[str, str]]:
+        requests = self.make_requests(tag, count)
         buffer = bytearray()
         for request in requests:
             self.provider.encode(request, buffer)
-        metadata = {"kyro_conformance": self.run_id, "kyro_check": tag}
+        # As a job tags its batches: who it is, and the intent's time and size (written before
+        # the call), which is all a provider whose batches keep no metadata can match on.
+        metadata = {
+            "kyro_conformance": self.run_id,
+            "kyro_check": tag,
+            "kyro_intent_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "kyro_requests": str(len(requests)),
+        }
         with tempfile.TemporaryDirectory(dir=self.workdir) as folder:
             shard = Path(folder) / f"{tag}.jsonl"
             await anyio.Path(shard).write_bytes(bytes(buffer))
@@ -166,15 +176,28 @@ class ProviderConformance:
         await self._collect(batch_id, ids)  # unfinished requests come back as errors
 
     async def check_find(self) -> None:
-        """find(metadata) returns the batch carrying that metadata and no other."""
+        """find(metadata) returns the batch submitted with it and not the other one.
+
+        The two batches differ in size, so a provider that matches on what its API shows
+        (creation time, request count) can tell them apart as well as one matching tags. A
+        batch found with metadata of its own must carry every pair asked for.
+        """
         first, _, meta_first = await self._submit("find-a")
-        second, _, meta_second = await self._submit("find-b")
+        second, _, meta_second = await self._submit("find-b", self.requests + 1)
         try:
             pairs = ((first, meta_first, second), (second, meta_second, first))
             for batch_id, metadata, other in pairs:
-                found = {status.batch_id for status in await self.provider.find(metadata)}
+                statuses = await self.provider.find(metadata)
+                found = {status.batch_id for status in statuses}
                 _require(batch_id in found, f"find({metadata}) missed batch {batch_id}")
                 _require(other not in found, f"find({metadata}) also returned batch {other}")
+                for status in statuses:
+                    carried = status.metadata
+                    _require(
+                        not carried or all(carried.get(k) == v for k, v in metadata.items()),
+                        f"find({metadata}) returned batch {status.batch_id} whose metadata "
+                        f"{carried} does not carry every pair asked for",
+                    )
             shared = {"kyro_conformance": self.run_id}
             found = {status.batch_id for status in await self.provider.find(shared)}
             _require({first, second} <= found, "find by a subset of the metadata missed a batch")

@@ -1,0 +1,447 @@
+"""``AnthropicBatchProvider``: kyro's provider for Anthropic's Message Batches API.
+
+Decisions, each one for a reason:
+
+* **Over httpx directly**, no vendor SDK: ``x-api-key`` and ``anthropic-version`` on every
+  call, retries shaped like the vendor SDK's (:mod:`kyro_anthropic._http`).
+* **The key is checked lazily**, at the first network call, so a provider built without one
+  can still ``encode`` and report ``limits`` (``kyro plan`` needs nothing else).
+* **One JSON POST per shard**, its body streamed from the shard file with a known length
+  (:mod:`kyro_anthropic._body`); limits are checked before anything is sent.
+* **Creating a batch is not retried blindly**: the API has no idempotency key. After an answer
+  that proves nothing was made (408, 409, 429, a refused connection) the create is sent again;
+  after an ambiguous failure (5xx, a timeout, a connection dropped once the body was out) the
+  batches created since are searched first (:mod:`kyro_anthropic._adopt`).
+* **Crash recovery without metadata**: :meth:`find` matches on creation time and request
+  count, never on a tag the API does not keep; see :mod:`kyro_anthropic._adopt` for the rule.
+* **Results are fetched from** ``results_url`` only when it is on the same origin as
+  ``base_url`` (else from ``/v1/messages/batches/{id}/results``), so the key never travels to
+  another host.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+import httpx
+
+from kyro import (
+    BatchLimits,
+    BatchState,
+    BatchStatus,
+    JudgeRequest,
+    KyroError,
+    ProviderError,
+    RequestCounts,
+    ResultLine,
+    RetryPolicy,
+)
+from kyro_anthropic._adopt import (
+    DEFAULT_CLOCK_SKEW,
+    Intent,
+    ambiguity,
+    parse_time,
+)
+from kyro_anthropic._body import RequestsBody, scan_shard
+from kyro_anthropic._encode import ANTHROPIC_LIMITS, DEFAULT_MAX_TOKENS, encode_request
+from kyro_anthropic._http import (
+    API_VERSION,
+    Http,
+    Secret,
+    Sleep,
+    decode_json,
+    retry_wait,
+    transport_error,
+)
+from kyro_anthropic._results import decode_line, iter_lines
+from kyro_anthropic._wire import BatchList, MessageBatch
+
+__all__ = ["AnthropicBatchProvider", "batch_status"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MODEL = "claude-haiku-4-5"
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+_BATCHES = "/v1/messages/batches"
+_SAFE_TO_RESEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class _Ambiguous(Exception):
+    """A create attempt that may or may not have made a batch."""
+
+    def __init__(self, response: httpx.Response | None, cause: Exception | None) -> None:
+        super().__init__("ambiguous create")
+        self.response = response
+        self.cause = cause
+
+
+def batch_status(batch: MessageBatch) -> BatchStatus:
+    """The neutral status of a Message Batch.
+
+    ``in_progress`` is running and ``canceling`` cancelling. ``ended`` — the only terminal
+    status — reads as ``cancelled`` when a cancel was asked for, ``expired`` when some requests
+    expired, and ``completed`` otherwise; per-request outcomes come from :meth:`results`. An
+    unknown status is reported as pending with the raw text kept.
+
+    Example::
+
+        batch_status(MessageBatch(id="msgbatch_1", processing_status="ended")).terminal  # True
+    """
+    raw = batch.processing_status or ""
+    counts = batch.request_counts
+    if raw == "in_progress":
+        state = BatchState.RUNNING
+    elif raw == "canceling":
+        state = BatchState.CANCELLING
+    elif raw == "ended":
+        if batch.cancel_initiated_at:
+            state = BatchState.CANCELLED
+        elif counts is not None and counts.expired:
+            state = BatchState.EXPIRED
+        else:
+            state = BatchState.COMPLETED
+    else:
+        state = BatchState.PENDING
+    return BatchStatus(
+        batch_id=batch.id,
+        state=state,
+        request_counts=RequestCounts(
+            total=counts.total if counts else 0,
+            completed=counts.succeeded if counts else 0,
+            failed=(counts.errored + counts.canceled + counts.expired) if counts else 0,
+        ),
+        created_at=parse_time(batch.created_at),
+        provider_status=batch.processing_status,
+    )
+
+
+class AnthropicBatchProvider:
+    """Run kyro's batches on Anthropic's Message Batches API (Claude models).
+
+    Settings come from the arguments, else ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``
+    (default ``https://api.anthropic.com``), as the vendor SDK reads them. ``max_tokens`` is
+    the default for judges whose ``params`` set none; ``clock_skew`` widens the crash-recovery
+    window (see :mod:`kyro_anthropic._adopt`); ``workspace_id`` is sent as
+    ``anthropic-workspace-id`` for keys that span workspaces. Pass your own ``client`` to
+    control transport (it is then not closed by :meth:`aclose`); ``sleep`` is what retries
+    wait with.
+
+    Example::
+
+        async with AnthropicBatchProvider() as provider:
+            batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={})
+            status = await provider.poll(batch_id)
+    """
+
+    name = "anthropic"
+    default_model = DEFAULT_MODEL
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Sleep = anyio.sleep,
+        limits: BatchLimits | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        clock_skew: float = DEFAULT_CLOCK_SKEW,
+        workspace_id: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
+        self._secret = Secret(key) if key else None
+        base = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = base.rstrip("/")
+        if limits is not None and (
+            limits.max_requests > ANTHROPIC_LIMITS.max_requests
+            or limits.max_bytes > ANTHROPIC_LIMITS.max_bytes
+        ):
+            raise KyroError(
+                f"limits {limits} exceed what one Anthropic batch takes "
+                f"({ANTHROPIC_LIMITS.max_requests} requests, {ANTHROPIC_LIMITS.max_bytes} bytes)"
+            )
+        self.limits = limits or ANTHROPIC_LIMITS
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise KyroError(f"max_tokens must be an integer of at least 1, got {max_tokens!r}")
+        self.max_tokens = max_tokens
+        if clock_skew < 0:
+            raise KyroError(f"clock_skew must be 0 or more seconds, got {clock_skew}")
+        self.clock_skew = clock_skew
+        self.workspace_id = workspace_id
+        self._owns_client = client is None
+        if client is None:
+            client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http = Http(
+            client=client,
+            base_url=self.base_url,
+            headers=self._headers,
+            retry=retry,
+            sleep=sleep,
+            secret=self._secret,
+        )
+
+    def __repr__(self) -> str:
+        key = "set" if self._secret else "missing"
+        return f"AnthropicBatchProvider(base_url={self.base_url!r}, api_key=<{key}>)"
+
+    def _headers(self) -> dict[str, str]:
+        if self._secret is None:
+            raise KyroError(
+                "no API key for the anthropic provider: set ANTHROPIC_API_KEY, or pass "
+                "api_key= to AnthropicBatchProvider"
+            )
+        headers = {"x-api-key": self._secret.reveal(), "anthropic-version": API_VERSION}
+        if self.workspace_id:
+            headers["anthropic-workspace-id"] = self.workspace_id
+        return headers
+
+    def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
+        """Append ``request`` as one Message Batches request line (see ``_encode``).
+
+        Example::
+
+            provider.encode(request, buffer)   # b'{"custom_id":...,"params":{...}}\\n'
+        """
+        encode_request(request, buffer, max_tokens=self.max_tokens)
+
+    # -- submit --------------------------------------------------------------------------
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        """Create one batch from the shard at ``path``; return its id.
+
+        ``metadata`` is not sent (the API keeps none); its ``kyro_intent_at`` and
+        ``kyro_requests`` are what :meth:`find` matches on after a crash.
+
+        Example::
+
+            batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={})
+        """
+        self._headers()  # fail on a missing key before touching the network
+        body = await scan_shard(Path(path), self.limits)
+        return await self._create(body)
+
+    async def _create(self, body: RequestsBody) -> str:
+        action = f"creating a batch from {body.path.name}"
+        started = time.time()
+        http = self._http
+
+        async def attempt() -> httpx.Response:
+            request = http.build("POST", _BATCHES, content=body.stream(), headers=body.headers())
+            try:
+                response = await http.send_once(request)
+            except httpx.TransportError as exc:
+                if isinstance(exc, _SAFE_TO_RESEND):
+                    raise  # nothing reached the server: resent by the retry policy
+                raise _Ambiguous(None, exc) from exc
+            if response.status_code >= 500 and response.headers.get("x-should-retry") != "false":
+                await response.aread()
+                await response.aclose()
+                raise _Ambiguous(response, None)
+            return response
+
+        attempts = 0
+        while True:
+            attempts += 1
+            if attempts > 1:
+                adopted = await self._created_since(started, body.requests, action)
+                if adopted is not None:
+                    return adopted
+            try:
+                response = await http.call_send(attempt, action=action)
+            except _Ambiguous as exc:
+                if attempts > http.retry.max_retries:
+                    # A batch may exist: the job's intent stays open and find() settles it.
+                    if exc.response is not None:
+                        raise http.fail(exc.response, action=action, hint_404="") from None
+                    cause = exc.cause or exc
+                    raise transport_error(cause, action=action, base_url=self.base_url) from cause
+                await http.sleep(retry_wait(exc.response, attempts - 1, http.retry))
+                continue
+            batch: MessageBatch = decode_json(response, MessageBatch, action)
+            return batch.id
+
+    async def _created_since(self, started: float, requests: int, action: str) -> str | None:
+        intent = Intent(started - self.clock_skew, requests)
+        found = [batch async for batch in self._candidates(intent)]
+        if len(found) > 1:
+            raise ambiguity(found, f"{action} got no clear answer")
+        return found[0].id if found else None
+
+    # -- list / find -----------------------------------------------------------------------
+
+    async def _list_batches(self) -> AsyncIterator[MessageBatch]:
+        """Every batch of the workspace, newest first, page after page (``after_id``)."""
+        after: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 100}
+            if after is not None:
+                params["after_id"] = after
+            response = await self._http.call(
+                functools.partial(self._http.build, "GET", _BATCHES, params=params),
+                action="listing batches",
+            )
+            page: BatchList = decode_json(response, BatchList, "listing batches")
+            for batch in page.data:
+                yield batch
+            after = page.last_id or (page.data[-1].id if page.data else None)
+            if not page.has_more or not page.data or after is None:
+                return
+
+    async def _candidates(self, intent: Intent) -> AsyncIterator[MessageBatch]:
+        async for batch in self._list_batches():
+            if intent.too_old(batch):
+                return  # the list is newest first: nothing older can match
+            if intent.matches(batch):
+                yield batch
+
+    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
+        """Every batch that could be the one submitted with ``metadata`` (none confirmed).
+
+        A candidate was created no earlier than ``kyro_intent_at`` less ``clock_skew``, holds
+        exactly ``kyro_requests`` requests and has no cancel asked for; a missing fact widens
+        the search. Candidates come back with empty metadata, since the API keeps none: the
+        caller decides, and kyro's jobs refuse to guess between several.
+
+        Example::
+
+            found = await provider.find({"kyro_intent_at": "2026-01-05T10:00:00+00:00",
+                                         "kyro_requests": "40"})
+        """
+        intent = Intent.from_metadata(metadata, clock_skew=self.clock_skew)
+        return [batch_status(batch) async for batch in self._candidates(intent)]
+
+    # -- poll / cancel ---------------------------------------------------------------------
+
+    def _hint_404(self, batch_id: str) -> str:
+        return (
+            f"no batch {batch_id} here: check the batch id, and that base_url "
+            f"({self.base_url}) and the key belong to the workspace that created it"
+        )
+
+    async def _retrieve(self, batch_id: str) -> MessageBatch:
+        action = f"retrieving batch {batch_id}"
+        response = await self._http.call(
+            lambda: self._http.build("GET", f"{_BATCHES}/{batch_id}"),
+            action=action,
+            hint_404=self._hint_404(batch_id),
+        )
+        batch: MessageBatch = decode_json(response, MessageBatch, action)
+        return batch
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """The batch's current state and request counts.
+
+        Example::
+
+            status = await provider.poll("msgbatch_01")
+            status.state, status.terminal
+        """
+        return batch_status(await self._retrieve(batch_id))
+
+    async def cancel(self, batch_id: str) -> BatchStatus:
+        """Ask Anthropic to cancel: the batch turns ``canceling``, then ``ended``.
+
+        Cancelling a batch that already ended is not an error: its terminal status is returned.
+
+        Example::
+
+            status = await provider.cancel("msgbatch_01")   # BatchState.CANCELLING
+        """
+        action = f"cancelling batch {batch_id}"
+        try:
+            response = await self._http.call(
+                lambda: self._http.build("POST", f"{_BATCHES}/{batch_id}/cancel"),
+                action=action,
+                hint_404=self._hint_404(batch_id),
+            )
+        except ProviderError as exc:
+            if exc.status_code not in (400, 409):
+                raise
+            status = await self.poll(batch_id)
+            if not status.terminal:
+                raise
+            return status
+        return batch_status(decode_json(response, MessageBatch, action))
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _results_url(self, batch: MessageBatch) -> str:
+        own = httpx.URL(self.base_url)
+        url = batch.results_url
+        if url:
+            given = httpx.URL(url)
+            if (given.scheme, given.host, given.port) == (own.scheme, own.host, own.port):
+                return url
+        return f"{_BATCHES}/{batch.id}/results"
+
+    async def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
+        """Stream the outcome of every request of an ended batch, each ``custom_id`` once.
+
+        Requests absent from the results are not invented here (the API keeps no input file
+        to list them from): kyro's job counts them as ``missing``. Raises KyroError for a
+        batch that has not ended.
+
+        Example::
+
+            async for line in provider.results("msgbatch_01"):
+                print(line.custom_id, line.ok, line.content or line.error)
+        """
+        batch = await self._retrieve(batch_id)
+        status = batch_status(batch)
+        if not status.terminal:
+            raise KyroError(
+                f"batch {batch_id} is still {status.provider_status}: poll until it has "
+                "ended before reading its results"
+            )
+        url = self._results_url(batch)
+        action = f"downloading the results of batch {batch_id}"
+
+        async def open_response() -> httpx.Response:
+            return await self._http.call(
+                lambda: self._http.build("GET", url, headers={"Accept": "application/binary"}),
+                action=action,
+                hint_404=f"the results of {batch_id} are gone: they are kept 29 days",
+                stream=True,
+            )
+
+        seen: set[str] = set()
+        async for raw in iter_lines(
+            open_response,
+            max_resumes=self._http.retry.max_retries,
+            sleep=self._http.sleep,
+            action=action,
+            base_url=self.base_url,
+        ):
+            line = decode_line(raw)
+            if line is None or line.custom_id in seen:
+                continue
+            seen.add(line.custom_id)
+            yield line
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it (an injected one is left open).
+
+        Example::
+
+            await provider.aclose()
+        """
+        if self._owns_client:
+            await self._http.client.aclose()
+
+    async def __aenter__(self) -> AnthropicBatchProvider:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
