@@ -29,6 +29,15 @@ class BatchProvider(Protocol):
       errors, and requests that came back nowhere (error code ``missing``);
     * no method ever puts a secret into an exception message, a repr or a log line.
 
+    Optional: a provider whose structured output works without the word "JSON" in the prompt
+    (a forced tool call) sets ``json_mode_needs_mention = False``; without it, kyro's
+    pre-flight asks JSON judges' prompts to mention JSON, as OpenAI's JSON mode requires.
+    ``find`` returns every batch that *could* be the one submitted with ``metadata``: a
+    provider that keeps metadata returns exact matches carrying it; one whose batches keep
+    none matches on what its API shows (the metadata's ``kyro_intent_at`` and
+    ``kyro_requests``) and returns candidates with empty metadata, which the job adopts only
+    when exactly one is left.
+
     Example::
 
         class MyProvider:

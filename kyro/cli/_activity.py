@@ -95,6 +95,11 @@ class ProgressProvider:
         """The wrapped provider's limits."""
         return self.inner.limits
 
+    @property
+    def json_mode_needs_mention(self) -> bool:
+        """Whether the wrapped provider's JSON output needs "JSON" in the prompt."""
+        return bool(getattr(self.inner, "json_mode_needs_mention", True))
+
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Encode through the wrapped provider, counting requests for the planning line."""
         self.inner.encode(request, buffer)

@@ -1,9 +1,11 @@
-"""``kyro emulator``: serve the OpenAI Batch API emulator on 127.0.0.1 until interrupted.
+"""``kyro emulator``: serve a Batch API emulator on 127.0.0.1 until interrupted.
 
-Prints the API base URL (``http://127.0.0.1:PORT/v1``) on the first line of stdout as soon
-as the socket is bound, so scripts can read it; any non-empty API key is accepted. The
-emulator lives in ``kyro_openai.testing`` (the ``emulator`` extra) and is imported only when
-this command runs.
+``--provider openai`` (the default) serves the OpenAI Files + Batches emulator and prints its
+base URL (``http://127.0.0.1:PORT/v1``); ``--provider anthropic`` serves the Message Batches
+emulator and prints its base URL (``http://127.0.0.1:PORT``). The URL is the first line of
+stdout, printed as soon as the socket is bound, so scripts can read it; any non-empty API key
+is accepted. The emulators live in ``kyro_openai.testing`` and ``kyro_anthropic.testing`` (the
+``emulator`` extra) and are imported only when this command runs.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ examples:
   python3 -m kyro emulator --port 8000
   python3 -m kyro emulator --in-progress-seconds 30 --fault '{"kind": "http_error", "status": 429}'
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=emulated python3 -m kyro run ...
+  python3 -m kyro emulator --provider anthropic --port 8001 --in-progress-seconds 30
+  ANTHROPIC_BASE_URL=http://127.0.0.1:8001 ANTHROPIC_API_KEY=emulated \\
+    python3 -m kyro submit judges.yml transcripts/ --provider anthropic
 
 control routes (no key needed): GET /_emulator/stats, POST|GET|DELETE /_emulator/faults,
-POST /_emulator/clock/advance {"seconds": N}, POST /_emulator/batches/{id}/expire."""
+POST /_emulator/clock/advance {"seconds": N}, POST /_emulator/batches/{id}/expire
+(anthropic also: GET /_emulator/batches?contains=TEXT)."""
 
 
 def register(subparsers: Any) -> None:
@@ -38,11 +44,18 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "emulator",
-        help="serve a local emulator of the OpenAI Files + Batches API",
+        help="serve a local emulator of a provider's Batch API (OpenAI or Anthropic)",
         description="Serve a stateful emulator of OpenAI's Files + Batches API and "
-        "/v1/chat/completions, with deterministic emulated judge verdicts.",
+        "/v1/chat/completions, or of Anthropic's Message Batches API, with deterministic "
+        "emulated judge verdicts.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--provider",
+        choices=["openai", "anthropic"],
+        default="openai",
+        help="which API to emulate (default openai)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
@@ -52,10 +65,21 @@ def register(subparsers: Any) -> None:
             type=float,
             default=0.0,
             metavar="S",
-            help=f"seconds a batch spends {phase.replace('-', ' ')} (default 0)",
+            help=f"seconds a batch spends {phase.replace('-', ' ')} (default 0; anthropic: "
+            "in-progress and cancelling only)",
         )
-    parser.add_argument("--max-requests", type=int, default=50_000, help="requests per batch")
-    parser.add_argument("--max-bytes", type=int, default=200 * 1024 * 1024, help="input bytes")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=None,
+        help="requests per batch (openai 50000, anthropic 100000)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="input bytes per batch (openai 200 MiB, anthropic 256 MB)",
+    )
     parser.add_argument(
         "--partial-fraction",
         type=float,
@@ -84,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
         run(parser.parse_args(["emulator", "--port", "0"]))   # prints http://127.0.0.1:…/v1
     """
+    if args.provider == "anthropic":
+        return _run_anthropic(args)
     try:
         from kyro_openai.testing import Emulator, EmulatorConfig, Fault, serve_forever
     except ImportError as exc:
@@ -103,10 +129,64 @@ def run(args: argparse.Namespace) -> int:
         in_progress_seconds=args.in_progress_seconds,
         finalizing_seconds=args.finalizing_seconds,
         cancelling_seconds=args.cancelling_seconds,
-        max_requests=args.max_requests,
-        max_bytes=args.max_bytes,
+        max_requests=50_000 if args.max_requests is None else args.max_requests,
+        max_bytes=200 * 1024 * 1024 if args.max_bytes is None else args.max_bytes,
         partial_fraction=args.partial_fraction,
         azure_mode=args.azure,
+        seed=args.seed,
+        data_dir=args.data_dir,
+    )
+    with Emulator(config, faults=faults) as emulator:
+        try:
+            serve_forever(
+                emulator,
+                host=args.host,
+                port=args.port,
+                on_bound=lambda url: print(url, flush=True),
+            )
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+    return ExitCode.OK
+
+
+def _run_anthropic(args: argparse.Namespace) -> int:
+    """``--provider anthropic``: the Message Batches emulator."""
+    try:
+        from kyro_anthropic.testing import Emulator, EmulatorConfig, Fault, serve_forever
+    except ImportError as exc:
+        print(
+            f"error: the emulator needs the 'emulator' extra ({exc}); "
+            "install it with: pip install 'kyro[emulator]'",
+            file=sys.stderr,
+        )
+        return ExitCode.BAD_INPUT
+    unsupported = [
+        f"--{name.replace('_', '-')}"
+        for name in ("validating_seconds", "finalizing_seconds")
+        if getattr(args, name)
+    ] + (["--azure"] if args.azure else [])
+    if unsupported:
+        print(
+            f"error: {', '.join(unsupported)} do not apply to --provider anthropic: Message "
+            "Batches go straight from in_progress to ended",
+            file=sys.stderr,
+        )
+        return ExitCode.BAD_INPUT
+    try:
+        faults = [msgspec.json.decode(text, type=Fault) for text in args.fault]
+    except msgspec.MsgspecError as exc:
+        print(f"error: bad --fault: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    defaults = EmulatorConfig()
+    config = EmulatorConfig(
+        in_progress_seconds=args.in_progress_seconds,
+        canceling_seconds=args.cancelling_seconds,
+        max_requests=defaults.max_requests if args.max_requests is None else args.max_requests,
+        max_bytes=defaults.max_bytes if args.max_bytes is None else args.max_bytes,
+        partial_fraction=(
+            defaults.partial_fraction if args.partial_fraction is None else args.partial_fraction
+        ),
         seed=args.seed,
         data_dir=args.data_dir,
     )

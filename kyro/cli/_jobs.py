@@ -144,7 +144,8 @@ def _submit(args: argparse.Namespace) -> int:
         out.print(job_id)
     else:
         out.print(f"submitted job {job_id}; state saved in {judge.store.state_path}")
-        out.print(f"collect it later with: python3 -m kyro check {args.config}")
+        provider = "" if args.provider == "openai" else f" --provider {args.provider}"
+        out.print(f"collect it later with: python3 -m kyro check {args.config}{provider}")
     return ExitCode.OK
 
 

@@ -37,8 +37,8 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
     )
     parser.add_argument(
         "--base-url",
-        help="API base URL, e.g. http://127.0.0.1:8000/v1 (default: OPENAI_BASE_URL or the "
-        "provider's own)",
+        help="API base URL, e.g. http://127.0.0.1:8000/v1 (default: the provider's own "
+        "setting, OPENAI_BASE_URL or ANTHROPIC_BASE_URL)",
     )
     parser.add_argument(
         "--state-dir", help="where the job's state lives (default: .kyro/ beside the config)"

@@ -58,7 +58,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-requests", type=int, help="override the requests-per-shard limit")
     parser.add_argument("--max-bytes", type=int, help="override the bytes-per-shard limit")
     parser.add_argument(
-        "--provider", default="openai", choices=["openai"], help="whose input format to use"
+        "--provider",
+        default="openai",
+        choices=["openai", "anthropic"],
+        help="whose input format and limits to use (default openai)",
     )
     parser.add_argument(
         "--max-problems", type=int, default=20, help="stop after this many pre-flight problems"
@@ -87,6 +90,11 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
 
 def _provider_format(name: str) -> tuple[EncodeFn, BatchLimits]:
     # Only the provider's encoder and limits are needed; its HTTP client is never built.
+    if name == "anthropic":
+        from kyro_anthropic import ANTHROPIC_LIMITS
+        from kyro_anthropic import encode_request as encode_anthropic
+
+        return encode_anthropic, ANTHROPIC_LIMITS
     from kyro_openai import OPENAI_LIMITS, encode_request
 
     return encode_request, OPENAI_LIMITS
@@ -121,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             config,
             transcripts,
             encode=encode,
+            # A forced tool call needs no JSON wording in the prompt; JSON mode does.
+            require_json_mention=args.provider != "anthropic",
             limits=limits,
             directory=args.write,
             runs=args.runs,

@@ -39,12 +39,14 @@ from kyro import BatchLimits, BatchValidationError, JudgeRequest
 __all__ = [
     "ALLOWED_PARAMS",
     "ANTHROPIC_LIMITS",
+    "CLAUDE_PREFIX",
     "DEFAULT_MAX_TOKENS",
     "VERDICT_SCHEMA",
     "VERDICT_SYSTEM",
     "VERDICT_TOOL",
     "check_params",
     "encode_request",
+    "mixed_models_message",
 ]
 
 ANTHROPIC_LIMITS = BatchLimits(max_requests=100_000, max_bytes=256_000_000 - 64 * 1024)
@@ -97,6 +99,9 @@ _OPENAI_NAMES = {
     "response_format": "nothing: kyro asks for the verdict through a forced tool call",
     "user": "metadata: {user_id: ...}",
 }
+CLAUDE_PREFIX = "claude-"
+"""Every Anthropic model name starts with it."""
+
 _CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ROLES = frozenset({"user", "assistant"})
 _SCHEMA_FIELDS = ("response_schema", "verdict_schema", "json_schema")
@@ -137,6 +142,16 @@ _encoder = msgspec.json.Encoder()
 _FORCED = _ToolChoice(type="tool", name=VERDICT_TOOL)
 _AUTO = _ToolChoice(type="auto")
 _checked: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
+
+
+def mixed_models_message(model: str, custom_id: str) -> str:
+    """Why a non-Claude model cannot go to the anthropic provider, and what to do instead."""
+    return (
+        f"model {model!r} (request {custom_id}) is not a Claude model: the anthropic provider "
+        "runs Claude models only, and one job runs on one provider. Give every judge a "
+        "claude-… model, or split the judges into one config per provider and run the others "
+        "with --provider openai"
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -222,11 +237,17 @@ def request_schema(request: JudgeRequest) -> Any:
 
 
 def encode_request(
-    request: JudgeRequest, buffer: bytearray, *, max_tokens: int = DEFAULT_MAX_TOKENS
+    request: JudgeRequest,
+    buffer: bytearray,
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    claude_only: bool = True,
 ) -> None:
     """Append ``request`` as one Message Batches request line (newline included) to ``buffer``.
 
-    Raises :class:`kyro.BatchValidationError` for a custom_id the API refuses (1–64 characters
+    Raises :class:`kyro.BatchValidationError` for a model that is not a Claude model (unless
+    ``claude_only`` is False, for a server that names its models otherwise), a custom_id the
+    API refuses (1–64 characters
     of ``A-Z a-z 0-9 _ -``), a message role other than system, user or assistant, a request
     with no user or assistant message, or ``params`` the API would refuse.
 
@@ -239,6 +260,8 @@ def encode_request(
         buffer.endswith(b"}}\\n")   # True
     """
     custom_id = request.custom_id
+    if claude_only and not request.model.startswith(CLAUDE_PREFIX):
+        raise BatchValidationError(mixed_models_message(request.model, custom_id))
     if not _CUSTOM_ID.fullmatch(custom_id):
         raise BatchValidationError(
             f"custom_id {custom_id!r} is not valid for Anthropic: use 1 to 64 letters, digits, "

@@ -127,9 +127,10 @@ class AnthropicBatchProvider:
     (default ``https://api.anthropic.com``), as the vendor SDK reads them. ``max_tokens`` is
     the default for judges whose ``params`` set none; ``clock_skew`` widens the crash-recovery
     window (see :mod:`kyro_anthropic._adopt`); ``workspace_id`` is sent as
-    ``anthropic-workspace-id`` for keys that span workspaces. Pass your own ``client`` to
-    control transport (it is then not closed by :meth:`aclose`); ``sleep`` is what retries
-    wait with.
+    ``anthropic-workspace-id`` for keys that span workspaces; ``claude_only=False`` lets
+    models not named ``claude-…`` through (a compatible server with its own names). Pass your
+    own ``client`` to control transport (it is then not closed by :meth:`aclose`); ``sleep``
+    is what retries wait with.
 
     Example::
 
@@ -140,6 +141,7 @@ class AnthropicBatchProvider:
 
     name = "anthropic"
     default_model = DEFAULT_MODEL
+    json_mode_needs_mention = False  # the verdict comes through a forced tool call
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class AnthropicBatchProvider:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         workspace_id: str | None = None,
+        claude_only: bool = True,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
@@ -175,6 +178,7 @@ class AnthropicBatchProvider:
             raise KyroError(f"clock_skew must be 0 or more seconds, got {clock_skew}")
         self.clock_skew = clock_skew
         self.workspace_id = workspace_id
+        self.claude_only = claude_only
         self._owns_client = client is None
         if client is None:
             client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
@@ -209,7 +213,7 @@ class AnthropicBatchProvider:
 
             provider.encode(request, buffer)   # b'{"custom_id":...,"params":{...}}\\n'
         """
-        encode_request(request, buffer, max_tokens=self.max_tokens)
+        encode_request(request, buffer, max_tokens=self.max_tokens, claude_only=self.claude_only)
 
     # -- submit --------------------------------------------------------------------------
 

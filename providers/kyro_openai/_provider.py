@@ -32,6 +32,7 @@ import msgspec
 from kyro import (
     BatchLimits,
     BatchStatus,
+    BatchValidationError,
     JudgeRequest,
     KyroError,
     ProviderError,
@@ -142,10 +143,20 @@ class OpenAIBatchProvider:
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Append ``request`` as one batch input line for :attr:`endpoint`.
 
+        On OpenAI's own endpoint a Claude model is refused (BatchValidationError): one job
+        runs on one provider.
+
         Example::
 
             provider.encode(request, buffer)   # b'{"custom_id":...,"method":"POST",...}\\n'
         """
+        if self.base_url == DEFAULT_BASE_URL and request.model.startswith("claude-"):
+            raise BatchValidationError(
+                f"model {request.model!r} (request {request.custom_id}) is a Claude model, "
+                "which the OpenAI Batch API does not run, and one job runs on one provider. "
+                "Run a Claude-only config with --provider anthropic, or split the judges into "
+                "one config per provider"
+            )
         encode_request(request, buffer, url=self.endpoint)
 
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
