@@ -242,8 +242,8 @@ class BatchJudge:
                         f"the submit was interrupted, and {provider.name} holds {len(found)} "
                         f"batches that could be its batch ({listed}); the provider keeps no "
                         "metadata to tell them apart, so kyro will not guess. Cancel the ones "
-                        "that are not this job's (cancel all of them to submit anew), then run "
-                        "the command again"
+                        "that are not this job's (delete them once they have ended; cancel or "
+                        "delete all of them to submit anew), then run the command again"
                     )
                 elif not submit:
                     continue

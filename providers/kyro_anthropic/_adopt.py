@@ -13,14 +13,16 @@ The rule. A batch is a **candidate** for an intent when
    after the intent was written);
 2. it holds exactly the intent's number of requests (the sum of its ``request_counts``);
 3. no one has asked to cancel it (``cancel_initiated_at`` is null): a batch cancelled by hand
-   is never adopted, which is also how a person settles an ambiguity (below).
+   is never adopted, which is also how a person settles an ambiguity (below); a deleted batch
+   is no longer listed at all.
 
 ``find`` returns every candidate, with empty metadata: none is *confirmed*. The job then drops
 candidates it already knows (batches recorded for its other shards and attempts) and adopts
 the one that is left. When two or more are left, nothing tells them apart: kyro **refuses to
 guess** — it neither adopts one nor submits again — and the error names the batches, so a
-person can cancel the ones that are not this job's and run the command again. A crash may
-thus cost a question, never a second batch and never someone else's batch.
+person can cancel the ones that are not this job's (or delete them, once ended) and run the
+command again. A crash may thus cost a question, never a second batch and never someone
+else's batch.
 
 Within one ``submit`` call the same rule settles an ambiguous create (a 5xx, a timeout or a
 connection dropped after the body was sent): the batches created since the first attempt are
@@ -140,5 +142,5 @@ def ambiguity(batches: Iterable[MessageBatch], what: str) -> AmbiguousBatchError
         f"{what}: batches {listed} each hold the same number of requests and were created "
         "since then, and Message Batches carry no metadata to tell them apart, so kyro will "
         "not guess. Look at them in the Anthropic Console, cancel the ones that are not this "
-        "job's, then run the command again (cancelling all of them makes kyro submit anew)"
+        "job's (delete them once they have ended), then run the command again"
     )
