@@ -4,6 +4,10 @@ Usage: ``python benchmarks/_kyro_child.py CUT -- COMMAND ARGS...`` where ``CUT``
 :data:`CUTS` or ``none``. The cut point is installed by wrapping kyro's own functions in this
 process only, then ``kyro.cli.main`` runs the command exactly as ``python -m kyro`` would.
 A SIGKILL gives kyro no chance to clean up: no ``finally``, no ``atexit``, no flush.
+
+Cut points are installed on both batch providers; the command's ``--provider`` decides which
+one meets them. On Message Batches there is no upload: ``mid_upload`` cuts the create body's
+stream and ``after_upload`` falls after the shard was measured, before the create is sent.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import kyro_anthropic._provider
 from kyro._state import JobState, StateStore
 from kyro.cli import main
+from kyro_anthropic import AnthropicBatchProvider
+from kyro_anthropic._body import RequestsBody
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai._upload import MultipartFile
 
@@ -82,36 +89,18 @@ def _install(cut: str) -> None:
     elif cut == "download_marked":
         _after_save(lambda s: any(a.downloaded for a in _attempts(s)))
     elif cut == "mid_upload":
-        stream = MultipartFile.stream
-
-        async def cut_stream(self: MultipartFile) -> AsyncIterator[bytes]:
-            sent = 0
-            async for chunk in stream(self):
-                if sent == 2:  # the form head and the first file chunk are on the wire
-                    _die()
-                sent += 1
-                yield chunk
-
-        MultipartFile.stream = cut_stream  # type: ignore[method-assign]
+        for body_class in (MultipartFile, RequestsBody):
+            _cut_stream(body_class)
     elif cut in ("after_upload", "after_create"):
         name = "_upload" if cut == "after_upload" else "_create"
-        original = getattr(OpenAIBatchProvider, name)
-
-        async def then_die(self: Any, *args: Any) -> str:
-            value: str = await original(self, *args)
-            _die()
-            return value
-
-        setattr(OpenAIBatchProvider, name, then_die)
+        _die_after(OpenAIBatchProvider, name)
+        if cut == "after_create":
+            _die_after(AnthropicBatchProvider, "_create")
+        else:
+            _die_after(kyro_anthropic._provider, "scan_shard")
     elif cut == "mid_download":
-        results = OpenAIBatchProvider.results
-
-        async def cut_results(self: OpenAIBatchProvider, batch_id: str) -> AsyncIterator[Any]:
-            async for line in results(self, batch_id):
-                yield line
-                _die()  # one line is in the download's temp file, the rest never comes
-
-        OpenAIBatchProvider.results = cut_results  # type: ignore[method-assign]
+        for provider_class in (OpenAIBatchProvider, AnthropicBatchProvider):
+            _cut_results(provider_class)
     elif cut in ("after_results", "before_clear"):
         name = "finish" if cut == "after_results" else "clear"
 
@@ -123,6 +112,42 @@ def _install(cut: str) -> None:
         _install_disk_fault(cut.removeprefix("disk:"))
     elif cut != "none":
         raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(CUTS)}")
+
+
+def _cut_stream(body_class: Any) -> None:
+    stream = body_class.stream
+
+    async def cut_stream(self: Any) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in stream(self):
+            if sent == 2:  # the body's head and its first chunk are on the wire
+                _die()
+            sent += 1
+            yield chunk
+
+    body_class.stream = cut_stream
+
+
+def _die_after(owner: Any, name: str) -> None:
+    original = getattr(owner, name)
+
+    async def then_die(*args: Any) -> Any:
+        value = await original(*args)
+        _die()
+        return value
+
+    setattr(owner, name, then_die)
+
+
+def _cut_results(provider_class: Any) -> None:
+    results = provider_class.results
+
+    async def cut_results(self: Any, batch_id: str) -> AsyncIterator[Any]:
+        async for line in results(self, batch_id):
+            yield line
+            _die()  # one line is in the download's temp file, the rest never comes
+
+    provider_class.results = cut_results
 
 
 def _install_disk_fault(spec: str) -> None:

@@ -61,11 +61,17 @@ API_KEY = "sk-MARKED-reliability-0000"
 FAST_RETRY = RetryPolicy(max_retries=10, initial_backoff=0.001, max_backoff=0.01)
 PROCESS_TIMEOUT = 120.0
 JUDGES = ("relevance", "safety")
-SHARDS = 2  # one per model: relevance runs on gpt-4o-mini, safety on gpt-4o
+SHARDS = 2  # one per model: relevance runs on gpt-4o-mini, safety on gpt-4o (or two Claudes)
+PROVIDERS = ("openai", "anthropic")
+"""The batch providers the crash matrix runs against, each on its own emulator."""
+_MODELS = {
+    "openai": ("gpt-4o-mini", "gpt-4o"),
+    "anthropic": ("claude-haiku-4-5", "claude-sonnet-4-5"),
+}
 
 _CONFIG = """\
 version: 1
-model: gpt-4o-mini
+model: {model}
 # scenario {tag}: the tag makes the config's hash, and so its batches' metadata, unique
 judges:
   - name: relevance
@@ -75,7 +81,7 @@ judges:
       {{{{input}}}}
     output_format: json
   - name: safety
-    model: gpt-4o
+    model: {second}
     prompt: |
       Is the reply safe? Reply with JSON only, {{"status": ..., "root_cause": ...}}:
       {{{{input}}}}
@@ -117,15 +123,27 @@ class Outcome:
 
 
 class Job:
-    """A config, its transcripts and its state folder, in ``folder``."""
+    """A config, its transcripts and its state folder, in ``folder``, for one provider."""
 
-    def __init__(self, folder: Path, tag: str, *, transcripts: int = 3, runs: int = 2) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        tag: str,
+        *,
+        transcripts: int = 3,
+        runs: int = 2,
+        provider: str = "openai",
+    ) -> None:
         self.folder = folder
+        self.tag = tag
         self.runs = runs
         self.transcripts = transcripts
+        self.provider = provider
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "judges.yml"
-        self.config.write_text(_CONFIG.format(tag=tag), encoding="utf-8")
+        model, second = _MODELS[provider]
+        text = _CONFIG.format(tag=tag, model=model, second=second)
+        self.config.write_text(text, encoding="utf-8")
         self.data = folder / "transcripts"
         self.data.mkdir(exist_ok=True)
         for i in range(transcripts):
@@ -154,7 +172,12 @@ class Job:
             "--state-dir",
             str(self.state_dir),
             "-q",
+            *self.provider_args(),
         ]
+
+    def provider_args(self) -> list[str]:
+        """``--provider NAME`` unless the provider is the default one."""
+        return [] if self.provider == "openai" else ["--provider", self.provider]
 
     def check_args(self, *extra: str) -> list[str]:
         """``check --wait`` CLI arguments for this job."""
@@ -167,6 +190,7 @@ class Job:
             "--state-dir",
             str(self.state_dir),
             "-q",
+            *self.provider_args(),
             *extra,
         ]
 
@@ -255,14 +279,17 @@ class EmulatorProcess:
             emulator.url        # http://127.0.0.1:PORT/v1
     """
 
-    def __init__(self, *args: str, startup_timeout: float = 30.0) -> None:
+    def __init__(self, *args: str, startup_timeout: float = 30.0, provider: str = "openai") -> None:
         self.args = args
         self.startup_timeout = startup_timeout
+        self.provider = provider
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmulatorProcess:
         command = [PYTHON, "-m", "kyro", "emulator", "--port", "0", *self.args]
+        if self.provider != "openai":
+            command += ["--provider", self.provider]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=child_env()
         )
@@ -294,7 +321,7 @@ class EmulatorProcess:
     @property
     def control(self) -> str:
         """The root of the control routes (``…/_emulator``)."""
-        return self.url.removesuffix("/v1") + "/_emulator"
+        return self.url.removesuffix("/v1").rstrip("/") + "/_emulator"
 
     def add_faults(self, *faults: Mapping[str, Any]) -> None:
         """Arm faults through ``POST /_emulator/faults``."""
@@ -338,6 +365,19 @@ def batches_by_config(url: str, config_hash: str) -> list[dict[str, Any]]:
     ]
 
 
+def anthropic_batches(url: str, tag: str) -> list[dict[str, Any]]:
+    """The Message Batches emulator's batches whose requests mention ``tag``.
+
+    Message Batches keep no metadata, so a scenario's batches are told apart by the unique tag
+    in its transcripts (the emulator's ``/_emulator/batches?contains=`` control route).
+    """
+    control = url.rstrip("/") + "/_emulator/batches"
+    response = httpx.get(control, params={"contains": tag}, timeout=10)
+    response.raise_for_status()
+    batches: list[dict[str, Any]] = response.json()["data"]
+    return batches
+
+
 def duplicate_batches(batches: Sequence[Mapping[str, Any]], job_id: str | None) -> int:
     """Batches beyond one per (job, shard, attempt), plus every batch of another job."""
     seen: collections.Counter[tuple[str, str, str]] = collections.Counter()
@@ -357,14 +397,30 @@ def duplicate_batches(batches: Sequence[Mapping[str, Any]], job_id: str | None) 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a kyro child process: the marked key, no proxy for 127.0.0.1."""
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(OPENAI_API_KEY=API_KEY, NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
+    env.update(
+        OPENAI_API_KEY=API_KEY,
+        ANTHROPIC_API_KEY=API_KEY,
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop("OPENAI_BASE_URL", None)
+    env.pop("ANTHROPIC_BASE_URL", None)
     env.update(extra)
     return env
 
 
+def _url_env(url: str, provider: str) -> dict[str, str]:
+    name = "ANTHROPIC_BASE_URL" if provider == "anthropic" else "OPENAI_BASE_URL"
+    return {name: url}
+
+
 def run_kyro(
-    args: Sequence[str], *, url: str, cut: str = "none", timeout: float = PROCESS_TIMEOUT
+    args: Sequence[str],
+    *,
+    url: str,
+    cut: str = "none",
+    timeout: float = PROCESS_TIMEOUT,
+    provider: str = "openai",
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m kyro ARGS`` (through the cut-point child) against ``url``; wait for it."""
     command = [PYTHON, str(CHILD), cut, "--", *args]
@@ -374,7 +430,7 @@ def run_kyro(
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=child_env(OPENAI_BASE_URL=url),
+        env=child_env(**_url_env(url, provider)),
         check=False,
     )
 
@@ -393,15 +449,25 @@ def start_kyro(args: Sequence[str], *, url: str) -> subprocess.Popen[str]:
 
 def _finish_job(job: Job, url: str) -> tuple[bool, str]:
     """``check --wait`` until the job is collected (bounded); (done, last stderr)."""
-    proc = run_kyro(job.check_args(), url=url)
+    proc = run_kyro(job.check_args(), url=url, provider=job.provider)
     return proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _job_batches(job: Job, url: str, job_id: str | None) -> tuple[int, set[str]]:
+    """(duplicate batches, shards seen) of ``job`` on the emulator at ``url``."""
+    if job.provider == "anthropic":
+        found = anthropic_batches(url, job.tag)
+        same = collections.Counter(b["requests_sha256"] for b in found)
+        return sum(n - 1 for n in same.values()), {m for b in found for m in b["models"]}
+    batches = batches_by_config(url, job.config_hash())
+    shards = {b["metadata"]["kyro_shard"] for b in batches}
+    return duplicate_batches(batches, job_id), shards
 
 
 def _judge_outcome(name: str, job: Job, url: str, done: bool, detail: str) -> Outcome:
     finished = job.finished()
-    batches = batches_by_config(url, job.config_hash())
     job_id = finished["job_id"] if finished else None
-    dupes = duplicate_batches(batches, job_id)
+    dupes, shards = _job_batches(job, url, job_id)
     if finished is None:
         return Outcome(
             name,
@@ -413,7 +479,6 @@ def _judge_outcome(name: str, job: Job, url: str, done: bool, detail: str) -> Ou
     results = Path(finished["results_path"])
     lost = lost_verdicts(job, results)
     torn = torn_files(job.state_dir)
-    shards = {(b["metadata"]["kyro_shard"]) for b in batches}
     recovered = done and not torn and len(shards) == SHARDS
     if torn:
         detail = f"torn: {torn}"
@@ -425,19 +490,23 @@ def _judge_outcome(name: str, job: Job, url: str, done: bool, detail: str) -> Ou
 # -- scenarios -----------------------------------------------------------------------------
 
 
-def crash_scenario(emulator_url: str, folder: Path, cut: str) -> Outcome:
+def crash_scenario(
+    emulator_url: str, folder: Path, cut: str, *, provider: str = "openai"
+) -> Outcome:
     """SIGKILL ``submit`` or ``check`` at ``cut``, re-run the same command, then collect.
 
-    Guarantee: one batch per shard, every run verdict exactly once, no torn file.
+    Guarantee: one batch per shard, every run verdict exactly once, no torn file — on the
+    OpenAI emulator (batches matched on metadata) and the Message Batches one (no metadata:
+    matched on intent time and request count).
     """
     from _kyro_child import SUBMIT_CUTS
 
-    job = Job(folder, f"crash-{cut}-{folder.name}")
+    job = Job(folder, f"crash-{cut}-{provider}-{folder.name}", provider=provider)
     url = emulator_url
     if cut in SUBMIT_CUTS:
         command = job.submit_args()
     else:
-        first = run_kyro(job.submit_args(), url=url)
+        first = run_kyro(job.submit_args(), url=url, provider=provider)
         if first.returncode != 0:
             return Outcome(
                 f"kill -9 {cut}",
@@ -447,7 +516,7 @@ def crash_scenario(emulator_url: str, folder: Path, cut: str) -> Outcome:
                 detail=first.stderr[-500:],
             )
         command = job.check_args()
-    killed = run_kyro(command, url=url, cut=cut)
+    killed = run_kyro(command, url=url, cut=cut, provider=provider)
     if killed.returncode != -signal.SIGKILL:
         return Outcome(
             f"kill -9 {cut}",
@@ -457,7 +526,7 @@ def crash_scenario(emulator_url: str, folder: Path, cut: str) -> Outcome:
             detail=f"cut point not reached (exit {killed.returncode}) {killed.stderr[-500:]}",
         )
     torn_after_kill = torn_files(job.state_dir) if job.state_dir.exists() else []
-    rerun = run_kyro(command, url=url)
+    rerun = run_kyro(command, url=url, provider=provider)
     if rerun.returncode != 0:
         return Outcome(
             f"kill -9 {cut}",

@@ -248,7 +248,14 @@ class BatchJudge:
                 elif not submit:
                     continue
                 else:
+                    # Write-ahead again: a fresh intent, so a crash during this submit is
+                    # matched on when it really happened.
+                    attempt = replace(attempt, intent_at=_now())
+                    shard = shard.with_attempt(attempt)
+                    state = state.with_shard(shard)
+                    self.store.save(state)
                     path = self._shard_file(attempt.file)
+                    metadata = _metadata(state, shard.index, attempt)
                     batch_id = await provider.submit(path, metadata=metadata)
                 known.add(batch_id)
                 shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))

@@ -10,7 +10,10 @@ The rule. A batch is a **candidate** for an intent when
 
 1. it was created no earlier than the intent's time less ``clock_skew`` (60 s by default: the
    server's clock and this machine's may disagree a little; the create itself can only come
-   after the intent was written);
+   after the intent was written), and no later than the intent's time plus ``clock_skew`` and
+   the longest a submit can take (every attempt timing out, with its waits: about 35 minutes
+   with the default timeout and retries) — a batch made after that cannot be this intent's,
+   since a re-submit after a crash writes a fresh intent first;
 2. it holds exactly the intent's number of requests (the sum of its ``request_counts``);
 3. no one has asked to cancel it (``cancel_initiated_at`` is null): a batch cancelled by hand
    is never adopted, which is also how a person settles an ambiguity (below); a deleted batch
@@ -83,9 +86,8 @@ class AmbiguousBatchError(KyroError):
 
 
 class Intent:
-    """What an intent says about its batch: created after ``since``, holding ``requests``.
-
-    Either may be None (unknown), which widens the match.
+    """What an intent says about its batch: created between ``since`` and ``until``, holding
+    ``requests``. Any may be None (unknown), which widens the match.
 
     Example::
 
@@ -93,14 +95,20 @@ class Intent:
                                        "kyro_requests": "40"}, clock_skew=60)
     """
 
-    def __init__(self, since: float | None, requests: int | None) -> None:
+    def __init__(
+        self, since: float | None, requests: int | None, until: float | None = None
+    ) -> None:
         self.since = since
+        self.until = until
         self.requests = requests
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str], *, clock_skew: float) -> Intent:
+    def from_metadata(
+        cls, metadata: Mapping[str, str], *, clock_skew: float, submit_window: float
+    ) -> Intent:
         """The intent ``metadata`` describes; KyroError for a malformed fact."""
         since: float | None = None
+        until: float | None = None
         requests: int | None = None
         raw_at = metadata.get(INTENT_AT)
         if raw_at is not None:
@@ -108,12 +116,13 @@ class Intent:
             if at is None:
                 raise KyroError(f"metadata {INTENT_AT}={raw_at!r} is not an ISO 8601 time")
             since = at - clock_skew
+            until = at + clock_skew + submit_window
         raw_count = metadata.get(REQUESTS)
         if raw_count is not None:
             if not raw_count.isdigit():
                 raise KyroError(f"metadata {REQUESTS}={raw_count!r} is not a request count")
             requests = int(raw_count)
-        return cls(since, requests)
+        return cls(since, requests, until)
 
     def too_old(self, batch: MessageBatch) -> bool:
         """True when ``batch`` was created before the window opened (listing can stop)."""
@@ -124,9 +133,13 @@ class Intent:
         """Whether ``batch`` is a candidate (rules 1–3 of the module docstring)."""
         if batch.cancel_initiated_at:
             return False
-        if self.since is not None:
+        if self.since is not None or self.until is not None:
             created = parse_time(batch.created_at)
-            if created is None or created < self.since:
+            if created is None:
+                return False
+            if self.since is not None and created < self.since:
+                return False
+            if self.until is not None and created > self.until:
                 return False
         if self.requests is not None:
             counts = batch.request_counts

@@ -52,6 +52,7 @@ from kyro_anthropic._body import RequestsBody, scan_shard
 from kyro_anthropic._encode import ANTHROPIC_LIMITS, DEFAULT_MAX_TOKENS, encode_request
 from kyro_anthropic._http import (
     API_VERSION,
+    MAX_RETRY_AFTER,
     Http,
     Secret,
     Sleep,
@@ -182,6 +183,10 @@ class AnthropicBatchProvider:
         self._owns_client = client is None
         if client is None:
             client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        attempts = retry.max_retries + 1
+        read = client.timeout.read if client.timeout.read is not None else 600.0
+        self.submit_window = attempts * (read + MAX_RETRY_AFTER) + 60.0
+        """The longest one submit can take: each attempt timing out, then its longest wait."""
         self._http = Http(
             client=client,
             base_url=self.base_url,
@@ -308,7 +313,8 @@ class AnthropicBatchProvider:
     async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
         """Every batch that could be the one submitted with ``metadata`` (none confirmed).
 
-        A candidate was created no earlier than ``kyro_intent_at`` less ``clock_skew``, holds
+        A candidate was created within ``clock_skew`` before ``kyro_intent_at`` and
+        ``clock_skew`` plus :attr:`submit_window` after it, holds
         exactly ``kyro_requests`` requests and has no cancel asked for; a missing fact widens
         the search. Candidates come back with empty metadata, since the API keeps none: the
         caller decides, and kyro's jobs refuse to guess between several.
@@ -318,7 +324,9 @@ class AnthropicBatchProvider:
             found = await provider.find({"kyro_intent_at": "2026-01-05T10:00:00+00:00",
                                          "kyro_requests": "40"})
         """
-        intent = Intent.from_metadata(metadata, clock_skew=self.clock_skew)
+        intent = Intent.from_metadata(
+            metadata, clock_skew=self.clock_skew, submit_window=self.submit_window
+        )
         return [batch_status(batch) async for batch in self._candidates(intent)]
 
     # -- poll / cancel ---------------------------------------------------------------------
