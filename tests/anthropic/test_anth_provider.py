@@ -251,7 +251,8 @@ async def test_find_walks_every_page_with_after_id(
 
 
 async def test_find_matches_intent_time_size_and_skips_cancelled_batches() -> None:
-    """Only batches created since the intent (less the skew), of its size, not cancelled."""
+    """Only batches made in the intent's window (skew before, a submit's length after), of its
+    size and not cancelled, are candidates."""
     clock = [NOW]
     with Emulator(EmulatorConfig(in_progress_seconds=600), clock=lambda: clock[0]) as emu:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emu.app)) as client:
@@ -266,8 +267,12 @@ async def test_find_matches_intent_time_size_and_skips_cancelled_batches() -> No
             found = await provider.find({"kyro_intent_at": intent, "kyro_requests": "2"})
             assert [s.batch_id for s in found] == [ours]
             assert found[0].metadata == {}
+            clock[0] += provider.submit_window + 120  # later than any submit could take
+            late = emu.create({"requests": [make_item(f"l{i}") for i in range(2)]})["id"]
+            again = await provider.find({"kyro_intent_at": intent, "kyro_requests": "2"})
+            assert [s.batch_id for s in again] == [ours]
             wide = await provider.find({"kyro_requests": "2"})
-            assert {s.batch_id for s in wide} == {ours, old}
+            assert {s.batch_id for s in wide} == {ours, old, late}
             assert bigger not in {s.batch_id for s in wide}
             with pytest.raises(KyroError, match="not an ISO 8601 time"):
                 await provider.find({"kyro_intent_at": "yesterday"})

@@ -170,3 +170,36 @@ async def test_look_alike_batches_are_an_error_never_a_guess(
     assert result is not None
     assert _per_model(live) == {"relevance": 1, "safety": 1}
     assert result.counts.transcripts == 3
+
+
+class RecordingProvider(AnthropicBatchProvider):
+    """Keeps the metadata of every submit."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.submitted: list[dict[str, str]] = []
+
+    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
+        self.submitted.append(dict(metadata))
+        return await super().submit(path, metadata=metadata)
+
+
+async def test_a_recovery_submit_writes_a_fresh_intent_first(
+    live: Emulator, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The re-submit after a crash carries a new intent time, so its own window is right."""
+    config = tmp_path / "judges.yml"
+    config.write_text(CONFIG)
+    crashing = CrashingProvider(crash_on=1, when="before", **_options(live, client))
+    with pytest.raises(Crash):
+        await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(TRANSCRIPTS)
+    judge = BatchJudge(
+        RecordingProvider(**_options(live, client)), config, state_dir=tmp_path / "state"
+    )
+    crashed_intent = judge.store.load().shards[0].attempts[0].intent_at  # type: ignore[union-attr]
+    await judge.submit(TRANSCRIPTS)
+    first = recording.submitted[0]
+    assert first["kyro_shard"] == "0"
+    assert first["kyro_requests"] == "3"
+    assert first["kyro_intent_at"] > crashed_intent.isoformat()
+    assert _per_model(live) == {"relevance": 1, "safety": 1}
