@@ -193,9 +193,8 @@ async def test_a_recovery_submit_writes_a_fresh_intent_first(
     crashing = CrashingProvider(crash_on=1, when="before", **_options(live, client))
     with pytest.raises(Crash):
         await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(TRANSCRIPTS)
-    judge = BatchJudge(
-        RecordingProvider(**_options(live, client)), config, state_dir=tmp_path / "state"
-    )
+    recording = RecordingProvider(**_options(live, client))
+    judge = BatchJudge(recording, config, state_dir=tmp_path / "state")
     crashed_intent = judge.store.load().shards[0].attempts[0].intent_at  # type: ignore[union-attr]
     await judge.submit(TRANSCRIPTS)
     first = recording.submitted[0]
