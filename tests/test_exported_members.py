@@ -6,7 +6,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["kyro", "kyro.testing", "kyro_openai", "kyro_local", "kyro_openai.testing"]
+PACKAGES = [
+    "kyro",
+    "kyro.testing",
+    "kyro_openai",
+    "kyro_local",
+    "kyro_openai.testing",
+    "kyro_anthropic",
+    "kyro_anthropic.testing",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -35,7 +43,8 @@ def test_import_kyro_imports_no_provider() -> None:
 
     code = (
         "import sys, kyro\n"
-        "print(any(m.startswith(('kyro_openai', 'kyro_local')) for m in sys.modules))"
+        "names = ('kyro_openai', 'kyro_local', 'kyro_anthropic')\n"
+        "print(any(m.startswith(names) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -28,17 +28,17 @@ from kyro_anthropic._provider import AnthropicBatchProvider, batch_status
 from kyro_anthropic._results import classify as classify_result
 from kyro_anthropic._results import reply_text
 
-__all__ = [
+__all__ = [  # noqa: RUF022  # plain sorted(), as tests/test_exported_members.py checks
     "ALLOWED_PARAMS",
     "ANTHROPIC_LIMITS",
+    "AmbiguousBatchError",
+    "AnthropicBatchProvider",
     "DEFAULT_MAX_TOKENS",
     "INTENT_AT",
     "REQUESTS",
     "VERDICT_SCHEMA",
     "VERDICT_SYSTEM",
     "VERDICT_TOOL",
-    "AmbiguousBatchError",
-    "AnthropicBatchProvider",
     "batch_status",
     "classify_result",
     "encode_request",
