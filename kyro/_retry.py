@@ -4,8 +4,9 @@ What is retried: timeouts and transport errors, and responses with status 408, 4
 ≥ 500 — unless the server says otherwise with ``x-should-retry: true|false``, or the error code
 is ``insufficient_quota`` (billing, which no retry fixes). How long to wait: the server's
 ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) when it is in (0, 120] s; a
-longer ask is not retried (the error is raised at once); with no usable header, exponential
-backoff from 0.5 s doubling to at most 8 s, reduced by up to 25 % of jitter.
+longer ask is not retried (the error is raised at once) — or, with
+``RetryPolicy(long_retry_after="backoff")`` (the anthropic SDK's rule), ignored; with no usable
+header, exponential backoff from 0.5 s doubling to at most 8 s, reduced by up to 25 % of jitter.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -33,6 +34,11 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
         RetryPolicy(max_retries=5)      # 6 attempts in all
         RetryPolicy(max_retries=0)      # never retry
+        RetryPolicy(max_retry_after=60, long_retry_after="backoff")   # anthropic SDK's rule
+
+    ``long_retry_after`` says what a ``retry-after`` beyond ``max_retry_after`` does:
+    ``"give_up"`` returns the response at once, ``"backoff"`` ignores the ask and retries
+    after the usual backoff.
     """
 
     max_retries: int = 2
@@ -40,6 +46,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_backoff: float = 8.0
     max_retry_after: float = 120.0
     max_elapsed: float | None = None
+    long_retry_after: Literal["give_up", "backoff"] = "give_up"
 
 
 class _RetryableResponse(Exception):
@@ -139,7 +146,9 @@ async def send_with_retries(
             return response
         delay = retry_after_seconds(response.headers)
         if delay is not None and delay > policy.max_retry_after:
-            return response  # the server asks for longer than we wait: surface it now
+            if policy.long_retry_after == "give_up":
+                return response  # the server asks for longer than we wait: surface it now
+            delay = None  # an unreasonable ask: back off as if none were given
         raise _RetryableResponse(response, delay if delay is not None and delay > 0 else None)
 
     async def close_retried(state: tenacity.RetryCallState) -> None:

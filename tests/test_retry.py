@@ -88,6 +88,26 @@ async def test_retry_after_over_the_cap_raises_at_once() -> None:
     assert len(calls) == 1
 
 
+async def test_retry_after_over_the_cap_backs_off_when_the_policy_says_so() -> None:
+    """``long_retry_after="backoff"``: a 61 s ask beyond a 60 s cap is ignored, not obeyed."""
+    client, calls = scripted(
+        httpx.Response(529, headers={"retry-after": "61"}),
+        httpx.Response(429, headers={"retry-after": "60"}),
+        httpx.Response(200),
+    )
+    sleep = Recorder()
+    response = await send_with_retries(
+        lambda: client.get("http://test/v1/messages/batches"),
+        policy=RetryPolicy(max_retry_after=60, long_retry_after="backoff"),
+        sleep=sleep,
+    )
+    assert response.status_code == 200
+    assert len(calls) == 3
+    first, second = sleep.delays
+    assert 0.375 <= first <= 0.5
+    assert second == 60.0
+
+
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
 async def test_retryable_statuses_are_retried(status: int) -> None:
     """408, 409, 429 and 5xx are retried."""

@@ -1,11 +1,12 @@
 """Headers, retries shaped like the vendor SDK's, and error mapping for the Anthropic provider.
 
-Retries (:func:`send_with_retries`, built on tenacity) follow the anthropic SDK's rule: by
-default 2 retries of timeouts, transport errors and responses with status 408, 409, 429 or
-≥ 500 (529 ``overloaded_error`` included), unless the server says ``x-should-retry:
-true|false``. The wait is the server's ``retry-after-ms`` / ``retry-after`` only when it asks
-for more than 0 and at most 60 seconds; any other ask is ignored (not obeyed, not fatal) and
-the wait is exponential backoff from 0.5 s doubling to at most 8 s, less up to 25 % of jitter.
+Retries (:func:`kyro.send_with_retries` with :data:`ANTHROPIC_RETRY`, built on tenacity)
+follow the anthropic SDK's rule: by default 2 retries of timeouts, transport errors and
+responses with status 408, 409, 429 or ≥ 500 (529 ``overloaded_error`` included), unless the
+server says ``x-should-retry: true|false``. The wait is the server's ``retry-after-ms`` /
+``retry-after`` only when it asks for more than 0 and at most 60 seconds; any other ask is
+ignored (not obeyed, not fatal) and the wait is exponential backoff from 0.5 s doubling to at
+most 8 s, less up to 25 % of jitter.
 
 The key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only in the
 ``x-api-key`` header (httpx logs URLs and status lines, never header values), and is scrubbed
@@ -16,18 +17,17 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import msgspec
-import tenacity
 
-from kyro import KyroError, ProviderError, RetryPolicy, retry_after_seconds
+from kyro import KyroError, ProviderError, RetryPolicy, retry_after_seconds, send_with_retries
 from kyro_anthropic._wire import ErrorEnvelope
 
 __all__ = [
+    "ANTHROPIC_RETRY",
     "API_VERSION",
     "MAX_RETRY_AFTER",
     "Http",
@@ -36,8 +36,6 @@ __all__ = [
     "decode_json",
     "error_code",
     "retry_wait",
-    "send_with_retries",
-    "should_retry",
     "transport_error",
 ]
 
@@ -50,7 +48,6 @@ MAX_RETRY_AFTER = 60.0
 logger = logging.getLogger("kyro_anthropic")
 
 Sleep = Callable[[float], Awaitable[None]]
-_RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 class Secret:
@@ -77,102 +74,23 @@ class Secret:
     __str__ = __repr__
 
 
-def should_retry(response: httpx.Response) -> bool:
-    """Whether the SDK would retry this error response.
-
-    Example::
-
-        should_retry(httpx.Response(529))   # True
-    """
-    override = response.headers.get("x-should-retry")
-    if override == "true":
-        return True
-    if override == "false":
-        return False
-    status = response.status_code
-    return status in _RETRY_STATUSES or status >= 500
+ANTHROPIC_RETRY = RetryPolicy(max_retry_after=MAX_RETRY_AFTER, long_retry_after="backoff")
+"""The vendor SDK's retry rule: 2 retries, ``retry-after`` obeyed up to 60 s, else backoff."""
 
 
 def retry_wait(response: httpx.Response | None, retries_taken: int, policy: RetryPolicy) -> float:
-    """Seconds to wait before the next attempt: a reasonable server ask, else jittered backoff.
+    """Seconds to wait before resending a create: a reasonable server ask, else backoff.
 
     Example::
 
-        retry_wait(httpx.Response(429, headers={"retry-after": "3"}), 0, RetryPolicy())  # 3.0
+        retry_wait(httpx.Response(503, headers={"retry-after": "3"}), 0, ANTHROPIC_RETRY)  # 3.0
     """
     if response is not None:
         asked = retry_after_seconds(response.headers)
-        if asked is not None and 0 < asked <= min(MAX_RETRY_AFTER, policy.max_retry_after):
+        if asked is not None and 0 < asked <= policy.max_retry_after:
             return asked
     delay = min(policy.initial_backoff * 2.0**retries_taken, policy.max_backoff)
     return delay * (1.0 - 0.25 * random.random())
-
-
-class _Retry(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-async def send_with_retries(
-    send: Callable[[], Awaitable[httpx.Response]],
-    *,
-    policy: RetryPolicy,
-    sleep: Sleep,
-) -> httpx.Response:
-    """Call ``send`` until a response needs no retry or the policy is spent; return it.
-
-    Transport errors and timeouts are retried, then re-raised as httpx exceptions; a retryable
-    error response left at the end is returned for the caller to turn into its own error. Each
-    retried response is closed before the next attempt.
-
-    Example::
-
-        response = await send_with_retries(lambda: client.get(url), policy=RetryPolicy(),
-                                           sleep=anyio.sleep)
-    """
-    started = time.monotonic()
-
-    async def attempt() -> httpx.Response:
-        response = await send()
-        if response.status_code < 400:
-            return response
-        await response.aread()
-        if should_retry(response):
-            raise _Retry(response)
-        return response
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        response = exc.response if isinstance(exc, _Retry) else None
-        return retry_wait(response, state.attempt_number - 1, policy)
-
-    async def close_retried(state: tenacity.RetryCallState) -> None:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _Retry):
-            await exc.response.aclose()
-
-    def since_start(state: tenacity.RetryCallState) -> None:
-        state.start_time = started
-
-    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(policy.max_retries + 1)
-    if policy.max_elapsed is not None:
-        stop = stop | tenacity.stop_after_delay(policy.max_elapsed)
-    retrying = tenacity.AsyncRetrying(
-        stop=stop,
-        wait=wait,
-        retry=tenacity.retry_if_exception_type((_Retry, httpx.TransportError)),
-        sleep=sleep,
-        before=since_start,
-        before_sleep=close_retried,
-        reraise=True,
-    )
-    try:
-        return await retrying(attempt)
-    except _Retry as exc:
-        return exc.response
 
 
 def _server_message(response: httpx.Response) -> tuple[str | None, str]:

@@ -51,6 +51,7 @@ from kyro_anthropic._adopt import (
 from kyro_anthropic._body import RequestsBody, scan_shard
 from kyro_anthropic._encode import ANTHROPIC_LIMITS, DEFAULT_MAX_TOKENS, encode_request
 from kyro_anthropic._http import (
+    ANTHROPIC_RETRY,
     API_VERSION,
     MAX_RETRY_AFTER,
     Http,
@@ -128,7 +129,8 @@ class AnthropicBatchProvider:
     (default ``https://api.anthropic.com``), as the vendor SDK reads them. ``max_tokens`` is
     the default for judges whose ``params`` set none; ``clock_skew`` widens the crash-recovery
     window (see :mod:`kyro_anthropic._adopt`); ``workspace_id`` is sent as
-    ``anthropic-workspace-id`` for keys that span workspaces; ``claude_only=False`` lets
+    ``anthropic-workspace-id`` for keys that span workspaces; ``retry`` defaults to the vendor
+    SDK's rule (:data:`kyro_anthropic.ANTHROPIC_RETRY`); ``claude_only=False`` lets
     models not named ``claude-…`` through (a compatible server with its own names). Pass your
     own ``client`` to control transport (it is then not closed by :meth:`aclose`); ``sleep``
     is what retries wait with.
@@ -150,7 +152,7 @@ class AnthropicBatchProvider:
         api_key: str | None = None,
         base_url: str | None = None,
         client: httpx.AsyncClient | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = ANTHROPIC_RETRY,
         sleep: Sleep = anyio.sleep,
         limits: BatchLimits | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,

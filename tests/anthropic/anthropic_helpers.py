@@ -9,7 +9,7 @@ import httpx
 import msgspec
 
 from kyro import JudgeRequest, Message, RetryPolicy
-from kyro_anthropic import AnthropicBatchProvider
+from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 
 NOW = 1_800_000_000.0
 KEY = "sk-ant-MARKED-test-0000"
@@ -119,7 +119,7 @@ def fast_provider(
         api_key=KEY,
         base_url=base_url,
         client=client,
-        retry=retry or RetryPolicy(max_retries=2),
+        retry=retry or ANTHROPIC_RETRY,
         sleep=Waits(),
         **options,
     )

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from anthropic_helpers import KEY, Waits, item
 
-from kyro import BatchJudge, KyroError, RetryPolicy
-from kyro_anthropic import AnthropicBatchProvider
+from kyro import BatchJudge, KyroError
+from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator
 
 CONFIG = """\
@@ -68,7 +68,7 @@ def _options(emulator: Emulator, client: httpx.AsyncClient) -> dict[str, object]
         "api_key": KEY,
         "base_url": "http://emulator",
         "client": client,
-        "retry": RetryPolicy(max_retries=2),
+        "retry": ANTHROPIC_RETRY,
         "sleep": Waits(),
     }
 
