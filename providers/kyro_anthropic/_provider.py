@@ -61,8 +61,9 @@ from kyro_anthropic._http import (
     retry_wait,
     transport_error,
 )
-from kyro_anthropic._results import decode_line, iter_lines
+from kyro_anthropic._results import decode_line
 from kyro_anthropic._wire import BatchList, MessageBatch
+from kyro_openai import iter_download_lines
 
 __all__ = ["AnthropicBatchProvider", "batch_status"]
 
@@ -426,12 +427,11 @@ class AnthropicBatchProvider:
             )
 
         seen: set[str] = set()
-        async for raw in iter_lines(
+        async for raw in iter_download_lines(
             open_response,
             max_resumes=self._http.retry.max_retries,
             sleep=self._http.sleep,
-            action=action,
-            base_url=self.base_url,
+            give_up=lambda exc: transport_error(exc, action=action, base_url=self.base_url),
         ):
             line = decode_line(raw)
             if line is None or line.custom_id in seen:

@@ -1,9 +1,10 @@
 """Streaming a batch's results JSONL and turning every line into kyro's neutral outcome.
 
-The results are read in chunks and split on ``b"\\n"`` as they arrive, so memory stays flat in
-their size. A download dropped after some lines is fetched again and the lines already seen
-are skipped (results never change once a batch has ended), up to the retry policy's
-``max_retries`` resumptions.
+The results are read with the OpenAI provider's resumable download
+(:func:`kyro_openai.iter_download_lines`): in chunks, split on ``b"\\n"`` as they arrive, so
+memory stays flat in their size; a download dropped after some lines is fetched again and the
+lines already seen are skipped (results never change once a batch has ended), up to the retry
+policy's ``max_retries`` resumptions.
 
 Outcomes, line by line:
 
@@ -21,17 +22,13 @@ Outcomes, line by line:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import httpx
 import msgspec
 
 from kyro import ResultError, ResultLine, Usage
-from kyro_anthropic._http import Sleep, transport_error
 from kyro_anthropic._wire import ResultLine as WireLine
 from kyro_anthropic._wire import WireMessage, WireResult
 
-__all__ = ["RETRYABLE_ERROR_TYPES", "classify", "decode_line", "iter_lines", "reply_text"]
+__all__ = ["RETRYABLE_ERROR_TYPES", "classify", "decode_line", "reply_text"]
 
 RETRYABLE_ERROR_TYPES = frozenset(
     {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
@@ -122,48 +119,3 @@ def decode_line(raw: bytes) -> ResultLine | None:
             return None
         return classify(custom_id, None)
     return classify(line.custom_id, line.result)
-
-
-async def iter_lines(
-    open_response: Callable[[], Awaitable[httpx.Response]],
-    *,
-    max_resumes: int,
-    sleep: Sleep,
-    action: str,
-    base_url: str,
-) -> AsyncIterator[bytes]:
-    """Yield the non-empty lines of a streamed download, resuming after a dropped connection.
-
-    ``open_response`` sends the (already retried) GET and returns a streaming 2xx response.
-    """
-    done = 0
-    resumes = 0
-    while True:
-        response = await open_response()
-        skip = done
-        buffer = bytearray()
-        try:
-            async for chunk in response.aiter_bytes():
-                buffer += chunk
-                start = 0
-                while (end := buffer.find(b"\n", start)) != -1:
-                    line = bytes(buffer[start:end])
-                    start = end + 1
-                    if skip:
-                        skip -= 1
-                        continue
-                    done += 1
-                    if line.strip():
-                        yield line
-                del buffer[:start]
-        except httpx.TransportError as exc:
-            if resumes >= max_resumes:
-                raise transport_error(exc, action=action, base_url=base_url) from exc
-            resumes += 1
-            await sleep(min(0.5 * 2 ** (resumes - 1), 8.0))
-            continue
-        finally:
-            await response.aclose()
-        if buffer.strip() and not skip:
-            yield bytes(buffer)
-        return

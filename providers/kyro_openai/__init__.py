@@ -1,4 +1,9 @@
-"""kyro_openai."""
+"""kyro_openai: kyro's provider for the OpenAI Batch API (and Azure, and look-alikes).
+
+Besides the provider, its public face holds what other providers may reuse: the batch line
+format (``encode_request``, ``decode_output_line``, ``classify_output_line``) and the
+resumable line-by-line download (``iter_download_lines``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from kyro_openai._encode import OPENAI_LIMITS, encode_request
 from kyro_openai._provider import OpenAIBatchProvider
 from kyro_openai._results import classify as classify_output_line
 from kyro_openai._results import decode_line as decode_output_line
+from kyro_openai._results import iter_lines as iter_download_lines
 
 __all__ = [
     "OPENAI_LIMITS",
@@ -13,4 +19,5 @@ __all__ = [
     "classify_output_line",
     "decode_output_line",
     "encode_request",
+    "iter_download_lines",
 ]

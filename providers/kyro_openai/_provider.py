@@ -40,7 +40,14 @@ from kyro import (
     RetryPolicy,
 )
 from kyro_openai._encode import CHAT_COMPLETIONS_URL, OPENAI_LIMITS, encode_request
-from kyro_openai._http import Http, Secret, Sleep, decode_json, missing_key_error
+from kyro_openai._http import (
+    Http,
+    Secret,
+    Sleep,
+    decode_json,
+    missing_key_error,
+    transport_error,
+)
 from kyro_openai._results import classify, decode_line, iter_lines, missing_line
 from kyro_openai._status import batch_status
 from kyro_openai._submit import (
@@ -344,8 +351,7 @@ class OpenAIBatchProvider:
             open_response,
             max_resumes=self._http.retry.max_retries,
             sleep=self._http.sleep,
-            action=action,
-            base_url=self.base_url,
+            give_up=lambda exc: transport_error(exc, action=action, base_url=self.base_url),
         )
 
     async def aclose(self) -> None:

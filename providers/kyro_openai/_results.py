@@ -19,7 +19,7 @@ import httpx
 import msgspec
 
 from kyro import ResultError, ResultLine, Usage
-from kyro_openai._http import Sleep, transport_error
+from kyro_openai._http import Sleep
 from kyro_openai._wire import OutputLine, WireUsage
 
 __all__ = ["RETRYABLE_CODES", "classify", "decode_line", "iter_lines", "missing_line"]
@@ -133,12 +133,20 @@ async def iter_lines(
     *,
     max_resumes: int,
     sleep: Sleep,
-    action: str,
-    base_url: str,
+    give_up: Callable[[httpx.TransportError], Exception],
 ) -> AsyncIterator[bytes]:
-    """Yield a file's non-empty lines (without ``b"\\n"``), resuming after a dropped connection.
+    """Yield a download's non-empty lines (without ``b"\\n"``), resuming after a drop.
 
     ``open_response`` sends the (already retried) GET and returns a streaming 2xx response.
+    The content must not change between downloads (result files never do): lines already
+    yielded are skipped when the download starts again. After ``max_resumes`` drops,
+    ``give_up(error)`` is raised, chained to the transport error.
+
+    Example::
+
+        async for line in iter_lines(open_response, max_resumes=2, sleep=anyio.sleep,
+                                     give_up=lambda exc: KyroError(f"download failed: {exc}")):
+            ...
     """
     done = 0  # complete lines consumed so far, blank ones included
     resumes = 0
@@ -162,7 +170,7 @@ async def iter_lines(
                 del buffer[:start]
         except httpx.TransportError as exc:
             if resumes >= max_resumes:
-                raise transport_error(exc, action=action, base_url=base_url) from exc
+                raise give_up(exc) from exc
             resumes += 1
             await sleep(min(0.5 * 2 ** (resumes - 1), 8.0))
             continue
