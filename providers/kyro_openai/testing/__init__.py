@@ -47,7 +47,7 @@ from kyro_openai.testing._faults import (
 )
 from kyro_openai.testing._guard import DroppedConnection
 from kyro_openai.testing._responder import Responder, ScriptedResponder, default_responder
-from kyro_openai.testing._server import serve, serve_forever
+from kyro_openai.testing._server import Servable, serve, serve_forever
 
 __all__ = [
     "DropConnectionFault",
@@ -64,6 +64,7 @@ __all__ = [
     "LineFault",
     "Responder",
     "ScriptedResponder",
+    "Servable",
     "TokenLimitFault",
     "create_app",
     "default_responder",

@@ -1,5 +1,9 @@
 """Serving the emulator over real HTTP with uvicorn: in a background thread, or in the
-foreground for ``python3 -m kyro emulator``."""
+foreground for ``python3 -m kyro emulator``.
+
+Anything with an ASGI ``app`` can be served this way (the Message Batches emulator is too);
+``path`` is what the printed base URL ends with (``/v1`` here, as ``OPENAI_BASE_URL`` wants).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from kyro_openai.testing._emulator import Emulator
 from kyro_openai.testing._guard import DroppedConnection
 
-__all__ = ["base_url", "bind", "serve", "serve_forever"]
+__all__ = ["Servable", "base_url", "bind", "serve", "serve_forever"]
+
+
+class Servable(Protocol):
+    """What can be served: an object with an ASGI ``app``."""
+
+    @property
+    def app(self) -> ASGIApp:
+        """The ASGI application to serve."""
+        ...
 
 
 class _HideDrops(logging.Filter):
@@ -46,14 +61,14 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def base_url(sock: socket.socket) -> str:
+def base_url(sock: socket.socket, path: str = "/v1") -> str:
     """The API base URL (``http://host:port/v1``) of a bound socket."""
     host, port = sock.getsockname()[:2]
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}/v1"
+    return f"http://{host}:{port}{path}"
 
 
-def _server(emulator: Emulator, log_level: str) -> uvicorn.Server:
+def _server(emulator: Servable, log_level: str) -> uvicorn.Server:
     logging.getLogger("uvicorn.error").addFilter(_FILTER)
     config = uvicorn.Config(
         emulator.app, http="h11", lifespan="off", log_level=log_level, access_log=False
@@ -62,12 +77,13 @@ def _server(emulator: Emulator, log_level: str) -> uvicorn.Server:
 
 
 def serve_forever(
-    emulator: Emulator,
+    emulator: Servable,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
     on_bound: Callable[[str], object] = print,
     log_level: str = "warning",
+    path: str = "/v1",
 ) -> None:
     """Serve in this thread until SIGINT or SIGTERM; ``on_bound`` gets the base URL first.
 
@@ -82,7 +98,7 @@ def serve_forever(
         previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with bind(host, port) as sock:
-            on_bound(base_url(sock))
+            on_bound(base_url(sock, path))
             _server(emulator, log_level).run(sockets=[sock])
     except _Stopped:
         pass
@@ -101,12 +117,13 @@ def _stop(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def serve(
-    emulator: Emulator | None = None,
+    emulator: Servable | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
     log_level: str = "warning",
     startup_timeout: float = 10.0,
+    path: str = "/v1",
 ) -> Iterator[str]:
     """Serve an emulator on ``host:port`` in a background thread; yields the base URL.
 
@@ -128,7 +145,7 @@ def serve(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the kyro emulator did not start")
             time.sleep(0.005)  # waiting for another thread, never in async code
-        yield base_url(sock)
+        yield base_url(sock, path)
     finally:
         server.should_exit = True
         thread.join(startup_timeout)
