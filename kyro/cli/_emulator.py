@@ -11,6 +11,7 @@ is accepted. The emulators live in ``kyro_openai.testing`` and ``kyro_anthropic.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
 
@@ -108,10 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
         run(parser.parse_args(["emulator", "--port", "0"]))   # prints http://127.0.0.1:…/v1
     """
-    if args.provider == "anthropic":
-        return _run_anthropic(args)
+    anthropic = args.provider == "anthropic"
     try:
-        from kyro_openai.testing import Emulator, EmulatorConfig, Fault, serve_forever
+        testing = importlib.import_module(f"kyro_{args.provider}.testing")
     except ImportError as exc:
         print(
             f"error: the emulator needs the 'emulator' extra ({exc}); "
@@ -119,12 +119,44 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.BAD_INPUT
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--validating-seconds", args.validating_seconds),
+            ("--finalizing-seconds", args.finalizing_seconds),
+            ("--azure", args.azure),
+        )
+        if anthropic and given
+    ]
+    if unsupported:
+        print(
+            f"error: {', '.join(unsupported)} do not apply to --provider anthropic: Message "
+            "Batches go straight from in_progress to ended",
+            file=sys.stderr,
+        )
+        return ExitCode.BAD_INPUT
     try:
-        faults = [msgspec.json.decode(text, type=Fault) for text in args.fault]
+        faults = [msgspec.json.decode(text, type=testing.Fault) for text in args.fault]
     except msgspec.MsgspecError as exc:
         print(f"error: bad --fault: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
-    config = EmulatorConfig(
+    config = _anthropic_config(testing, args) if anthropic else _openai_config(testing, args)
+    with testing.Emulator(config, faults=faults) as emulator:
+        try:
+            testing.serve_forever(
+                emulator,
+                host=args.host,
+                port=args.port,
+                on_bound=lambda url: print(url, flush=True),
+            )
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+    return ExitCode.OK
+
+
+def _openai_config(testing: Any, args: argparse.Namespace) -> Any:
+    return testing.EmulatorConfig(
         validating_seconds=args.validating_seconds,
         in_progress_seconds=args.in_progress_seconds,
         finalizing_seconds=args.finalizing_seconds,
@@ -136,50 +168,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
     )
-    with Emulator(config, faults=faults) as emulator:
-        try:
-            serve_forever(
-                emulator,
-                host=args.host,
-                port=args.port,
-                on_bound=lambda url: print(url, flush=True),
-            )
-        except OSError as exc:
-            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return ExitCode.BAD_INPUT
-    return ExitCode.OK
 
 
-def _run_anthropic(args: argparse.Namespace) -> int:
-    """``--provider anthropic``: the Message Batches emulator."""
-    try:
-        from kyro_anthropic.testing import Emulator, EmulatorConfig, Fault, serve_forever
-    except ImportError as exc:
-        print(
-            f"error: the emulator needs the 'emulator' extra ({exc}); "
-            "install it with: pip install 'kyro[emulator]'",
-            file=sys.stderr,
-        )
-        return ExitCode.BAD_INPUT
-    unsupported = [
-        f"--{name.replace('_', '-')}"
-        for name in ("validating_seconds", "finalizing_seconds")
-        if getattr(args, name)
-    ] + (["--azure"] if args.azure else [])
-    if unsupported:
-        print(
-            f"error: {', '.join(unsupported)} do not apply to --provider anthropic: Message "
-            "Batches go straight from in_progress to ended",
-            file=sys.stderr,
-        )
-        return ExitCode.BAD_INPUT
-    try:
-        faults = [msgspec.json.decode(text, type=Fault) for text in args.fault]
-    except msgspec.MsgspecError as exc:
-        print(f"error: bad --fault: {exc}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
-    defaults = EmulatorConfig()
-    config = EmulatorConfig(
+def _anthropic_config(testing: Any, args: argparse.Namespace) -> Any:
+    defaults = testing.EmulatorConfig()
+    return testing.EmulatorConfig(
         in_progress_seconds=args.in_progress_seconds,
         canceling_seconds=args.cancelling_seconds,
         max_requests=defaults.max_requests if args.max_requests is None else args.max_requests,
@@ -190,15 +183,3 @@ def _run_anthropic(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
     )
-    with Emulator(config, faults=faults) as emulator:
-        try:
-            serve_forever(
-                emulator,
-                host=args.host,
-                port=args.port,
-                on_bound=lambda url: print(url, flush=True),
-            )
-        except OSError as exc:
-            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return ExitCode.BAD_INPUT
-    return ExitCode.OK
