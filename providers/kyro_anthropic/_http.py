@@ -8,14 +8,15 @@ server says ``x-should-retry: true|false``. The wait is the server's ``retry-aft
 ignored (not obeyed, not fatal) and the wait is exponential backoff from 0.5 s doubling to at
 most 8 s, less up to 25 % of jitter.
 
-The key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only in the
-``x-api-key`` header (httpx logs URLs and status lines, never header values), and is scrubbed
-from any server text copied into a :class:`kyro.ProviderError`.
+The HTTP plumbing (one client, fresh request per attempt, debug logs of status lines and request
+ids, never headers) is kyro_openai's :class:`~kyro_openai.HttpClient`, with Anthropic's error
+words. The key lives in a :class:`~kyro_openai.Secret` whose repr and str are masked, goes on
+the wire only in the ``x-api-key`` header, and is scrubbed from any server text copied into a
+:class:`kyro.ProviderError`.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,8 +24,9 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro import KyroError, ProviderError, RetryPolicy, retry_after_seconds, send_with_retries
+from kyro import KyroError, ProviderError, RetryPolicy, retry_after_seconds
 from kyro_anthropic._wire import ErrorEnvelope
+from kyro_openai import HttpClient, Secret
 
 __all__ = [
     "ANTHROPIC_RETRY",
@@ -45,33 +47,7 @@ API_VERSION = "2023-06-01"
 MAX_RETRY_AFTER = 60.0
 """The longest ``retry-after`` obeyed, in seconds (the SDK's rule)."""
 
-logger = logging.getLogger("kyro_anthropic")
-
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or f-string.
-
-    Example::
-
-        key = Secret("sk-ant-...")
-        repr(key)        # '<secret>'
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one header that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 ANTHROPIC_RETRY = RetryPolicy(max_retry_after=MAX_RETRY_AFTER, long_retry_after="backoff")
@@ -130,44 +106,10 @@ def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderEr
     )
 
 
-class Http:
-    """One client, its headers and its retry policy: the provider's only way to the network."""
+class Http(HttpClient):
+    """kyro_openai's HTTP plumbing with Anthropic's request id header and error words."""
 
-    def __init__(
-        self,
-        *,
-        client: httpx.AsyncClient,
-        base_url: str,
-        headers: Callable[[], dict[str, str]],
-        retry: RetryPolicy,
-        sleep: Sleep,
-        secret: Secret | None,
-    ) -> None:
-        self.client = client
-        self.base_url = base_url
-        self._headers = headers
-        self.retry = retry
-        self.sleep = sleep
-        self._secret = secret
-
-    def build(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
-        """A request to ``url`` (a path under the base URL, or absolute) with the auth headers."""
-        headers = {**self._headers(), **kwargs.pop("headers", {})}
-        if url.startswith("/"):
-            url = self.base_url + url
-        return self.client.build_request(method, url, headers=headers, **kwargs)
-
-    async def send_once(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send one attempt and log its status line and request id (never headers)."""
-        response = await self.client.send(request, stream=stream)
-        logger.debug(
-            "%s %s -> %s (request-id %s)",
-            request.method,
-            request.url.path,
-            response.status_code,
-            response.headers.get("request-id"),
-        )
-        return response
+    request_id_header = "request-id"
 
     def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
         """The ProviderError for an error response left after retries, saying what to do."""
@@ -181,7 +123,7 @@ class Http:
             hint = _HINTS[status]
         elif code == "billing_error":
             hint = (
-                "the account cannot be billed: check its plan and credits; retrying will not help"
+                "the account cannot be billed: check its plan and credits (retrying will not help)"
             )
         elif status >= 500:
             hint = "the service kept failing after retries: try again later"
@@ -192,46 +134,13 @@ class Http:
             f"{action} failed, {hint}{detail}",
             status_code=status,
             code=code,
-            request_id=response.headers.get("request-id"),
+            request_id=response.headers.get(self.request_id_header),
             provider="anthropic",
         )
 
-    async def call(
-        self,
-        make: Callable[[], httpx.Request],
-        *,
-        action: str,
-        hint_404: str = "not found: check the id and base_url",
-        stream: bool = False,
-    ) -> httpx.Response:
-        """Send with retries; return a 2xx response or raise ProviderError.
-
-        ``make`` builds a fresh request per attempt. With ``stream=True`` the caller must close
-        the returned response.
-        """
-
-        async def send() -> httpx.Response:
-            return await self.send_once(make(), stream=stream)
-
-        return await self.call_send(send, action=action, hint_404=hint_404)
-
-    async def call_send(
-        self,
-        send: Callable[[], Awaitable[httpx.Response]],
-        *,
-        action: str,
-        hint_404: str = "not found: check the id and base_url",
-    ) -> httpx.Response:
-        """Like :meth:`call`, for a caller that sends each attempt itself."""
-        try:
-            response = await send_with_retries(send, policy=self.retry, sleep=self.sleep)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, action=action, base_url=self.base_url) from exc
-        if response.is_success:
-            return response
-        await response.aread()
-        await response.aclose()
-        raise self.fail(response, action=action, hint_404=hint_404)
+    def unreachable(self, exc: Exception, *, action: str) -> ProviderError:
+        """The ProviderError for a timeout or connection failure left after retries."""
+        return transport_error(exc, action=action, base_url=self.base_url)
 
 
 def decode_json(response: httpx.Response, kind: type[Any], action: str) -> Any:

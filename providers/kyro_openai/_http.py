@@ -136,7 +136,14 @@ def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderEr
 
 
 class Http:
-    """One client, its headers and its retry policy: the provider's only way to the network."""
+    """One client, its headers and its retry policy: the provider's only way to the network.
+
+    Another HTTP provider may reuse it (``kyro_openai.HttpClient``): override :meth:`fail`
+    and :meth:`unreachable` for its own error words, and :attr:`request_id_header`.
+    """
+
+    request_id_header = "x-request-id"
+    """The response header that carries the server's request id (logged, and kept on errors)."""
 
     def __init__(
         self,
@@ -147,7 +154,7 @@ class Http:
         retry: RetryPolicy,
         sleep: Sleep,
         secret: Secret | None,
-        azure: bool,
+        azure: bool = False,
     ) -> None:
         self.client = client
         self.base_url = base_url
@@ -158,8 +165,8 @@ class Http:
         self._azure = azure
 
     def url(self, path: str) -> str:
-        """The absolute URL of an API path such as ``/batches``."""
-        return self.base_url + path
+        """The absolute URL of an API path such as ``/batches`` (an absolute URL stays as is)."""
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
 
     def build(self, method: str, path: str, **kwargs: Any) -> httpx.Request:
         """A request to ``path`` carrying the auth and routing headers."""
@@ -170,11 +177,12 @@ class Http:
         """Send one attempt and log its status line and request id (never headers)."""
         response = await self.client.send(request, stream=stream)
         logger.debug(
-            "%s %s -> %s (x-request-id %s)",
+            "%s %s -> %s (%s %s)",
             request.method,
             request.url.path,
             response.status_code,
-            response.headers.get("x-request-id"),
+            self.request_id_header,
+            response.headers.get(self.request_id_header),
         )
         return response
 
@@ -183,6 +191,10 @@ class Http:
         return error_from_response(
             response, action=action, hint_404=hint_404, secret=self._secret, azure=self._azure
         )
+
+    def unreachable(self, exc: Exception, *, action: str) -> ProviderError:
+        """The ProviderError for a timeout or connection failure left after retries."""
+        return transport_error(exc, action=action, base_url=self.base_url)
 
     async def call(
         self,
@@ -214,7 +226,7 @@ class Http:
         try:
             response = await send_with_retries(send, policy=self.retry, sleep=self.sleep)
         except httpx.TransportError as exc:
-            raise transport_error(exc, action=action, base_url=self.base_url) from exc
+            raise self.unreachable(exc, action=action) from exc
         if response.is_success:
             return response
         await response.aread()
