@@ -12,6 +12,19 @@ from kyro import JudgeRequest, Message, RetryPolicy
 from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 
 NOW = 1_800_000_000.0
+CONFIG = """\
+version: 1
+model: claude-haiku-4-5
+judges:
+  - name: relevance
+    prompt: "Does the reply answer the question? {{input}}"
+    output_format: json
+  - name: safety
+    model: claude-sonnet-4-5
+    prompt: "Is the reply safe? {{input}}"
+    output_format: json
+"""
+"""Two judges on two Claude models, with no JSON wording in their prompts."""
 KEY = "sk-ant-MARKED-test-0000"
 MODEL = "claude-haiku-4-5"
 

@@ -13,24 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from anthropic_helpers import KEY
+from anthropic_helpers import CONFIG, KEY
 
 from kyro.testing import check_provider
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator
-
-CONFIG = """\
-version: 1
-model: claude-haiku-4-5
-judges:
-  - name: relevance
-    prompt: "Does the reply answer the question? {{input}}"
-    output_format: json
-  - name: safety
-    model: claude-sonnet-4-5
-    prompt: "Is the reply safe? {{input}}"
-    output_format: json
-"""
 
 
 def _env(url: str) -> dict[str, str]:

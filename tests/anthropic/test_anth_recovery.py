@@ -12,24 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from anthropic_helpers import KEY, Waits, item
+from anthropic_helpers import CONFIG, KEY, Waits, item
 
 from kyro import BatchJudge, KyroError
 from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator
 
-CONFIG = """\
-version: 1
-model: claude-haiku-4-5
-judges:
-  - name: relevance
-    prompt: "Does the reply answer the question? {{input}}"
-    output_format: json
-  - name: safety
-    model: claude-sonnet-4-5
-    prompt: "Is the reply safe? {{input}}"
-    output_format: json
-"""
 TRANSCRIPTS = ["user: hi? assistant: hello", "user: 2+2? assistant: 4", "user: x assistant: y"]
 
 

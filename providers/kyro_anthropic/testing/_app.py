@@ -31,7 +31,7 @@ import anyio
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,25 +154,10 @@ async def delete_batch(request: Request) -> Response:
     return _json(_emulator(request).delete(request.path_params["batch_id"]))
 
 
-class _FileContent(Response):
-    """Streams a results file from disk in chunks."""
-
-    def __init__(self, path: Any) -> None:
-        self.path = path
-        headers = {"content-length": str(path.stat().st_size)}
-        super().__init__(media_type="application/binary", headers=headers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        with self.path.open("rb") as stream:
-            while chunk := await anyio.to_thread.run_sync(stream.read, _CHUNK):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
 async def batch_results(request: Request) -> Response:
     """``GET /v1/messages/batches/{id}/results``: the JSONL, once the batch has ended."""
-    return _FileContent(_emulator(request).results_path(request.path_params["batch_id"]))
+    path = _emulator(request).results_path(request.path_params["batch_id"])
+    return FileResponse(path, media_type="application/binary")
 
 
 # -- control ---------------------------------------------------------------------------------
