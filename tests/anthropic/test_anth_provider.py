@@ -55,6 +55,12 @@ async def test_every_call_sends_the_key_and_version_headers(
         assert request.headers["x-api-key"] == KEY
         assert request.headers["anthropic-version"] == "2023-06-01"
         assert "authorization" not in request.headers
+        if request.url.path.endswith("/results"):
+            assert request.headers["accept"] == "application/binary"
+        if request.method == "GET" and request.url.path == "/v1/messages/batches":
+            assert 1 <= int(request.url.params["limit"]) <= 1000
+        if request.method != "POST" or request.url.path.endswith("/cancel"):
+            assert recorder.bodies[recorder.requests.index(request)] == b""
 
 
 async def test_the_create_body_is_the_shard_s_lines_in_a_requests_array(
