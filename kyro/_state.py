@@ -273,7 +273,7 @@ def _read(path: Path, decoder: msgspec.json.Decoder[_T], what: str) -> _T | None
         ) from exc
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BatchValidationError(
             f"the {what} is corrupted or truncated ({exc}); the file was left untouched. "
             "Restore it from a backup if you have one; otherwise delete it to forget the job "

@@ -283,6 +283,10 @@ def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, An
     except msgspec.DecodeError as exc:
         fix = "fix the line or remove it" if line else "fix the file"
         raise BatchValidationError(f"invalid JSON ({exc}); {fix}", path=shown, line=line) from exc
+    except RecursionError as exc:
+        raise BatchValidationError(
+            "the JSON is nested too deeply to be a transcript; flatten it", path=shown, line=line
+        ) from exc
     if isinstance(value, dict | str):
         return value
     kind = "a list" if isinstance(value, list) else f"a JSON {type(value).__name__}"

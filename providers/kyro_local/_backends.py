@@ -42,7 +42,7 @@ def _json_body(content: bytes) -> msgspec.Raw | None:
     """``content`` as raw JSON safe to embed in one JSONL line, or None if it is not JSON."""
     try:
         raw = msgspec.json.decode(content, type=msgspec.Raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep is as unusable as not JSON
         return None
     if b"\n" in content or b"\r" in content:  # pretty-printed: compact it to one line
         return msgspec.Raw(msgspec.json.encode(msgspec.json.decode(content)))
