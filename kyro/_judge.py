@@ -32,6 +32,7 @@ from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
+from kyro._limits import check_runs
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
 from kyro._provider import BatchProvider
@@ -135,8 +136,13 @@ class BatchJudge:
                 path=self.config_path,
             )
         run_variables = validate_variables(variables)
-        if runs < 1:
-            raise BatchValidationError(f"runs must be at least 1, not {runs}")
+        check_runs(runs)
+        if self.vote.min_valid_votes > runs:
+            raise BatchValidationError(
+                f"min_valid_votes is {self.vote.min_valid_votes} but each judge gets only "
+                f"{runs} run(s), so no verdict could ever pass; lower min_valid_votes or raise "
+                "runs. Nothing was submitted"
+            )
         async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
             self.store.sweep_temp()
             state = self.store.load()

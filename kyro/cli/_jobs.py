@@ -19,6 +19,7 @@ from kyro._judge import BatchJudge
 from kyro._progress import progress_of
 from kyro._results import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
+from kyro.cli._argtypes import interval_seconds
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import (
     add_fallback_options,
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--job", help="the job id (default: the config's pending job)")
     check.add_argument("--wait", action="store_true", help="poll until the job is done")
     check.add_argument(
-        "--interval", type=float, default=30.0, help="seconds between polls with --wait"
+        "--interval", type=interval_seconds, default=30.0, help="seconds between polls with --wait"
     )
     add_output_options(check)
     add_vote_options(check)

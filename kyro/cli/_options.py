@@ -11,9 +11,11 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError
 from kyro._judge import BatchJudge
+from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts import VoteSettings
+from kyro.cli._argtypes import run_count, vote_count
 from kyro.cli._plan import parse_variables
 
 __all__ = [
@@ -51,7 +53,12 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """``--runs`` and ``--var``, as ``plan`` has them."""
-    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--runs",
+        type=run_count,
+        default=1,
+        help=f"runs per transcript × judge (1 to {MAX_RUNS}, default 1)",
+    )
     parser.add_argument(
         "--var",
         action="append",
@@ -64,7 +71,10 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 def add_vote_options(parser: argparse.ArgumentParser) -> None:
     """``--min-valid-votes``, ``--tie`` and ``--max-resubmits`` (recorded with the job)."""
     parser.add_argument(
-        "--min-valid-votes", type=int, default=1, help="valid runs a judge needs (default 1)"
+        "--min-valid-votes",
+        type=vote_count,
+        default=1,
+        help="valid runs a judge needs (default 1; at most --runs)",
     )
     parser.add_argument(
         "--tie",

@@ -20,6 +20,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
+from kyro.cli._argtypes import run_count
 from kyro.cli._exit import ExitCode
 
 __all__ = ["parse_variables", "register"]
@@ -46,7 +47,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="files, folders, .jsonl datasets"
     )
-    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--runs", type=run_count, default=1, help="runs per transcript × judge (1 to 100)"
+    )
     parser.add_argument(
         "--var",
         action="append",
