@@ -13,14 +13,14 @@ __all__ = ["interval_seconds", "run_count", "vote_count"]
 
 
 def interval_seconds(text: str) -> float:
-    """An ``--interval``: a finite number of seconds above 0 and at most a day."""
+    """An ``--interval``: a number of seconds from 0 to 86400 (a day); never negative or NaN."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (0 < value <= 86_400):
+    if not (0 <= value <= 86_400):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds above 0 and at most 86400 (a day)"
+            f"{text!r} is not a number of seconds from 0 to 86400 (a day)"
         )
     return value
 

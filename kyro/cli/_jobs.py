@@ -31,7 +31,14 @@ from kyro.cli._options import (
     make_provider,
     parse_variables,
 )
-from kyro.cli._report import console, export_csv, export_jsonl, print_progress, print_summary
+from kyro.cli._report import (
+    check_export_path,
+    console,
+    export_csv,
+    export_jsonl,
+    print_progress,
+    print_summary,
+)
 
 __all__ = [
     "add_output_options",
@@ -112,9 +119,18 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
-    """The command's BatchJudge, its provider wrapped to report progress on a terminal."""
+    """The command's BatchJudge, its provider wrapped to report progress on a terminal.
+
+    The export targets (``--output``, ``--csv``) are checked first, so a bad one is refused
+    before the job is submitted or collected.
+    """
     activity = Activity(console(), enabled=not args.quiet)
-    return make_judge(args, ProgressProvider(make_provider(args), activity)), activity
+    judge = make_judge(args, ProgressProvider(make_provider(args), activity))
+    for option in ("output", "csv"):
+        target = getattr(args, option, None)
+        if target:
+            check_export_path(Path(target), f"--{option}", judge.store.state_dir)
+    return judge, activity
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._judge import BatchJudge
 from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
+from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts import VoteSettings
 from kyro.cli._argtypes import run_count, vote_count
@@ -94,6 +95,11 @@ def configure_logging(verbose: int) -> None:
     """Log kyro's warnings always, info with -v, debug (kyro and httpx) with -vv."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="kyro: %(levelname)s: %(message)s", stream=sys.stderr)
+    # Every record kyro's handlers emit — httpx's and httpcore's too — is masked for
+    # credentials (a key in --base-url, raw Authorization headers at -vv).
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     if verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
