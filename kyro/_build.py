@@ -7,6 +7,7 @@ are deleted and one :class:`BatchValidationError` lists them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -92,7 +93,9 @@ def build_shards(
     except BaseException:
         builder.discard()
         if index is not None:
-            index.close()
+            # A full disk fails the index's flush too: the first error is the one to report.
+            with contextlib.suppress(OSError):
+                index.close()
             index.path.unlink(missing_ok=True)
         raise
     by_judge = {judge.name: count * runs for judge in config.judges}

@@ -461,7 +461,8 @@ class BatchJudge:
         """Write the next resubmission file of ``shard`` holding ``retry`` ids, or None."""
         number = shard.attempts[-1].attempt + 1
         out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
-        written = filter_shard(self.store.shard_of(shard), retry, out)
+        with self.store.writing(self.store.shards_dir):
+            written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
 
 

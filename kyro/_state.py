@@ -246,8 +246,18 @@ class StateStore:
 
     def _unwritable(self, folder: Path, exc: OSError) -> BatchValidationError:
         reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = "free some space on that disk"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and exc.filename:
+            # Not a write problem: a file of the job was deleted (a shards folder removed
+            # by hand). Say so, with the way out.
+            return BatchValidationError(
+                f"a file this job needs is gone from its state folder ({reason}); restore the "
+                "folder from a backup. Otherwise stop the job's batches (python3 -m kyro "
+                f"cancel), delete {self.state_path} to forget the job, and submit again. The "
+                "state file was left untouched",
+                path=Path(exc.filename).absolute(),
+            )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            fix = "free some space on that disk (or raise the file size limit)"
         else:
             fix = "make the folder writable"
         return BatchValidationError(

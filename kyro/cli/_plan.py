@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     limits = _limits(base_limits, args)
     config = load_config(args.config)
     transcripts = iter_transcripts(args.transcripts)
-    with _progress(sys.stdout.isatty()) as advance:
+    with _progress(sys.stdout.isatty()) as advance, _writing(args.write):
         summary = build_shards(
             config,
             transcripts,
@@ -134,6 +134,21 @@ def run(args: argparse.Namespace) -> int:
     for line in format_plan(config, summary, args.runs, limits, args.provider, args.write):
         print(line)
     return ExitCode.OK
+
+
+@contextmanager
+def _writing(folder: str | None) -> Iterator[None]:
+    """A write failure under ``--write DIR`` (a full disk, a read-only folder) names DIR."""
+    try:
+        yield
+    except OSError as exc:
+        if folder is None:
+            raise
+        raise BatchValidationError(
+            f"cannot write the plan here ({exc.strerror or exc}); free some space, make the "
+            "folder writable or choose another --write folder",
+            path=folder,
+        ) from exc
 
 
 def format_plan(
