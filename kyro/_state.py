@@ -43,6 +43,7 @@ from kyro._jobstate import (
     SubmissionState,
 )
 from kyro._results import BatchRunResult, Evaluations
+from kyro._statecheck import check_state
 
 __all__ = [
     "STATE_FORMAT",
@@ -148,7 +149,8 @@ class StateStore:
         return self.sidecar / relative
 
     def load(self) -> JobState | None:
-        """The pending job, or None. A damaged file raises and is left exactly as it is."""
+        """The pending job, or None. A damaged or inconsistent file raises and is left exactly
+        as it is (see :mod:`kyro._statecheck`)."""
         state = _read(self.state_path, _decoder, "job state")
         if state is not None and state.format != STATE_FORMAT:
             raise BatchValidationError(
@@ -157,6 +159,8 @@ class StateStore:
                 "untouched",
                 path=self.state_path,
             )
+        if state is not None:
+            check_state(state, self.sidecar, self.state_path)
         return state
 
     def save(self, state: JobState) -> None:
@@ -246,7 +250,7 @@ class StateStore:
 
     def _unwritable(self, folder: Path, exc: OSError) -> BatchValidationError:
         reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and exc.filename:
+        if exc.errno == errno.ENOENT and exc.filename:
             # Not a write problem: a file of the job was deleted (a shards folder removed
             # by hand). Say so, with the way out.
             return BatchValidationError(
