@@ -5,13 +5,15 @@
   levels deep, a reply larger than kyro parses, binary noise) for the first transcript and
   verdicts for the rest. Guarantee: the job completes; every hostile run is an errored run
   keeping (a prefix of) its text; every other run has its verdict, once.
-* :func:`bad_input_scenario` — ``python -m kyro submit`` given one kind of bad input.
-  Guarantee: exit 2, a one-line message naming the cause, no traceback, no batch created.
+* :func:`bad_input_scenario` — ``python -m kyro submit`` given one kind of bad input
+  (:data:`BAD_INPUTS`). Guarantee: exit 2, a short message naming the cause, no traceback,
+  no state written, no batch created.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from _scenarios import (
     batches_by_config,
     check_until_done,
     duplicate_batches,
+    run_kyro,
     run_verdicts,
     served,
 )
@@ -31,7 +34,7 @@ from kyro import BatchJobError, BatchRunResult
 from kyro._verdicts import MAX_REPLY_CHARS, RAW_KEEP_CHARS
 from kyro_openai.testing._responder import prompt_text
 
-__all__ = ["HOSTILE_REPLIES", "hostile_reply_scenario"]
+__all__ = ["BAD_INPUTS", "HOSTILE_REPLIES", "bad_input_scenario", "hostile_reply_scenario"]
 
 HOSTILE_REPLIES: dict[str, str] = {
     "deep": '{"verdict": ' * 1_000 + '"SUCCESS"' + "}" * 1_000,
@@ -93,4 +96,91 @@ def hostile_reply_scenario(folder: Path, kind: str) -> Outcome:
         duplicate_batches=dupes,
         lost_verdicts=lost,
         detail=f"{errored} errored runs, {kept} keeping their text",
+    )
+
+
+def _deep_transcript(job: Job) -> list[str]:
+    (job.data / "t000.txt").unlink()
+    (job.data / "deep.json").write_text('{"a": ' * 3_000 + "1" + "}" * 3_000, encoding="utf-8")
+    return []
+
+
+def _fifo_transcript(job: Job) -> list[str]:
+    os.mkfifo(job.data / "fifo.json")
+    return [str(job.data / "fifo.json")]
+
+
+def _zero_transcript(job: Job) -> list[str]:
+    (job.data / "zero.txt").symlink_to("/dev/zero")
+    return [str(job.data / "zero.txt")]
+
+
+def _zero_prompt(job: Job) -> list[str]:
+    text = job.config.read_text(encoding="utf-8")
+    start = text.index("    prompt: |\n      Is the reply safe?")
+    end = text.index("    output_format: json", start)
+    job.config.write_text(text[:start] + "    prompt_file: /dev/zero\n" + text[end:])
+    return []
+
+
+def _nan_param(job: Job) -> list[str]:
+    text = job.config.read_text(encoding="utf-8")
+    job.config.write_text(text + "    params:\n      temperature: .nan\n", encoding="utf-8")
+    return []
+
+
+def _non_utf8_name(job: Job) -> list[str]:
+    os.rename(job.data / "t000.txt", os.fsencode(job.data) + b"/\xff.txt")
+    return []
+
+
+def _absurd_runs(job: Job) -> list[str]:
+    return ["--runs", "1000000000"]
+
+
+def _votes_above_runs(job: Job) -> list[str]:
+    return ["--min-valid-votes", str(job.runs + 1)]
+
+
+_BAD: dict[str, Any] = {
+    "deep transcript": _deep_transcript,
+    "FIFO transcript": _fifo_transcript,
+    "transcript -> /dev/zero": _zero_transcript,
+    "prompt_file /dev/zero": _zero_prompt,
+    "NaN param": _nan_param,
+    "non-UTF-8 file name": _non_utf8_name,
+    "--runs 1000000000": _absurd_runs,
+    "--min-valid-votes > runs": _votes_above_runs,
+}
+BAD_INPUTS = tuple(_BAD)
+"""The kinds of bad input :func:`bad_input_scenario` knows."""
+
+
+def bad_input_scenario(emulator_url: str, folder: Path, kind: str) -> Outcome:
+    """``submit`` given the bad input ``kind``: exit 2, one clear message, no batch created.
+
+    ``lost_verdicts`` is 0 here by construction (nothing is submitted); a batch created
+    anyway counts as a duplicate, and anything but a clean exit 2 as not recovered.
+    """
+    job = Job(folder, f"bad-{kind}-{folder.name}")
+    args = job.submit_args()
+    extra = _BAD[kind](job)
+    if extra and extra[0].startswith(os.sep):  # a transcript path given instead of the folder
+        args[2], extra = extra[0], extra[1:]
+    args += extra  # options given last win over submit_args' own
+    proc = run_kyro(args, url=emulator_url, timeout=60)
+    batches = batches_by_config(emulator_url, job.config_hash())
+    state = job.state_dir / f"{job.stem}.batch-state.json"
+    clean = (
+        proc.returncode == 2
+        and "Traceback" not in proc.stderr
+        and len(proc.stderr.strip().splitlines()) <= 2
+        and not state.exists()
+    )
+    return Outcome(
+        f"bad input: {kind}",
+        recovered=clean,
+        duplicate_batches=len(batches),
+        lost_verdicts=0,
+        detail=f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}",
     )

@@ -197,6 +197,11 @@ def _expand(item: Any) -> _Pairs:
 
 
 def _path(path: Path, shown: str) -> _Pairs:
+    if printable(shown) != shown:  # its name could never be written into the index or results
+        raise BatchValidationError(
+            "transcript file name is not UTF-8 (undecodable bytes shown as \\xNN); rename it",
+            path=printable(shown),
+        )
     if path.is_dir():
         yield from _directory(path, shown)
         return

@@ -16,7 +16,7 @@ from kyro._provider import BatchProvider
 from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts import VoteSettings
-from kyro.cli._argtypes import run_count, vote_count
+from kyro.cli._argtypes import interval_seconds, run_count, vote_count
 from kyro.cli._plan import parse_variables
 
 __all__ = [
@@ -45,6 +45,14 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
     )
     parser.add_argument(
         "--state-dir", help="where the job's state lives (default: .kyro/ beside the config)"
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=interval_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another kyro process working on the same job before "
+        "exiting 75, busy (default 60)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     parser.add_argument(
@@ -100,8 +108,7 @@ def configure_logging(verbose: int) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
-    if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.NOTSET)
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:
@@ -189,4 +196,5 @@ def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) 
         vote=settings,
         max_resubmits=max_resubmits,
         fallback=make_fallback(args),
+        lock_timeout=getattr(args, "lock_timeout", 60.0),
     )
