@@ -6,7 +6,7 @@
   verdicts for the rest. Guarantee: the job completes; every hostile run is an errored run
   keeping (a prefix of) its text; every other run has its verdict, once.
 * :func:`bad_input_scenario` — ``python -m kyro submit`` given one kind of bad input
-  (:data:`BAD_INPUTS`). Guarantee: exit 2, a short message naming the cause, no traceback,
+  (:data:`BAD_INPUTS`). Guarantee: exit 2, a message naming the cause, no traceback,
   no state written, no batch created.
 """
 
@@ -171,10 +171,11 @@ def bad_input_scenario(emulator_url: str, folder: Path, kind: str) -> Outcome:
     proc = run_kyro(args, url=emulator_url, timeout=60)
     batches = batches_by_config(emulator_url, job.config_hash())
     state = job.state_dir / f"{job.stem}.batch-state.json"
+    message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
     clean = (
         proc.returncode == 2
         and "Traceback" not in proc.stderr
-        and len(proc.stderr.strip().splitlines()) <= 2
+        and ("error" in message or ": " in message)  # `file: why` or argparse's `error: …`
         and not state.exists()
     )
     return Outcome(

@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _hostile import HOSTILE_REPLIES, hostile_reply_scenario
+from _hostile import BAD_INPUTS, HOSTILE_REPLIES, bad_input_scenario, hostile_reply_scenario
 from _scenarios import (
     EmulatorProcess,
     Job,
@@ -390,6 +390,16 @@ def test_unreadable_transcript_folder_is_named(tmp_path: Path) -> None:
         folder.chmod(0o700)
     assert caught.value.path == str(folder)
     assert "cannot be read" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_bad_input_through_the_cli_is_refused_cleanly(
+    emulator_process: EmulatorProcess, tmp_path: Path, kind: str
+) -> None:
+    """Each kind of bad input given to ``submit``: exit 2, a short message, no state, no batch."""
+    outcome = bad_input_scenario(emulator_process.url, tmp_path / "job", kind)
+    assert outcome.recovered, outcome
+    assert outcome.duplicate_batches == 0, outcome
 
 
 # -- 3. bounded reads ------------------------------------------------------------------------
