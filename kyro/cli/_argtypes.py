@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 
+import httpx
+
 from kyro._exceptions import BatchValidationError
 from kyro._limits import MAX_RUNS, check_runs
+from kyro._redact import redact
 
-__all__ = ["interval_seconds", "run_count", "vote_count"]
+__all__ = ["check_base_url", "interval_seconds", "run_count", "vote_count"]
 
 
 def interval_seconds(text: str) -> float:
@@ -38,3 +41,27 @@ def run_count(text: str) -> int:
 def vote_count(text: str) -> int:
     """A ``--min-valid-votes``: a whole number from 1 to :data:`kyro._limits.MAX_RUNS`."""
     return run_count(text)
+
+
+def check_base_url(url: str, option: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port; else a clear error.
+
+    A malformed URL is bad input (exit 2), not a network failure to retry.
+    """
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed, port = None, None
+    valid = (
+        parsed is not None
+        and parsed.scheme in ("http", "https")
+        and bool(parsed.host)
+        and (port is None or 0 < port < 65_536)
+    )
+    if not valid:
+        raise BatchValidationError(
+            f"{option} {redact(url)!r} is not an http(s) URL with a host and a port from 1 to "
+            "65535; write it like http://127.0.0.1:8000/v1"
+        )
+    return url

@@ -16,7 +16,7 @@ from kyro._provider import BatchProvider
 from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts import VoteSettings
-from kyro.cli._argtypes import interval_seconds, run_count, vote_count
+from kyro.cli._argtypes import check_base_url, interval_seconds, run_count, vote_count
 from kyro.cli._plan import parse_variables
 
 __all__ = [
@@ -135,7 +135,11 @@ def _provider_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_provider(args: argparse.Namespace) -> BatchProvider:
-    """The provider the command's options name."""
+    """The provider the command's options name (its base URL checked first)."""
+    if args.base_url:
+        check_base_url(args.base_url, "--base-url")
+    elif os.environ.get("OPENAI_BASE_URL"):
+        check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
     return get_provider(args.provider, **_provider_options(args.provider, args))
 
 
@@ -165,6 +169,7 @@ def make_fallback(args: argparse.Namespace) -> BatchProvider | None:
     url = getattr(args, "fallback_base_url", None)
     if not url:
         return None
+    check_base_url(url, "--fallback-base-url")
     if args.fallback_concurrency < 1:
         raise BatchValidationError(
             f"--fallback-concurrency must be at least 1, got {args.fallback_concurrency}"

@@ -376,6 +376,22 @@ def test_variable_and_file_name_that_are_not_utf8_exit_2(
     assert "variable 'product' holds bytes that are not UTF-8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "url", ["not a url", "http://[::1", "ftp://host/v1", "http://127.0.0.1:99999/v1"]
+)
+def test_a_malformed_base_url_is_bad_input_not_a_network_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A base URL that cannot be one exits 2 naming the option, before any state is written."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config, transcript = _files(tmp_path)
+    assert main(["submit", str(config), str(transcript), "--base-url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --base-url ")
+    assert "check the network" not in err
+    assert not (tmp_path / ".kyro" / "judges.batch-state.json").exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
 def test_unreadable_transcript_folder_is_named(tmp_path: Path) -> None:
     """A transcripts folder without read permission is a clear error naming it."""
