@@ -262,6 +262,9 @@ class StateStore:
             )
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             fix = "free some space on that disk (or raise the file size limit)"
+        elif exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            reason = "a file stands where a folder should be"
+            fix = "move that file away"
         else:
             fix = "make the folder writable"
         return BatchValidationError(

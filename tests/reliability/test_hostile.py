@@ -754,3 +754,15 @@ async def test_a_deleted_shards_folder_is_named_as_gone(tmp_path: Path) -> None:
     state = judge.store.load()  # the job is kept, its progress saved
     assert state is not None
     assert state.job_id == job_id
+
+
+def test_a_file_where_the_state_folder_should_be_is_named_as_such(tmp_path: Path) -> None:
+    """--state-dir naming a regular file says a file stands there, not "make it writable"."""
+    blocker = tmp_path / "state"
+    blocker.write_text("mine", encoding="utf-8")
+    config, _ = _files(tmp_path)
+    with pytest.raises(BatchValidationError) as caught:
+        StateStore(config, blocker).ensure_dirs()
+    assert "a file stands where a folder should be" in str(caught.value)
+    assert "make the folder writable" not in str(caught.value)
+    assert blocker.read_text(encoding="utf-8") == "mine"
