@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from kyro._exceptions import BatchJobError, ProviderError
+from kyro._exceptions import BatchJobError, BatchValidationError, ProviderError
 from kyro._judge import BatchJudge
 from kyro._progress import progress_of
 from kyro._results import BatchRunResult
@@ -126,10 +126,16 @@ def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
     """
     activity = Activity(console(), enabled=not args.quiet)
     judge = make_judge(args, ProgressProvider(make_provider(args), activity))
-    for option in ("output", "csv"):
-        target = getattr(args, option, None)
+    targets = {option: getattr(args, option, None) for option in ("output", "csv")}
+    for option, target in targets.items():
         if target:
-            check_export_path(Path(target), f"--{option}", judge.store.state_dir)
+            check_export_path(Path(target), f"--{option}", judge.store.state_dir, args.config)
+    if (
+        targets["output"]
+        and targets["csv"]
+        and Path(targets["output"]).resolve() == Path(targets["csv"]).resolve()
+    ):
+        raise BatchValidationError("--output and --csv name the same file; give two files")
     return judge, activity
 
 

@@ -129,12 +129,12 @@ def print_progress(progress: JobProgress, out: Console) -> None:
     out.print(f"requests: {totals.completed} done, {totals.failed} failed, of {progress.requests}")
 
 
-def check_export_path(path: Path, option: str, state_dir: Path) -> None:
+def check_export_path(path: Path, option: str, state_dir: Path, config: str | Path) -> None:
     """Refuse an export target that cannot work, before the job is checked.
 
-    A folder, a file in a missing folder, or any file inside kyro's state folder (the
-    results file there is the only copy of the verdicts) is a :class:`BatchValidationError`
-    naming ``option`` and the path.
+    A folder, a file in a missing folder, the judges config itself, or any file inside
+    kyro's state folder (the results file there is the only copy of the verdicts) is a
+    :class:`BatchValidationError` naming ``option`` and the path.
     """
     if path.is_dir():
         raise BatchValidationError(
@@ -146,6 +146,11 @@ def check_export_path(path: Path, option: str, state_dir: Path) -> None:
         raise BatchValidationError(
             f"{option}: the folder {parent} does not exist; create it first, or name a file "
             "in a folder that exists",
+            path=path,
+        )
+    if path.resolve() == Path(config).resolve():
+        raise BatchValidationError(
+            f"{option} names the judges config itself; write the export to another file",
             path=path,
         )
     if path.resolve().is_relative_to(state_dir.resolve()):

@@ -329,7 +329,7 @@ async def test_library_refuses_votes_above_runs_and_absurd_runs(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("option", ["--csv", "--output"])
-@pytest.mark.parametrize("target", ["folder", "missing folder", "results file"])
+@pytest.mark.parametrize("target", ["folder", "missing folder", "results file", "config"])
 def test_export_targets_that_cannot_work_are_refused_before_the_job(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -348,6 +348,7 @@ def test_export_targets_that_cannot_work_are_refused_before_the_job(
         "folder": tmp_path,
         "missing folder": tmp_path / "nowhere" / "out.csv",
         "results file": results,
+        "config": config,
     }[target]
     args = ["check", str(config), "--state-dir", str(state), option, str(path)]
     assert main([*args, "--base-url", "http://127.0.0.1:9/v1"]) == ExitCode.BAD_INPUT
@@ -355,6 +356,7 @@ def test_export_targets_that_cannot_work_are_refused_before_the_job(
     assert option in err
     assert "Traceback" not in err
     assert results.read_text(encoding="utf-8") == '{"index": 0}\n'
+    assert config.read_text(encoding="utf-8") == CONFIG
 
 
 def test_variable_and_file_name_that_are_not_utf8_exit_2(
