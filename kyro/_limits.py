@@ -30,6 +30,7 @@ __all__ = [
     "printable",
     "read_regular",
     "too_large",
+    "unreadable",
 ]
 
 MAX_RUNS = 100
@@ -99,11 +100,7 @@ def open_regular(path: Path, label: str, shown: str | os.PathLike[str]) -> Itera
             f"{label} not found; check the path", path=printable(shown)
         ) from exc
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise BatchValidationError(
-            f"{label} cannot be read ({reason}); check the path and its permissions",
-            path=printable(shown),
-        ) from exc
+        raise unreadable(label, exc, shown, "; check the path and its permissions") from exc
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
@@ -134,13 +131,24 @@ def read_regular(path: Path, label: str, shown: str | os.PathLike[str] | None = 
         try:
             data = handle.read(limit + 1)
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise BatchValidationError(
-                f"{label} cannot be read ({reason})", path=printable(shown)
-            ) from exc
+            raise unreadable(label, exc, shown) from exc
     if len(data) > limit:
         raise too_large(label, shown, limit)
     return data
+
+
+def unreadable(
+    label: str,
+    exc: OSError,
+    shown: str | os.PathLike[str],
+    hint: str = "",
+    line: int | None = None,
+) -> BatchValidationError:
+    """The error for a ``label`` the OS refused to read (``hint`` says what to check)."""
+    reason = exc.strerror or type(exc).__name__
+    return BatchValidationError(
+        f"{label} cannot be read ({reason}){hint}", path=printable(shown), line=line
+    )
 
 
 def too_large(

@@ -42,7 +42,14 @@ import anyio.to_thread
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._limits import max_bytes, open_regular, printable, read_regular, too_large
+from kyro._limits import (
+    max_bytes,
+    open_regular,
+    printable,
+    read_regular,
+    too_large,
+    unreadable,
+)
 
 __all__ = [
     "Transcript",
@@ -235,11 +242,7 @@ def _directory(path: Path, shown: str) -> _Pairs:
                 and entry.is_file()
             )
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise BatchValidationError(
-            f"transcript folder cannot be read ({reason}); check its permissions",
-            path=printable(shown),
-        ) from exc
+        raise unreadable("transcript folder", exc, shown, "; check its permissions") from exc
     if not names:
         raise BatchValidationError(
             "directory has no .json, .jsonl or .txt transcript files (sub-folders are not "
@@ -269,10 +272,7 @@ def _line(handle: BinaryIO, shown: str, number: int) -> bytes:
     try:
         return handle.readline(max_bytes(_LABEL) + 1)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise BatchValidationError(
-            f"{_LABEL} cannot be read ({reason})", path=printable(shown), line=number
-        ) from exc
+        raise unreadable(_LABEL, exc, shown, line=number) from exc
 
 
 def _read(path: Path, shown: str) -> bytes:

@@ -191,41 +191,28 @@ def _files(folder: Path) -> tuple[Path, Path]:
     return config, transcript
 
 
+@pytest.mark.parametrize("verbose", [0, 1])
 def test_internal_error_exits_70_and_names_the_log(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verbose: int
 ) -> None:
-    """A bug is exit 70 with one line naming the private log that holds the traceback."""
+    """A bug is exit 70, one line naming the private log of the traceback; -v prints it too."""
     try:
         raise ZeroDivisionError("boom at http://me:sk-MARKED-secret1@127.0.0.1/v1")
     except ZeroDivisionError as exc:
-        code = report_internal_error(exc, folder=tmp_path)
+        code = report_internal_error(exc, verbose=verbose, folder=tmp_path)
     assert code == ExitCode.INTERNAL == 70
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "internal error: ZeroDivisionError" in err
-    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("internal error: ZeroDivisionError")
+    assert ("Traceback (most recent call last)" in err) == bool(verbose)
     assert "sk-MARKED-secret1" not in err
     (log,) = tmp_path.glob("kyro-error-*.log")
-    assert str(log) in err
+    assert str(log) in last
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     text = log.read_text(encoding="utf-8")
     assert "Traceback" in text
     assert "ZeroDivisionError" in text
     assert "sk-MARKED-secret1" not in text
-
-
-def test_internal_error_with_verbose_prints_the_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``-v`` prints the traceback on stderr as well as logging it."""
-    try:
-        raise KeyError("k")
-    except KeyError as exc:
-        code = report_internal_error(exc, verbose=1, folder=tmp_path)
-    assert code == 70
-    err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err
-    assert "internal error: KeyError" in err
 
 
 def test_main_turns_an_unexpected_exception_into_exit_70(
@@ -423,6 +410,15 @@ def test_bad_input_through_the_cli_is_refused_cleanly(
 # -- 3. bounded reads ------------------------------------------------------------------------
 
 
+def _config_error(folder: Path, text: str) -> BatchValidationError:
+    """The error loading a config of ``text`` raises."""
+    config = folder / "config-under-test.yml"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(BatchValidationError) as caught:
+        load_config(config)
+    return caught.value
+
+
 def test_fifo_and_devices_are_refused_without_reading(tmp_path: Path) -> None:
     """A FIFO config or transcript, and a transcript or prompt on /dev/zero, are refused."""
     fifo = tmp_path / "fifo.json"
@@ -437,15 +433,11 @@ def test_fifo_and_devices_are_refused_without_reading(tmp_path: Path) -> None:
     zero.symlink_to("/dev/zero")
     with pytest.raises(BatchValidationError, match="character device"):
         list(iter_transcripts(zero))
-    config = tmp_path / "zero-prompt.yml"
-    config.write_text(
-        "version: 1\nmodel: m\njudges:\n  - name: a\n    prompt_file: /dev/zero\n",
-        encoding="utf-8",
+    error = _config_error(
+        tmp_path, "version: 1\nmodel: m\njudges:\n  - name: a\n    prompt_file: /dev/zero\n"
     )
-    with pytest.raises(BatchValidationError) as caught:
-        load_config(config)
-    assert (caught.value.line, caught.value.column) == (5, 18)
-    assert "character device" in caught.value.message
+    assert (error.line, error.column) == (5, 18)
+    assert "character device" in error.message
 
 
 def test_size_limits_are_documented_defaults_and_settable(
@@ -713,29 +705,23 @@ def test_params_that_cannot_be_sent_are_refused_at_validate(
     tmp_path: Path, params: str, says: str, where: tuple[int, int]
 ) -> None:
     """NaN, infinity, n > 1 and stream: true in params fail validation at line:column."""
-    config = tmp_path / "judges.yml"
-    config.write_text(
+    error = _config_error(
+        tmp_path,
         "version: 1\nmodel: m\njudges:\n  - name: a\n    prompt: 'JSON {{input}}'\n"
         f"    params:\n      {params}\n",
-        encoding="utf-8",
     )
-    with pytest.raises(BatchValidationError) as caught:
-        load_config(config)
-    assert says in caught.value.message
-    assert (caught.value.line, caught.value.column) == where
+    assert says in error.message
+    assert (error.line, error.column) == where
 
 
 def test_a_model_name_with_control_characters_is_refused(tmp_path: Path) -> None:
     """A model name holding a carriage return is refused where it is written."""
-    config = tmp_path / "judges.yml"
-    config.write_text(
+    error = _config_error(
+        tmp_path,
         "version: 1\nmodel: \"gpt-4o\\r\"\njudges:\n  - name: a\n    prompt: 'JSON {{input}}'\n",
-        encoding="utf-8",
     )
-    with pytest.raises(BatchValidationError) as caught:
-        load_config(config)
-    assert "control character U+000D" in caught.value.message
-    assert (caught.value.line, caught.value.column) == (2, 8)
+    assert "control character U+000D" in error.message
+    assert (error.line, error.column) == (2, 8)
 
 
 # -- 9. messages that point at the cause -----------------------------------------------------
