@@ -111,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
     from kyro._transcripts import iter_transcripts
 
     variables = parse_variables(args.var)
-    if args.runs < 1:
-        raise BatchValidationError(f"--runs must be at least 1, got {args.runs}")
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
     encode, base_limits = _provider_format(args.provider)
