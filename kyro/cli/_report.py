@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kyro._exceptions import BatchValidationError
+from kyro._exportsafe import neutralise, private_mode
 from kyro._files import atomic_writer
 from kyro._progress import JobProgress
 from kyro._results import BatchRunResult
@@ -31,7 +31,6 @@ __all__ = [
     "console",
     "export_csv",
     "export_jsonl",
-    "neutralise",
     "print_progress",
     "print_summary",
 ]
@@ -159,26 +158,6 @@ def check_export_path(path: Path, option: str, state_dir: Path, config: str | Pa
             "file is the only copy of the verdicts; write the export somewhere else",
             path=path,
         )
-
-
-def private_mode() -> int:
-    """0600, or stricter when the umask says so: exports hold transcript and verdict text."""
-    umask = os.umask(0o077)
-    os.umask(umask)
-    return 0o600 & ~umask
-
-
-def neutralise(cell: str) -> str:
-    """A CSV cell a spreadsheet shows as text: formula-like starts get a leading ``'``.
-
-    Example::
-
-        neutralise("=HYPERLINK(...)")   # "'=HYPERLINK(...)"
-    """
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import configure_logging
 from kyro.cli._report import export_csv, export_jsonl
+from kyro.eval import evaluate_sync
 from kyro.testing import FakeProvider
 from kyro_openai import OpenAIBatchProvider
 
@@ -570,6 +571,32 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(tmp_path: Path) -> No
         rows = list(csv.DictReader(file))
     causes = [row["root_cause"] for row in rows]
     assert causes == ["'" + c for c in HOSTILE_CAUSES[:-1]] + ["fine"]
+
+
+def test_eval_exports_are_private_and_neutralised(tmp_path: Path) -> None:
+    """An eval's CSV and JSONL exports are 0600 and its formula-like outputs start with '."""
+
+    def echo(text: str) -> str:
+        return text
+
+    result = evaluate_sync(
+        echo,
+        ["=SUM(A1)", "-1", "fine"],
+        scorers=["exact_match"],
+        expected=["=SUM(A1)", "-1", "fine"],
+        results_path=tmp_path / "r.jsonl",
+    )
+    previous = os.umask(0o022)
+    try:
+        result.to_csv(tmp_path / "out.csv")
+        result.to_jsonl(tmp_path / "out.jsonl")
+    finally:
+        os.umask(previous)
+    for name in ("out.csv", "out.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as file:
+        outputs = [row["output"] for row in csv.DictReader(file)]
+    assert outputs == ["'=SUM(A1)", "'-1", "fine"]
 
 
 # -- 6. no secret in any message -------------------------------------------------------------
