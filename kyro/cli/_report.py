@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from kyro._exceptions import BatchValidationError
-from kyro._exportsafe import neutralise, private_mode
 from kyro._files import atomic_writer
 from kyro._progress import JobProgress
 from kyro._results import BatchRunResult
+from kyro.eval._exportsafe import neutralise, private_mode
 
 __all__ = [
     "CSV_COLUMNS",

@@ -7,7 +7,7 @@ CSV columns: ``index, item_id, run_id, passed, error, duration_ms, output``, the
 scorer ``<name>.score``, ``<name>.passed`` and ``<name>.explanation`` (an errored score's
 explanation is its error). Outputs that are not text are written as compact JSON. Both files
 are private (0600) and formula-like CSV text cells start with ``'`` (see
-:mod:`kyro._exportsafe`).
+:mod:`kyro.eval._exportsafe`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from kyro._exportsafe import neutralise, private_mode
+from kyro.eval._exportsafe import neutralise, private_mode
 from kyro.eval._text import as_text
 
 if TYPE_CHECKING:

@@ -5,6 +5,9 @@ model outputs and verdict text, as private as kyro's state: mode 0600, or strict
 umask says so. A CSV cell a spreadsheet would run as a formula — text starting with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return, which a transcript can steer a judge into
 writing — is written with a leading ``'``.
+
+It lives in ``kyro.eval`` (which may import only kyro's public names) so that both the eval
+exports and the CLI's job exports share it.
 """
 
 from __future__ import annotations
