@@ -5,14 +5,16 @@ Usage::
     python3 benchmarks/reliability.py [--repeat N]
 
 Every scenario runs a real job against the emulator over HTTP on 127.0.0.1 (the scenarios
-live in ``benchmarks/_scenarios.py``, shared with ``tests/reliability``). Deterministic
-scenarios (each kill -9 cut point, each classified provider failure) run once; the random
+live in ``benchmarks/_scenarios.py`` and ``benchmarks/_hostile.py``, shared with
+``tests/reliability``). Deterministic scenarios (each kill -9 cut point, each classified
+provider failure, each hostile judge reply, each kind of bad input) run once; the random
 ones (30 % faulty API calls, concurrent pollers) run ``N`` times with different seeds.
 The table counts, per scenario, the runs, how many recovered (the job completed or ended as
-classified), the duplicate batches (beyond one per shard attempt) and the lost run verdicts
-(requests missing from the results file, or left without a verdict when they were
-retryable). The exit status is 1 if any run lost a verdict, duplicated a batch or did not
-recover.
+classified; for bad input, kyro refused it with exit 2 and a clear message, no traceback and
+no state), the duplicate batches (beyond one per shard attempt; any batch at all for bad
+input) and the lost run verdicts (requests missing from the results file, or left without a
+verdict when they were retryable; for a hostile reply, an errored run without its text).
+The exit status is 1 if any run lost a verdict, duplicated a batch or did not recover.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ except ImportError:  # a bare `python3` outside the venv: rerun with the project
         os.execv(str(_VENV_PYTHON), [str(_VENV_PYTHON), __file__, *sys.argv[1:]])
     raise
 
-from _kyro_child import CUTS  # noqa: E402  # benchmarks/ is on the path just above
+from _hostile import (  # noqa: E402  # benchmarks/ is on the path just above
+    BAD_INPUTS,
+    HOSTILE_REPLIES,
+    bad_input_scenario,
+    hostile_reply_scenario,
+)
+from _kyro_child import CUTS  # noqa: E402
 from _scenarios import (  # noqa: E402
     CLASSIFIED,
     EmulatorProcess,
@@ -107,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 for n in (2, 4):
                     record(f"{n} pollers", lambda n=n: pollers_scenario(emulator.url, folder(), n))
+            for bad in BAD_INPUTS:
+                record(
+                    f"bad input: {bad}",
+                    lambda b=bad: bad_input_scenario(emulator.url, folder(), b),
+                )
+        for hostile in HOSTILE_REPLIES:
+            record(
+                f"hostile reply: {hostile}", lambda h=hostile: hostile_reply_scenario(folder(), h)
+            )
         for kind in CLASSIFIED:
             record(kind.replace("_", " "), lambda k=kind: classified_scenario(folder(), k))
         for seed in range(args.repeat):

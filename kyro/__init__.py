@@ -22,7 +22,13 @@ from kyro._build import build_shards
 from kyro._builder import BuildSummary, Shard, ShardBuilder
 from kyro._config import Judge, JudgesConfig
 from kyro._config_load import load_config
-from kyro._exceptions import BatchJobError, BatchValidationError, KyroError, ProviderError
+from kyro._exceptions import (
+    BatchJobError,
+    BatchValidationError,
+    JobBusyError,
+    KyroError,
+    ProviderError,
+)
 from kyro._index import (
     IndexEntry,
     TranscriptIndexReader,
@@ -34,6 +40,7 @@ from kyro._plan import aplan_requests, plan_requests
 from kyro._preflight import Preflight, PreflightProblem
 from kyro._progress import BatchProgress, JobProgress
 from kyro._provider import BatchProvider
+from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
 from kyro._results import (
     BatchRunResult,
@@ -77,6 +84,7 @@ __all__ = [
     "BuildSummary",
     "Evaluations",
     "IndexEntry",
+    "JobBusyError",
     "JobProgress",
     "Judge",
     "JudgeCounts",
@@ -114,6 +122,7 @@ __all__ = [
     "load_config",
     "parse_reply",
     "plan_requests",
+    "redact",
     "retry_after_seconds",
     "send_with_retries",
     "vote",

@@ -7,6 +7,7 @@ are deleted and one :class:`BatchValidationError` lists them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -15,7 +16,9 @@ import msgspec
 
 from kyro._builder import BuildSummary, EncodeFn, ShardBuilder
 from kyro._config import JudgesConfig
+from kyro._exceptions import BatchValidationError
 from kyro._index import INDEX_FILENAME, TranscriptIndexWriter
+from kyro._limits import printable
 from kyro._plan import Planner
 from kyro._preflight import Preflight
 from kyro._transcripts import Transcript
@@ -77,9 +80,12 @@ def build_shards(
         add = builder.add
         # One loop, no generator layers in between: this is the hot path.
         for transcript in transcripts:
-            seen(transcript)
-            for request in planner.requests_for(transcript):
-                add(request)
+            try:
+                seen(transcript)
+                for request in planner.requests_for(transcript):
+                    add(request)
+            except (UnicodeEncodeError, RecursionError) as exc:
+                raise _unencodable(transcript, exc) from exc
         summary = builder.close()
         if index is not None:
             index.close()
@@ -87,8 +93,24 @@ def build_shards(
     except BaseException:
         builder.discard()
         if index is not None:
-            index.close()
+            # A full disk fails the index's flush too: the first error is the one to report.
+            with contextlib.suppress(OSError):
+                index.close()
             index.path.unlink(missing_ok=True)
         raise
     by_judge = {judge.name: count * runs for judge in config.judges}
     return msgspec.structs.replace(summary, transcripts=count, requests_by_judge=by_judge)
+
+
+def _unencodable(transcript: Transcript, exc: Exception) -> BatchValidationError:
+    """The error for a transcript that cannot become JSON: bad text, or nested too deeply."""
+    source = printable(transcript.source)
+    if isinstance(exc, RecursionError):
+        reason = "its value is nested too deeply to encode; flatten it"
+    elif source != transcript.source:
+        reason = "its file name is not UTF-8; rename the file"
+    else:
+        reason = "it holds characters that are not valid UTF-8 text; fix the item"
+    return BatchValidationError(
+        f"transcript #{transcript.index} cannot be encoded as JSON: {reason}", path=source
+    )

@@ -10,7 +10,8 @@ Per judge (``judges:`` entry or pipeline ``steps:`` entry):
 * ``output_format`` — optional, and ``json`` is the only value (kyro parses replies as JSON).
 * ``model`` — optional when the config sets a top-level default.
 * ``params`` — a mapping passed to the provider as is (temperature, max_tokens, …); ``model``
-  and ``messages`` are refused there because kyro sets them.
+  and ``messages`` are refused there because kyro sets them, and so are values that cannot be
+  sent as JSON, ``n`` other than 1 and ``stream: true`` (see :mod:`kyro._params`).
 * ``variables`` — defaults for ``{{variables.name}}``: text, numbers or true/false, all stored
   as text (``true``/``false`` as written in YAML).
 * ``depends_on`` — a step name or a list of them; ``on_failure`` — one step name.
@@ -28,6 +29,7 @@ import msgspec
 
 from kyro._config import Judge, PromptSource
 from kyro._exceptions import BatchValidationError
+from kyro._params import check_model_name, check_params
 from kyro._templates import _FIELD, _PLACEHOLDER, Template
 from kyro._yaml import Segment, YamlDocument, msgspec_error, read_text
 
@@ -130,6 +132,8 @@ def build_judge(
                 (*at, "params", key),
                 key=True,
             )
+    check_params(doc, spec.params, label, at)
+    check_model_name(doc, model, label, (*at, "model") if spec.model is not None else ("model",))
     system: Template | None = None
     prompt_file: str | None = None
     if spec.prompt is not None:

@@ -7,6 +7,8 @@ The tree::
     │                             (always names the file, and line:column for YAML)
     ├── BatchJobError             a job ended failed, expired or cancelled; carries the
     │                             provider's errors and whatever partial results exist
+    ├── JobBusyError              another kyro process holds the job's lock; carries its pid
+    │                             and since when
     └── ProviderError             an HTTP or transport failure talking to a provider;
                                   carries the status code, error code and request id
 
@@ -20,10 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kyro._redact import redact
+
 if TYPE_CHECKING:
     from kyro._types import BatchError
 
-__all__ = ["BatchJobError", "BatchValidationError", "KyroError", "ProviderError"]
+__all__ = ["BatchJobError", "BatchValidationError", "JobBusyError", "KyroError", "ProviderError"]
 
 
 class KyroError(Exception):
@@ -109,12 +113,40 @@ class BatchJobError(KyroError):
         super().__init__(message)
 
 
+class JobBusyError(KyroError):
+    """Another kyro process is working on the job: its lock stayed taken for the whole wait.
+
+    Nothing is wrong with the input; try again once that process is done (the lock is freed
+    when it exits, even if it is killed). ``lock_path`` names the lock file; ``pid`` and
+    ``since`` (an ISO 8601 time) say who holds it, when the holder recorded them.
+
+    Example::
+
+        except kyro.JobBusyError as exc:
+            print(f"busy: pid {exc.pid} since {exc.since}")
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        lock_path: str | Path,
+        pid: int | None = None,
+        since: str | None = None,
+    ) -> None:
+        self.lock_path = str(lock_path)
+        self.pid = pid
+        self.since = since
+        super().__init__(message)
+
+
 class ProviderError(KyroError):
     """A provider call failed: an HTTP error status, or a transport failure (status ``None``).
 
     Carries ``status_code``, the provider's error ``code`` (``rate_limit_exceeded``,
     ``insufficient_quota``…) and ``request_id`` (OpenAI's ``x-request-id``) for support
-    tickets. Never carries the API key.
+    tickets. Never carries the API key, nor credentials written into a URL (masked as
+    ``***@``).
 
     Example::
 
@@ -131,7 +163,7 @@ class ProviderError(KyroError):
         request_id: str | None = None,
         provider: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = message = redact(message)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id

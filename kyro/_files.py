@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import IO
 
 import anyio
 
-from kyro._exceptions import BatchValidationError, KyroError
+from kyro._exceptions import BatchValidationError, JobBusyError
 
 __all__ = ["FileLock", "atomic_write", "atomic_writer", "fsync_dir", "private_opener"]
 
@@ -125,7 +126,7 @@ class FileLock:
     Taking it polls a non-blocking ``flock`` with short ``anyio.sleep`` pauses, so the event
     loop keeps running and a cancelled wait leaves nothing behind (a lock taken in a worker
     thread could be granted after the caller gave up). The holder writes its pid, command
-    and start time into the lock file; after ``timeout`` seconds a :class:`KyroError` names
+    and start time into the lock file; after ``timeout`` seconds a :class:`JobBusyError` names
     the lock file and that holder.
 
     Example::
@@ -141,7 +142,7 @@ class FileLock:
         self._fd: int | None = None
 
     async def acquire(self) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; raises :class:`KyroError` then."""
+        """Take the lock, waiting up to ``timeout`` seconds; raises :class:`JobBusyError` then."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this FileLock")
         try:
@@ -157,7 +158,7 @@ class FileLock:
             pause = 0.005
             while not _try_lock(fd):
                 if anyio.current_time() >= deadline:
-                    raise KyroError(self._timeout_message())
+                    raise self._busy()
                 await anyio.sleep(pause)
                 pause = min(pause * 2, 0.1)
         except BaseException:
@@ -185,15 +186,20 @@ class FileLock:
         finally:
             os.close(fd)
 
-    def _timeout_message(self) -> str:
+    def _busy(self) -> JobBusyError:
         try:
             holder = self.path.read_text(errors="replace").strip() or "another process"
         except OSError:
             holder = "another process"
-        return (
+        pid = re.match(r"pid (\d+)", holder)
+        since = re.search(r" since (\S+)$", holder)
+        return JobBusyError(
             f"{self.path} is locked by {holder}; waited {self.timeout:g} s. Another kyro "
             "submit, check or cancel is working on this job: wait for it to finish and try "
-            "again (the lock is freed when that process exits)."
+            "again (the lock is freed when that process exits).",
+            lock_path=self.path,
+            pid=int(pid[1]) if pid else None,
+            since=since[1] if since else None,
         )
 
     async def __aenter__(self) -> FileLock:

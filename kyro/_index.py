@@ -151,7 +151,7 @@ def iter_index(path: str | os.PathLike[str]) -> Iterator[IndexEntry]:
                 continue
             try:
                 yield _decoder.decode(line)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise BatchValidationError(
                     f"bad transcript index line: {exc}", path=os.fspath(path), line=number
                 ) from exc

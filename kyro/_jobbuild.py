@@ -59,18 +59,19 @@ async def build_job_shards(
         source: Iterator[Transcript] = _pull(aiter_transcripts(transcripts).__aiter__())
     else:
         source = iter_transcripts(transcripts)
-    summary = await anyio.to_thread.run_sync(
-        lambda: build_shards(
-            config,
-            source,
-            encode=provider.encode,
-            limits=provider.limits,
-            directory=store.shards_dir,
-            runs=runs,
-            variables=variables,
-            require_json_mention=getattr(provider, "json_mode_needs_mention", True),
+    with store.writing(store.shards_dir):  # a full disk: a clear error, nothing sent
+        summary = await anyio.to_thread.run_sync(
+            lambda: build_shards(
+                config,
+                source,
+                encode=provider.encode,
+                limits=provider.limits,
+                directory=store.shards_dir,
+                runs=runs,
+                variables=variables,
+                require_json_mention=getattr(provider, "json_mode_needs_mention", True),
+            )
         )
-    )
     if summary.requests == 0:
         raise BatchValidationError(
             "no transcripts were given, so there is nothing to submit; pass inline text, "

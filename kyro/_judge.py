@@ -34,6 +34,7 @@ from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
+from kyro._limits import check_runs
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
 from kyro._provider import BatchProvider
@@ -137,8 +138,13 @@ class BatchJudge:
                 path=self.config_path,
             )
         run_variables = validate_variables(variables)
-        if runs < 1:
-            raise BatchValidationError(f"runs must be at least 1, not {runs}")
+        check_runs(runs)
+        if self.vote.min_valid_votes > runs:
+            raise BatchValidationError(
+                f"min_valid_votes is {self.vote.min_valid_votes} but each judge gets only "
+                f"{runs} run(s), so no verdict could ever pass; lower min_valid_votes or raise "
+                "runs. Nothing was submitted"
+            )
         async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
             self.store.sweep_temp()
             state = self.store.load()
@@ -490,7 +496,8 @@ class BatchJudge:
         """Write the next resubmission file of ``shard`` holding ``retry`` ids, or None."""
         number = shard.attempts[-1].attempt + 1
         out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
-        written = filter_shard(self.store.shard_of(shard), retry, out)
+        with self.store.writing(self.store.shards_dir):
+            written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from kyro._config import Judge, JudgesConfig
 from kyro._exceptions import BatchValidationError
+from kyro._limits import check_runs, printable
 from kyro._preflight import Preflight, PreflightProblem, report
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
@@ -48,6 +49,12 @@ def validate_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
                 f"variable {key!r} must be a string, got {type(value).__name__} {value!r}; "
                 "convert it with str() first"
             )
+        for text in (key, value):
+            if printable(text) != text:
+                raise BatchValidationError(
+                    f"variable {printable(key)!r} holds bytes that are not UTF-8 text "
+                    f"(shown as \\xNN: {printable(text)}); pass it as UTF-8"
+                )
     return dict(variables)
 
 
@@ -161,8 +168,7 @@ class Planner:
         preflight: Preflight | None,
         require_json_mention: bool,
     ) -> None:
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-            raise BatchValidationError(f"runs must be a whole number ≥ 1, got {runs!r}")
+        check_runs(runs)  # bounded before any per-run tuple is built
         if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
             raise BatchValidationError(f"stage must be a whole number ≥ 0, got {stage!r}")
         checked = validate_variables(variables)

@@ -43,6 +43,7 @@ from kyro._jobstate import (
     SubmissionState,
 )
 from kyro._results import BatchRunResult, Evaluations
+from kyro._statecheck import check_state
 
 __all__ = [
     "STATE_FORMAT",
@@ -148,7 +149,8 @@ class StateStore:
         return self.sidecar / relative
 
     def load(self) -> JobState | None:
-        """The pending job, or None. A damaged file raises and is left exactly as it is."""
+        """The pending job, or None. A damaged or inconsistent file raises and is left exactly
+        as it is (see :mod:`kyro._statecheck`)."""
         state = _read(self.state_path, _decoder, "job state")
         if state is not None and state.format != STATE_FORMAT:
             raise BatchValidationError(
@@ -157,6 +159,8 @@ class StateStore:
                 "untouched",
                 path=self.state_path,
             )
+        if state is not None:
+            check_state(state, self.sidecar, self.state_path)
         return state
 
     def save(self, state: JobState) -> None:
@@ -246,8 +250,21 @@ class StateStore:
 
     def _unwritable(self, folder: Path, exc: OSError) -> BatchValidationError:
         reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = "free some space on that disk"
+        if exc.errno == errno.ENOENT and exc.filename:
+            # Not a write problem: a file of the job was deleted (a shards folder removed
+            # by hand). Say so, with the way out.
+            return BatchValidationError(
+                f"a file this job needs is gone from its state folder ({reason}); restore the "
+                "folder from a backup. Otherwise stop the job's batches (python3 -m kyro "
+                f"cancel), delete {self.state_path} to forget the job, and submit again. The "
+                "state file was left untouched",
+                path=Path(exc.filename).absolute(),
+            )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            fix = "free some space on that disk (or raise the file size limit)"
+        elif exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            reason = "a file stands where a folder should be"
+            fix = "move that file away"
         else:
             fix = "make the folder writable"
         return BatchValidationError(
@@ -273,7 +290,7 @@ def _read(path: Path, decoder: msgspec.json.Decoder[_T], what: str) -> _T | None
         ) from exc
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BatchValidationError(
             f"the {what} is corrupted or truncated ({exc}); the file was left untouched. "
             "Restore it from a backup if you have one; otherwise delete it to forget the job "

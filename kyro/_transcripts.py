@@ -36,12 +36,20 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, BinaryIO, TypeAlias
 
 import anyio.to_thread
 import msgspec
 
 from kyro._exceptions import BatchValidationError
+from kyro._limits import (
+    max_bytes,
+    open_regular,
+    printable,
+    read_regular,
+    too_large,
+    unreadable,
+)
 
 __all__ = [
     "Transcript",
@@ -55,6 +63,7 @@ TranscriptItem: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any]"
 _Pairs: TypeAlias = "Generator[tuple[str | None, str | dict[str, Any]], None, None]"
 _SUFFIXES = (".json", ".jsonl", ".txt")
 _CHUNK = 256
+_LABEL = "transcript file"
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
@@ -195,6 +204,11 @@ def _expand(item: Any) -> _Pairs:
 
 
 def _path(path: Path, shown: str) -> _Pairs:
+    if printable(shown) != shown:  # its name could never be written into the index or results
+        raise BatchValidationError(
+            "transcript file name is not UTF-8 (undecodable bytes shown as \\xNN); rename it",
+            path=printable(shown),
+        )
     if path.is_dir():
         yield from _directory(path, shown)
         return
@@ -218,13 +232,17 @@ def _path(path: Path, shown: str) -> _Pairs:
 
 
 def _directory(path: Path, shown: str) -> _Pairs:
-    names = sorted(
-        entry.name
-        for entry in os.scandir(path)
-        if not entry.name.startswith(".")
-        and entry.name.lower().endswith(_SUFFIXES)
-        and entry.is_file()
-    )
+    try:
+        with os.scandir(path) as entries:
+            names = sorted(
+                entry.name
+                for entry in entries
+                if not entry.name.startswith(".")
+                and entry.name.lower().endswith(_SUFFIXES)
+                and entry.is_file()
+            )
+    except OSError as exc:
+        raise unreadable("transcript folder", exc, shown, "; check its permissions") from exc
     if not names:
         raise BatchValidationError(
             "directory has no .json, .jsonl or .txt transcript files (sub-folders are not "
@@ -236,30 +254,29 @@ def _directory(path: Path, shown: str) -> _Pairs:
 
 
 def _jsonl(path: Path, shown: str) -> _Pairs:
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise _unreadable(exc, shown) from exc
-    with handle:
-        for number, line in enumerate(handle, start=1):
+    limit = max_bytes(_LABEL)
+    with open_regular(path, _LABEL, shown) as handle:
+        number = 0
+        while line := _line(handle, shown, number + 1):
+            number += 1
+            if len(line) > limit and not line.endswith(b"\n"):
+                raise too_large(_LABEL, shown, limit, number)
             if number == 1:
                 line = line.removeprefix(b"\xef\xbb\xbf")
             if line.strip():
                 yield f"{shown}:{number}", _json_value(line, shown, number)
 
 
-def _read(path: Path, shown: str) -> bytes:
+def _line(handle: BinaryIO, shown: str, number: int) -> bytes:
+    """The next line of a dataset, read no further than the transcript limit (plus one byte)."""
     try:
-        return path.read_bytes()
+        return handle.readline(max_bytes(_LABEL) + 1)
     except OSError as exc:
-        raise _unreadable(exc, shown) from exc
+        raise unreadable(_LABEL, exc, shown, line=number) from exc
 
 
-def _unreadable(exc: OSError, shown: str) -> BatchValidationError:
-    if isinstance(exc, FileNotFoundError):
-        return BatchValidationError("transcript file not found; check the path", path=shown)
-    reason = exc.strerror or type(exc).__name__
-    return BatchValidationError(f"transcript file cannot be read ({reason})", path=shown)
+def _read(path: Path, shown: str) -> bytes:
+    return read_regular(path, _LABEL, shown)
 
 
 def _utf8(data: bytes, shown: str, line: int | None = None) -> str:
@@ -283,6 +300,10 @@ def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, An
     except msgspec.DecodeError as exc:
         fix = "fix the line or remove it" if line else "fix the file"
         raise BatchValidationError(f"invalid JSON ({exc}); {fix}", path=shown, line=line) from exc
+    except RecursionError as exc:
+        raise BatchValidationError(
+            "the JSON is nested too deeply to be a transcript; flatten it", path=shown, line=line
+        ) from exc
     if isinstance(value, dict | str):
         return value
     kind = "a list" if isinstance(value, list) else f"a JSON {type(value).__name__}"

@@ -12,9 +12,13 @@ A reply is a JSON object::
   ignored.
 * The object may be wrapped in one Markdown code fence (three backticks, optionally tagged
   ``json``) with only whitespace around it. Prose around the JSON is not accepted.
-* Anything else — not JSON, truncated JSON, an empty reply — is an ``unparseable_reply``.
+* Anything else — not JSON, truncated JSON, JSON nested deeper than a verdict can be, an empty
+  reply — is an ``unparseable_reply``; a reply longer than :data:`MAX_REPLY_CHARS` (1,000,000
+  characters) is a ``reply_too_large`` without being parsed.
 
-Either error gives an ``ERRORED`` run that keeps the raw text and never counts as a vote.
+Either error gives an ``ERRORED`` run that keeps the raw text — its first
+:data:`RAW_KEEP_CHARS` (65,536) characters, followed by a note of the full length — and never
+counts as a vote. No reply, whatever it holds, makes :func:`parse_reply` raise.
 """
 
 from __future__ import annotations
@@ -27,7 +31,20 @@ import msgspec
 from kyro._results import JudgeVerdict, RunVerdict
 from kyro._types import ResultError, Usage
 
-__all__ = ["TieRule", "VoteSettings", "parse_reply", "vote", "vote_sorted"]
+__all__ = [
+    "MAX_REPLY_CHARS",
+    "RAW_KEEP_CHARS",
+    "TieRule",
+    "VoteSettings",
+    "parse_reply",
+    "vote",
+    "vote_sorted",
+]
+
+MAX_REPLY_CHARS = 1_000_000
+"""A reply longer than this is a ``reply_too_large`` errored run, never parsed."""
+RAW_KEEP_CHARS = 65_536
+"""How much of an errored run's reply is kept in ``raw`` (the rest is cut, its length noted)."""
 
 TieRule = Literal["error", "success", "errored"]
 _Vote = Literal["SUCCESS", "ERROR", "NA"]
@@ -65,7 +82,23 @@ def _unfence(text: str) -> str | None:
 
 def _errored(run: int, code: str, message: str, raw: str | None, usage: Usage | None) -> RunVerdict:
     error = ResultError(code=code, message=message)
+    if raw is not None and len(raw) > RAW_KEEP_CHARS:
+        raw = f"{raw[:RAW_KEEP_CHARS]}… [cut by kyro: {len(raw):,} characters in all]"
     return RunVerdict(run=run, status="ERRORED", raw=raw, usage=usage, error=error)
+
+
+def _decode(text: str) -> _Reply | tuple[str, str]:
+    """The reply object, or ``(code, message)`` saying why ``text`` is not one."""
+    try:
+        return _decode_reply(text)
+    except msgspec.ValidationError as exc:
+        return "invalid_verdict", f"not a verdict: {exc}"
+    except msgspec.DecodeError as exc:
+        return "unparseable_reply", f"the reply is not JSON: {exc}"
+    except RecursionError:
+        # msgspec recurses per nesting level: a reply a transcript steered into ~1,000
+        # nested brackets must cost one run, not the job.
+        return "unparseable_reply", "the reply is JSON nested too deeply to be a verdict"
 
 
 def parse_reply(text: str | None, *, run: int = 0, usage: Usage | None = None) -> RunVerdict:
@@ -83,21 +116,21 @@ def parse_reply(text: str | None, *, run: int = 0, usage: Usage | None = None) -
     """
     if not text:
         return _errored(run, "unparseable_reply", "the reply is empty", text, usage)
-    try:
-        reply = _decode_reply(text)
-    except msgspec.DecodeError as exc:
-        if isinstance(exc, msgspec.ValidationError):
-            return _errored(run, "invalid_verdict", f"not a verdict: {exc}", text, usage)
+    if len(text) > MAX_REPLY_CHARS:
+        message = (
+            f"the reply has {len(text):,} characters, more than the {MAX_REPLY_CHARS:,} a "
+            "verdict may hold"
+        )
+        return _errored(run, "reply_too_large", message, text, usage)
+    reply = _decode(text)
+    if isinstance(reply, tuple) and reply[0] == "unparseable_reply":
         body = _unfence(text)
-        if body is None:
-            return _errored(run, "unparseable_reply", f"the reply is not JSON: {exc}", text, usage)
-        try:
-            reply = _decode_reply(body)
-        except msgspec.ValidationError as exc2:
-            return _errored(run, "invalid_verdict", f"not a verdict: {exc2}", text, usage)
-        except msgspec.DecodeError as exc2:
-            message = f"the fenced reply is not JSON: {exc2}"
-            return _errored(run, "unparseable_reply", message, text, usage)
+        if body is not None:
+            reply = _decode(body)
+            if isinstance(reply, tuple) and reply[0] == "unparseable_reply":
+                reply = reply[0], reply[1].replace("the reply", "the fenced reply", 1)
+    if isinstance(reply, tuple):
+        return _errored(run, reply[0], reply[1], text, usage)
     status = _STATUSES.get(reply.status) or _STATUSES.get(reply.status.strip().upper())
     if status is None:
         message = f"status {reply.status!r} is not one of SUCCESS, ERROR, NA"

@@ -30,6 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
 
 from kyro._exceptions import BatchValidationError
+from kyro._limits import read_regular
 
 __all__ = ["YamlDocument", "msgspec_error", "parse_yaml", "read_text"]
 
@@ -249,17 +250,10 @@ class _Plain:
 def read_text(path: Path, label: str) -> tuple[bytes, str]:
     """Read a UTF-8 file (a leading BOM is dropped) as bytes and text; errors name the file.
 
-    ``label`` names the kind of file in messages ("config file", "prompt file").
+    ``label`` names the kind of file in messages ("config file", "prompt file"). Only a
+    regular file within the label's size limit is read (see :mod:`kyro._limits`).
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BatchValidationError(f"{label} not found; check the path", path=path) from exc
-    except IsADirectoryError as exc:
-        raise BatchValidationError(f"{label} is a directory; name a file", path=path) from exc
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise BatchValidationError(f"{label} cannot be read ({reason})", path=path) from exc
+    data = read_regular(path, label)
     try:
         return data, data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

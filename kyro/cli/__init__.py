@@ -13,8 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kyro._exceptions import BatchValidationError, KyroError, ProviderError
+from kyro._exceptions import BatchValidationError, JobBusyError, KyroError, ProviderError
+from kyro._redact import redact
 from kyro.cli import _demo, _emulator, _eval, _jobs, _plan, _run, _validate
+from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
@@ -30,7 +32,9 @@ examples:
   python3 -m kyro check judges.yml --wait --csv results.csv
 
 exit status: 0 done, 1 --fail-on gate, 2 bad input, 3 pending, 4 job failed/expired/cancelled,
-5 provider unreachable or refused. `python3 -m kyro COMMAND --help` shows each command."""
+5 provider unreachable or refused, 70 internal error (a bug: the traceback is logged),
+75 busy (another kyro process holds the job's lock: try again later).
+`python3 -m kyro COMMAND --help` shows each command."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,13 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except BatchValidationError as exc:
         # With a file, the message reads `file:line:column: message`, as editors expect.
-        print(str(exc) if exc.path else f"error: {exc}", file=sys.stderr)
+        _say(str(exc) if exc.path else f"error: {exc}")
         return ExitCode.BAD_INPUT
     except ProviderError as exc:
-        print(f"provider error: {exc}", file=sys.stderr)
+        _say(f"provider error: {exc}")
         return ExitCode.PROVIDER
+    except JobBusyError as exc:
+        _say(f"busy: {exc}")
+        return ExitCode.BUSY
     except KyroError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return ExitCode.BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -81,3 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 141
+    except Exception as exc:  # a bug in kyro: one line, the traceback kept for the report
+        return report_internal_error(exc, verbose=getattr(args, "verbose", 0))
+
+
+def _say(message: str) -> None:
+    print(redact(message), file=sys.stderr)

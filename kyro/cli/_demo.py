@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kyro._exceptions import BatchValidationError, KyroError
+from kyro.cli._argtypes import interval_seconds, run_count
 from kyro.cli._exit import ExitCode
 from kyro.cli._report import console
 
@@ -38,9 +39,11 @@ def register(subparsers: Any) -> None:
         epilog="examples:\n  python3 -m kyro demo\n  python3 -m kyro demo --dir ./demo --runs 5",
     )
     parser.add_argument("--dir", help="work folder (default: a new temporary folder)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per transcript × judge")
     parser.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between the check processes"
+        "--runs", type=run_count, default=3, help="runs per transcript × judge (1 to 100)"
+    )
+    parser.add_argument(
+        "--interval", type=interval_seconds, default=1.0, help="seconds between the check processes"
     )
     parser.add_argument(
         "--batch-seconds",

@@ -26,6 +26,7 @@ import msgspec
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import get_provider
+from kyro.cli._argtypes import check_base_url, interval_seconds
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import configure_logging
 from kyro.cli._report import console
@@ -64,7 +65,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--wait", action="store_true", help="with --batch or --check: poll until done"
     )
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between polls")
+    parser.add_argument(
+        "--interval", type=interval_seconds, default=30.0, help="seconds between polls"
+    )
     parser.add_argument("--concurrency", type=int, default=10, help="items at once (10)")
     parser.add_argument("--timeout", type=float, help="seconds per item")
     parser.add_argument(
@@ -128,6 +131,7 @@ def _provider(args: argparse.Namespace, default: str) -> BatchProvider:
     options: dict[str, Any] = {}
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
     if base_url:
+        check_base_url(base_url, "--base-url" if args.base_url else "OPENAI_BASE_URL")
         options["base_url"] = base_url
     if name == "local":
         if not base_url:

@@ -1,4 +1,18 @@
-"""Exit codes of ``python3 -m kyro``, stable so cron jobs and CI can act on them."""
+"""Exit codes of ``python3 -m kyro``, stable so cron jobs and CI can act on them.
+
+Only 1 means "the verdicts failed the ``--fail-on`` gate". A bug in kyro exits 70 with one
+line on stderr naming the log file that holds the traceback (``-v`` prints it too); a job
+whose lock another kyro process holds exits 75 ("busy": run the command again later).
+
+Input kyro refuses with exit 2 before anything is sent, always naming the file or option:
+a config, prompt file or transcript that is not a regular file (a FIFO, ``/dev/zero``) or
+is larger than its limit (config and prompt file 1 MiB, one transcript 16 MiB; set
+``KYRO_MAX_CONFIG_BYTES``, ``KYRO_MAX_PROMPT_BYTES``, ``KYRO_MAX_TRANSCRIPT_BYTES``), a
+folder that cannot be read, a file name or ``--var`` that is not UTF-8, ``--runs`` outside
+1–100, ``--min-valid-votes`` above ``--runs``, ``--interval`` not a number of seconds in
+[0, 86400], and ``--output``/``--csv`` naming a folder, a missing folder or a file kyro
+keeps in its state folder.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +31,8 @@ class ExitCode(enum.IntEnum):
     3  PENDING     the job is still running: check again later
     4  JOB_FAILED  the job ended failed, expired or cancelled (partial results kept)
     5  PROVIDER    the provider could not be reached or refused a call
+    70 INTERNAL    an unexpected error (a bug): the traceback is in a log file
+    75 BUSY        another kyro process holds the job's lock: try again later
     ========  ===================================================================
     """
 
@@ -26,3 +42,5 @@ class ExitCode(enum.IntEnum):
     PENDING = 3
     JOB_FAILED = 4
     PROVIDER = 5
+    INTERNAL = 70
+    BUSY = 75

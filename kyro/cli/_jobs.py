@@ -14,11 +14,12 @@ from typing import Any
 
 import anyio
 
-from kyro._exceptions import BatchJobError, ProviderError
+from kyro._exceptions import BatchJobError, BatchValidationError, ProviderError
 from kyro._judge import BatchJudge
 from kyro._progress import progress_of
 from kyro._results import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
+from kyro.cli._argtypes import interval_seconds
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import (
     add_fallback_options,
@@ -30,7 +31,14 @@ from kyro.cli._options import (
     make_provider,
     parse_variables,
 )
-from kyro.cli._report import console, export_csv, export_jsonl, print_progress, print_summary
+from kyro.cli._report import (
+    check_export_path,
+    console,
+    export_csv,
+    export_jsonl,
+    print_progress,
+    print_summary,
+)
 
 __all__ = [
     "add_output_options",
@@ -72,7 +80,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--job", help="the job id (default: the config's pending job)")
     check.add_argument("--wait", action="store_true", help="poll until the job is done")
     check.add_argument(
-        "--interval", type=float, default=30.0, help="seconds between polls with --wait"
+        "--interval", type=interval_seconds, default=30.0, help="seconds between polls with --wait"
     )
     add_output_options(check)
     add_vote_options(check)
@@ -111,9 +119,24 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
-    """The command's BatchJudge, its provider wrapped to report progress on a terminal."""
+    """The command's BatchJudge, its provider wrapped to report progress on a terminal.
+
+    The export targets (``--output``, ``--csv``) are checked first, so a bad one is refused
+    before the job is submitted or collected.
+    """
     activity = Activity(console(), enabled=not args.quiet)
-    return make_judge(args, ProgressProvider(make_provider(args), activity)), activity
+    judge = make_judge(args, ProgressProvider(make_provider(args), activity))
+    targets = {option: getattr(args, option, None) for option in ("output", "csv")}
+    for option, target in targets.items():
+        if target:
+            check_export_path(Path(target), f"--{option}", judge.store.state_dir, args.config)
+    if (
+        targets["output"]
+        and targets["csv"]
+        and Path(targets["output"]).resolve() == Path(targets["csv"]).resolve()
+    ):
+        raise BatchValidationError("--output and --csv name the same file; give two files")
+    return judge, activity
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -11,9 +11,12 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError
 from kyro._judge import BatchJudge
+from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
+from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts import VoteSettings
+from kyro.cli._argtypes import check_base_url, interval_seconds, run_count, vote_count
 from kyro.cli._plan import parse_variables
 
 __all__ = [
@@ -43,6 +46,14 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
     parser.add_argument(
         "--state-dir", help="where the job's state lives (default: .kyro/ beside the config)"
     )
+    parser.add_argument(
+        "--lock-timeout",
+        type=interval_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another kyro process working on the same job before "
+        "exiting 75, busy (default 60)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only the essentials, no progress"
@@ -51,7 +62,12 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """``--runs`` and ``--var``, as ``plan`` has them."""
-    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--runs",
+        type=run_count,
+        default=1,
+        help=f"runs per transcript × judge (1 to {MAX_RUNS}, default 1)",
+    )
     parser.add_argument(
         "--var",
         action="append",
@@ -64,7 +80,10 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 def add_vote_options(parser: argparse.ArgumentParser) -> None:
     """``--min-valid-votes``, ``--tie`` and ``--max-resubmits`` (recorded with the job)."""
     parser.add_argument(
-        "--min-valid-votes", type=int, default=1, help="valid runs a judge needs (default 1)"
+        "--min-valid-votes",
+        type=vote_count,
+        default=1,
+        help="valid runs a judge needs (default 1; at most --runs)",
     )
     parser.add_argument(
         "--tie",
@@ -84,8 +103,12 @@ def configure_logging(verbose: int) -> None:
     """Log kyro's warnings always, info with -v, debug (kyro and httpx) with -vv."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="kyro: %(levelname)s: %(message)s", stream=sys.stderr)
-    if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Every record kyro's handlers emit — httpx's and httpcore's too — is masked for
+    # credentials (a key in --base-url, raw Authorization headers at -vv).
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.NOTSET)
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:
@@ -112,7 +135,11 @@ def _provider_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_provider(args: argparse.Namespace) -> BatchProvider:
-    """The provider the command's options name."""
+    """The provider the command's options name (its base URL checked first)."""
+    if args.base_url:
+        check_base_url(args.base_url, "--base-url")
+    elif os.environ.get("OPENAI_BASE_URL"):
+        check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
     return get_provider(args.provider, **_provider_options(args.provider, args))
 
 
@@ -142,6 +169,7 @@ def make_fallback(args: argparse.Namespace) -> BatchProvider | None:
     url = getattr(args, "fallback_base_url", None)
     if not url:
         return None
+    check_base_url(url, "--fallback-base-url")
     if args.fallback_concurrency < 1:
         raise BatchValidationError(
             f"--fallback-concurrency must be at least 1, got {args.fallback_concurrency}"
@@ -173,4 +201,5 @@ def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) 
         vote=settings,
         max_resubmits=max_resubmits,
         fallback=make_fallback(args),
+        lock_timeout=getattr(args, "lock_timeout", 60.0),
     )

@@ -20,6 +20,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
+from kyro.cli._argtypes import run_count
 from kyro.cli._exit import ExitCode
 
 __all__ = ["parse_variables", "register"]
@@ -46,7 +47,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="files, folders, .jsonl datasets"
     )
-    parser.add_argument("--runs", type=int, default=1, help="runs per transcript × judge")
+    parser.add_argument(
+        "--runs", type=run_count, default=1, help="runs per transcript × judge (1 to 100)"
+    )
     parser.add_argument(
         "--var",
         action="append",
@@ -116,15 +119,13 @@ def run(args: argparse.Namespace) -> int:
     from kyro._transcripts import iter_transcripts
 
     variables = parse_variables(args.var)
-    if args.runs < 1:
-        raise BatchValidationError(f"--runs must be at least 1, got {args.runs}")
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
     encode, base_limits = _provider_format(args.provider)
     limits = _limits(base_limits, args)
     config = load_config(args.config)
     transcripts = iter_transcripts(args.transcripts)
-    with _progress(sys.stdout.isatty()) as advance:
+    with _progress(sys.stdout.isatty()) as advance, _writing(args.write):
         summary = build_shards(
             config,
             transcripts,
@@ -141,6 +142,21 @@ def run(args: argparse.Namespace) -> int:
     for line in format_plan(config, summary, args.runs, limits, args.provider, args.write):
         print(line)
     return ExitCode.OK
+
+
+@contextmanager
+def _writing(folder: str | None) -> Iterator[None]:
+    """A write failure under ``--write DIR`` (a full disk, a read-only folder) names DIR."""
+    try:
+        yield
+    except OSError as exc:
+        if folder is None:
+            raise
+        raise BatchValidationError(
+            f"cannot write the plan here ({exc.strerror or exc}); free some space, make the "
+            "folder writable or choose another --write folder",
+            path=folder,
+        ) from exc
 
 
 def format_plan(

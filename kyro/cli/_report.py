@@ -6,23 +6,28 @@ job costs no more memory to export than a ten-transcript one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from kyro._exceptions import BatchValidationError
 from kyro._files import atomic_writer
 from kyro._progress import JobProgress
 from kyro._results import BatchRunResult
+from kyro.eval._exportsafe import neutralise, private_mode
 
 __all__ = [
     "CSV_COLUMNS",
+    "check_export_path",
     "console",
     "export_csv",
     "export_jsonl",
@@ -123,15 +128,64 @@ def print_progress(progress: JobProgress, out: Console) -> None:
     out.print(f"requests: {totals.completed} done, {totals.failed} failed, of {progress.requests}")
 
 
+def check_export_path(path: Path, option: str, state_dir: Path, config: str | Path) -> None:
+    """Refuse an export target that cannot work, before the job is checked.
+
+    A folder, a file in a missing folder, the judges config itself, or any file inside
+    kyro's state folder (the results file there is the only copy of the verdicts) is a
+    :class:`BatchValidationError` naming ``option`` and the path.
+    """
+    if path.is_dir():
+        raise BatchValidationError(
+            f"{option} names a folder; name a file in it instead, e.g. {path / 'results'}",
+            path=path,
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise BatchValidationError(
+            f"{option}: the folder {parent} does not exist; create it first, or name a file "
+            "in a folder that exists",
+            path=path,
+        )
+    if path.resolve() == Path(config).resolve():
+        raise BatchValidationError(
+            f"{option} names the judges config itself; write the export to another file",
+            path=path,
+        )
+    if path.resolve().is_relative_to(state_dir.resolve()):
+        raise BatchValidationError(
+            f"{option} points inside kyro's state folder ({state_dir}), where the results "
+            "file is the only copy of the verdicts; write the export somewhere else",
+            path=path,
+        )
+
+
+@contextlib.contextmanager
+def _export(path: Path) -> Iterator[IO[bytes]]:
+    try:
+        with atomic_writer(path, mode=private_mode()) as file:
+            yield file
+    except OSError as exc:
+        raise BatchValidationError(
+            f"cannot write the export ({exc.strerror or exc}); free some space or choose "
+            "another file. The job's results file is intact",
+            path=path,
+        ) from exc
+
+
 def export_jsonl(result: BatchRunResult, path: Path) -> None:
-    """Copy the results file (one TranscriptEvaluation a line) to ``path``, atomically."""
-    with result.results_path.open("rb") as source, atomic_writer(path, mode=0o644) as target:
+    """Copy the results file (one TranscriptEvaluation a line) to ``path``, atomically (0600)."""
+    with result.results_path.open("rb") as source, _export(path) as target:
         shutil.copyfileobj(source, target, 1 << 20)
 
 
 def export_csv(result: BatchRunResult, path: Path) -> None:
-    """One row per transcript × judge (see :data:`CSV_COLUMNS`), streamed, atomically."""
-    with atomic_writer(path, mode=0o644) as raw:
+    """One row per transcript × judge (see :data:`CSV_COLUMNS`), streamed, atomically (0600).
+
+    Text cells that a spreadsheet would read as a formula (starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return) are written with a leading ``'``.
+    """
+    with _export(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(CSV_COLUMNS)
@@ -144,17 +198,17 @@ def export_csv(result: BatchRunResult, path: Path) -> None:
                 writer.writerow(
                     (
                         evaluation.index,
-                        evaluation.source,
+                        neutralise(evaluation.source),
                         evaluation.status,
-                        name,
+                        neutralise(name),
                         verdict.status,
                         votes.get("SUCCESS", 0),
                         votes.get("ERROR", 0),
                         votes.get("NA", 0),
                         votes.get("ERRORED", 0),
-                        verdict.root_cause or "",
-                        error.code if error else "",
-                        error.message if error else "",
+                        neutralise(verdict.root_cause or ""),
+                        neutralise(error.code) if error else "",
+                        neutralise(error.message) if error else "",
                     )
                 )
         text.flush()

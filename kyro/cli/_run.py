@@ -15,6 +15,7 @@ import anyio
 
 from kyro._exceptions import BatchJobError
 from kyro._results import BatchRunResult
+from kyro.cli._argtypes import interval_seconds
 from kyro.cli._jobs import (
     add_output_options,
     finish,
@@ -48,7 +49,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("config", help="the judges YAML file")
     parser.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
     parser.add_argument(
-        "--interval", type=float, default=30.0, help="seconds between polls of a batch provider"
+        "--interval",
+        type=interval_seconds,
+        default=30.0,
+        help="seconds between polls of a batch provider",
     )
     add_plan_options(parser)
     add_vote_options(parser)

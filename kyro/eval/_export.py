@@ -5,7 +5,9 @@ never sees half a file, and an interrupted export leaves the previous file as it
 
 CSV columns: ``index, item_id, run_id, passed, error, duration_ms, output``, then for every
 scorer ``<name>.score``, ``<name>.passed`` and ``<name>.explanation`` (an errored score's
-explanation is its error). Outputs that are not text are written as compact JSON.
+explanation is its error). Outputs that are not text are written as compact JSON. Both files
+are private (0600) and formula-like CSV text cells start with ``'`` (see
+:mod:`kyro.eval._exportsafe`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from kyro.eval._exportsafe import neutralise, private_mode
 from kyro.eval._text import as_text
 
 if TYPE_CHECKING:
@@ -54,7 +57,7 @@ def replace_durably(path: Path, mode: int = 0o600) -> Iterator[IO[bytes]]:
 
 def write_jsonl(result: BatchEvalResult, path: Path) -> Path:
     """Every item result as one JSON line, in item order."""
-    with replace_durably(path, 0o644) as target, result.results_path.open("rb") as source:
+    with replace_durably(path, private_mode()) as target, result.results_path.open("rb") as source:
         for offset in result.results._offsets:
             source.seek(offset)
             target.write(source.readline())
@@ -64,7 +67,7 @@ def write_jsonl(result: BatchEvalResult, path: Path) -> Path:
 def write_csv(result: BatchEvalResult, path: Path) -> Path:
     """One row per item (see the module docstring for the columns)."""
     names = list(result.stats.scorers)
-    with replace_durably(path, 0o644) as raw:
+    with replace_durably(path, private_mode()) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(
@@ -76,12 +79,12 @@ def write_csv(result: BatchEvalResult, path: Path) -> Path:
         for item in result.results:
             row: list[object] = [
                 item.index,
-                item.item_id or "",
-                item.run_id,
+                neutralise(item.item_id or ""),
+                neutralise(item.run_id),
                 item.passed,
-                item.error or "",
+                neutralise(item.error or ""),
                 item.duration_ms,
-                "" if item.error is not None else as_text(item.output),
+                "" if item.error is not None else neutralise(as_text(item.output)),
             ]
             by_name = {score.scorer: score for score in item.scores}
             for name in names:
@@ -90,7 +93,8 @@ def write_csv(result: BatchEvalResult, path: Path) -> Path:
                     row.extend(("", "", ""))
                 else:
                     shown = "" if score.score is None else score.score
-                    row.extend((shown, score.passed, score.error or score.explanation or ""))
+                    why = neutralise(score.error or score.explanation or "")
+                    row.extend((shown, score.passed, why))
             writer.writerow(row)
         text.flush()
         text.detach()

@@ -20,7 +20,7 @@ import httpx
 import msgspec
 import tenacity
 
-from kyro import RetryPolicy, send_with_retries
+from kyro import RetryPolicy, redact, send_with_retries
 from kyro_local._wire import OutputError, OutputResponse
 
 __all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
@@ -42,7 +42,7 @@ def _json_body(content: bytes) -> msgspec.Raw | None:
     """``content`` as raw JSON safe to embed in one JSONL line, or None if it is not JSON."""
     try:
         raw = msgspec.json.decode(content, type=msgspec.Raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep is as unusable as not JSON
         return None
     if b"\n" in content or b"\r" in content:  # pretty-printed: compact it to one line
         return msgspec.Raw(msgspec.json.encode(msgspec.json.decode(content)))
@@ -82,11 +82,13 @@ class HttpBackend:
         concurrency: int = 16,
     ) -> None:
         self.endpoint = base_url.rstrip("/") + "/chat/completions"
+        self._url = httpx.URL(self.endpoint)
+        # What messages and result files show: never the userinfo of the URL.
+        self.endpoint = redact(self.endpoint)
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        # Parsed once: httpx re-parses a str URL and a dict of headers on every request.
-        self._url = httpx.URL(self.endpoint)
+        # Parsed once (above): httpx re-parses a str URL and a dict of headers on each request.
         self._headers = httpx.Headers(headers)
         self._timeout = timeout
         self._retry = retry

@@ -151,13 +151,22 @@ class LocalProvider:
             pid=os.getpid(),
             host=socket.gethostname(),
         )
-        await anyio.to_thread.run_sync(self._store.create, record, path)
-        run = BatchRun(self._store, record, self._backend, concurrency=self.concurrency)
-        self._runs[record.batch_id] = run
         try:
-            await run.run()
-        finally:
-            del self._runs[record.batch_id]
+            await anyio.to_thread.run_sync(self._store.create, record, path)
+            run = BatchRun(self._store, record, self._backend, concurrency=self.concurrency)
+            self._runs[record.batch_id] = run
+            try:
+                await run.run()
+            finally:
+                self._runs.pop(record.batch_id, None)
+        except OSError as exc:
+            # A full disk or a read-only folder: the batch's lines so far stay on disk, and
+            # a later check adopts the batch (found by its metadata) and sends the rest.
+            raise BatchValidationError(
+                f"cannot write the local provider's batch files here ({exc.strerror or exc}); "
+                "free some space or make the folder writable, then run the same command again",
+                path=self.state_dir,
+            ) from exc
         return record.batch_id
 
     async def poll(self, batch_id: str) -> BatchStatus:

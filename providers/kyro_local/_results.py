@@ -96,6 +96,6 @@ async def read_results(folder: Path, record: BatchRecord) -> AsyncIterator[Resul
             continue
         try:
             custom_id = _id_decoder.decode(raw).custom_id
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             custom_id = f"line-{number}"
         yield ResultLine(custom_id=custom_id, ok=False, error=error)

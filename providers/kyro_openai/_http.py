@@ -61,7 +61,7 @@ class Secret:
 def _server_message(response: httpx.Response) -> tuple[str | None, str]:
     try:
         envelope = msgspec.json.decode(response.content, type=ErrorEnvelope)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         text = response.content[:300].decode("utf-8", "replace").strip()
         return None, text
     error = envelope.error
@@ -241,6 +241,10 @@ def decode_json(response: httpx.Response, kind: type[Any], action: str) -> Any:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise KyroError(
             f"{action}: the server's answer is not a valid {kind.__name__}: {exc}"
+        ) from exc
+    except RecursionError as exc:
+        raise KyroError(
+            f"{action}: the server's answer is nested too deeply to be a {kind.__name__}"
         ) from exc
 
 

@@ -38,6 +38,7 @@ from kyro import (
     ProviderError,
     ResultLine,
     RetryPolicy,
+    redact,
 )
 from kyro_openai._encode import CHAT_COMPLETIONS_URL, OPENAI_LIMITS, encode_request
 from kyro_openai._http import (
@@ -132,7 +133,7 @@ class OpenAIBatchProvider:
     def __repr__(self) -> str:
         mode = ", azure=True" if self.azure else ""
         key = "set" if self._secret else "missing"
-        return f"OpenAIBatchProvider(base_url={self.base_url!r}{mode}, api_key=<{key}>)"
+        return f"OpenAIBatchProvider(base_url={redact(self.base_url)!r}{mode}, api_key=<{key}>)"
 
     def _headers(self) -> dict[str, str]:
         if self._secret is None:

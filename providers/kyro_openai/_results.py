@@ -103,11 +103,11 @@ def decode_line(raw: bytes) -> OutputLine | None:
     """Decode one result line; a line without a readable ``custom_id`` gives None."""
     try:
         return _LINE_DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         pass
     try:
         loose = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deeply to be a result line
         return None
     custom_id = loose.get("custom_id") if isinstance(loose, dict) else None
     if not isinstance(custom_id, str):

@@ -52,7 +52,7 @@ def test_bad_variable_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_exit_codes_are_stable() -> None:
     """The exit codes are the documented numbers."""
-    assert [int(code) for code in ExitCode] == [0, 1, 2, 3, 4, 5]
+    assert [int(code) for code in ExitCode] == [0, 1, 2, 3, 4, 5, 70, 75]
     assert [code.name for code in ExitCode] == [
         "OK",
         "GATE",
@@ -60,4 +60,6 @@ def test_exit_codes_are_stable() -> None:
         "PENDING",
         "JOB_FAILED",
         "PROVIDER",
+        "INTERNAL",
+        "BUSY",
     ]

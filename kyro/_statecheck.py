@@ -1,0 +1,95 @@
+"""Cross-checking a job state read back from disk, before any of it is acted on.
+
+A state file edited by hand (or by anything else) must not make kyro upload a file outside
+the job's folder, drop transcripts or judges from the results, or fail deep inside with a
+``ValueError``. :func:`check_state` looks at every name and count the state holds:
+
+* every shard and attempt file is a relative name that resolves inside the job's sidecar
+  folder (no absolute path, no ``..``, no symlink leading out);
+* judges: at least one, names unique; runs from 1 to ``MAX_RUNS``; transcripts at least 1;
+* shards: indices 0…n-1 once each; their lines add up to transcripts × judges × runs (a
+  cancelled job may have dropped the shards it never sent);
+  attempts numbered from 1, unique, never holding more lines than their shard;
+* vote settings within runs; ``max_resubmits`` 0 or more; the config hash a SHA-256.
+
+Any mismatch is a :class:`BatchValidationError` naming the state file, and the file is left
+exactly as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from kyro._exceptions import BatchValidationError
+from kyro._limits import MAX_RUNS
+
+if TYPE_CHECKING:
+    from kyro._jobstate import JobState
+
+__all__ = ["check_state"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_state(state: JobState, sidecar: Path, state_path: Path) -> None:
+    """Raise a clear error, naming ``state_path``, if ``state`` does not hold together."""
+    problem = _problem(state, sidecar)
+    if problem is not None:
+        raise BatchValidationError(
+            f"the job state does not hold together: {problem}. It was edited or damaged; the "
+            "file was left untouched. Restore it from a backup; otherwise cancel the job's "
+            "batches in the provider's console, delete the file to forget the job, and submit "
+            "again",
+            path=state_path,
+        )
+
+
+def _problem(state: JobState, sidecar: Path) -> str | None:
+    judges = state.judges
+    if not judges:
+        return "it names no judge"
+    if len(set(judges)) != len(judges):
+        return f"judge names repeat ({', '.join(judges)})"
+    if not 1 <= state.runs <= MAX_RUNS:
+        return f"runs is {state.runs}, not from 1 to {MAX_RUNS}"
+    if state.transcripts < 1:
+        return f"it counts {state.transcripts} transcripts"
+    if state.vote.min_valid_votes > state.runs:
+        return f"min_valid_votes {state.vote.min_valid_votes} is above runs {state.runs}"
+    if state.max_resubmits < 0:
+        return f"max_resubmits is {state.max_resubmits}"
+    if not _SHA256.fullmatch(state.config_sha256):
+        return "config_sha256 is not a SHA-256 hex digest"
+    indices = [shard.index for shard in state.shards]
+    expected = state.transcripts * len(judges) * state.runs
+    lines = sum(shard.lines for shard in state.shards)
+    # cancel() drops the shards an interrupted submit never sent; otherwise all are there.
+    complete = not state.cancel_requested
+    if len(set(indices)) != len(indices) or (complete and indices != list(range(len(indices)))):
+        return f"shard indices are {indices}, not 0 to {len(indices) - 1} once each"
+    if state.shards and (lines > expected or (complete and lines != expected)):
+        return (
+            f"its shards hold {lines:,} requests, but {state.transcripts:,} transcripts × "
+            f"{len(judges)} judges × {state.runs} runs make {expected:,}"
+        )
+    root = sidecar.resolve()
+    for shard in state.shards:
+        for name in (shard.name, *(attempt.file for attempt in shard.attempts)):
+            if not _inside(name, root):
+                return f"shard {shard.index} names the file {name!r}, outside the job's folder"
+        numbers = [attempt.attempt for attempt in shard.attempts]
+        if any(n < 1 for n in numbers) or len(set(numbers)) != len(numbers):
+            return f"shard {shard.index} has attempts numbered {numbers}"
+        if any(not 0 <= attempt.lines <= shard.lines for attempt in shard.attempts):
+            return f"an attempt of shard {shard.index} holds more lines than the shard"
+    return None
+
+
+def _inside(name: str, root: Path) -> bool:
+    """True if the state's relative ``name`` resolves to a path inside ``root``."""
+    pure = PurePosixPath(name)
+    if not name or "\\" in name or "\x00" in name or pure.is_absolute() or ".." in pure.parts:
+        return False
+    return (root / pure).resolve().is_relative_to(root)
