@@ -1,0 +1,193 @@
+"""Running an execution's items: the one interface the workers use, and its BatchJudge form.
+
+An :class:`Executor` gets an execution's items and the config of its judge version and
+reports each item's outcome as it finishes. :class:`BatchJudgeExecutor` runs the items in
+groups, each group one :class:`kyro.BatchJudge` job with its own state folder under the data
+folder, so everything BatchJudge guarantees holds per group: the intent is on disk before each
+remote step, and a restarted server resumes a group with ``check()`` — adopting the batch it
+already created — instead of sending it again.
+
+* Through a live provider (a ``LocalProvider`` over an endpoint or a callable), ``submit``
+  does the work; an execution is split into ``groups`` groups (at most), run side by side, so
+  items finish — and show ``completed`` — group by group.
+* Through a batch provider, an execution is one group, one batch at half price; the execution
+  stays ``processing`` while the batch is polled every ``poll_interval`` seconds.
+
+Groups are fixed by the execution's size, never by what is left, so a resumed group is the
+same job with the same items. A group whose outcomes are recorded is skipped on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import msgspec
+import tenacity
+
+from kyro import (
+    BatchJobError,
+    BatchJudge,
+    BatchProvider,
+    BatchRunResult,
+    BatchValidationError,
+    KyroError,
+    ProviderError,
+)
+from kyro.serve._outcomes import failed_outcome, outcomes_of
+
+__all__ = ["BatchJudgeExecutor", "Executor", "ProviderFactory", "Reporter", "Work"]
+
+_log = logging.getLogger("kyro.serve")
+
+ProviderFactory = Callable[[Path], BatchProvider]
+"""Makes the provider for one group, given a folder the provider may keep its files in."""
+
+
+class Work(msgspec.Struct, frozen=True, kw_only=True):
+    """An execution to run: every input (index order), those already done, the config file."""
+
+    execution_id: str
+    config_path: Path
+    evaluators: tuple[str, ...]
+    inputs: tuple[dict[str, Any], ...]
+    done: frozenset[int] = frozenset()
+
+
+class Reporter(Protocol):
+    """Where an executor reports progress; each call is committed before it returns."""
+
+    async def started(self, indices: Sequence[int]) -> None:
+        """These items are being evaluated now."""
+        ...
+
+    async def finished(self, outcomes: Sequence[Any]) -> None:
+        """These items are done (``ItemOutcome`` each)."""
+        ...
+
+
+class Executor(Protocol):
+    """Runs the items of one execution, reporting each as it finishes."""
+
+    async def execute(self, work: Work, report: Reporter) -> None:
+        """Run every item of ``work`` not in ``work.done``; return when all are reported."""
+        ...
+
+    def forget(self, execution_id: str) -> None:
+        """Drop whatever the executor kept on disk for a finished execution."""
+        ...
+
+
+class BatchJudgeExecutor:
+    """:class:`Executor` through BatchJudge jobs (see the module docstring).
+
+    Example::
+
+        executor = BatchJudgeExecutor(
+            lambda folder: LocalProvider(handler=judge_fn, state_dir=folder),
+            jobs_dir=Path("serve-data/jobs"),
+            groups=10,
+        )
+    """
+
+    def __init__(
+        self,
+        provider: ProviderFactory,
+        *,
+        jobs_dir: Path,
+        groups: int = 10,
+        workers: int = 8,
+        poll_interval: float = 30.0,
+        attempts: int = 5,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if groups < 1 or workers < 1 or attempts < 1:
+            raise ValueError("groups, workers and attempts must be at least 1")
+        self.provider = provider
+        self.jobs_dir = jobs_dir
+        self.groups = groups
+        self.poll_interval = poll_interval
+        self.attempts = attempts
+        self._sleep = sleep
+        self._limiter = anyio.CapacityLimiter(workers)
+
+    def forget(self, execution_id: str) -> None:
+        shutil.rmtree(self.jobs_dir / execution_id, ignore_errors=True)
+
+    async def execute(self, work: Work, report: Reporter) -> None:
+        size = math.ceil(len(work.inputs) / self.groups)
+        async with anyio.create_task_group() as tasks:
+            for start in range(0, len(work.inputs), size):
+                indices = range(start, min(start + size, len(work.inputs)))
+                if all(i in work.done for i in indices):
+                    continue
+                tasks.start_soon(self._group, work, start // size, indices, report)
+
+    async def _group(self, work: Work, number: int, indices: range, report: Reporter) -> None:
+        folder = self.jobs_dir / work.execution_id / f"group-{number}"
+        await report.started(indices)
+        try:
+            result = await self._run(work, folder, indices)
+        except BatchJobError as exc:
+            # The job ended failed, expired or cancelled: keep what it finished.
+            partial = exc.result if isinstance(exc.result, BatchRunResult) else None
+            why = f"the provider's batch ended {exc.status}"
+            outcomes = outcomes_of(partial, indices, work.evaluators, f"batch_{exc.status}", why)
+        except KyroError as exc:
+            _log.warning(
+                "execution %s group %s failed: %s", work.execution_id, number, type(exc).__name__
+            )
+            code = "provider_error" if isinstance(exc, ProviderError) else "invalid_request"
+            # The message alone: its file prefix would name the server's own folders.
+            message = exc.message if isinstance(exc, BatchValidationError) else str(exc)
+            outcomes = [failed_outcome(i, code, message) for i in indices]
+        else:
+            outcomes = outcomes_of(result, indices, work.evaluators, "missing", "no result")
+        await report.finished(outcomes)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    async def _run(self, work: Work, folder: Path, indices: range) -> BatchRunResult:
+        """Submit the group (or resume it), then check until it is done."""
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        judge = BatchJudge(self.provider(folder / "provider"), work.config_path, state_dir=folder)
+        try:
+            stem = work.config_path.stem
+            resumable = (folder / f"{stem}.batch-state.json").exists() or (
+                folder / f"{stem}.batch-done.json"
+            ).exists()
+            async with self._limiter:
+                if not resumable:
+                    transcripts = [_transcript(work.inputs[i]) for i in indices]
+                    await self._retrying(judge.submit, transcripts)
+                result = await self._retrying(judge.check)
+            while result is None:
+                await self._sleep(self.poll_interval)
+                result = await self._retrying(judge.check)
+            assert isinstance(result, BatchRunResult)
+            return result
+        finally:
+            await judge.provider.aclose()
+
+    async def _retrying(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """``call(*args)``, tried again on provider errors (an outage, a refused connection)."""
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(multiplier=1, max=60) + tenacity.wait_random(0, 1),
+            retry=tenacity.retry_if_exception_type(ProviderError),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call(*args)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _transcript(value: dict[str, Any]) -> dict[str, Any]:
+    """An input as the judges see it: ``{{input.request}}`` and friends; nulls left out."""
+    return {key: v for key, v in value.items() if v is not None}

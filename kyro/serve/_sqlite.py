@@ -1,0 +1,327 @@
+"""The embedded default store: one SQLite file (stdlib ``sqlite3``) in WAL mode.
+
+Every write is one ``BEGIN IMMEDIATE … COMMIT`` with ``synchronous=FULL``, so a transition is
+on disk before the caller acknowledges it, and a process killed at any instant leaves either
+the whole transition or none of it. The schema's version is kept in ``PRAGMA user_version``;
+a file written by a newer schema is refused rather than misread. The file is mode 0600: it
+holds the transcripts clients sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kyro import KyroError
+from kyro.serve._records import (
+    EvaluatorResult,
+    Execution,
+    ExecutionFilter,
+    ExecutionStatus,
+    Item,
+    ItemError,
+    ItemOutcome,
+    Version,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE versions (
+    version_id TEXT PRIMARY KEY, judge_id TEXT NOT NULL, sha256 TEXT NOT NULL,
+    config_name TEXT NOT NULL, evaluators BLOB NOT NULL, created_at REAL NOT NULL,
+    files BLOB NOT NULL);
+CREATE INDEX versions_by_judge ON versions (judge_id, created_at);
+CREATE TABLE executions (
+    execution_id TEXT PRIMARY KEY, judge_id TEXT NOT NULL, version_id TEXT NOT NULL,
+    status TEXT NOT NULL, tags BLOB NOT NULL, total_count INTEGER NOT NULL,
+    completed_count INTEGER NOT NULL DEFAULT 0, failed_count INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, error BLOB);
+CREATE INDEX executions_by_time ON executions (created_at, execution_id);
+CREATE TABLE execution_tags (
+    execution_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (tag, execution_id))
+    WITHOUT ROWID;
+CREATE TABLE items (
+    execution_id TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL,
+    input BLOB NOT NULL, results BLOB, error BLOB, PRIMARY KEY (execution_id, idx))
+    WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "execution_id, judge_id, version_id, status, tags, total_count, completed_count, "
+    "failed_count, created_at, started_at, finished_at, error"
+)
+_json = msgspec.json.Encoder()
+_strings = msgspec.json.Decoder(tuple[str, ...])
+_inputs = msgspec.json.Decoder(dict[str, Any])
+_results = msgspec.json.Decoder(tuple[EvaluatorResult, ...])
+_errors = msgspec.json.Decoder(ItemError)
+_files = msgspec.msgpack.Decoder(dict[str, bytes])
+
+
+class SQLiteStore:
+    """:class:`~kyro.serve.Store` on one SQLite file (created with its folder if missing).
+
+    Example::
+
+        store = SQLiteStore(Path("serve-data/kyro-serve.sqlite3"))
+        store.unfinished()                # executions a restarted server resumes
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise KyroError(f"cannot open the service database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        (found,) = self._db.execute("PRAGMA user_version").fetchone()
+        if found > SCHEMA_VERSION:
+            raise KyroError(
+                f"{self.path} was written by a newer kyro (schema {found}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade kyro or point --data-dir at another folder"
+            )
+        if found == 0:
+            with self._write() as db:
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def add_version(self, version: Version) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version.version_id,
+                    version.judge_id,
+                    version.sha256,
+                    version.config_name,
+                    _json.encode(version.evaluators),
+                    version.created_at,
+                    msgspec.msgpack.encode(version.files),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def versions(self, judge_id: str) -> list[Version]:
+        rows = self._read(
+            "SELECT version_id, judge_id, sha256, config_name, evaluators, created_at "
+            "FROM versions WHERE judge_id = ? ORDER BY created_at DESC, version_id",
+            (judge_id,),
+        )
+        return [_version(row, b"\x80") for row in rows]
+
+    def version(self, version_id: str) -> Version | None:
+        rows = self._read(
+            "SELECT version_id, judge_id, sha256, config_name, evaluators, created_at, files "
+            "FROM versions WHERE version_id = ?",
+            (version_id,),
+        )
+        return _version(rows[0][:6], rows[0][6]) if rows else None
+
+    # -- executions --------------------------------------------------------------------------
+
+    def create_execution(self, execution: Execution, inputs: Sequence[dict[str, Any]]) -> None:
+        e = execution
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+                (
+                    e.execution_id,
+                    e.judge_id,
+                    e.version_id,
+                    e.status,
+                    _json.encode(e.tags),
+                    e.total_count,
+                    e.created_at,
+                    None,
+                    None,
+                    None,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO execution_tags VALUES (?, ?)",
+                [(e.execution_id, tag) for tag in dict.fromkeys(e.tags)],
+            )
+            db.executemany(
+                "INSERT INTO items (execution_id, idx, status, input) VALUES (?, ?, 'pending', ?)",
+                [(e.execution_id, i, _json.encode(value)) for i, value in enumerate(inputs)],
+            )
+
+    def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            found = _execution(row)
+            if not items:
+                return found
+            rows = self._db.execute(
+                "SELECT idx, status, input, results, error FROM items "
+                "WHERE execution_id = ? ORDER BY idx",
+                (execution_id,),
+            ).fetchall()
+        return msgspec.structs.replace(found, items=tuple(_item(r) for r in rows))
+
+    def list_executions(self, where: ExecutionFilter) -> list[Execution]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if where.tag is not None:
+            clauses.append(
+                "execution_id IN (SELECT execution_id FROM execution_tags WHERE tag = ?)"
+            )
+            args.append(where.tag)
+        if where.judge_id is not None:
+            clauses.append("judge_id = ?")
+            args.append(where.judge_id)
+        if where.status is not None:
+            clauses.append("status = ?")
+            args.append(where.status)
+        if where.after is not None:
+            clauses.append("(created_at < ? OR (created_at = ? AND execution_id < ?))")
+            args.extend((where.after[0], where.after[0], where.after[1]))
+        sql = f"SELECT {_COLUMNS} FROM executions"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_at DESC, execution_id DESC LIMIT ?"
+        return [_execution(row) for row in self._read(sql, (*args, where.limit))]
+
+    def unfinished(self) -> list[str]:
+        rows = self._read(
+            "SELECT execution_id FROM executions WHERE status IN ('pending', 'processing') "
+            "ORDER BY created_at, execution_id"
+        )
+        return [row[0] for row in rows]
+
+    def start_execution(self, execution_id: str, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE executions SET status = 'processing', started_at = ? "
+                "WHERE execution_id = ? AND status = 'pending'",
+                (at, execution_id),
+            )
+
+    def start_items(self, execution_id: str, indices: Sequence[int]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE items SET status = 'processing' "
+                "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
+                [(execution_id, i) for i in indices],
+            )
+
+    def finish_items(self, execution_id: str, outcomes: Sequence[ItemOutcome]) -> None:
+        with self._transaction() as db:
+            for outcome in outcomes:
+                cursor = db.execute(
+                    "UPDATE items SET status = ?, results = ?, error = ? WHERE execution_id = ? "
+                    "AND idx = ? AND status IN ('pending', 'processing')",
+                    (
+                        outcome.status,
+                        _json.encode(outcome.evaluator_results),
+                        _json.encode(outcome.error) if outcome.error else None,
+                        execution_id,
+                        outcome.index,
+                    ),
+                )
+                if cursor.rowcount != 1:  # already recorded (a resumed group): count it once
+                    continue
+                column = "completed_count" if outcome.status == "completed" else "failed_count"
+                db.execute(
+                    f"UPDATE executions SET {column} = {column} + 1 WHERE execution_id = ?",
+                    (execution_id,),
+                )
+
+    def finish_execution(
+        self, execution_id: str, status: ExecutionStatus, at: float, error: ItemError | None
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE executions SET status = ?, finished_at = ?, error = ?, "
+                "started_at = COALESCE(started_at, ?) WHERE execution_id = ?",
+                (status, at, _json.encode(error) if error else None, at, execution_id),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _version(row: Sequence[Any], files: bytes) -> Version:
+    return Version(
+        version_id=row[0],
+        judge_id=row[1],
+        sha256=row[2],
+        config_name=row[3],
+        evaluators=_strings.decode(row[4]),
+        created_at=row[5],
+        files=_files.decode(files),
+    )
+
+
+def _execution(row: Sequence[Any]) -> Execution:
+    return Execution(
+        execution_id=row[0],
+        judge_id=row[1],
+        version_id=row[2],
+        status=row[3],
+        tags=_strings.decode(row[4]),
+        total_count=row[5],
+        completed_count=row[6],
+        failed_count=row[7],
+        created_at=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        error=_errors.decode(row[11]) if row[11] else None,
+    )
+
+
+def _item(row: Sequence[Any]) -> Item:
+    return Item(
+        index=row[0],
+        status=row[1],
+        input=_inputs.decode(row[2]),
+        evaluator_results=_results.decode(row[3]) if row[3] else (),
+        error=_errors.decode(row[4]) if row[4] else None,
+    )

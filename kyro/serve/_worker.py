@@ -1,0 +1,176 @@
+"""Workers inside the server process: run accepted executions, resume them after a restart.
+
+The pool runs in the application's lifespan. ``start`` is called after an execution is
+committed; at startup every execution still pending or processing is started again, and the
+executor skips the items already recorded. Each step is committed through the store before
+the next begins. At shutdown the pool waits up to ``grace`` seconds for running executions,
+then cancels them: their items stay ``processing`` in the store and their groups' state stays
+on disk, so the next start resumes them where they stopped (parked, never lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from kyro.serve._executor import Executor, Work
+from kyro.serve._judges import JudgeRegistry
+from kyro.serve._records import ItemError, ItemOutcome, Store
+
+__all__ = ["WorkerPool"]
+
+_log = logging.getLogger("kyro.serve")
+
+
+class _Report:
+    """The executor's reporter for one execution: every call is a committed transition."""
+
+    def __init__(self, store: Store, execution_id: str) -> None:
+        self.store = store
+        self.execution_id = execution_id
+
+    async def started(self, indices: Sequence[int]) -> None:
+        await anyio.to_thread.run_sync(self.store.start_items, self.execution_id, list(indices))
+
+    async def finished(self, outcomes: Sequence[Any]) -> None:
+        await anyio.to_thread.run_sync(self.store.finish_items, self.execution_id, list(outcomes))
+
+
+class WorkerPool:
+    """Runs executions through an executor, at most ``active`` at once.
+
+    Example::
+
+        pool = WorkerPool(store, registry, executor)
+        async with pool.running(grace=10):   # resumes what a previous run left unfinished
+            pool.start(execution_id)
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: JudgeRegistry,
+        executor: Executor,
+        *,
+        active: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.executor = executor
+        self.clock = clock
+        self._limiter = anyio.CapacityLimiter(active)
+        self._tasks: TaskGroup | None = None
+        self._running = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, grace: float) -> AsyncIterator[WorkerPool]:
+        """Serve inside the block; on leaving, wait up to ``grace`` seconds, then park."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                await self._resume()
+                yield self
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
+                    await self._idle.wait()
+                if self._running:
+                    _log.info(
+                        "parking %d running executions; a restart resumes them", self._running
+                    )
+                tasks.cancel_scope.cancel()
+                self._tasks = None
+
+    async def _resume(self) -> int:
+        unfinished = await anyio.to_thread.run_sync(self.store.unfinished)
+        for execution_id in unfinished:
+            self.start(execution_id)
+        if unfinished:
+            _log.info("resuming %d unfinished executions", len(unfinished))
+        return len(unfinished)
+
+    def start(self, execution_id: str) -> None:
+        """Run the (committed) execution in the background."""
+        if self._tasks is None:
+            raise RuntimeError("the worker pool is not open")
+        self._running += 1
+        self._idle = anyio.Event() if self._idle.is_set() else self._idle
+        self._tasks.start_soon(self._guarded, execution_id)
+
+    async def _guarded(self, execution_id: str) -> None:
+        try:
+            async with self._limiter:
+                await self._run(execution_id)
+        except Exception as exc:  # never let one execution take the server down
+            _log.error("execution %s: internal error (%s)", execution_id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self._end(execution_id, "failed", "internal_error", "the server failed")
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    async def _run(self, execution_id: str) -> None:
+        execution = await anyio.to_thread.run_sync(self.store.execution, execution_id)
+        if execution is None or execution.status in ("completed", "failed"):
+            return
+        version = await anyio.to_thread.run_sync(self.store.version, execution.version_id)
+        if version is None:
+            await self._end(execution_id, "failed", "version_missing", "the judge version is gone")
+            return
+        config = await anyio.to_thread.run_sync(self.registry.materialise, version)
+        await anyio.to_thread.run_sync(self.store.start_execution, execution_id, self.clock())
+        work = Work(
+            execution_id=execution_id,
+            config_path=config,
+            evaluators=version.evaluators,
+            inputs=tuple(item.input for item in execution.items),
+            done=frozenset(i.index for i in execution.items if i.status in ("completed", "failed")),
+        )
+        del execution
+        await self.executor.execute(work, _Report(self.store, execution_id))
+        final = await anyio.to_thread.run_sync(
+            lambda: self.store.execution(execution_id, items=False)
+        )
+        assert final is not None
+        if final.completed_count + final.failed_count < final.total_count:
+            # The executor returned without an outcome for some items: never leave them hanging.
+            left = await anyio.to_thread.run_sync(self.store.execution, execution_id)
+            assert left is not None
+            missing = [
+                ItemOutcome(
+                    index=item.index,
+                    status="failed",
+                    error=ItemError(code="missing", message="the executor gave no result"),
+                )
+                for item in left.items
+                if item.status in ("pending", "processing")
+            ]
+            await _Report(self.store, execution_id).finished(missing)
+            final = await anyio.to_thread.run_sync(
+                lambda: self.store.execution(execution_id, items=False)
+            )
+            assert final is not None
+        if final.completed_count == 0:
+            await self._end(execution_id, "failed", "all_items_failed", "no item was evaluated")
+        else:
+            await self._end(execution_id, "completed", None, None)
+        self.executor.forget(execution_id)
+
+    async def _end(
+        self, execution_id: str, status: Any, code: str | None, message: str | None
+    ) -> None:
+        error = ItemError(code=code, message=message) if code and message else None
+        await anyio.to_thread.run_sync(
+            self.store.finish_execution, execution_id, status, self.clock(), error
+        )
+        _log.info("execution %s %s", execution_id, status)
