@@ -97,9 +97,10 @@ def _outcome(
 
 
 def _why(verdict: JudgeVerdict) -> str:
-    if verdict.error is not None:
-        return f"{verdict.error.code}: {verdict.error.message}"
+    """The first run's own error (the root cause), else the vote's (a tie, too few runs)."""
     for run in verdict.runs:
         if run.error is not None:
             return f"{run.error.code}: {run.error.message}"
+    if verdict.error is not None:
+        return f"{verdict.error.code}: {verdict.error.message}"
     return "no valid verdict"
