@@ -144,7 +144,7 @@ class ServeApp:
         needs = _input_fields(loaded)
         problems = [
             Problem(
-                f"inputs[{i}].{field}", f"this judge's prompt uses {{{{input.{field}}}}}; give it"
+                f"inputs[{i}].{field}", f"required: this judge's prompt uses {{{{input.{field}}}}}"
             )
             for i, value in enumerate(body.inputs)
             for field in needs

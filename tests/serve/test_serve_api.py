@@ -27,7 +27,8 @@ def test_seed_example_end_to_end(client: httpx.Client, judge: CountingJudge) -> 
     assert view["judge_id"] == "relevance"
     assert view["tags"] == ["my-app-v1.2"]
     assert (view["total_count"], view["completed_count"], view["failed_count"]) == (3, 3, 0)
-    assert view["started_at"] is not None and view["finished_at"] is not None
+    assert view["started_at"] is not None
+    assert view["finished_at"] is not None
     assert [item["index"] for item in view["items"]] == [0, 1, 2]
     first = view["items"][0]
     assert first["status"] == "completed"
