@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,5 +131,24 @@ def run_server(
             on_bound(f"http://{shown}:{bound_port}")
 
     server.startup = startup  # type: ignore[method-assign]
-    with sock:
-        server.run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; this handler
+    # (restored by then) turns that into a normal return instead of a death by signal.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with sock:
+            server.run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived after the graceful shutdown: leave ``run_server`` normally."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped

@@ -190,6 +190,7 @@ class ServerProcess:
         if not line.startswith("http://127.0.0.1:"):
             self.process.kill()
             self.process.wait()
+            self._close()
             raise AssertionError(f"the server did not start: {log.read_text()[-2000:]}")
         self.url = line
 
@@ -197,11 +198,16 @@ class ServerProcess:
         """SIGKILL: no cleanup of any kind runs."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
-        self._stderr.close()
+        self._close()
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM and wait; the exit status."""
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout)
-        self._stderr.close()
+        self._close()
         return code
+
+    def _close(self) -> None:
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self._stderr.close()
