@@ -1,0 +1,98 @@
+"""``python3 -m kyro serve``: help with examples, and clear refusals of bad setups."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from serve_helpers import KEY, write_judge
+
+
+def _serve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "KYRO_SERVE_API_KEYS"}
+    return subprocess.run(
+        [sys.executable, "-m", "kyro", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        timeout=60,
+    )
+
+
+def test_help_shows_examples() -> None:
+    """``serve --help`` shows how to start it and a curl call in the seed's shape."""
+    result = _serve(["--help"], {})
+    assert result.returncode == 0
+    assert "python3 -m kyro serve --judges judges/ --base-url" in result.stdout
+    assert "/v1/judges/relevance/batch-execute/" in result.stdout
+    assert "Authorization: Api-Key" in result.stdout
+
+
+def test_refuses_to_start_without_keys(tmp_path: Path) -> None:
+    """With no API key configured the server does not start (exit 2) and says how to fix it."""
+    judges = write_judge(tmp_path / "judges")
+    result = _serve(["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"], {})
+    assert result.returncode == 2
+    assert "no API key: set KYRO_SERVE_API_KEYS or pass --api-keys-file" in result.stderr
+    assert result.stdout == ""
+
+
+def test_refuses_short_keys_and_names_the_keys_file(tmp_path: Path) -> None:
+    """A short key is refused without echoing it; an unreadable keys file is named."""
+    judges = write_judge(tmp_path / "judges")
+    args = ["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"]
+    short = _serve(args, {"KYRO_SERVE_API_KEYS": "abc123"})
+    assert short.returncode == 2
+    assert "API key #1 is shorter than 16 characters" in short.stderr
+    assert "abc123" not in short.stderr
+    missing = _serve([*args, "--api-keys-file", str(tmp_path / "keys.txt")], {})
+    assert missing.returncode == 2
+    assert "keys.txt: cannot read the API keys file" in missing.stderr
+
+
+def test_a_bad_config_is_refused_with_its_position(tmp_path: Path) -> None:
+    """A judges config with a mistake stops the start with file:line:column."""
+    folder = tmp_path / "judges"
+    folder.mkdir()
+    (folder / "bad.yml").write_text(
+        "version: 1\nmodel: m\njudges:\n  - name: x\n    promt: hi\n", encoding="utf-8"
+    )
+    result = _serve(
+        ["--judges", str(folder), "--base-url", "http://127.0.0.1:9/v1"],
+        {"KYRO_SERVE_API_KEYS": KEY},
+    )
+    assert result.returncode == 2
+    assert f"{folder / 'bad.yml'}:5:5:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_prompt_files_outside_the_config_folder_are_refused(tmp_path: Path) -> None:
+    """A version must be kept whole, so a prompt_file above the config's folder is refused."""
+    folder = tmp_path / "judges"
+    folder.mkdir()
+    (tmp_path / "p.txt").write_text("Reply in JSON: {{input}}", encoding="utf-8")
+    (folder / "j.yml").write_text(
+        "version: 1\nmodel: m\njudges:\n  - name: x\n    prompt_file: ../p.txt\n"
+        "    output_format: json\n",
+        encoding="utf-8",
+    )
+    result = _serve(
+        ["--judges", str(folder), "--base-url", "http://127.0.0.1:9/v1"],
+        {"KYRO_SERVE_API_KEYS": KEY},
+    )
+    assert result.returncode == 2
+    assert "prompt_file '../p.txt' is outside the config's folder" in result.stderr
+
+
+def test_the_local_provider_needs_an_endpoint_or_a_handler(tmp_path: Path) -> None:
+    """Without --base-url, OPENAI_BASE_URL or --handler the command says what to pass."""
+    judges = write_judge(tmp_path / "judges")
+    env = {"KYRO_SERVE_API_KEYS": KEY, "OPENAI_BASE_URL": ""}
+    result = _serve(["--judges", str(judges)], env)
+    assert result.returncode == 2
+    assert "pass --base-url" in result.stderr
+    handler = _serve(["--judges", str(judges), "--handler", "no_such_module:fn"], env)
+    assert handler.returncode == 2
+    assert "--handler 'no_such_module:fn': cannot import it" in handler.stderr

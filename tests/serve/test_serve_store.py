@@ -1,0 +1,106 @@
+"""The SQLite store: WAL, schema version, transitions recorded once, filters; import rules."""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import kyro.serve
+from kyro import KyroError
+from kyro.serve import (
+    SCHEMA_VERSION,
+    EvaluatorResult,
+    Execution,
+    ExecutionFilter,
+    ItemOutcome,
+    SQLiteStore,
+)
+
+
+def _execution(execution_id: str, created_at: float, tags: tuple[str, ...] = ()) -> Execution:
+    return Execution(
+        execution_id=execution_id,
+        judge_id="relevance",
+        version_id="v",
+        status="pending",
+        tags=tags,
+        total_count=2,
+        created_at=created_at,
+    )
+
+
+def test_the_database_is_wal_private_and_versioned(tmp_path: Path) -> None:
+    """A new store is a 0600 file in WAL mode stamped with the schema version."""
+    store = SQLiteStore(tmp_path / "db" / "kyro-serve.sqlite3")
+    store.close()
+    path = tmp_path / "db" / "kyro-serve.sqlite3"
+    assert path.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database written by a newer kyro is refused with a message, never misread."""
+    path = tmp_path / "kyro-serve.sqlite3"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(KyroError, match="written by a newer kyro"):
+        SQLiteStore(path)
+
+
+def test_an_outcome_recorded_twice_counts_once(tmp_path: Path) -> None:
+    """A resumed group reporting the same items again changes nothing the second time."""
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    store.create_execution(_execution("e1", 1.0), [{"request": "a"}, {"request": "b"}])
+    store.start_items("e1", [0, 1])
+    result = EvaluatorResult(evaluator_name="R", score=1.0, justification="ok", status="SUCCESS")
+    outcome = ItemOutcome(index=0, status="completed", evaluator_results=(result,))
+    store.finish_items("e1", [outcome])
+    store.finish_items("e1", [ItemOutcome(index=0, status="failed")])
+    found = store.execution("e1")
+    assert found is not None
+    assert (found.completed_count, found.failed_count) == (1, 0)
+    assert [i.status for i in found.items] == ["completed", "processing"]
+    assert found.items[0].evaluator_results == (result,)
+    assert store.unfinished() == ["e1"]
+    store.finish_execution("e1", "completed", 2.0, None)
+    assert store.unfinished() == []
+    store.close()
+
+
+def test_listing_filters_and_pages(tmp_path: Path) -> None:
+    """Listings filter by tag, judge and status and page newest first after a cursor."""
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    for n in range(5):
+        store.create_execution(_execution(f"e{n}", float(n), ("even",) if n % 2 == 0 else ()), [])
+    store.finish_execution("e4", "failed", 9.0, None)
+    ids = lambda where: [e.execution_id for e in store.list_executions(where)]  # noqa: E731
+    assert ids(ExecutionFilter()) == ["e4", "e3", "e2", "e1", "e0"]
+    assert ids(ExecutionFilter(tag="even")) == ["e4", "e2", "e0"]
+    assert ids(ExecutionFilter(status="failed")) == ["e4"]
+    assert ids(ExecutionFilter(judge_id="other")) == []
+    assert ids(ExecutionFilter(limit=2, after=(3.0, "e3"))) == ["e2", "e1"]
+    store.close()
+
+
+def test_serve_imports_only_the_public_names_of_kyro() -> None:
+    """kyro.serve reaches the rest of kyro through ``kyro``'s public names only."""
+    folder = Path(kyro.serve.__file__).parent
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                module = node.module
+            elif isinstance(node, ast.Import):
+                module = node.names[0].name
+            else:
+                continue
+            if module.startswith("kyro") and not module.startswith("kyro.serve"):
+                assert module == "kyro", f"{path.name} imports {module}"
+                if isinstance(node, ast.ImportFrom):
+                    assert all(alias.name in kyro.__all__ for alias in node.names), path.name
