@@ -1,0 +1,210 @@
+"""kyro serve benchmark: executions over HTTP against the same work in-process, and memory.
+
+Run: ``python3 benchmarks/bench_serve.py`` (a few minutes; it writes to a temporary folder).
+
+1. Throughput and latency. A server in its own process judges with a LocalProvider callable
+   (``judge`` below, answering at once), so what is measured is the service itself: HTTP,
+   validation, the SQLite store, the workers and BatchJudge's crash-safe jobs. 20 concurrent
+   clients each submit 100-input executions and poll the status URL until completed.
+   Executions per second and the p95 latency from POST to completed are printed against the
+   same executions run in this process by the same executor (``BatchJudgeExecutor`` with the
+   same settings: what the service adds to the work), target ≥ 0.8×. ``KyroJudge.run_many``
+   becomes the baseline once the live runner ships.
+2. Memory. The server's peak RSS after ``SMALL`` executions and, in the same process, after
+   ten times as many more; the ratio is printed (target ≤ 1.3×: flat).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+CLIENTS = 20
+INPUTS = 100
+ROUNDS = 2  # executions per client in the throughput phase
+SMALL = 20  # executions before the first RSS reading; then 10 × SMALL more
+GROUPS, WORKERS, CONCURRENCY = 10, 8, 16
+POLL = 0.1
+KEY = "bench-serve-key-0123456789abcdef"
+CONFIG = """\
+version: 1
+name: relevance
+model: bench-model
+judges:
+  - name: Relevance
+    prompt: "Reply in JSON. Request: {{input.request}} Response: {{input.response}}"
+    output_format: json
+"""
+_REPLY = '{"status": "SUCCESS", "root_cause": "relevant", "score": 0.9}'
+
+
+def judge(body: dict[str, Any]) -> str:
+    """The callable judge: an instant verdict, so the service is what gets measured."""
+    return _REPLY
+
+
+def _inputs(n: int) -> list[dict[str, str]]:
+    return [{"request": f"question {n}-{i}", "response": f"answer {i}"} for i in range(INPUTS)]
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+async def _client_loop(
+    client: httpx.AsyncClient, n: int, rounds: int, latencies: list[float]
+) -> None:
+    for r in range(rounds):
+        started = time.perf_counter()
+        response = await client.post(
+            "/v1/judges/relevance/batch-execute/", json={"inputs": _inputs(n * 1000 + r)}
+        )
+        assert response.status_code == 202, response.text
+        url = response.json()["status_url"]
+        while True:
+            await anyio.sleep(POLL)
+            view = (await client.get(url)).json()
+            if view["status"] in ("completed", "failed"):
+                break
+        assert view["completed_count"] == INPUTS, view["status"]
+        latencies.append(time.perf_counter() - started)
+
+
+async def _drive(url: str, rounds: int) -> tuple[float, list[float]]:
+    """CLIENTS clients × ``rounds`` executions; (seconds, latencies)."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CLIENTS)
+    headers = {"Authorization": f"Api-Key {KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) as c:
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tasks:
+            for n in range(CLIENTS):
+                tasks.start_soon(_client_loop, c, n, rounds, latencies)
+        return time.perf_counter() - started, latencies
+
+
+async def _in_process(config: Path, jobs: Path, rounds: int) -> tuple[float, list[float]]:
+    """The same executions through the same executor in this process, no HTTP, no store."""
+    from kyro.serve import BatchJudgeExecutor, Work
+    from kyro_local import LocalProvider
+
+    executor = BatchJudgeExecutor(
+        lambda folder: LocalProvider(handler=judge, state_dir=folder, concurrency=CONCURRENCY),
+        jobs_dir=jobs,
+        groups=GROUPS,
+        workers=WORKERS,
+    )
+
+    class Count:
+        def __init__(self) -> None:
+            self.done = 0
+
+        async def started(self, indices: Sequence[int]) -> None:
+            pass
+
+        async def finished(self, outcomes: Sequence[Any]) -> None:
+            self.done += sum(1 for o in outcomes if o.status == "completed")
+
+    latencies: list[float] = []
+
+    async def one(n: int) -> None:
+        for r in range(rounds):
+            started = time.perf_counter()
+            execution_id = f"bench-{n}-{r}"
+            work = Work(
+                execution_id=execution_id,
+                config_path=config,
+                evaluators=("Relevance",),
+                inputs=tuple(_inputs(n * 1000 + r)),
+            )
+            report = Count()
+            await executor.execute(work, report)
+            executor.forget(execution_id)
+            assert report.done == INPUTS
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for n in range(CLIENTS):
+            tasks.start_soon(one, n)
+    return time.perf_counter() - started, latencies
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    """Run both phases and print the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        judges = root / "judges"
+        judges.mkdir()
+        (judges / "relevance.yml").write_text(CONFIG, encoding="utf-8")
+        env = {
+            **os.environ,
+            "KYRO_SERVE_API_KEYS": KEY,
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+        }
+        command = [sys.executable, "-m", "kyro", "serve", "--port", "0", "--judges", str(judges)]
+        command += ["--data-dir", str(root / "data"), "--handler", "bench_serve:judge"]
+        command += ["--groups", str(GROUPS), "--workers", str(WORKERS)]
+        command += ["--concurrency", str(CONCURRENCY)]
+        server = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().decode().strip()
+            assert url.startswith("http://127.0.0.1:"), "the server did not start"
+
+            base_s, base_lat = anyio.run(
+                _in_process, judges / "relevance.yml", root / "inproc", ROUNDS
+            )
+            serve_s, serve_lat = anyio.run(_drive, url, ROUNDS)
+            executions = CLIENTS * ROUNDS
+            base_rate, serve_rate = executions / base_s, executions / serve_s
+            print(f"executions: {executions} × {INPUTS} inputs, {CLIENTS} concurrent clients")
+            print(
+                f"in-process executor: {base_rate:7.2f} executions/s  p95 {_p95(base_lat):6.2f} s"
+            )
+            print(
+                f"kyro serve (HTTP):   {serve_rate:7.2f} executions/s  p95 {_p95(serve_lat):6.2f} s"
+            )
+            print(
+                f"throughput ratio: {serve_rate / base_rate:.2f}×  (target ≥ 0.8×)   "
+                f"p95 ratio (in-process / serve): {_p95(base_lat) / _p95(serve_lat):.2f}×"
+            )
+
+            first_rounds = max(1, SMALL // CLIENTS)
+            anyio.run(_drive, url, first_rounds)
+            small = _peak_rss_mb(server.pid)
+            anyio.run(_drive, url, 10 * first_rounds)
+            large = _peak_rss_mb(server.pid)
+            done = executions + CLIENTS * first_rounds
+            print(
+                f"server peak RSS: {small:.1f} MB after {done} executions, {large:.1f} MB after "
+                f"{done + 10 * CLIENTS * first_rounds}: ratio {large / small:.2f}× "
+                "(target ≤ 1.3×)"
+            )
+        finally:
+            server.terminate()
+            server.wait(60)
+
+
+if __name__ == "__main__":
+    main()
