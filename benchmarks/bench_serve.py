@@ -33,8 +33,8 @@ CLIENTS = 20
 INPUTS = 100
 ROUNDS = 2  # executions per client in the throughput phase
 SMALL = 20  # executions before the first RSS reading; then 10 × SMALL more
-GROUPS, WORKERS, CONCURRENCY = 10, 8, 16
-POLL = 0.1
+GROUPS, WORKERS, CONCURRENCY = 4, 8, 16  # the serve command's defaults
+POLL = 0.5  # how often each client polls the status URL
 KEY = "bench-serve-key-0123456789abcdef"
 CONFIG = """\
 version: 1

@@ -88,9 +88,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--groups",
         type=int,
-        default=10,
+        default=4,
         help="groups an execution is split into with a live provider, so items finish in "
-        "steps (default 10; a batch provider sends each execution as one batch)",
+        "steps; each group is one crash-safe job, so more groups cost throughput (default "
+        "4; a batch provider sends each execution as one batch)",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=30.0, help="seconds between batch polls"

@@ -9,7 +9,10 @@ already created — instead of sending it again.
 
 * Through a live provider (a ``LocalProvider`` over an endpoint or a callable), ``submit``
   does the work; an execution is split into ``groups`` groups (at most), run side by side, so
-  items finish — and show ``completed`` — group by group.
+  items finish — and show ``completed`` — group by group. Each group pays for a job's
+  durable state (a dozen or so fsyncs), so the number of groups trades progress detail for
+  throughput: measured with an instant callable judge, 20 executions of 100 inputs ran at
+  3.3 executions/s as one group each, 0.96 with 4 groups and 0.46 with 10 (default 4).
 * Through a batch provider, an execution is one group, one batch at half price; the execution
   stays ``processing`` while the batch is polled every ``poll_interval`` seconds.
 
@@ -91,7 +94,7 @@ class BatchJudgeExecutor:
         executor = BatchJudgeExecutor(
             lambda folder: LocalProvider(handler=judge_fn, state_dir=folder),
             jobs_dir=Path("serve-data/jobs"),
-            groups=10,
+            groups=4,
         )
     """
 
@@ -100,7 +103,7 @@ class BatchJudgeExecutor:
         provider: ProviderFactory,
         *,
         jobs_dir: Path,
-        groups: int = 10,
+        groups: int = 4,
         workers: int = 8,
         poll_interval: float = 30.0,
         attempts: int = 5,
