@@ -98,21 +98,23 @@ class ServeApp:
         await anyio.to_thread.run_sync(self.store.close)
 
     async def healthz(self, request: Request) -> Response:
-        await anyio.to_thread.run_sync(self.store.unfinished)  # the database answers
-        return JSONResponse({"status": "ok", "judges": len(self.registry.judges)})
+        unfinished = await anyio.to_thread.run_sync(self.store.unfinished)  # the database answers
+        return JSONResponse(
+            {"status": "ok", "judges": len(self.registry.judges), "unfinished": len(unfinished)}
+        )
 
     async def list_judges(self, request: Request) -> Response:
-        judges = [self._judge(j) for j in sorted(self.registry.judges)]
+        judges = [await self._judge(j) for j in sorted(self.registry.judges)]
         return JSONResponse({"results": [judge_view(j) for j in judges if j is not None]})
 
     async def get_judge(self, request: Request) -> Response:
-        judge = self._judge(request.path_params["judge_id"])
+        judge = await self._judge(request.path_params["judge_id"])
         if judge is None:
             return _no_judge()
         return JSONResponse(judge_view(judge))
 
     async def list_versions(self, request: Request) -> Response:
-        judge = self._judge(request.path_params["judge_id"])
+        judge = await self._judge(request.path_params["judge_id"])
         if judge is None:
             return _no_judge()
         versions = await anyio.to_thread.run_sync(self.store.versions, judge.judge_id)
@@ -120,7 +122,7 @@ class ServeApp:
         return JSONResponse({"results": [version_view(v, latest) for v in versions]})
 
     async def batch_execute(self, request: Request) -> Response:
-        judge = self._judge(request.path_params["judge_id"])
+        judge = await self._judge(request.path_params["judge_id"])
         if judge is None:
             return _no_judge()
         body = parse_body(await request.body())
@@ -218,8 +220,9 @@ class ServeApp:
             {"next": next_url, "results": [execution_view(e, items=False) for e in page]}
         )
 
-    def _judge(self, judge_id: str) -> ServedJudge | None:
-        return self.registry.get(judge_id)
+    async def _judge(self, judge_id: str) -> ServedJudge | None:
+        """The judge, refreshed from disk when its files changed (in a worker thread)."""
+        return await anyio.to_thread.run_sync(self.registry.get, judge_id)
 
 
 def _input_fields(loaded: JudgesConfig) -> list[str]:

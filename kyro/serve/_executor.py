@@ -106,16 +106,16 @@ class BatchJudgeExecutor:
         groups: int = 4,
         workers: int = 8,
         poll_interval: float = 30.0,
-        attempts: int = 5,
+        max_wait: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        if groups < 1 or workers < 1 or attempts < 1:
-            raise ValueError("groups, workers and attempts must be at least 1")
+        if groups < 1 or workers < 1:
+            raise ValueError("groups and workers must be at least 1")
         self.provider = provider
         self.jobs_dir = jobs_dir
         self.groups = groups
         self.poll_interval = poll_interval
-        self.attempts = attempts
+        self.max_wait = max_wait
         self._sleep = sleep
         self._limiter = anyio.CapacityLimiter(workers)
 
@@ -160,9 +160,8 @@ class BatchJudgeExecutor:
         judge = BatchJudge(self.provider(folder / "provider"), work.config_path, state_dir=folder)
         try:
             stem = work.config_path.stem
-            resumable = (folder / f"{stem}.batch-state.json").exists() or (
-                folder / f"{stem}.batch-done.json"
-            ).exists()
+            resumable = await anyio.Path(folder / f"{stem}.batch-state.json").exists()
+            resumable |= await anyio.Path(folder / f"{stem}.batch-done.json").exists()
             async with self._limiter:
                 if not resumable:
                     transcripts = [_transcript(work.inputs[i]) for i in indices]
@@ -177,11 +176,17 @@ class BatchJudgeExecutor:
             await judge.provider.aclose()
 
     async def _retrying(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """``call(*args)``, tried again on provider errors (an outage, a refused connection)."""
+        """``call(*args)``, tried again for as long as the provider is unreachable or busy.
+
+        Giving up while a batch may exist would lose work that is being paid for, so only a
+        refusal (400, 401, 403, 404, 422: a wrong key or a rejected request) fails the group;
+        a restart resumes anything still being retried.
+        """
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential(multiplier=1, max=60) + tenacity.wait_random(0, 1),
-            retry=tenacity.retry_if_exception_type(ProviderError),
+            wait=tenacity.wait_exponential(multiplier=1, max=self.max_wait)
+            + tenacity.wait_random(0, 1),
+            retry=tenacity.retry_if_exception(_transient),
+            before_sleep=_log_retry,
             sleep=self._sleep,
             reraise=True,
         )
@@ -189,6 +194,25 @@ class BatchJudgeExecutor:
             with attempt:
                 return await call(*args)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+_REFUSALS = frozenset({400, 401, 403, 404, 422})
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.status_code not in _REFUSALS
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    status = getattr(exc, "status_code", None)
+    _log.warning(
+        "provider unavailable (%s, HTTP %s); retry %d in %.0f s",
+        type(exc).__name__,
+        status,
+        state.attempt_number,
+        state.upcoming_sleep,
+    )
 
 
 def _transcript(value: dict[str, Any]) -> dict[str, Any]:

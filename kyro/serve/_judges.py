@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -110,7 +111,7 @@ class JudgeRegistry:
         config = folder / version.config_name
         if config.is_file():
             return config
-        staging = self.versions_dir / f".{version.version_id}.{os.getpid()}.tmp"
+        staging = self.versions_dir / f".{version.version_id}.{secrets.token_hex(6)}.tmp"
         for name, data in version.files.items():
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 
 from kyro.serve._executor import Executor, Work
 from kyro.serve._judges import JudgeRegistry
-from kyro.serve._records import ItemError, ItemOutcome, Store
+from kyro.serve._records import Execution, ItemError, ItemOutcome, Store
 
 __all__ = ["WorkerPool"]
 
@@ -100,8 +100,8 @@ class WorkerPool:
 
     def start(self, execution_id: str) -> None:
         """Run the (committed) execution in the background."""
-        if self._tasks is None:
-            raise RuntimeError("the worker pool is not open")
+        if self._tasks is None:  # shutting down: it is committed, the next start runs it
+            return
         self._running += 1
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         self._tasks.start_soon(self._guarded, execution_id)
@@ -113,6 +113,7 @@ class WorkerPool:
         except Exception as exc:  # never let one execution take the server down
             _log.error("execution %s: internal error (%s)", execution_id, type(exc).__name__)
             with contextlib.suppress(Exception):
+                await self._fail_rest(execution_id, "internal_error", "the server failed")
                 await self._end(execution_id, "failed", "internal_error", "the server failed")
         finally:
             self._running -= 1
@@ -138,33 +139,32 @@ class WorkerPool:
         )
         del execution
         await self.executor.execute(work, _Report(self.store, execution_id))
-        final = await anyio.to_thread.run_sync(
-            lambda: self.store.execution(execution_id, items=False)
-        )
-        assert final is not None
-        if final.completed_count + final.failed_count < final.total_count:
-            # The executor returned without an outcome for some items: never leave them hanging.
-            left = await anyio.to_thread.run_sync(self.store.execution, execution_id)
-            assert left is not None
-            missing = [
-                ItemOutcome(
-                    index=item.index,
-                    status="failed",
-                    error=ItemError(code="missing", message="the executor gave no result"),
-                )
-                for item in left.items
-                if item.status in ("pending", "processing")
-            ]
-            await _Report(self.store, execution_id).finished(missing)
-            final = await anyio.to_thread.run_sync(
-                lambda: self.store.execution(execution_id, items=False)
-            )
-            assert final is not None
+        # Items the executor returned without an outcome for are never left hanging.
+        final = await self._fail_rest(execution_id, "missing", "the executor gave no result")
         if final.completed_count == 0:
             await self._end(execution_id, "failed", "all_items_failed", "no item was evaluated")
         else:
             await self._end(execution_id, "completed", None, None)
         self.executor.forget(execution_id)
+
+    async def _fail_rest(self, execution_id: str, code: str, message: str) -> Execution:
+        """Record every item still pending or processing as failed; the execution then."""
+        found = await anyio.to_thread.run_sync(self.store.execution, execution_id)
+        assert found is not None
+        error = ItemError(code=code, message=message)
+        rest = [
+            ItemOutcome(index=item.index, status="failed", error=error)
+            for item in found.items
+            if item.status in ("pending", "processing")
+        ]
+        if not rest:
+            return found
+        await _Report(self.store, execution_id).finished(rest)
+        again = await anyio.to_thread.run_sync(
+            lambda: self.store.execution(execution_id, items=False)
+        )
+        assert again is not None
+        return again
 
     async def _end(
         self, execution_id: str, status: Any, code: str | None, message: str | None

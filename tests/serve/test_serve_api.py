@@ -147,4 +147,4 @@ def test_healthz_needs_no_key(url: str, tmp_path: Path) -> None:
     """``/healthz`` answers without a key and says how many judges are served."""
     response = httpx.get(f"{url}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "judges": 1}
+    assert response.json() == {"status": "ok", "judges": 1, "unfinished": 0}
