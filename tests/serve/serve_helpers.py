@@ -110,13 +110,20 @@ def make_service(
     workers: int = 4,
     poll_interval: float = 0.05,
     max_body_bytes: int = 1024 * 1024,
+    sleep: Any = None,
 ) -> ServeApp:
-    """A service over ``judges`` with the test key."""
+    """A service over ``judges`` with the test key; ``sleep`` replaces the executor's waits."""
+    waits = {} if sleep is None else {"sleep": sleep}
     return build_service(
         judges,
         data_dir=data_dir,
         executor=lambda jobs: BatchJudgeExecutor(
-            factory, jobs_dir=jobs, groups=groups, workers=workers, poll_interval=poll_interval
+            factory,
+            jobs_dir=jobs,
+            groups=groups,
+            workers=workers,
+            poll_interval=poll_interval,
+            **waits,
         ),
         keys=KeyRing([KEY]),
         max_body_bytes=max_body_bytes,

@@ -6,12 +6,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from serve_helpers import AUTH, SEED_INPUTS, make_service, post, serving, wait_for
 
+from kyro import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
-from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, serve
 
 NOW = 1_700_000_000.0
 
@@ -58,3 +60,49 @@ def test_a_batch_execution_stays_processing_until_the_batch_is_done(
     assert stats.batches_created == 1
     assert stats.files_uploaded == 1
     assert stats.chat_completions == 0
+
+
+async def _short(seconds: float) -> None:
+    await anyio.sleep(min(seconds, 0.05))
+
+
+def _no_retries(api: str) -> object:
+    return lambda folder: OpenAIBatchProvider(
+        base_url=api, api_key="emulated", retry=RetryPolicy(max_retries=0)
+    )
+
+
+def test_a_provider_outage_is_retried_until_it_ends(tmp_path: Path, judges_dir: Path) -> None:
+    """Calls failing with 503 are tried again by the service until they pass: one batch."""
+    with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
+        emulator.faults.server_error(times=4, status=503)
+        service = make_service(
+            [judges_dir], tmp_path / "data", _no_retries(api), groups=1, sleep=_short
+        )
+        with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
+            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+        stats = emulator.stats()
+    assert view["status"] == "completed"
+    assert view["completed_count"] == 3
+    assert stats.faults_fired == 4
+    assert stats.batches_created == 1
+
+
+def test_a_refusing_provider_fails_the_execution(tmp_path: Path, judges_dir: Path) -> None:
+    """A 401 is not retried: the items fail with the provider's error, no batch is made."""
+    with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
+        emulator.faults.add(HttpErrorFault(status=401, code="invalid_api_key", times=None))
+        service = make_service(
+            [judges_dir], tmp_path / "data", _no_retries(api), groups=1, sleep=_short
+        )
+        with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
+            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+        stats = emulator.stats()
+    assert view["status"] == "failed"
+    assert view["error"]["code"] == "all_items_failed"
+    codes = {item["error"]["code"] for item in view["items"]}
+    assert codes == {"provider_error"}
+    assert "HTTP 401" in view["items"][0]["error"]["message"]
+    assert "emulated" not in view["items"][0]["error"]["message"]
+    assert stats.batches_created == 0
+    assert stats.faults_fired == 1
