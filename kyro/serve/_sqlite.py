@@ -21,51 +21,24 @@ import msgspec
 
 from kyro import KyroError
 from kyro.serve._records import (
-    EvaluatorResult,
     Execution,
     ExecutionFilter,
     ExecutionStatus,
-    Item,
     ItemError,
     ItemOutcome,
     Version,
 )
+from kyro.serve._sqlite_schema import (
+    COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    encoder,
+    execution_of,
+    item_of,
+    version_of,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE versions (
-    version_id TEXT PRIMARY KEY, judge_id TEXT NOT NULL, sha256 TEXT NOT NULL,
-    config_name TEXT NOT NULL, evaluators BLOB NOT NULL, created_at REAL NOT NULL,
-    files BLOB NOT NULL);
-CREATE INDEX versions_by_judge ON versions (judge_id, created_at);
-CREATE TABLE executions (
-    execution_id TEXT PRIMARY KEY, judge_id TEXT NOT NULL, version_id TEXT NOT NULL,
-    status TEXT NOT NULL, tags BLOB NOT NULL, total_count INTEGER NOT NULL,
-    completed_count INTEGER NOT NULL DEFAULT 0, failed_count INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL, started_at REAL, finished_at REAL, error BLOB);
-CREATE INDEX executions_by_time ON executions (created_at, execution_id);
-CREATE TABLE execution_tags (
-    execution_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (tag, execution_id))
-    WITHOUT ROWID;
-CREATE TABLE items (
-    execution_id TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL,
-    input BLOB NOT NULL, results BLOB, error BLOB, PRIMARY KEY (execution_id, idx))
-    WITHOUT ROWID;
-"""
-
-_COLUMNS = (
-    "execution_id, judge_id, version_id, status, tags, total_count, completed_count, "
-    "failed_count, created_at, started_at, finished_at, error"
-)
-_json = msgspec.json.Encoder()
-_strings = msgspec.json.Decoder(tuple[str, ...])
-_inputs = msgspec.json.Decoder(dict[str, Any])
-_results = msgspec.json.Decoder(tuple[EvaluatorResult, ...])
-_errors = msgspec.json.Decoder(ItemError)
-_files = msgspec.msgpack.Decoder(dict[str, bytes])
 
 
 class SQLiteStore:
@@ -102,7 +75,7 @@ class SQLiteStore:
         if found == 0:
             with self._write() as db:
                 db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                    f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
                 )
 
     @contextlib.contextmanager
@@ -136,7 +109,7 @@ class SQLiteStore:
                     version.judge_id,
                     version.sha256,
                     version.config_name,
-                    _json.encode(version.evaluators),
+                    encoder.encode(version.evaluators),
                     version.created_at,
                     msgspec.msgpack.encode(version.files),
                 ),
@@ -149,7 +122,7 @@ class SQLiteStore:
             "FROM versions WHERE judge_id = ? ORDER BY created_at DESC, version_id",
             (judge_id,),
         )
-        return [_version(row, b"\x80") for row in rows]
+        return [version_of(row, b"\x80") for row in rows]
 
     def version(self, version_id: str) -> Version | None:
         rows = self._read(
@@ -157,7 +130,7 @@ class SQLiteStore:
             "FROM versions WHERE version_id = ?",
             (version_id,),
         )
-        return _version(rows[0][:6], rows[0][6]) if rows else None
+        return version_of(rows[0][:6], rows[0][6]) if rows else None
 
     # -- executions --------------------------------------------------------------------------
 
@@ -165,13 +138,13 @@ class SQLiteStore:
         e = execution
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
+                f"INSERT INTO executions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)",
                 (
                     e.execution_id,
                     e.judge_id,
                     e.version_id,
                     e.status,
-                    _json.encode(e.tags),
+                    encoder.encode(e.tags),
                     e.total_count,
                     e.created_at,
                     None,
@@ -185,17 +158,17 @@ class SQLiteStore:
             )
             db.executemany(
                 "INSERT INTO items (execution_id, idx, status, input) VALUES (?, ?, 'pending', ?)",
-                [(e.execution_id, i, _json.encode(value)) for i, value in enumerate(inputs)],
+                [(e.execution_id, i, encoder.encode(value)) for i, value in enumerate(inputs)],
             )
 
     def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
+                f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
             ).fetchone()
             if row is None:
                 return None
-            found = _execution(row)
+            found = execution_of(row)
             if not items:
                 return found
             rows = self._db.execute(
@@ -203,7 +176,7 @@ class SQLiteStore:
                 "WHERE execution_id = ? ORDER BY idx",
                 (execution_id,),
             ).fetchall()
-        return msgspec.structs.replace(found, items=tuple(_item(r) for r in rows))
+        return msgspec.structs.replace(found, items=tuple(item_of(r) for r in rows))
 
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:
         clauses: list[str] = []
@@ -222,11 +195,11 @@ class SQLiteStore:
         if where.after is not None:
             clauses.append("(created_at < ? OR (created_at = ? AND execution_id < ?))")
             args.extend((where.after[0], where.after[0], where.after[1]))
-        sql = f"SELECT {_COLUMNS} FROM executions"
+        sql = f"SELECT {COLUMNS} FROM executions"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY created_at DESC, execution_id DESC LIMIT ?"
-        return [_execution(row) for row in self._read(sql, (*args, where.limit))]
+        return [execution_of(row) for row in self._read(sql, (*args, where.limit))]
 
     def unfinished(self) -> list[str]:
         rows = self._read(
@@ -259,8 +232,8 @@ class SQLiteStore:
                     "AND idx = ? AND status IN ('pending', 'processing')",
                     (
                         outcome.status,
-                        _json.encode(outcome.evaluator_results),
-                        _json.encode(outcome.error) if outcome.error else None,
+                        encoder.encode(outcome.evaluator_results),
+                        encoder.encode(outcome.error) if outcome.error else None,
                         execution_id,
                         outcome.index,
                     ),
@@ -280,48 +253,9 @@ class SQLiteStore:
             db.execute(
                 "UPDATE executions SET status = ?, finished_at = ?, error = ?, "
                 "started_at = COALESCE(started_at, ?) WHERE execution_id = ?",
-                (status, at, _json.encode(error) if error else None, at, execution_id),
+                (status, at, encoder.encode(error) if error else None, at, execution_id),
             )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _version(row: Sequence[Any], files: bytes) -> Version:
-    return Version(
-        version_id=row[0],
-        judge_id=row[1],
-        sha256=row[2],
-        config_name=row[3],
-        evaluators=_strings.decode(row[4]),
-        created_at=row[5],
-        files=_files.decode(files),
-    )
-
-
-def _execution(row: Sequence[Any]) -> Execution:
-    return Execution(
-        execution_id=row[0],
-        judge_id=row[1],
-        version_id=row[2],
-        status=row[3],
-        tags=_strings.decode(row[4]),
-        total_count=row[5],
-        completed_count=row[6],
-        failed_count=row[7],
-        created_at=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-        error=_errors.decode(row[11]) if row[11] else None,
-    )
-
-
-def _item(row: Sequence[Any]) -> Item:
-    return Item(
-        index=row[0],
-        status=row[1],
-        input=_inputs.decode(row[2]),
-        evaluator_results=_results.decode(row[3]) if row[3] else (),
-        error=_errors.decode(row[4]) if row[4] else None,
-    )
