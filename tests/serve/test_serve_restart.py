@@ -103,12 +103,7 @@ def test_kill9_with_a_live_provider_loses_nothing_and_resends_no_finished_reques
         done_before = {i["input"]["request"] for i in before["items"] if i["status"] == "completed"}
         assert 8 <= len(done_before) < 40
 
-        second = ServerProcess(args, {"OPENAI_API_KEY": "emulated"}, tmp_path / "server.log")
-        try:
-            with _client(second) as client:
-                view = wait_for(client, execution_id, timeout=60)
-        finally:
-            assert second.stop() == 0
+        view = _restart_and_finish(args, tmp_path / "server.log", execution_id)
     assert view["status"] == "completed"
     assert view["completed_count"] == 40
     assert [i["evaluator_results"][0]["justification"] for i in view["items"]] == [
@@ -137,15 +132,20 @@ def test_sigterm_parks_running_work_and_a_restart_finishes_it(tmp_path: Path, ju
         log = (tmp_path / "server.log").read_text()
         assert "parking 1 running executions; a restart resumes them" in log
 
-        second = ServerProcess(args, {"OPENAI_API_KEY": "emulated"}, tmp_path / "server.log")
-        try:
-            with _client(second) as client:
-                view = wait_for(client, execution_id, timeout=60)
-        finally:
-            assert second.stop() == 0
+        view = _restart_and_finish(args, tmp_path / "server.log", execution_id)
     assert view["status"] == "completed"
     assert view["completed_count"] == 20
     assert sum(responder.calls.values()) <= 20 + 1
+
+
+def _restart_and_finish(args: list[str], log: Path, execution_id: str) -> dict[str, Any]:
+    """Start the server again, wait for the execution to end, stop it cleanly; its view."""
+    server = ServerProcess(args, {"OPENAI_API_KEY": "emulated"}, log)
+    try:
+        with _client(server) as client:
+            return wait_for(client, execution_id, timeout=60)
+    finally:
+        assert server.stop() == 0
 
 
 def wait_for_batch(emulator: Emulator, timeout: float = 20) -> None:
