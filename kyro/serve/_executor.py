@@ -133,9 +133,8 @@ class BatchJudgeExecutor:
 
     async def _group(self, work: Work, number: int, indices: range, report: Reporter) -> None:
         folder = self.jobs_dir / work.execution_id / f"group-{number}"
-        await report.started(indices)
         try:
-            result = await self._run(work, folder, indices)
+            result = await self._run(work, folder, indices, report)
         except BatchJobError as exc:
             # The job ended failed, expired or cancelled: keep what it finished.
             partial = exc.result if isinstance(exc.result, BatchRunResult) else None
@@ -154,8 +153,13 @@ class BatchJudgeExecutor:
         await report.finished(outcomes)
         shutil.rmtree(folder, ignore_errors=True)
 
-    async def _run(self, work: Work, folder: Path, indices: range) -> BatchRunResult:
-        """Submit the group (or resume it), then check until it is done."""
+    async def _run(
+        self, work: Work, folder: Path, indices: range, report: Reporter
+    ) -> BatchRunResult:
+        """Submit the group (or resume it), then check until it is done.
+
+        Its items show ``processing`` from the moment a worker takes the group up.
+        """
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         judge = BatchJudge(self.provider(folder / "provider"), work.config_path, state_dir=folder)
         try:
@@ -163,6 +167,7 @@ class BatchJudgeExecutor:
             resumable = await anyio.Path(folder / f"{stem}.batch-state.json").exists()
             resumable |= await anyio.Path(folder / f"{stem}.batch-done.json").exists()
             async with self._limiter:
+                await report.started(indices)
                 if not resumable:
                     transcripts = [_transcript(work.inputs[i]) for i in indices]
                     await self._retrying(judge.submit, transcripts)

@@ -6,7 +6,16 @@ import threading
 from pathlib import Path
 
 import httpx
-from serve_helpers import SEED_INPUTS, CountingJudge, post, wait_for
+from serve_helpers import (
+    AUTH,
+    SEED_INPUTS,
+    CountingJudge,
+    local_factory,
+    make_service,
+    post,
+    serving,
+    wait_for,
+)
 
 
 def test_seed_example_end_to_end(client: httpx.Client, judge: CountingJudge) -> None:
@@ -148,3 +157,31 @@ def test_healthz_needs_no_key(url: str, tmp_path: Path) -> None:
     response = httpx.get(f"{url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "judges": 1, "unfinished": 0}
+
+
+def test_items_stay_pending_until_a_worker_takes_them(tmp_path: Path, judges_dir: Path) -> None:
+    """With the only worker held by one item, the other items read pending, not processing."""
+    judge = CountingJudge()
+    service = make_service([judges_dir], tmp_path / "one", local_factory(judge), workers=1)
+    inputs = [{"request": f"block {i}", "response": "r"} for i in range(3)]
+    with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
+        execution_id = post(client, "relevance", {"inputs": inputs})
+        try:
+            for _ in range(600):
+                view = client.get(f"/v1/judges/batch-executions/{execution_id}/").json()
+                if "processing" in [i["status"] for i in view["items"]]:
+                    break
+                threading.Event().wait(0.05)
+            threading.Event().wait(0.3)  # time for a wrong second start to show
+            view = client.get(f"/v1/judges/batch-executions/{execution_id}/").json()
+            assert view["status"] == "processing"
+            assert sorted(i["status"] for i in view["items"]) == [
+                "pending",
+                "pending",
+                "processing",
+            ]
+            assert sum(judge.calls.values()) == 1
+        finally:
+            judge.release.set()
+        view = wait_for(client, execution_id)
+    assert [i["status"] for i in view["items"]] == ["completed"] * 3
