@@ -2,7 +2,9 @@
 
 Run: ``python3 benchmarks/bench_serve.py`` (a few minutes; it writes to a temporary folder).
 
-1. Throughput and latency. A server in its own process judges with a LocalProvider callable
+1. Memory (first). The server's peak RSS after ``SMALL`` executions and, in the same process,
+   after ten times as many more; the ratio is printed (target ≤ 1.3×: flat).
+2. Throughput and latency. A server in its own process judges with a LocalProvider callable
    (``judge`` below, answering at once), so what is measured is the service itself: HTTP,
    validation, the SQLite store, the workers and BatchJudge's crash-safe jobs. 20 concurrent
    clients each submit 100-input executions and poll the status URL until completed.
@@ -10,8 +12,6 @@ Run: ``python3 benchmarks/bench_serve.py`` (a few minutes; it writes to a tempor
    same executions run in this process by the same executor (``BatchJudgeExecutor`` with the
    same settings: what the service adds to the work), target ≥ 0.8×. ``KyroJudge.run_many``
    becomes the baseline once the live runner ships.
-2. Memory. The server's peak RSS after ``SMALL`` executions and, in the same process, after
-   ten times as many more; the ratio is printed (target ≤ 1.3×: flat).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 
 CLIENTS = 20
@@ -130,7 +131,7 @@ async def _in_process(config: Path, jobs: Path, rounds: int) -> tuple[float, lis
             )
             report = Count()
             await executor.execute(work, report)
-            executor.forget(execution_id)
+            await anyio.to_thread.run_sync(executor.forget, execution_id)
             assert report.done == INPUTS
             latencies.append(time.perf_counter() - started)
 
@@ -172,6 +173,17 @@ def main() -> None:
             url = server.stdout.readline().decode().strip()
             assert url.startswith("http://127.0.0.1:"), "the server did not start"
 
+            first_rounds = max(1, SMALL // CLIENTS)
+            anyio.run(_drive, url, first_rounds)
+            small = _peak_rss_mb(server.pid)
+            anyio.run(_drive, url, 10 * first_rounds)
+            large = _peak_rss_mb(server.pid)
+            first = CLIENTS * first_rounds
+            print(
+                f"server peak RSS: {small:.1f} MB after {first} executions, {large:.1f} MB after "
+                f"{11 * first} (10× more): ratio {large / small:.2f}× (target ≤ 1.3×)"
+            )
+
             base_s, base_lat = anyio.run(
                 _in_process, judges / "relevance.yml", root / "inproc", ROUNDS
             )
@@ -188,18 +200,6 @@ def main() -> None:
             print(
                 f"throughput ratio: {serve_rate / base_rate:.2f}×  (target ≥ 0.8×)   "
                 f"p95 ratio (in-process / serve): {_p95(base_lat) / _p95(serve_lat):.2f}×"
-            )
-
-            first_rounds = max(1, SMALL // CLIENTS)
-            anyio.run(_drive, url, first_rounds)
-            small = _peak_rss_mb(server.pid)
-            anyio.run(_drive, url, 10 * first_rounds)
-            large = _peak_rss_mb(server.pid)
-            done = executions + CLIENTS * first_rounds
-            print(
-                f"server peak RSS: {small:.1f} MB after {done} executions, {large:.1f} MB after "
-                f"{done + 10 * CLIENTS * first_rounds}: ratio {large / small:.2f}× "
-                "(target ≤ 1.3×)"
             )
         finally:
             server.terminate()

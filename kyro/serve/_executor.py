@@ -25,11 +25,13 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+import anyio.to_thread
 import msgspec
 import tenacity
 
@@ -118,6 +120,7 @@ class BatchJudgeExecutor:
         self.max_wait = max_wait
         self._sleep = sleep
         self._limiter = anyio.CapacityLimiter(workers)
+        self._threads = anyio.CapacityLimiter(workers + 8)  # submits, plus polls of batches
 
     def forget(self, execution_id: str) -> None:
         shutil.rmtree(self.jobs_dir / execution_id, ignore_errors=True)
@@ -151,7 +154,7 @@ class BatchJudgeExecutor:
         else:
             outcomes = outcomes_of(result, indices, work.evaluators, "missing", "no result")
         await report.finished(outcomes)
-        shutil.rmtree(folder, ignore_errors=True)
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
 
     async def _run(
         self, work: Work, folder: Path, indices: range, report: Reporter
@@ -161,24 +164,72 @@ class BatchJudgeExecutor:
         Its items show ``processing`` from the moment a worker takes the group up.
         """
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-        judge = BatchJudge(self.provider(folder / "provider"), work.config_path, state_dir=folder)
+        stem = work.config_path.stem
+        resumable = await anyio.Path(folder / f"{stem}.batch-state.json").exists()
+        resumable |= await anyio.Path(folder / f"{stem}.batch-done.json").exists()
+        async with self._limiter:
+            await report.started(indices)
+            if not resumable:
+                transcripts = [_transcript(work.inputs[i]) for i in indices]
+                await self._retrying(self._step, work, folder, transcripts)
+            result = await self._retrying(self._step, work, folder, None)
+        while result is None:
+            await self._sleep(self.poll_interval)
+            result = await self._retrying(self._step, work, folder, None)
+        assert isinstance(result, BatchRunResult)
+        return result
+
+    async def _step(
+        self, work: Work, folder: Path, transcripts: list[dict[str, Any]] | None
+    ) -> BatchRunResult | None:
+        """One BatchJudge call — ``submit(transcripts)``, or ``check()`` when None — run on an
+        event loop of its own in a worker thread.
+
+        BatchJudge writes its state durably (an fsync per write) from its event loop; on the
+        server's loop that would stall every request. In a thread, those waits overlap and the
+        server keeps answering. The provider is made for this call and closed after it, and
+        all job state is on disk, so nothing crosses between loops. When the server stops, the
+        call is cancelled within a tenth of a second, as a crash would stop it — which
+        BatchJudge's write-ahead state is made for: the next start resumes it.
+        """
+        stop = threading.Event()
+
+        async def call() -> BatchRunResult | None:
+            judge = BatchJudge(
+                self.provider(folder / "provider"), work.config_path, state_dir=folder
+            )
+            outcome: list[BatchRunResult | Exception | None] = []
+
+            async def run() -> None:
+                try:
+                    if transcripts is not None:
+                        await judge.submit(transcripts)
+                        outcome.append(None)
+                    else:
+                        outcome.append(await judge.check())
+                except Exception as exc:  # raised below, outside the task group's wrapping
+                    outcome.append(exc)
+                finally:
+                    tasks.cancel_scope.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await judge.provider.aclose()
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_cancel_when, stop, tasks.cancel_scope)
+                tasks.start_soon(run)
+            if not outcome:  # stopped
+                return None
+            if isinstance(outcome[0], Exception):
+                raise outcome[0]
+            return outcome[0]
+
         try:
-            stem = work.config_path.stem
-            resumable = await anyio.Path(folder / f"{stem}.batch-state.json").exists()
-            resumable |= await anyio.Path(folder / f"{stem}.batch-done.json").exists()
-            async with self._limiter:
-                await report.started(indices)
-                if not resumable:
-                    transcripts = [_transcript(work.inputs[i]) for i in indices]
-                    await self._retrying(judge.submit, transcripts)
-                result = await self._retrying(judge.check)
-            while result is None:
-                await self._sleep(self.poll_interval)
-                result = await self._retrying(judge.check)
-            assert isinstance(result, BatchRunResult)
-            return result
-        finally:
-            await judge.provider.aclose()
+            return await anyio.to_thread.run_sync(
+                anyio.run, call, abandon_on_cancel=True, limiter=self._threads
+            )
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            raise
 
     async def _retrying(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """``call(*args)``, tried again for as long as the provider is unreachable or busy.
@@ -199,6 +250,13 @@ class BatchJudgeExecutor:
             with attempt:
                 return await call(*args)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+async def _cancel_when(stop: threading.Event, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` once another thread sets ``stop`` (a thread's Event cannot be awaited)."""
+    while not stop.is_set():  # noqa: ASYNC110 - set from the server's loop, in another thread
+        await anyio.sleep(0.1)
+    scope.cancel()
 
 
 _REFUSALS = frozenset({400, 401, 403, 404, 422})

@@ -145,7 +145,7 @@ class WorkerPool:
             await self._end(execution_id, "failed", "all_items_failed", "no item was evaluated")
         else:
             await self._end(execution_id, "completed", None, None)
-        self.executor.forget(execution_id)
+        await anyio.to_thread.run_sync(self.executor.forget, execution_id)
 
     async def _fail_rest(self, execution_id: str, code: str, message: str) -> Execution:
         """Record every item still pending or processing as failed; the execution then."""

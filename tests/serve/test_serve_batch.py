@@ -82,7 +82,7 @@ def test_a_provider_outage_is_retried_until_it_ends(tmp_path: Path, judges_dir: 
         with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
             view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
         stats = emulator.stats()
-    assert view["status"] == "completed"
+    assert view["status"] == "completed", view["items"][0]["error"]
     assert view["completed_count"] == 3
     assert stats.faults_fired == 4
     assert stats.batches_created == 1
