@@ -33,10 +33,10 @@ def log_lines() -> Iterator[list[str]]:
     capture.setFormatter(logger.handlers[0].formatter)
     logger.handlers.append(capture)
     yield capture.lines
-    logger.handlers.clear()
-    logger.propagate = True
-    logging.getLogger("uvicorn.error").handlers.clear()
-    logging.getLogger("uvicorn.error").propagate = True
+    for name in ("kyro", "uvicorn.error"):  # as configure_logging found them
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 @pytest.fixture
