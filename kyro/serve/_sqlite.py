@@ -61,6 +61,11 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            # Reads go through their own connection: in WAL mode they see the last commit
+            # and never wait behind a write's fsync.
+            self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA busy_timeout=5000")
+            self._read_lock = threading.Lock()
             self._migrate()
         except sqlite3.Error as exc:
             raise KyroError(f"cannot open the service database {self.path}: {exc}") from exc
@@ -94,9 +99,19 @@ class SQLiteStore:
                 raise
             self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """The reading connection inside one read transaction (a consistent view)."""
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield self._reader
+            finally:
+                self._reader.execute("COMMIT")
+
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        with self._snapshot() as db:
+            return db.execute(sql, args).fetchall()
 
     # -- versions ----------------------------------------------------------------------------
 
@@ -162,8 +177,8 @@ class SQLiteStore:
             )
 
     def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._snapshot() as db:
+            row = db.execute(
                 f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
             ).fetchone()
             if row is None:
@@ -171,7 +186,7 @@ class SQLiteStore:
             found = execution_of(row)
             if not items:
                 return found
-            rows = self._db.execute(
+            rows = db.execute(
                 "SELECT idx, status, input, results, error FROM items "
                 "WHERE execution_id = ? ORDER BY idx",
                 (execution_id,),
@@ -257,5 +272,6 @@ class SQLiteStore:
             )
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
