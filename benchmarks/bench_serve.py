@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
+import tenacity
 
 CLIENTS = 20
 INPUTS = 100
@@ -63,6 +64,19 @@ def _p95(values: Sequence[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+async def _get(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    """A status poll, tried again if a kept-alive connection was closed under it."""
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(3),
+        retry=tenacity.retry_if_exception_type(httpx.TransportError),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await client.get(url)
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
 async def _client_loop(
     client: httpx.AsyncClient, n: int, rounds: int, latencies: list[float]
 ) -> None:
@@ -75,7 +89,7 @@ async def _client_loop(
         url = response.json()["status_url"]
         while True:
             await anyio.sleep(POLL)
-            view = (await client.get(url)).json()
+            view = (await _get(client, url)).json()
             if view["status"] in ("completed", "failed"):
                 break
         assert view["completed_count"] == INPUTS, view["status"]

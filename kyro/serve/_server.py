@@ -120,6 +120,8 @@ def run_server(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=max(1, int(service.grace)),
+        # Clients poll every few seconds; keep their connections open across polls.
+        timeout_keep_alive=30,
         server_header=False,
     )
     server = uvicorn.Server(config)
