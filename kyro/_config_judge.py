@@ -31,7 +31,8 @@ from kyro._config import Judge, PromptSource
 from kyro._exceptions import BatchValidationError
 from kyro._params import check_model_name, check_params
 from kyro._templates import _FIELD, _PLACEHOLDER, Template
-from kyro._yaml import Segment, YamlDocument, msgspec_error, read_text
+from kyro._yaml import Segment, YamlDocument, read_text
+from kyro._yaml_struct import convert_struct
 
 __all__ = ["JUDGE_KEYS", "JudgeSpec", "PromptFiles", "build_judge"]
 
@@ -93,10 +94,7 @@ def build_judge(
     prompts: PromptFiles,
 ) -> Judge:
     """Validate one ``judges``/``steps`` entry and resolve it into a :class:`Judge`."""
-    try:
-        spec = msgspec.convert(entry, JudgeSpec)
-    except msgspec.ValidationError as exc:
-        raise msgspec_error(doc, exc, at, JUDGE_KEYS) from None
+    spec = convert_struct(doc, entry, JudgeSpec, at)
     name = spec.name
     if not name.strip():
         raise doc.error("a judge's name must not be empty", (*at, "name"))

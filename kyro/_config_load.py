@@ -34,7 +34,8 @@ import msgspec
 from kyro._config import Judge, JudgesConfig
 from kyro._config_judge import PromptFiles, build_judge
 from kyro._exceptions import BatchValidationError
-from kyro._yaml import Segment, YamlDocument, msgspec_error, parse_yaml, read_text
+from kyro._yaml import Segment, YamlDocument, parse_yaml, read_text
+from kyro._yaml_struct import convert_struct
 
 __all__ = ["load_config"]
 
@@ -50,9 +51,6 @@ class _ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     model: str | None = None
     judges: list[Any] | None = None
     steps: list[Any] | None = None
-
-
-_TOP_KEYS: tuple[str, ...] = _ConfigSpec.__struct_fields__
 
 
 def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
@@ -80,10 +78,7 @@ def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
             "the config must be a mapping with `version: 1` and a `judges:` (or `steps:`) list",
             (),
         )
-    try:
-        spec = msgspec.convert(doc.data, _ConfigSpec)
-    except msgspec.ValidationError as exc:
-        raise msgspec_error(doc, exc, (), _TOP_KEYS) from None
+    spec = convert_struct(doc, doc.data, _ConfigSpec, ())
     _check_version(doc, spec.version)
     shape, entries = _shape(doc, spec)
     if spec.model is not None and not spec.model.strip():

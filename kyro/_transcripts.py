@@ -292,11 +292,11 @@ def _utf8(data: bytes, shown: str, line: int | None = None) -> str:
 
 
 def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, Any]:
+    # UTF-8 is checked here, not left to the JSON decoder: its error for bad bytes differs
+    # between releases, and only this check can name the byte position.
+    text = _utf8(data, shown, line)
     try:
-        value = _decoder.decode(data)
-    except UnicodeDecodeError:
-        _utf8(data, shown, line)  # raises with the byte position
-        raise
+        value = _decoder.decode(text)
     except msgspec.DecodeError as exc:
         fix = "fix the line or remove it" if line else "fix the file"
         raise BatchValidationError(f"invalid JSON ({exc}); {fix}", path=shown, line=line) from exc

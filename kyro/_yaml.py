@@ -11,20 +11,17 @@ is a :class:`BatchValidationError` carrying ``file:line:column`` (1-based):
 * aliases that refer to themselves, nesting deeper than 100 levels, and alias expansion past
   200,000 nodes.
 
-``msgspec_error`` turns a ``msgspec.ValidationError`` (``... - at `$.judges[0].promt```) into
-a message with the position of the offending key or value.
+Checking the plain data against a struct, at the same positions, is ``kyro._yaml_struct``.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
@@ -32,22 +29,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
 from kyro._exceptions import BatchValidationError
 from kyro._limits import read_regular
 
-__all__ = ["YamlDocument", "msgspec_error", "parse_yaml", "read_text"]
+__all__ = ["YamlDocument", "parse_yaml", "read_text"]
 
 Segment = str | int
 _MAX_DEPTH = 100
 _MAX_NODES = 200_000
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_TYPE_NAMES = {
-    "str": "text",
-    "int": "a whole number",
-    "float": "a number",
-    "bool": "true or false",
-    "null": "nothing (null)",
-    "array": "a list",
-    "object": "a mapping",
-}
 
 
 class YamlDocument:
@@ -130,52 +116,6 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
             "invalid YAML: the document is nested too deeply", path=path
         ) from exc
     return YamlDocument(root, path)
-
-
-def msgspec_error(
-    doc: YamlDocument,
-    exc: msgspec.ValidationError,
-    prefix: Sequence[Segment],
-    allowed: Sequence[str],
-) -> BatchValidationError:
-    """Translate msgspec's validation error for data found at ``prefix`` into a positioned one.
-
-    ``allowed`` lists the keys of the struct being validated, named in unknown-key messages.
-    """
-    match = _AT.match(str(exc))
-    message = match.group("message") if match else str(exc)
-    segments: list[Segment] = list(prefix)
-    for name, index in _SEGMENT.findall((match.group("path") or "") if match else ""):
-        segments.append(int(index) if index else name)
-    where = _describe(segments)
-    unknown = re.match(r"Object contains unknown field `(.*)`$", message)
-    if unknown:
-        name = unknown.group(1)
-        hint = ", ".join(allowed)
-        return doc.error(
-            f"unknown key {name!r} in {where}; allowed keys are: {hint}",
-            [*segments, name],
-            key=True,
-        )
-    missing = re.match(r"Object missing required field `(.*)`$", message)
-    if missing:
-        return doc.error(f"{where} is missing the required key {missing.group(1)!r}", segments)
-    expected = re.match(r"Expected `(.*)`, got `(.*)`$", message)
-    if expected:
-        want = " or ".join(_TYPE_NAMES.get(t, t) for t in expected.group(1).split(" | "))
-        got = _TYPE_NAMES.get(expected.group(2), expected.group(2))
-        fix = "; quote it to make it text" if want == "text" else ""
-        return doc.error(f"{where} must be {want}, got {got}{fix}", segments)
-    return doc.error(f"{where}: {message}", segments)
-
-
-def _describe(segments: Sequence[Segment]) -> str:
-    if not segments:
-        return "the config"
-    text = ""
-    for segment in segments:
-        text += f"[{segment}]" if isinstance(segment, int) else f".{segment}"
-    return "`" + text.lstrip(".") + "`"
 
 
 def _own_position(node: Any) -> tuple[int, int]:

@@ -88,21 +88,33 @@ def check(folder: Path, text: str) -> None:
     assert len({j.name for j in config.judges}) == len(config.judges)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(documents)
 def test_generated_documents_load_or_refuse(folder: Path, data: dict[str, Any]) -> None:
     """YAML dumped from random nested structures loads or raises BatchValidationError."""
     check(folder, dump(data))
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.text(alphabet=st.sampled_from(list("abjudgesnm:-[]{}&*!|>'\"#\n\t ,?1%@`")), max_size=80))
 def test_arbitrary_yaml_text_loads_or_refuses(folder: Path, text: str) -> None:
     """Arbitrary YAML-ish text loads or raises BatchValidationError, never anything else."""
     check(folder, text)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.lists(template_text, min_size=1, max_size=3), st.sampled_from(["prompt", "prompt_xml"]))
 def test_arbitrary_templates_load_or_refuse(folder: Path, texts: list[str], source: str) -> None:
     """Judges with arbitrary template text load or raise BatchValidationError."""

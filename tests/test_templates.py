@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kyro import BatchValidationError, Template, Transcript
@@ -113,6 +113,7 @@ def test_shared_cache_encodes_structured_input_once() -> None:
     assert first[2:] == second[2:] == cache[""]
 
 
+@settings(deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("{} .input_varbles0123x\n")), max_size=60))
 def test_arbitrary_templates_compile_or_refuse(text: str) -> None:
     """Any template text either compiles and renders, or raises BatchValidationError."""

@@ -116,22 +116,22 @@ def test_invalid_jsonl_line_names_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "data", "line"),
+    ("name", "data", "line", "where"),
     [
-        ("t.txt", b"ok\n\xff", None),
-        ("t.json", b'{"a": "\xff"}', None),
-        ("t.jsonl", b'{}\n"\xfe"\n', 2),
+        ("t.txt", b"ok\n\xff", None, "at byte 3;"),
+        ("t.json", b'{"a": "\xff"}', None, "at byte 7;"),
+        ("t.jsonl", b'{}\n"\xfe"\n', 2, "at byte 1 of the line;"),
     ],
 )
 def test_non_utf8_bytes_are_refused(
-    tmp_path: Path, name: str, data: bytes, line: int | None
+    tmp_path: Path, name: str, data: bytes, line: int | None, where: str
 ) -> None:
-    """Bytes that are not UTF-8 give an error naming the file (and the .jsonl line)."""
+    """Bytes that are not UTF-8 give kyro's own error naming the file, line and byte position."""
     (tmp_path / name).write_bytes(data)
     with pytest.raises(BatchValidationError) as info:
         list(iter_transcripts(tmp_path / name))
     assert (info.value.path, info.value.line) == (str(tmp_path / name), line)
-    assert "not UTF-8 text" in info.value.message
+    assert info.value.message == f"transcript is not UTF-8 text {where} save the file as UTF-8"
 
 
 def test_unsupported_suffix_and_item_type(tmp_path: Path) -> None:

@@ -100,13 +100,21 @@ def classify(line: OutputLine) -> ResultLine:
 
 
 def decode_line(raw: bytes) -> OutputLine | None:
-    """Decode one result line; a line without a readable ``custom_id`` gives None."""
+    """Decode one result line; a line without a readable ``custom_id`` gives None.
+
+    UTF-8 is checked here rather than left to the JSON decoder, whose error for bad bytes
+    is not the same in every release.
+    """
     try:
-        return _LINE_DECODER.decode(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return _LINE_DECODER.decode(text)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         pass
     try:
-        loose = msgspec.json.decode(raw)
+        loose = msgspec.json.decode(text)
     except (msgspec.DecodeError, RecursionError):  # nested too deeply to be a result line
         return None
     custom_id = loose.get("custom_id") if isinstance(loose, dict) else None

@@ -34,7 +34,9 @@ def _emulator(request: Request) -> Emulator:
 async def read_json(request: Request) -> Any:
     """The request body as JSON; 400 envelope when it is not."""
     try:
-        return msgspec.json.decode(await request.body())
+        return msgspec.json.decode((await request.body()).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "The request body is not valid UTF-8.") from exc
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
 

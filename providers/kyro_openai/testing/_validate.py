@@ -42,7 +42,12 @@ def _check_line(
 ) -> tuple[BatchErrorItem | None, str | None, str | None]:
     """(error, custom_id, model) for one non-blank line."""
     try:
-        line: Any = _DECODER.decode(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"Line {lineno} is not valid UTF-8 (byte {exc.start} of the line)."
+        return BatchErrorItem(code="invalid_json_line", message=message, line=lineno), None, None
+    try:
+        line: Any = _DECODER.decode(text)
     except msgspec.DecodeError as exc:
         message = f"Line {lineno} is not valid JSON: {exc}."
         return BatchErrorItem(code="invalid_json_line", message=message, line=lineno), None, None
