@@ -1,5 +1,8 @@
 """Shared test setup: async tests run on anyio's plugin, pinned to the asyncio backend.
 
+Every test module carries the ``anyio`` marker, so each ``async def`` test runs on the plugin
+with every anyio release the package allows (the plugin leaves plain functions alone).
+
 Property tests run without Hypothesis's per-example deadline and its too-slow health check:
 on a loaded two-core machine an example may take seconds, which says nothing about kyro.
 """
@@ -13,6 +16,12 @@ settings.register_profile(
     "kyro", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("kyro")
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    """Mark every test module ``anyio``: its coroutine tests then run on the anyio plugin."""
+    if isinstance(collector, pytest.Module):
+        collector.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture
