@@ -22,6 +22,7 @@ from kyro._build import build_shards
 from kyro._builder import BuildSummary, Shard, ShardBuilder
 from kyro._config import Judge, JudgesConfig
 from kyro._config_load import load_config
+from kyro._contract import verdict_message, verdict_schema
 from kyro._exceptions import (
     BatchJobError,
     BatchValidationError,
@@ -62,6 +63,7 @@ from kyro._types import (
     JudgeRequest,
     Message,
     RequestCounts,
+    ResponseSchema,
     ResultError,
     ResultLine,
     Usage,
@@ -97,6 +99,7 @@ __all__ = [
     "PreflightProblem",
     "ProviderError",
     "RequestCounts",
+    "ResponseSchema",
     "ResultCounts",
     "ResultError",
     "ResultLine",
@@ -125,5 +128,7 @@ __all__ = [
     "redact",
     "retry_after_seconds",
     "send_with_retries",
+    "verdict_message",
+    "verdict_schema",
     "vote",
 ]

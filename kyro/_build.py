@@ -39,7 +39,6 @@ def build_shards(
     stage: int = 0,
     prefix: str = "shard",
     max_problems: int = 20,
-    require_json_mention: bool = True,
     on_transcript: Callable[[Transcript], object] | None = None,
 ) -> BuildSummary:
     """Plan every request, check it, and encode it into shards (and an index) under ``directory``.
@@ -76,7 +75,7 @@ def build_shards(
 
     builder = ShardBuilder(target, encode, limits, prefix=prefix, preflight=preflight)
     try:
-        planner = Planner(config, runs, variables, stage, preflight, require_json_mention)
+        planner = Planner(config, runs, variables, stage, preflight)
         add = builder.add
         # One loop, no generator layers in between: this is the hot path.
         for transcript in transcripts:

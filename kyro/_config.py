@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from kyro._contract import verdict_message
 from kyro._templates import Template
 from kyro._transcripts import Transcript
 from kyro._types import Message
@@ -65,12 +66,17 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
         variables: Mapping[str, str],
         cache: dict[str, str] | None = None,
     ) -> tuple[Message, ...]:
-        """Render the chat messages for one transcript (``variables`` already merged)."""
+        """Render the chat messages for one transcript (``variables`` already merged).
+
+        A JSON judge's messages start with kyro's verdict system message (the verdict
+        contract), then the XML prompt's ``role`` as a system message, then the prompt.
+        """
+        head = (verdict_message(),) if self.output_format == "json" else ()
         user = Message(role="user", content=self.user.render(transcript, variables, cache))
         if self.system is None:
-            return (user,)
+            return (*head, user)
         system = Message(role="system", content=self.system.render(transcript, variables, cache))
-        return (system, user)
+        return (*head, system, user)
 
 
 class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,11 +11,11 @@ the transcript index follow.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kyro._config import Judge, JudgesConfig
+from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
 from kyro._preflight import Preflight, PreflightProblem, report
@@ -23,8 +23,6 @@ from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
 __all__ = ["aplan_requests", "plan_requests", "validate_variables"]
-
-_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 
 def validate_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
@@ -66,16 +64,16 @@ def plan_requests(
     variables: Mapping[str, str] | None = None,
     stage: int = 0,
     preflight: Preflight | None = None,
-    require_json_mention: bool = True,
     on_transcript: Callable[[Transcript], object] | None = None,
 ) -> Iterator[JudgeRequest]:
     """Yield one request per transcript × judge × run, lazily.
 
     Arguments are checked at once (not on the first ``next``): ``runs`` ≥ 1, ``stage`` ≥ 0,
-    ``variables`` a mapping of str to str. A template field that cannot be resolved, or a JSON
-    judge whose rendered messages never mention JSON (``require_json_mention``; OpenAI's JSON
-    mode fails such requests), raises :class:`BatchValidationError` — or, with a
-    ``preflight`` collector, is recorded there and that transcript × judge is skipped.
+    ``variables`` a mapping of str to str. A template field that cannot be resolved raises
+    :class:`BatchValidationError` — or, with a ``preflight`` collector, is recorded there and
+    that transcript × judge is skipped. Every request of an ``output_format: json`` judge
+    starts with kyro's verdict system message and carries the verdict schema (see
+    ``kyro._contract``), so no prompt has to ask for JSON itself.
     ``on_transcript`` is called with each transcript before its requests are yielded (to
     write the transcript index, or advance a progress bar).
 
@@ -84,7 +82,7 @@ def plan_requests(
         for request in plan_requests(config, kyro.iter_transcripts(["a.txt"]), runs=3):
             provider.encode(request, buffer)
     """
-    planner = Planner(config, runs, variables, stage, preflight, require_json_mention)
+    planner = Planner(config, runs, variables, stage, preflight)
     return planner.iterate(transcripts, on_transcript)
 
 
@@ -96,7 +94,6 @@ def aplan_requests(
     variables: Mapping[str, str] | None = None,
     stage: int = 0,
     preflight: Preflight | None = None,
-    require_json_mention: bool = True,
     on_transcript: Callable[[Transcript], object] | None = None,
 ) -> AsyncIterator[JudgeRequest]:
     """:func:`plan_requests` over an async (or plain) iterable of transcripts.
@@ -106,7 +103,7 @@ def aplan_requests(
         async for request in aplan_requests(config, kyro.aiter_transcripts(items)):
             builder.add(request)
     """
-    planner = Planner(config, runs, variables, stage, preflight, require_json_mention)
+    planner = Planner(config, runs, variables, stage, preflight)
     return planner.aiterate(transcripts, on_transcript)
 
 
@@ -114,28 +111,25 @@ class _JudgePlan:
     """What stays the same for every request of one judge."""
 
     __slots__ = (
-        "check_json",
+        "head",
         "json_output",
         "judge",
         "model",
         "params",
+        "schema",
         "static_system",
         "suffixes",
         "variables",
     )
 
-    def __init__(
-        self,
-        judge: Judge,
-        index: int,
-        runs: int,
-        variables: Mapping[str, str],
-        require_json_mention: bool,
-    ) -> None:
+    def __init__(self, judge: Judge, index: int, runs: int, variables: Mapping[str, str]) -> None:
         self.judge = judge
         self.model = judge.model
         self.params: dict[str, Any] = judge.params
         self.json_output = judge.output_format == "json"
+        # The verdict contract: kyro's system message first, and the verdict schema.
+        self.head: tuple[Message, ...] = (verdict_message(),) if self.json_output else ()
+        self.schema = VERDICT_RESPONSE_SCHEMA if self.json_output else None
         self.variables = judge.merged_variables(variables)
         # custom_id = transcript part + this suffix; equal to kyro._custom_id.format_custom_id.
         self.suffixes = tuple(f"-j{index}-r{run}" for run in range(runs))
@@ -145,12 +139,6 @@ class _JudgePlan:
             Message(role="system", content=system.text)
             if system is not None and not system.fields
             else None
-        )
-        static = judge.user.text + "\n" + (judge.system.text if judge.system else "")
-        self.check_json = (
-            require_json_mention
-            and self.json_output
-            and "json" not in _PLACEHOLDER.sub("", static).lower()
         )
 
 
@@ -166,15 +154,13 @@ class Planner:
         variables: Mapping[str, str] | None,
         stage: int,
         preflight: Preflight | None,
-        require_json_mention: bool,
     ) -> None:
         check_runs(runs)  # bounded before any per-run tuple is built
         if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
             raise BatchValidationError(f"stage must be a whole number ≥ 0, got {stage!r}")
         checked = validate_variables(variables)
         self.judges = tuple(
-            _JudgePlan(judge, index, runs, checked, require_json_mention)
-            for index, judge in enumerate(config.judges)
+            _JudgePlan(judge, index, runs, checked) for index, judge in enumerate(config.judges)
         )
         self.prefix = f"s{stage}-t" if stage else "t"
         self.preflight = preflight
@@ -217,21 +203,15 @@ class Planner:
             try:
                 if plan.static_system is not None:
                     content = plan.judge.user.render(transcript, plan.variables, cache)
-                    messages = (plan.static_system, Message(role="user", content=content))
+                    messages = (
+                        *plan.head,
+                        plan.static_system,
+                        Message(role="user", content=content),
+                    )
                 else:
                     messages = plan.judge.messages(transcript, plan.variables, cache)
             except BatchValidationError as exc:
                 self._problem("unresolved_field", exc.message, transcript, plan, head)
-                continue
-            if plan.check_json and not _mentions_json(messages):
-                self._problem(
-                    "json_not_requested",
-                    "the judge wants JSON output but its prompt never mentions JSON; OpenAI's "
-                    "JSON mode rejects such requests: say 'Reply in JSON …' in the prompt",
-                    transcript,
-                    plan,
-                    head,
-                )
                 continue
             for suffix in plan.suffixes:
                 out.append(
@@ -241,6 +221,7 @@ class Planner:
                         messages=messages,
                         params=plan.params,
                         json_output=plan.json_output,
+                        response_schema=plan.schema,
                     )
                 )
         return out
@@ -259,7 +240,3 @@ class Planner:
                 custom_id=head + plan.suffixes[0],
             ),
         )
-
-
-def _mentions_json(messages: tuple[Message, ...]) -> bool:
-    return any("json" in message.content.lower() for message in messages)

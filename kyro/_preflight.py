@@ -6,8 +6,6 @@ index and source, judge, custom_id. The kinds:
 
 ==========================  =================================================================
 ``unresolved_field``        a template field the transcript or the variables cannot fill
-``json_not_requested``      a JSON-output judge whose messages never mention JSON (OpenAI's
-                            JSON mode rejects every such request, failing the whole batch)
 ``duplicate_custom_id``     two requests with the same custom_id in one file
 ``line_too_large``          one request's line alone is larger than a batch file may be
 ``mixed_models``            a request whose model differs from its file's model
@@ -26,7 +24,6 @@ __all__ = ["Preflight", "PreflightProblem"]
 
 ProblemKind = Literal[
     "unresolved_field",
-    "json_not_requested",
     "duplicate_custom_id",
     "line_too_large",
     "mixed_models",

@@ -29,14 +29,20 @@ class BatchProvider(Protocol):
       errors, and requests that came back nowhere (error code ``missing``);
     * no method ever puts a secret into an exception message, a repr or a log line.
 
-    Optional: a provider whose structured output works without the word "JSON" in the prompt
-    (a forced tool call) sets ``json_mode_needs_mention = False``; without it, kyro's
-    pre-flight asks JSON judges' prompts to mention JSON, as OpenAI's JSON mode requires.
     ``find`` returns every batch that *could* be the one submitted with ``metadata``: a
     provider that keeps metadata returns exact matches carrying it; one whose batches keep
     none matches on what its API shows (the metadata's ``kyro_intent_at`` and
     ``kyro_requests``) and returns candidates with empty metadata, which the job adopts only
     when exactly one is left.
+
+    Optional attributes kyro reads when present (``getattr``), so older providers still
+    conform: ``default_model`` (str), the model of judges that name none anywhere else —
+    the provider's documented default; and ``check_credentials()``, called before a submit
+    writes anything, raising :class:`kyro.ProviderError` (authentication) when the provider
+    could not authenticate, so no job is ever left behind that cannot be sent. An
+    ``encode`` honours the request's verdict contract: ``response_schema`` as the
+    provider's strict schema output where it has one (JSON output otherwise), and a
+    ``response_format`` in ``params`` as the judge's own choice, which wins.
 
     Example::
 

@@ -19,6 +19,7 @@ __all__ = [
     "JudgeRequest",
     "Message",
     "RequestCounts",
+    "ResponseSchema",
     "ResultError",
     "ResultLine",
     "Usage",
@@ -37,11 +38,33 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     content: str
 
 
+class ResponseSchema(msgspec.Struct, frozen=True, kw_only=True):
+    """A JSON schema the reply must follow, in neutral terms a provider encodes its own way.
+
+    ``name`` identifies the schema (letters, digits, ``_`` and ``-``); ``strict`` asks the
+    provider to enforce it exactly where it can (OpenAI's Structured Outputs), which needs
+    every property required and no additional ones — as in :func:`kyro.verdict_schema`.
+
+    Example::
+
+        ResponseSchema(name="my_verdict", schema={"type": "object", ...})
+    """
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = True
+
+
 class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One transcript × judge × run, ready for a provider to encode.
 
     ``params`` are the judge's provider parameters (temperature, max_tokens, …) passed through
-    untouched; ``json_output`` asks the provider for a JSON reply (``output_format: json``).
+    untouched; a ``response_format`` among them is the judge's own and wins over kyro's.
+    ``json_output`` asks the provider for a JSON reply (``output_format: json``), and
+    ``response_schema`` is the schema that reply follows (the verdict contract,
+    :func:`kyro.verdict_schema`): a provider that can enforce a schema for
+    ``model`` does, and one that cannot falls back to plain JSON output. For JSON judges the
+    first message is kyro's own system message stating the verdict object.
 
     Example::
 
@@ -54,6 +77,7 @@ class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[Message, ...]
     params: dict[str, Any] = {}
     json_output: bool = True
+    response_schema: ResponseSchema | None = None
 
 
 class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,7 +29,7 @@ BIG = BatchLimits(max_requests=1_000_000, max_bytes=1 << 40)
 
 def fixed_encode(request: JudgeRequest, buffer: bytearray) -> None:
     """A tiny provider format: the custom_id, the model and the first message."""
-    line = {"id": request.custom_id, "model": request.model, "text": request.messages[0].content}
+    line = {"id": request.custom_id, "model": request.model, "text": request.messages[-1].content}
     buffer.extend(msgspec.json.encode(line) + b"\n")
 
 
@@ -295,7 +295,7 @@ def test_build_shards_writes_index_and_openai_lines(tmp_path: Path) -> None:
             body = json.loads(line)["body"]
             assert body["model"] == shard.model
         last = json.loads(data.splitlines()[-1])
-        assert last["body"]["messages"][0]["content"] == "JSON: " + long_text
+        assert last["body"]["messages"][-1]["content"] == "JSON: " + long_text
 
 
 def test_build_shards_problems_leave_no_files(tmp_path: Path) -> None:

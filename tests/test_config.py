@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import kyro
-from kyro import Transcript, load_config
+from kyro import Transcript, load_config, verdict_message
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -78,9 +78,10 @@ def test_prompt_xml_renders_sections_in_order_with_role_as_system(judges_config:
     )
     transcript = Transcript(index=0, source="inline:0", value="hi")
     messages = quality.messages(transcript, quality.merged_variables({"product": "Other"}))
-    assert [m.role for m in messages] == ["system", "user"]
-    assert messages[0].content == "You grade Acme replies."
-    assert "<input_format>\nhi\n</input_format>" in messages[1].content
+    assert [m.role for m in messages] == ["system", "system", "user"]
+    assert messages[0] == verdict_message()
+    assert messages[1].content == "You grade Acme replies."
+    assert "<input_format>\nhi\n</input_format>" in messages[2].content
 
 
 def test_variables_are_stored_as_text(judges_config: Path) -> None:

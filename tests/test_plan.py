@@ -15,7 +15,9 @@ from kyro import (
     Transcript,
     aplan_requests,
     plan_requests,
+    verdict_schema,
 )
+from kyro._contract import VERDICT_INSTRUCTIONS
 from kyro._custom_id import format_custom_id, parse_custom_id
 
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -68,7 +70,7 @@ def test_messages_equal_judge_messages_and_are_shared_across_runs() -> None:
     requests = list(plan_requests(config, [transcript], runs=3, variables={"product": "X"}))
     expected = judge.messages(transcript, {"product": "X", "audience": "adults"})
     assert requests[0].messages == expected
-    assert requests[0].messages[0] == Message(role="system", content="You judge adults.")
+    assert requests[0].messages[1] == Message(role="system", content="You judge adults.")
     assert requests[0].messages is requests[1].messages is requests[2].messages
     assert requests[3].messages == static.messages(transcript, {"product": "X"})
 
@@ -153,27 +155,38 @@ def test_preflight_collects_unresolved_fields_and_skips_them() -> None:
     assert "b.json" in str(info.value)
 
 
-def test_json_judge_without_json_in_prompt_is_a_problem() -> None:
-    """A JSON-output judge whose rendered messages never say JSON is refused per item."""
-    config = make_config(make_judge("quiet", "Rate this: {{input}}"))
-    preflight = Preflight()
-    transcripts = [
-        Transcript(index=0, source="inline:0", value="no mention"),
-        Transcript(index=1, source="inline:1", value="answer as Json"),
-    ]
-    ids = [r.custom_id for r in plan_requests(config, transcripts, preflight=preflight)]
-    assert ids == ["t1-j0-r0"]
-    assert [(p.kind, p.transcript) for p in preflight.problems] == [("json_not_requested", 0)]
-    assert len(list(plan_requests(config, transcripts[:1], require_json_mention=False))) == 1
+def test_prompt_that_never_says_json_plans_with_the_verdict_contract() -> None:
+    """A prompt that never mentions JSON plans: kyro's system message states the verdict."""
+    config = make_config(
+        make_judge("quiet", "Return SUCCESS or ERROR with a root_cause: {{input}}")
+    )
+    (request,) = plan_requests(config, texts(1))
+    first, user = request.messages
+    assert (first.role, first.content) == ("system", VERDICT_INSTRUCTIONS)
+    assert "json" in first.content.lower()
+    assert user.content.startswith("Return SUCCESS or ERROR")
+    assert request.response_schema is verdict_schema()
+    assert request.json_output is True
 
 
-def test_json_mention_in_a_field_name_does_not_count() -> None:
-    """'json' inside a placeholder name is not a mention; the rendered text is checked."""
-    config = make_config(make_judge("f", "Check {{variables.json_rules}}"))
-    with pytest.raises(BatchValidationError, match="json_not_requested"):
-        list(plan_requests(config, texts(1), variables={"json_rules": "be brief"}))
-    ok = plan_requests(config, texts(1), variables={"json_rules": "reply in JSON"})
-    assert len(list(ok)) == 1
+def test_contract_comes_before_the_xml_role() -> None:
+    """With an XML role, the messages are kyro's contract, the role, then the prompt."""
+    config = make_config(make_judge("x", "Grade {{input}}", system="You are strict."))
+    (request,) = plan_requests(config, texts(1))
+    assert [m.role for m in request.messages] == ["system", "system", "user"]
+    assert request.messages[0].content == VERDICT_INSTRUCTIONS
+    assert request.messages[1].content == "You are strict."
+
+
+def test_verdict_schema_is_strict_and_names_every_field() -> None:
+    """The verdict schema lists status, root_cause, score and thinking, all required, no others."""
+    schema = verdict_schema()
+    assert (schema.name, schema.strict) == ("kyro_verdict", True)
+    body = schema.schema
+    assert set(body["properties"]) == {"status", "root_cause", "score", "thinking"}
+    assert sorted(body["required"]) == sorted(body["properties"])
+    assert body["additionalProperties"] is False
+    assert body["properties"]["status"]["enum"] == ["SUCCESS", "ERROR", "NA"]
 
 
 def test_preflight_stops_after_max_problems() -> None:

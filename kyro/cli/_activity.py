@@ -96,9 +96,9 @@ class ProgressProvider:
         return self.inner.limits
 
     @property
-    def json_mode_needs_mention(self) -> bool:
-        """Whether the wrapped provider's JSON output needs "JSON" in the prompt."""
-        return bool(getattr(self.inner, "json_mode_needs_mention", True))
+    def default_model(self) -> str | None:
+        """The wrapped provider's default model, if it names one."""
+        return getattr(self.inner, "default_model", None)
 
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Encode through the wrapped provider, counting requests for the planning line."""

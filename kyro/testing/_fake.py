@@ -49,7 +49,7 @@ class _Line(msgspec.Struct, frozen=True, kw_only=True):
 class _Body(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     model: str
     messages: tuple[Message, ...]
-    response_format: dict[str, str] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -96,6 +96,7 @@ class FakeProvider:
     """
 
     name = "fake"
+    default_model = "fake-judge"
 
     def __init__(
         self,
@@ -130,7 +131,7 @@ class FakeProvider:
         body = _Body(
             model=request.model,
             messages=request.messages,
-            response_format={"type": "json_object"} if request.json_output else None,
+            response_format=_response_format(request),
         )
         payload = {**msgspec.to_builtins(body), **request.params}
         line = _Line(custom_id=request.custom_id, method="POST", url=self.url, body=payload)
@@ -243,3 +244,14 @@ def _error(custom_id: str, code: str, message: str, *, retryable: bool) -> Resul
         ok=False,
         error=ResultError(code=code, message=message, retryable=retryable),
     )
+
+
+def _response_format(request: JudgeRequest) -> dict[str, Any] | None:
+    """The verdict contract the OpenAI way: the judge's own format, a json_schema, JSON mode."""
+    if "response_format" in request.params:
+        return None  # the judge's own, spliced in with the other params
+    schema = request.response_schema
+    if schema is not None:
+        spec = {"name": schema.name, "strict": schema.strict, "schema": schema.schema}
+        return {"type": "json_schema", "json_schema": spec}
+    return {"type": "json_object"} if request.json_output else None

@@ -34,7 +34,7 @@ from kyro_local._backends import CallableBackend, Handler, HttpBackend
 from kyro_local._results import read_results
 from kyro_local._run import BatchRun
 from kyro_local._store import BatchRecord, BatchStore, count_lines, owner_alive
-from kyro_openai import encode_request
+from kyro_openai import DEFAULT_MODEL, encode_request
 
 __all__ = ["DEFAULT_LIMITS", "LocalProvider", "default_state_dir"]
 
@@ -80,7 +80,11 @@ class LocalProvider:
         client: httpx.AsyncClient | None = None,
         state_dir: str | Path | None = None,
         limits: BatchLimits = DEFAULT_LIMITS,
+        default_model: str = DEFAULT_MODEL,
+        structured_outputs: bool | None = None,
     ) -> None:
+        self.default_model = default_model
+        self.structured_outputs = structured_outputs
         if (base_url is None) == (handler is None):
             raise ValueError(
                 "LocalProvider needs exactly one backend: base_url='http://host:port/v1' "
@@ -124,8 +128,9 @@ class LocalProvider:
 
         The encoder is ``kyro_openai.encode_request`` itself, so a shard built for either
         provider runs on the other: a batch's leftovers can be finished here unchanged.
+        ``structured_outputs`` (None: by model name) picks json_schema or JSON mode.
         """
-        encode_request(request, buffer)
+        encode_request(request, buffer, structured_outputs=self.structured_outputs)
 
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
         """Run every request of the shard at ``path``; return the batch id once all have ended.

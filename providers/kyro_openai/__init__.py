@@ -8,7 +8,12 @@ plumbing (``HttpClient``, ``Secret``).
 
 from __future__ import annotations
 
-from kyro_openai._encode import OPENAI_LIMITS, encode_request
+from kyro_openai._encode import (
+    DEFAULT_MODEL,
+    OPENAI_LIMITS,
+    encode_request,
+    supports_structured_outputs,
+)
 from kyro_openai._http import Http as HttpClient
 from kyro_openai._http import Secret
 from kyro_openai._provider import OpenAIBatchProvider
@@ -17,6 +22,7 @@ from kyro_openai._results import decode_line as decode_output_line
 from kyro_openai._results import iter_lines as iter_download_lines
 
 __all__ = [  # noqa: RUF022  # plain sorted(), as tests/test_exported_members.py checks
+    "DEFAULT_MODEL",
     "HttpClient",
     "OPENAI_LIMITS",
     "OpenAIBatchProvider",
@@ -25,4 +31,5 @@ __all__ = [  # noqa: RUF022  # plain sorted(), as tests/test_exported_members.py
     "decode_output_line",
     "encode_request",
     "iter_download_lines",
+    "supports_structured_outputs",
 ]

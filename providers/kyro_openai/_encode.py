@@ -3,8 +3,14 @@
 The line (``BatchRequestInput``)::
 
     {"custom_id": "t0-j1-r0", "method": "POST", "url": "/v1/chat/completions",
-     "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "…"}],
-              "response_format": {"type": "json_object"}, "temperature": 0}}
+     "body": {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "…"}, …],
+              "response_format": {"type": "json_schema", "json_schema": {…}}, "temperature": 0}}
+
+``response_format``, first found: the judge's own ``params.response_format`` (passed as is);
+Structured Outputs — ``{"type": "json_schema", "json_schema": {"name", "strict", "schema"}}``
+from the request's ``response_schema`` — when the model supports them
+(:func:`supports_structured_outputs`, or the caller's ``structured_outputs=True/False``);
+JSON mode (``{"type": "json_object"}``) for any other JSON request.
 
 UTF-8 without a BOM, one line per request, ``\\n`` after each. The fixed part of the line is a
 msgspec Struct encoded by one module-level encoder straight into the caller's buffer; the judge's
@@ -17,28 +23,68 @@ from typing import Any
 
 import msgspec
 
-from kyro import BatchLimits, BatchValidationError, JudgeRequest, Message
+from kyro import BatchLimits, BatchValidationError, JudgeRequest, Message, ResponseSchema
 
-__all__ = ["CHAT_COMPLETIONS_URL", "OPENAI_LIMITS", "RESERVED_BODY_KEYS", "encode_request"]
+__all__ = [
+    "CHAT_COMPLETIONS_URL",
+    "DEFAULT_MODEL",
+    "OPENAI_LIMITS",
+    "RESERVED_BODY_KEYS",
+    "encode_request",
+    "response_format_for",
+    "supports_structured_outputs",
+]
 
 CHAT_COMPLETIONS_URL = "/v1/chat/completions"
+
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The model of judges that name none (judge, config, ``model=``/``--model``, ``KYRO_MODEL``)."""
 
 OPENAI_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 """OpenAI's documented limits per batch: 50,000 requests and 200 MB per input file."""
 
-RESERVED_BODY_KEYS = frozenset({"model", "messages", "response_format", "stream"})
-"""Body keys a judge's ``params`` may not set: kyro sets the first three, and a batch line
-must never stream."""
+RESERVED_BODY_KEYS = frozenset({"model", "messages", "stream"})
+"""Body keys a judge's ``params`` may not set: kyro sets the first two, and a batch line
+must never stream. (A ``response_format`` in params is the judge's own and wins.)"""
+
+# Model families with Structured Outputs (json_schema response formats), by name prefix; the
+# exceptions are earlier snapshots and variants of those families that lack them.
+_STRUCTURED_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
+_STRUCTURED_EXCEPTIONS = ("gpt-4o-2024-05-13", "o1-mini", "o1-preview", "gpt-4o-audio")
 
 
-class _ResponseFormat(msgspec.Struct, frozen=True):
+def supports_structured_outputs(model: str) -> bool:
+    """Whether OpenAI serves Structured Outputs (``json_schema``) for ``model``, by its name.
+
+    Names outside OpenAI's families (an Azure deployment name, a local model) give False:
+    JSON mode works everywhere; pass ``structured_outputs=True`` to the provider to force it.
+
+    Example::
+
+        supports_structured_outputs("gpt-4o-mini")     # True
+        supports_structured_outputs("gpt-3.5-turbo")   # False
+    """
+    name = model.strip().lower()
+    if name.startswith(_STRUCTURED_EXCEPTIONS):
+        return False
+    return name.startswith(_STRUCTURED_PREFIXES)
+
+
+class _JsonSchema(msgspec.Struct, frozen=True):
+    name: str
+    strict: bool
+    schema: dict[str, Any]
+
+
+class _SchemaFormat(msgspec.Struct, frozen=True):
     type: str
+    json_schema: _JsonSchema
 
 
 class _Body(msgspec.Struct, frozen=True, omit_defaults=True):
     model: str
     messages: tuple[Message, ...]
-    response_format: _ResponseFormat | None = None
+    response_format: msgspec.Raw | None = None
 
 
 class _Line(msgspec.Struct, frozen=True):
@@ -49,29 +95,74 @@ class _Line(msgspec.Struct, frozen=True):
     body: _Body
 
 
-_JSON_OBJECT = _ResponseFormat(type="json_object")
 _encoder = msgspec.json.Encoder()
+_JSON_OBJECT = msgspec.Raw(b'{"type":"json_object"}')
+# Encoded json_schema formats, by the ResponseSchema object (kept, so its id stays unique).
+_schema_formats: dict[int, tuple[ResponseSchema, msgspec.Raw]] = {}
 _PARAMS_CACHE_SIZE = 256
 _params_cache: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
 _HEAD = b'{"custom_id":'
-# The previous request's messages, model, json_output, url, params (the dict and a shallow
+# The previous request's messages, model, response_format, url, params (the dict and a shallow
 # copy, so a dict changed in place is noticed) and its line after the custom_id.
-_last: tuple[tuple[Message, ...], str, bool, str, dict[str, Any], dict[str, Any], bytes] | None = (
-    None
-)
+_Last = tuple[
+    tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes
+]
+_last: _Last | None = None
+
+
+def response_format_for(
+    request: JudgeRequest, *, structured_outputs: bool | None = None
+) -> msgspec.Raw | None:
+    """kyro's encoded ``response_format`` for ``request``, or None (none, or the judge's own).
+
+    ``structured_outputs``: None decides by the model's name, True/False force it.
+
+    Example::
+
+        response_format_for(request)   # Raw(b'{"type":"json_schema","json_schema":{...}}')
+    """
+    if "response_format" in request.params:
+        return None
+    schema = request.response_schema
+    wanted = (
+        supports_structured_outputs(request.model)
+        if structured_outputs is None
+        else structured_outputs
+    )
+    if schema is not None and wanted:
+        cached = _schema_formats.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        body = _SchemaFormat(
+            type="json_schema",
+            json_schema=_JsonSchema(name=schema.name, strict=schema.strict, schema=schema.schema),
+        )
+        raw = msgspec.Raw(_encoder.encode(body))
+        if len(_schema_formats) >= _PARAMS_CACHE_SIZE:
+            _schema_formats.clear()
+        _schema_formats[id(schema)] = (schema, raw)
+        return raw
+    if request.json_output or schema is not None:
+        return _JSON_OBJECT
+    return None
 
 
 def encode_request(
-    request: JudgeRequest, buffer: bytearray, *, url: str = CHAT_COMPLETIONS_URL
+    request: JudgeRequest,
+    buffer: bytearray,
+    *,
+    url: str = CHAT_COMPLETIONS_URL,
+    structured_outputs: bool | None = None,
 ) -> None:
     """Append ``request`` as one OpenAI batch input line (newline included) to ``buffer``.
 
     Raises :class:`kyro.BatchValidationError` if the judge's ``params`` try to set
-    ``model``, ``messages``, ``response_format`` or ``stream``.
+    ``model``, ``messages`` or ``stream``. ``response_format`` follows the module's rule;
+    ``structured_outputs`` (None: by model name) says whether the model takes a json_schema.
 
     The runs of one transcript × judge share their messages object, so their lines differ
     only in ``custom_id`` (the first key): when a request has the very same messages object,
-    model, JSON flag, params and url as the previous one, the rest of the previous
+    model, response format, params and url as the previous one, the rest of the previous
     line is reused rather than encoded again.
 
     Example::
@@ -85,11 +176,12 @@ def encode_request(
     global _last
     last = _last
     params = request.params
+    response_format = response_format_for(request, structured_outputs=structured_outputs)
     if (
         last is not None
         and last[0] is request.messages
         and last[1] == request.model
-        and last[2] == request.json_output
+        and last[2] is response_format
         and last[3] == url
         and (last[4] is params or not (params or last[4]))
         and last[5] == params
@@ -102,7 +194,7 @@ def encode_request(
     body = _Body(
         model=request.model,
         messages=request.messages,
-        response_format=_JSON_OBJECT if request.json_output else None,
+        response_format=response_format,
     )
     start = len(buffer)
     _encoder.encode_into(
@@ -116,7 +208,7 @@ def encode_request(
     tail_start = start + len(_HEAD) + len(_encoder.encode(request.custom_id))
     with memoryview(buffer) as view:
         tail = bytes(view[tail_start:])
-    _last = (request.messages, request.model, request.json_output, url, params, dict(params), tail)
+    _last = (request.messages, request.model, response_format, url, params, dict(params), tail)
 
 
 def _encoded_params(params: dict[str, Any], custom_id: str) -> bytes:
@@ -132,7 +224,7 @@ def _encoded_params(params: dict[str, Any], custom_id: str) -> bytes:
     if clash:
         raise BatchValidationError(
             f"request {custom_id}: params may not set {', '.join(sorted(clash))}; kyro sets "
-            "model, messages and response_format itself, and batch requests never stream"
+            "model and messages itself, and batch requests never stream"
         )
     encoded = b"," + _encoder.encode(params)[1:] + b"}"
     if len(_params_cache) >= _PARAMS_CACHE_SIZE:

@@ -40,7 +40,12 @@ from kyro import (
     RetryPolicy,
     redact,
 )
-from kyro_openai._encode import CHAT_COMPLETIONS_URL, OPENAI_LIMITS, encode_request
+from kyro_openai._encode import (
+    CHAT_COMPLETIONS_URL,
+    DEFAULT_MODEL,
+    OPENAI_LIMITS,
+    encode_request,
+)
 from kyro_openai._http import (
     Http,
     Secret,
@@ -71,7 +76,11 @@ class OpenAIBatchProvider:
     """Run kyro's batches on the OpenAI Batch API, Azure OpenAI, or an OpenAI-compatible server.
 
     Settings come from the arguments, else ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
-    ``https://api.openai.com/v1``), ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID``. Pass your own
+    ``https://api.openai.com/v1``), ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID``.
+    ``default_model`` (:data:`DEFAULT_MODEL`, ``gpt-4o-mini``) is the model of judges that name
+    none anywhere else. ``structured_outputs`` says whether requests ask for a strict JSON
+    schema of the verdict (``json_schema``) or JSON mode: None decides by model name
+    (:func:`kyro_openai.supports_structured_outputs`), True/False force it. Pass your own
     ``client`` to control transport, timeouts and proxies (it is then not closed by
     :meth:`aclose`, and ``timeout`` is ignored); ``sleep`` is what retries wait with.
 
@@ -100,7 +109,11 @@ class OpenAIBatchProvider:
         output_expires_after: int | None = None,
         endpoint: str = CHAT_COMPLETIONS_URL,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        default_model: str = DEFAULT_MODEL,
+        structured_outputs: bool | None = None,
     ) -> None:
+        self.default_model = default_model
+        self.structured_outputs = structured_outputs
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._secret = Secret(key) if key else None
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
@@ -165,7 +178,9 @@ class OpenAIBatchProvider:
                 "Run a Claude-only config with --provider anthropic, or split the judges into "
                 "one config per provider"
             )
-        encode_request(request, buffer, url=self.endpoint)
+        encode_request(
+            request, buffer, url=self.endpoint, structured_outputs=self.structured_outputs
+        )
 
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
         """Upload the shard at ``path`` (``purpose=batch``) and create a 24 h batch from it.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from cli_helpers import ROOT
 
 from kyro.cli import build_parser

@@ -12,8 +12,17 @@ import pytest
 from plan_helpers import make_config, make_judge
 from spec_schemas import validate_component
 
-from kyro import BatchLimits, BatchValidationError, JudgeRequest, Message, Transcript, build_shards
-from kyro_openai import OPENAI_LIMITS, encode_request
+from kyro import (
+    BatchLimits,
+    BatchValidationError,
+    JudgeRequest,
+    Message,
+    Transcript,
+    build_shards,
+    verdict_schema,
+)
+from kyro._contract import VERDICT_SCHEMA
+from kyro_openai import OPENAI_LIMITS, encode_request, supports_structured_outputs
 
 # Stricter than the spec's BatchRequestInput (which requires nothing): what kyro promises.
 LINE_SCHEMA: dict[str, Any] = {
@@ -43,7 +52,22 @@ LINE_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
-                "response_format": {"const": {"type": "json_object"}},
+                "response_format": {
+                    "oneOf": [
+                        {"const": {"type": "json_object"}},
+                        {
+                            "type": "object",
+                            "required": ["type", "json_schema"],
+                            "properties": {
+                                "type": {"const": "json_schema"},
+                                "json_schema": {
+                                    "type": "object",
+                                    "required": ["name", "strict", "schema"],
+                                },
+                            },
+                        },
+                    ]
+                },
             },
         },
     },
@@ -92,13 +116,70 @@ def test_params_are_merged_into_the_body() -> None:
     assert {k: body[k] for k in params} == params
 
 
-@pytest.mark.parametrize("key", ["model", "messages", "response_format", "stream"])
+@pytest.mark.parametrize("key", ["model", "messages", "stream"])
 def test_reserved_params_are_refused_without_touching_the_buffer(key: str) -> None:
     """params setting a key kyro owns (or stream) raise, and the buffer is left as it was."""
     buffer = bytearray(b"previous\n")
     with pytest.raises(BatchValidationError, match=key):
         encode_request(make_request("t9-j0-r0", params={key: 1}), buffer)
     assert buffer == b"previous\n"
+
+
+def test_verdict_schema_becomes_structured_outputs_on_supporting_models() -> None:
+    """A request with the verdict schema asks gpt-4o-mini for a strict json_schema reply."""
+    buffer = bytearray()
+    encode_request(make_request(response_schema=verdict_schema()), buffer)
+    body = check_line(bytes(buffer))["body"]
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "kyro_verdict", "strict": True, "schema": VERDICT_SCHEMA},
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "forced", "kind"),
+    [
+        ("gpt-3.5-turbo", None, "json_object"),
+        ("gpt-4o-2024-05-13", None, "json_object"),
+        ("my-azure-deployment", None, "json_object"),
+        ("my-azure-deployment", True, "json_schema"),
+        ("gpt-4.1-mini", None, "json_schema"),
+        ("gpt-4.1-mini", False, "json_object"),
+    ],
+)
+def test_json_mode_where_structured_outputs_are_not_served(
+    model: str, forced: bool | None, kind: str
+) -> None:
+    """Models without Structured Outputs get JSON mode; structured_outputs= forces either way."""
+    buffer = bytearray()
+    request = make_request(model=model, response_schema=verdict_schema())
+    encode_request(request, buffer, structured_outputs=forced)
+    assert check_line(bytes(buffer))["body"]["response_format"]["type"] == kind
+    assert supports_structured_outputs(model) is (
+        kind == "json_schema" if forced is None else not forced
+    )
+
+
+def test_judges_own_response_format_wins() -> None:
+    """A response_format in params is sent as the judge wrote it, once, instead of kyro's."""
+    own = {"type": "json_schema", "json_schema": {"name": "mine", "schema": {"type": "object"}}}
+    buffer = bytearray()
+    request = make_request(params={"response_format": own}, response_schema=verdict_schema())
+    encode_request(request, buffer)
+    assert bytes(buffer).count(b'"response_format"') == 1
+    assert json.loads(buffer)["body"]["response_format"] == own
+
+
+def test_reused_line_follows_the_response_format() -> None:
+    """Two runs sharing messages but not structured-output support are not given one line."""
+    messages = (Message(role="user", content="Grade it."),)
+    lines = []
+    for forced in (True, False):
+        buffer = bytearray()
+        request = make_request(messages=messages, response_schema=verdict_schema())
+        encode_request(request, buffer, structured_outputs=forced)
+        lines.append(json.loads(buffer)["body"]["response_format"]["type"])
+    assert lines == ["json_schema", "json_object"]
 
 
 def test_runs_reuse_the_line_but_change_the_custom_id() -> None:

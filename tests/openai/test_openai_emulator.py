@@ -39,7 +39,7 @@ async def submit(provider: OpenAIBatchProvider, tmp_path: Path, **meta: str) -> 
             JudgeRequest(
                 custom_id=custom_id,
                 model="gpt-4o-mini",
-                messages=(Message(role="user", content=f"judge {custom_id}"),),
+                messages=(Message(role="user", content=f"judge {custom_id} in JSON"),),
             ),
             buffer,
         )

@@ -46,7 +46,13 @@ from kyro_openai.testing._faults import (
     TokenLimitFault,
 )
 from kyro_openai.testing._guard import DroppedConnection
-from kyro_openai.testing._responder import Responder, ScriptedResponder, default_responder
+from kyro_openai.testing._responder import (
+    Responder,
+    ScriptedResponder,
+    conform,
+    default_responder,
+)
+from kyro_openai.testing._response_format import response_format_error
 from kyro_openai.testing._server import Servable, serve, serve_forever
 
 __all__ = [
@@ -66,8 +72,10 @@ __all__ = [
     "ScriptedResponder",
     "Servable",
     "TokenLimitFault",
+    "conform",
     "create_app",
     "default_responder",
+    "response_format_error",
     "serve",
     "serve_forever",
 ]

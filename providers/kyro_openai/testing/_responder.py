@@ -18,6 +18,7 @@ __all__ = [
     "Responder",
     "ScriptedResponder",
     "chat_completion",
+    "conform",
     "default_responder",
     "estimate_tokens",
     "malform",
@@ -58,7 +59,8 @@ def default_responder(body: dict[str, Any]) -> str:
     """Deterministic judge JSON derived from a hash of the prompt; it says it is emulated.
 
     About 70 % of prompts get ``SUCCESS``, 20 % ``ERROR`` and 10 % ``NA``; the same prompt
-    always gets the same verdict.
+    always gets the same verdict. A ``json_schema`` response format is honoured
+    (:func:`conform`): the reply has exactly the schema's properties.
 
     Example::
 
@@ -76,7 +78,7 @@ def default_responder(body: dict[str, Any]) -> str:
         ),
         "thinking": "The kyro emulator picks verdicts from a hash of the prompt.",
     }
-    return json.dumps(reply)
+    return conform(body, json.dumps(reply))
 
 
 class ScriptedResponder:
@@ -164,3 +166,54 @@ def chat_completion(
         },
         "system_fingerprint": None,
     }
+
+
+def conform(body: Mapping[str, Any], content: str) -> str:
+    """``content`` (a JSON object's text) reshaped to the request's ``json_schema``, if any.
+
+    Example::
+
+        conform({"response_format": {"type": "json_schema", "json_schema": {"name": "v",
+                 "schema": {"properties": {"status": {"type": "string"},
+                                           "score": {"type": ["number", "null"]}}}}}},
+                '{"status": "SUCCESS", "extra": 1}')
+        # '{"status": "SUCCESS", "score": null}'
+    """
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return content
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return content
+    try:
+        reply = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(reply, dict):
+        return content
+    shaped = {key: reply.get(key, _neutral(child)) for key, child in properties.items()}
+    return json.dumps(shaped)
+
+
+def _neutral(schema: Any) -> Any:
+    """A value of the schema's type that claims nothing: null where allowed, else empty."""
+    kinds = schema.get("type") if isinstance(schema, dict) else None
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "null" in kinds:
+        return None
+    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    defaults: dict[str, Any] = {
+        "string": "",
+        "number": 0,
+        "integer": 0,
+        "boolean": False,
+        "array": [],
+        "object": {},
+    }
+    for kind in kinds:
+        if kind in defaults:
+            return defaults[kind]
+    return None

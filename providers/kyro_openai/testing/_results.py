@@ -16,6 +16,7 @@ import msgspec
 
 from kyro_openai.testing._faults import LineFault
 from kyro_openai.testing._responder import chat_completion, malform
+from kyro_openai.testing._response_format import response_format_error
 from kyro_openai.testing._wire import LineError, LineResponse, OutputLine, error_body, new_id
 
 __all__ = ["ResultSummary", "write_results"]
@@ -172,6 +173,9 @@ def _answer(
     if endpoint != "/v1/chat/completions":
         message = f"The kyro emulator answers only /v1/chat/completions, not {endpoint}."
         return 400, error_body(message, code="unsupported_endpoint")
+    refused = response_format_error(request.body)
+    if refused is not None:
+        return 400, error_body(refused[0], param=refused[1])
     try:
         content = reply(request.body, request.custom_id)
     except Exception as exc:  # a broken responder shows up as failed lines, not a dead server

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from kyro_openai.testing._responder import chat_completion
+from kyro_openai.testing._response_format import response_format_error
 from kyro_openai.testing._wire import ApiError, json_response
 
 if TYPE_CHECKING:
@@ -226,6 +227,9 @@ async def chat_completions(request: Request) -> Response:
             param="messages",
             code="missing_required_parameter",
         )
+    refused = response_format_error(body)
+    if refused is not None:
+        raise ApiError(400, refused[0], param=refused[1])
     content = await emulator.reply(body)
     emulator.counters.bump("chat_completions")
     return json_response(chat_completion(body, content, created=int(emulator.now())))
