@@ -149,13 +149,11 @@ async def send_with_retries(
             if policy.long_retry_after == "give_up":
                 return response  # the server asks for longer than we wait: surface it now
             delay = None  # an unreasonable ask: back off as if none were given
+        # Its body is read, so it is closed here: a response that ends up returned (the
+        # policy spent) still has its body, and no async callback of the retry library is
+        # needed, which not every release supports.
+        await response.aclose()
         raise _RetryableResponse(response, delay if delay is not None and delay > 0 else None)
-
-    async def close_retried(state: tenacity.RetryCallState) -> None:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _RetryableResponse):
-            await exc.response.aclose()
 
     # The first try runs bare: nearly every call needs no retry, and building tenacity's
     # retrying object per call is a real share of a fast (local) request's cost. A first try
@@ -184,7 +182,6 @@ async def send_with_retries(
         ),
         sleep=sleep,
         before=since_first_try,
-        before_sleep=close_retried,
         reraise=True,
     )
     try:
