@@ -110,9 +110,10 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
 
         result = collected.result
         assert result is not None
+        result = msgspec.structs.replace(result, models=dict(state.models))
         ended = _ended_status(state, fatal, cancelled, bool(collected.retryable))
         if ended is None:
-            judge.store.finish(state.job_id, result)
+            judge.store.finish(state.job_id, result, config_path=state.config_path)
             return result
         state = msgspec.structs.replace(state, status="ended")
         judge.store.save(state)

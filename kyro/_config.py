@@ -6,6 +6,7 @@ The YAML side (parsing with positions, the user-facing schema and its error mess
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -13,21 +14,41 @@ from typing import Any, Literal
 import msgspec
 
 from kyro._contract import verdict_message
+from kyro._exceptions import BatchValidationError
 from kyro._templates import Template
 from kyro._transcripts import Transcript
 from kyro._types import Message
 
-__all__ = ["Judge", "JudgesConfig"]
+__all__ = [
+    "MODEL_SOURCES",
+    "PIPELINE_REFUSAL",
+    "Judge",
+    "JudgesConfig",
+    "ModelSource",
+    "refuse_unsupported",
+    "resolve_models",
+]
 
 PromptSource = Literal["prompt", "prompt_file", "prompt_xml"]
+ModelSource = Literal["judge", "config", "argument", "KYRO_MODEL", "provider"]
+MODEL_SOURCES: dict[str, str] = {
+    "judge": "the judge's `model:`",
+    "config": "the config's top-level `model:`",
+    "argument": "model= / --model",
+    "KYRO_MODEL": "the KYRO_MODEL environment variable",
+    "provider": "the provider's default model",
+}
+"""How each model source reads in messages and in ``kyro validate``."""
 
 
 class Judge(msgspec.Struct, frozen=True, kw_only=True):
-    """One judge (a pipeline "step"), its prompt compiled and its model resolved.
+    """One judge (a pipeline "step"), its prompt compiled.
 
     ``system`` is the XML prompt's ``role`` section (``None`` for other prompt sources);
     ``user`` is the rest of the prompt. ``variables`` are the judge's own values, which
-    override the run-level variables for this judge only.
+    override the run-level variables for this judge only. ``model`` is the judge's own or the
+    config's default (``model_source`` says which), or None until :func:`resolve_models`
+    fills it from ``model=``/``--model``, ``KYRO_MODEL`` or the provider's default.
 
     Example::
 
@@ -36,7 +57,7 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     name: str
-    model: str
+    model: str | None
     prompt_source: PromptSource
     user: Template
     system: Template | None = None
@@ -46,6 +67,7 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
     variables: dict[str, str] = {}
     depends_on: tuple[str, ...] = ()
     on_failure: str | None = None
+    model_source: ModelSource | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -112,3 +134,84 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
             if judge.name == name:
                 return judge
         raise KeyError(name)
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Judge name → model, for the judges whose model is known."""
+        return {j.name: j.model for j in self.judges if j.model is not None}
+
+
+def resolve_models(
+    config: JudgesConfig,
+    *,
+    model: str | None = None,
+    provider_default: str | None = None,
+    provider: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> JudgesConfig:
+    """``config`` with every judge's model set, first found: the judge's ``model:``, the
+    config's ``model:``, ``model`` (``model=`` / ``--model``), ``KYRO_MODEL``, then
+    ``provider_default`` (the provider's documented default). Each judge's ``model_source``
+    records which one it was.
+
+    Raises :class:`BatchValidationError` naming the judges left without a model and every way
+    to give one. ``provider`` names the provider in that message.
+
+    Example::
+
+        config = resolve_models(load_config("judges.yml"), provider_default="gpt-4o-mini")
+        config.judges[0].model, config.judges[0].model_source   # ('gpt-4o-mini', 'provider')
+    """
+    env = os.environ if environ is None else environ
+    fallbacks: list[tuple[str | None, ModelSource]] = [
+        (model, "argument"),
+        (env.get("KYRO_MODEL"), "KYRO_MODEL"),
+        (provider_default, "provider"),
+    ]
+    for value, source in fallbacks:
+        if value is not None and not value.strip():
+            what = MODEL_SOURCES[source]
+            raise BatchValidationError(
+                f"{what} is empty; name a model (e.g. gpt-4o-mini) or leave it unset",
+                path=config.path,
+            )
+    chosen = next(((value, source) for value, source in fallbacks if value), None)
+    judges: list[Judge] = []
+    missing: list[str] = []
+    for judge in config.judges:
+        if judge.model is None:
+            if chosen is None:
+                missing.append(judge.name)
+                continue
+            judge = msgspec.structs.replace(judge, model=chosen[0], model_source=chosen[1])
+        judges.append(judge)
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        whose = f"the {provider} provider names" if provider else "the provider names"
+        raise BatchValidationError(
+            f"no model for judge {names}: set `model:` on the judge or at the top of the "
+            f"config, pass model= (--model), or set KYRO_MODEL; {whose} no default model",
+            path=config.path,
+        )
+    return msgspec.structs.replace(config, judges=tuple(judges))
+
+
+PIPELINE_REFUSAL = (
+    "this config uses depends_on/on_failure, which batch jobs cannot honour yet (the gated "
+    "steps would run without their gates); remove them, or split the pipeline into separate "
+    "configs submitted one after another"
+)
+"""Why a pipeline config is refused, in the same words by validate, plan and submit."""
+
+
+def refuse_unsupported(config: JudgesConfig) -> None:
+    """Raise what ``submit`` would refuse in ``config`` itself, before anything is planned.
+
+    ``validate``, ``plan`` and ``submit`` all call it, so each refuses with the same words.
+
+    Example::
+
+        refuse_unsupported(load_config("pipeline.yml"))   # BatchValidationError: ... depends_on
+    """
+    if config.uses_pipeline:
+        raise BatchValidationError(PIPELINE_REFUSAL, path=config.path)

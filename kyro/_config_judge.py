@@ -8,7 +8,8 @@ Per judge (``judges:`` entry or pipeline ``steps:`` entry):
   ``prompt_xml`` renders as ``<section>\\ntext\\n</section>`` blocks joined by a blank line in
   the order written; its ``role`` section, if any, is not a block but the system message.
 * ``output_format`` — optional, and ``json`` is the only value (kyro parses replies as JSON).
-* ``model`` — optional when the config sets a top-level default.
+* ``model`` — optional: else the config's ``model:``, else resolved when a provider is known
+  (``kyro._config.resolve_models``).
 * ``params`` — a mapping passed to the provider as is (temperature, max_tokens, …); ``model``
   and ``messages`` are refused there because kyro sets them, and so are values that cannot be
   sent as JSON, ``n`` other than 1 and ``stream: true`` (see :mod:`kyro._params`).
@@ -27,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from kyro._config import Judge, PromptSource
+from kyro._config import Judge, ModelSource, PromptSource
 from kyro._exceptions import BatchValidationError
 from kyro._params import check_model_name, check_params
 from kyro._templates import _FIELD, _PLACEHOLDER, Template
@@ -117,11 +118,9 @@ def build_judge(
     model = spec.model if spec.model is not None else default_model
     if model is not None and not model.strip():
         raise doc.error(f"{label}: model must not be empty", (*at, "model"))
-    if model is None:
-        raise doc.error(
-            f"{label} has no model; set `model:` on the judge or a top-level `model:` default",
-            at,
-        )
+    model_source: ModelSource | None = (
+        "judge" if spec.model is not None else "config" if model else None
+    )
     for key in _RESERVED_PARAMS:
         if key in spec.params:
             raise doc.error(
@@ -153,6 +152,7 @@ def build_judge(
         variables=_variables(doc, spec.variables, label, (*at, "variables")),
         depends_on=tuple(dict.fromkeys(_names(spec.depends_on))),
         on_failure=spec.on_failure,
+        model_source=model_source,
     )
 
 

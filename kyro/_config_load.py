@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._yaml import Segment, YamlDocument, parse_yaml, read_text
 from kyro._yaml_struct import convert_struct
 
-__all__ = ["load_config"]
+__all__ = ["config_from_mapping", "load_config"]
 
 _SUPPORTED_VERSION = 1
 
@@ -56,8 +57,10 @@ class _ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
     """Load and validate a judges config (the ``judges:`` or the pipeline ``steps:`` shape).
 
-    Prompts are resolved, templates compiled and models defaulted; any problem raises
-    :class:`BatchValidationError` with the file and, for YAML, line:column.
+    Prompts are resolved and templates compiled; any problem raises
+    :class:`BatchValidationError` with the file and, for YAML, line:column. Judges that name
+    no model (nor does the config) get one from :func:`kyro._config.resolve_models` once a
+    provider is known.
 
     Example::
 
@@ -73,6 +76,35 @@ def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
         raise BatchValidationError(
             "config file is empty; start it with `version: 1` and a `judges:` list", path=shown
         )
+    return _build(doc, config_path, hashlib.sha256(data))
+
+
+def config_from_mapping(data: Mapping[str, Any], *, path: str | os.PathLike[str]) -> JudgesConfig:
+    """Validate a config given as a mapping (the YAML's content), as :func:`load_config` does.
+
+    ``path`` names the config in messages and state (``judges.yml`` in the current folder,
+    say); ``prompt_file`` paths are relative to its folder. Errors name the key at fault
+    (there are no lines to point at).
+
+    Example::
+
+        config = config_from_mapping({"version": 1, "judges": [{"name": "a", "prompt": "…"}]},
+                                     path="judges.yml")
+    """
+    config_path = Path(path)
+    if not isinstance(data, Mapping):
+        raise BatchValidationError(
+            f"a config must be a path, a mapping or a JudgesConfig, not {type(data).__name__}"
+        )
+    doc = YamlDocument(dict(data), os.fspath(path), positions=False)
+    try:
+        encoded = msgspec.json.encode(doc.data)
+    except (TypeError, msgspec.EncodeError) as exc:  # not expected after the copy above
+        raise BatchValidationError(f"the config mapping cannot be read: {exc}") from exc
+    return _build(doc, config_path, hashlib.sha256(encoded))
+
+
+def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
     if not isinstance(doc.data, dict):
         raise doc.error(
             "the config must be a mapping with `version: 1` and a `judges:` (or `steps:`) list",
@@ -83,7 +115,6 @@ def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
     shape, entries = _shape(doc, spec)
     if spec.model is not None and not spec.model.strip():
         raise doc.error("the default model must not be empty", ("model",))
-    hasher = hashlib.sha256(data)
     prompts = PromptFiles(config_path.parent, hasher)
     judges: list[Judge] = []
     seen: dict[str, int] = {}

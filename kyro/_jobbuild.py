@@ -69,7 +69,6 @@ async def build_job_shards(
                 directory=store.shards_dir,
                 runs=runs,
                 variables=variables,
-                require_json_mention=getattr(provider, "json_mode_needs_mention", True),
             )
         )
     if summary.requests == 0:

@@ -103,6 +103,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     max_resubmits: int = 2
     provider_options: dict[str, OptionValue] = {}
     shards: tuple[ShardState, ...] = ()
+    models: dict[str, str] = {}
 
     def with_shard(self, shard: ShardState) -> JobState:
         """A copy with ``shard`` replacing the shard of the same index, or appended."""
@@ -127,3 +128,5 @@ class FinishedJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     usage: Usage
     results_path: str
     finished_at: datetime.datetime
+    models: dict[str, str] = {}
+    config_path: str | None = None

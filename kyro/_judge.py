@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import Path
@@ -30,7 +31,8 @@ import msgspec
 from kyro._builder import BuildSummary
 from kyro._checking import run_check
 from kyro._collect import download_results
-from kyro._config_load import load_config
+from kyro._config import JudgesConfig, refuse_unsupported, resolve_models
+from kyro._config_load import config_from_mapping, load_config
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
@@ -48,6 +50,10 @@ __all__ = ["BatchJudge"]
 
 replace = msgspec.structs.replace
 _log = logging.getLogger("kyro")
+
+
+_MAPPING_NAME = "judges.yml"
+"""The name a config given as a mapping goes by (its state file: ``judges.batch-state.json``)."""
 
 
 def _now() -> datetime.datetime:
@@ -77,9 +83,10 @@ class BatchJudge:
     def __init__(
         self,
         provider: BatchProvider,
-        judges_config_path: str | Path,
+        config: str | os.PathLike[str] | Mapping[str, Any] | JudgesConfig,
         *,
         state_dir: str | Path | None = None,
+        model: str | None = None,
         vote: VoteSettings | None = None,
         max_resubmits: int = 2,
         fallback: BatchProvider | None = None,
@@ -90,7 +97,21 @@ class BatchJudge:
             raise ValueError("max_resubmits must be 0 or more")
         self.provider = provider
         self.fallback = fallback
-        self.config_path = Path(judges_config_path)
+        self.model = model
+        self._config: JudgesConfig | None = None
+        if isinstance(config, JudgesConfig):
+            self._config = config
+            self.config_path = config.path
+        elif isinstance(config, str | os.PathLike):
+            self.config_path = Path(config)
+        elif isinstance(config, Mapping):
+            self.config_path = Path(_MAPPING_NAME)
+            self._config = config_from_mapping(config, path=self.config_path)
+        else:
+            raise BatchValidationError(
+                f"config must be a path to a judges YAML file, a mapping or a JudgesConfig, "
+                f"not {type(config).__name__}"
+            )
         self.store = StateStore(self.config_path, Path(state_dir) if state_dir else None)
         self.vote = vote if vote is not None else VoteSettings()
         self.max_resubmits = max_resubmits
@@ -99,6 +120,22 @@ class BatchJudge:
 
     def __repr__(self) -> str:
         return f"BatchJudge(provider={self.provider.name!r}, config={str(self.config_path)!r})"
+
+    def load(self) -> JudgesConfig:
+        """The config as submit() uses it: validated, runnable, every judge's model resolved.
+
+        Models, first found: the judge's ``model:``, the config's, ``model=``, ``KYRO_MODEL``,
+        the provider's ``default_model``. Raises :class:`BatchValidationError` with what
+        ``validate`` would say.
+        """
+        config = self._config if self._config is not None else load_config(self.config_path)
+        refuse_unsupported(config)
+        return resolve_models(
+            config,
+            model=self.model,
+            provider_default=getattr(self.provider, "default_model", None),
+            provider=self.provider.name,
+        )
 
     async def aclose(self) -> None:
         """Close the provider and the fallback (their connections and clients)."""
@@ -129,14 +166,7 @@ class BatchJudge:
         midway, this finishes that job (adopting batches it already created) and returns
         its id: the transcripts given now are not used, and a warning says so.
         """
-        config = load_config(self.config_path)
-        if config.uses_pipeline:
-            raise BatchValidationError(
-                "this config uses depends_on/on_failure, which batch jobs cannot honour yet "
-                "(the gated steps would run without their gates); remove them, or split the "
-                "pipeline into separate configs submitted one after another",
-                path=self.config_path,
-            )
+        config = self.load()
         run_variables = validate_variables(variables)
         check_runs(runs)
         if self.vote.min_valid_votes > runs:
@@ -148,6 +178,8 @@ class BatchJudge:
         async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
             self.store.sweep_temp()
             state = self.store.load()
+            if state is not None:
+                self._check_owner(state.config_path, self.store.state_path)
             if state is not None and state.status == "submitting":
                 self._check_job_id(state, None)  # its shards are encoded for its own provider
                 _log_resume(state)
@@ -290,6 +322,8 @@ class BatchJudge:
 
     def _finished_result(self, job_id: str | None) -> BatchRunResult:
         done = self.store.load_finished()
+        if done is not None:
+            self._check_owner(self.store.finished_config_path(), self.store.finished_path)
         if done is None or (job_id is not None and done.job_id != job_id):
             wanted = f"job {job_id}" if job_id else "a job"
             raise BatchValidationError(
@@ -401,7 +435,33 @@ class BatchJudge:
             return self.fallback
         return self.provider
 
+    @property
+    def owner(self) -> str:
+        """The config's resolved path, as the state records it (one job per config)."""
+        return str(self.config_path.resolve())
+
+    def _check_owner(self, recorded: str | None, state_file: Path) -> None:
+        """Refuse a state that another config wrote into the same state folder."""
+        if recorded is None:
+            return
+        theirs = Path(recorded)
+        # States written before resolved paths were recorded hold the path as given.
+        same = (
+            theirs == Path(self.owner)
+            if theirs.is_absolute()
+            else theirs.name == self.config_path.name
+        )
+        if not same:
+            raise BatchValidationError(
+                f"this state belongs to another config, {recorded}, not {self.owner}: both "
+                "keep their job in the same state folder under the same name. Give one of them "
+                "a state folder of its own (--state-dir DIR, or state_dir= in code), or rename "
+                "one config",
+                path=state_file,
+            )
+
     def _check_job_id(self, state: JobState, job_id: str | None) -> None:
+        self._check_owner(state.config_path, self.store.state_path)
         if job_id is not None and job_id != state.job_id:
             raise BatchValidationError(
                 f"the pending job for {self.config_path.name} is {state.job_id}, not {job_id}",
@@ -569,8 +629,9 @@ def _initial_state(
     return JobState(
         job_id=job_id,
         provider=provider,
-        config_path=str(config.path),
+        config_path=judge.owner,
         config_sha256=config.sha256,
+        models=config.models,
         judges=tuple(j.name for j in config.judges),
         runs=runs,
         transcripts=summary.transcripts,

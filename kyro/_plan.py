@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from kyro._config import Judge, JudgesConfig
+from kyro._config import Judge, JudgesConfig, resolve_models
 from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
@@ -124,7 +124,8 @@ class _JudgePlan:
 
     def __init__(self, judge: Judge, index: int, runs: int, variables: Mapping[str, str]) -> None:
         self.judge = judge
-        self.model = judge.model
+        assert judge.model is not None  # resolved by the Planner
+        self.model: str = judge.model
         self.params: dict[str, Any] = judge.params
         self.json_output = judge.output_format == "json"
         # The verdict contract: kyro's system message first, and the verdict schema.
@@ -159,6 +160,8 @@ class Planner:
         if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
             raise BatchValidationError(f"stage must be a whole number ≥ 0, got {stage!r}")
         checked = validate_variables(variables)
+        if any(judge.model is None for judge in config.judges):
+            config = resolve_models(config)  # KYRO_MODEL, or a clear error
         self.judges = tuple(
             _JudgePlan(judge, index, runs, checked) for index, judge in enumerate(config.judges)
         )

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from kyro._exceptions import KyroError
 from kyro._provider import BatchProvider
 
-__all__ = ["available_providers", "get_provider"]
+__all__ = ["available_providers", "get_provider", "provider_default_model"]
 
 ENTRY_POINT_GROUP = "kyro.providers"
 _BUILTIN_SOURCE = "kyro (built-in)"
@@ -105,6 +105,16 @@ class _Registry:
 
     def load(self, name: str, options: Mapping[str, Any]) -> BatchProvider:
         """Import the provider registered as ``name`` and build it with ``options``."""
+        provider = self.factory(name)(**options)
+        if not isinstance(provider, BatchProvider):
+            raise KyroError(
+                f"provider {name!r} ({self.target(name)}) built a {type(provider).__name__}, "
+                "which does not implement kyro.BatchProvider."
+            )
+        return provider
+
+    def factory(self, name: str) -> Any:
+        """The object registered as ``name`` (a provider class), imported but not called."""
         target = self.target(name)
         module_name, _, attr_path = target.partition(":")
         try:
@@ -116,13 +126,7 @@ class _Registry:
                 f"provider {name!r} is registered as {target!r} but could not be loaded: {exc}. "
                 "Reinstall the package that provides it."
             ) from exc
-        provider = obj(**options)
-        if not isinstance(provider, BatchProvider):
-            raise KyroError(
-                f"provider {name!r} ({target}) built a {type(provider).__name__}, which does not "
-                "implement kyro.BatchProvider."
-            )
-        return provider
+        return obj
 
 
 def available_providers() -> dict[str, str]:
@@ -149,3 +153,16 @@ def get_provider(name: str, /, **options: Any) -> BatchProvider:
         provider = kyro.get_provider("openai", base_url="http://127.0.0.1:8000/v1")
     """
     return _Registry().load(name, options)
+
+
+def provider_default_model(name: str) -> str | None:
+    """The default model the provider registered as ``name`` documents, without building it.
+
+    Read from the provider class's ``default_model`` attribute; None when it names none.
+
+    Example::
+
+        provider_default_model("openai")   # 'gpt-4o-mini'
+    """
+    value = getattr(_Registry().factory(name), "default_model", None)
+    return value if isinstance(value, str) and value.strip() else None

@@ -205,7 +205,7 @@ class BatchRunResult(msgspec.Struct, frozen=True, kw_only=True):
 
     ``evaluations`` reads the results file lazily (see :class:`Evaluations`), so a result of a
     million transcripts costs no memory until you iterate. ``complete`` is False when any
-    transcript is errored.
+    transcript is errored. ``models`` maps each judge to the model that ran it.
 
     Example::
 
@@ -221,6 +221,7 @@ class BatchRunResult(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage
     results_path: Path
     evaluations: Evaluations
+    models: dict[str, str] = {}
 
     @property
     def complete(self) -> bool:

@@ -185,7 +185,9 @@ class StateStore:
             shutil.rmtree(folder, ignore_errors=True)
         self.index_path.unlink(missing_ok=True)
 
-    def finish(self, job_id: str, result: BatchRunResult) -> None:
+    def finish(
+        self, job_id: str, result: BatchRunResult, *, config_path: str | None = None
+    ) -> None:
         """Record ``result`` as the job's outcome, then :meth:`clear` the pending state.
 
         Call it only once the results file is durable: a crash before the state is cleared
@@ -198,12 +200,19 @@ class StateStore:
             usage=result.usage,
             results_path=str(result.results_path),
             finished_at=datetime.datetime.now(datetime.timezone.utc),
+            models=result.models,
+            config_path=config_path,
         )
         try:
             atomic_write(self.finished_path, _encoder.encode(finished))
         except OSError as exc:
             raise self._unwritable(self.state_dir, exc) from exc
         self.clear()
+
+    def finished_config_path(self) -> str | None:
+        """The config path the last finished job recorded (None when unknown)."""
+        done = _read(self.finished_path, _finished_decoder, "finished-job summary")
+        return done.config_path if done is not None else None
 
     def load_finished(self) -> BatchRunResult | None:
         """The result of the last finished job, or None if none was recorded.
@@ -231,6 +240,7 @@ class StateStore:
             usage=done.usage,
             results_path=path,
             evaluations=Evaluations(path, done.counts.transcripts),
+            models=done.models,
         )
 
     @contextlib.contextmanager

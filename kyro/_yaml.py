@@ -46,11 +46,13 @@ class YamlDocument:
         doc.position(("judges", 0, "name"))   # (2, 11)
     """
 
-    __slots__ = ("data", "path", "root")
+    __slots__ = ("data", "path", "positions", "root")
 
-    def __init__(self, root: Any, path: str) -> None:
+    def __init__(self, root: Any, path: str, *, positions: bool = True) -> None:
         self.root = root
         self.path = path
+        # False for data that never was YAML text (a mapping given in code): no line:column.
+        self.positions = positions
         self.data = _Plain(self).convert(root, ())
 
     def position(self, segments: Sequence[Segment], *, key: bool = False) -> tuple[int, int]:
@@ -80,6 +82,8 @@ class YamlDocument:
         self, message: str, segments: Sequence[Segment], *, key: bool = False
     ) -> BatchValidationError:
         """A :class:`BatchValidationError` at the node ``segments`` points to."""
+        if not self.positions:
+            return BatchValidationError(message, path=self.path)
         line, column = self.position(segments, key=key)
         return BatchValidationError(message, path=self.path, line=line, column=column)
 
@@ -141,7 +145,7 @@ class _Plain:
                 "write a smaller config",
                 segments,
             )
-        if isinstance(node, dict | list):
+        if isinstance(node, dict | list | tuple):  # tuples: a mapping given in code
             if id(node) in self.active:
                 raise self.doc.error("an alias refers to itself; remove the recursion", segments)
             if len(segments) >= _MAX_DEPTH:

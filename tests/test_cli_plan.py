@@ -81,7 +81,7 @@ def test_max_bytes_override_splits_shards(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--max-bytes small enough for one line per shard gives one shard per request."""
-    assert plan(project, "--max-bytes", "400") == 0
+    assert plan(project, "--max-bytes", "2000") == 0
     out = capsys.readouterr().out
     assert "6 requests in 6 shards" in out
 

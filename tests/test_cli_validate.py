@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from kyro._config import PIPELINE_REFUSAL
 from kyro.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,26 +28,70 @@ def test_validate_judges_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{path}: valid, 2 judges in the `judges:` shape, version 1\n")
-    assert "- relevance\n    prompt:  inline\n    model:   m-small\n" in out
+    assert (
+        "- relevance\n    prompt:  inline\n"
+        "    model:   m-small  (from the config's top-level `model:`)\n"
+    ) in out
     assert "    fields:  {{input.q}}, {{variables.product}}\n" in out
-    assert "- safety\n    prompt:  file p.txt\n    model:   m-big\n    fields:  {{input}}\n" in out
+    assert (
+        "- safety\n    prompt:  file p.txt\n    model:   m-big  (from the judge's `model:`)\n"
+        "    fields:  {{input}}\n"
+    ) in out
     assert "config sha256: " in out
 
 
 def test_validate_steps_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A valid `steps:` config exits 0, lists links, and notes that submit refuses pipelines."""
+    """A `steps:` config without links is valid: it runs like the `judges:` shape."""
     path = tmp_path / "pipeline.yml"
     path.write_text(
-        "model: m\nsteps:\n  - {name: a, prompt: 'x {{input}}'}\n"
-        "  - {name: b, prompt: 'y', depends_on: [a], on_failure: c}\n  - {name: c, prompt: z}\n",
+        "steps:\n  - {name: a, prompt: 'x {{input}}'}\n  - {name: b, prompt: 'y'}\n",
         encoding="utf-8",
     )
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "3 judges in the `steps:` shape" in out
-    assert "- b\n    prompt:  inline\n    model:   m\n    fields:  (none)\n" in out
-    assert "    depends on: a\n    on failure: c\n" in out
-    assert "submit refuses pipeline configs" in out
+    assert "2 judges in the `steps:` shape" in out
+    assert (
+        "- b\n    prompt:  inline\n"
+        "    model:   gpt-4o-mini  (from the openai provider's default model)\n"
+        "    fields:  (none)\n"
+    ) in out
+
+
+def test_validate_refuses_a_pipeline_in_submits_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config with depends_on/on_failure is refused by validate exactly as submit refuses it."""
+    path = tmp_path / "pipeline.yml"
+    path.write_text(
+        "steps:\n  - {name: a, prompt: 'x {{input}}'}\n"
+        "  - {name: b, prompt: 'y', depends_on: [a], on_failure: c}\n  - {name: c, prompt: z}\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}: {PIPELINE_REFUSAL}\n"
+    assert main(["plan", str(path), str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}: {PIPELINE_REFUSAL}\n"
+
+
+def test_validate_shows_where_each_model_comes_from(tmp_path: Path) -> None:
+    """--model wins over KYRO_MODEL, which wins over the provider default; each is named."""
+    path = tmp_path / "judges.yml"
+    path.write_text("version: 1\njudges:\n  - {name: a, prompt: x}\n", encoding="utf-8")
+
+    def validate(*extra: str) -> str:
+        env = {**os.environ, "KYRO_MODEL": "from-env"}
+        done = subprocess.run(
+            [sys.executable, "-m", "kyro", "validate", str(path), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "model:   from-flag  (from model= / --model)\n" in validate("--model", "from-flag")
+    assert "model:   from-env  (from the KYRO_MODEL environment variable)\n" in validate()
 
 
 def test_validate_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,4 +125,6 @@ def test_validate_example_in_a_subprocess() -> None:
     assert done.stdout.startswith("examples/judges.yml: valid, 3 judges in the `judges:` shape")
     for name in ("answers_the_question", "safety", "support_quality"):
         assert f"- {name}\n" in done.stdout
-    assert "    prompt:  file prompts/safety.txt\n    model:   gpt-4o\n" in done.stdout
+    assert (
+        "    prompt:  file prompts/safety.txt\n    model:   gpt-4o  (from the judge" in done.stdout
+    )

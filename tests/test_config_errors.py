@@ -132,11 +132,6 @@ CASES = {
         (1, 10),
         "unsupported version True",
     ),
-    "no model anywhere": (
-        "judges:\n  - name: a\n    prompt: x\n",
-        (2, 5),
-        "judge 'a' has no model; set `model:` on the judge or a top-level `model:` default",
-    ),
     "inline template field": (
         "model: m\njudges:\n  - name: a\n    prompt: |\n      Hi {{inptu.x}}\n",
         (4, 13),

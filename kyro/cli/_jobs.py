@@ -31,6 +31,7 @@ from kyro.cli._options import (
     make_provider,
     parse_variables,
 )
+from kyro.cli._plan import transcript_paths
 from kyro.cli._report import (
     check_export_path,
     console,
@@ -147,7 +148,9 @@ def _submit(args: argparse.Namespace) -> int:
 
     async def go() -> str:
         try:
-            return await judge.submit(args.transcripts, runs=args.runs, variables=variables)
+            return await judge.submit(
+                transcript_paths(args.transcripts), runs=args.runs, variables=variables
+            )
         finally:
             await judge.aclose()
 

@@ -61,7 +61,11 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    """``--runs`` and ``--var``, as ``plan`` has them."""
+    """``--runs``, ``--var`` and ``--model``, as ``plan`` has them."""
+    parser.add_argument(
+        "--model",
+        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
+    )
     parser.add_argument(
         "--runs",
         type=run_count,
@@ -198,6 +202,7 @@ def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) 
         provider if provider is not None else make_provider(args),
         args.config,
         state_dir=args.state_dir,
+        model=getattr(args, "model", None),
         vote=settings,
         max_resubmits=max_resubmits,
         fallback=make_fallback(args),

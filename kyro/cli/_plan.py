@@ -11,19 +11,21 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from kyro._build import build_shards
 from kyro._builder import BuildSummary, EncodeFn
-from kyro._config import JudgesConfig
+from kyro._config import JudgesConfig, refuse_unsupported, resolve_models
 from kyro._exceptions import BatchValidationError
 from kyro._index import INDEX_FILENAME
+from kyro._registry import provider_default_model
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import run_count
 from kyro.cli._exit import ExitCode
 
-__all__ = ["parse_variables", "register"]
+__all__ = ["parse_variables", "register", "transcript_paths"]
 
 TOKEN_ESTIMATE = "characters of message text ÷ 4, rounded up per request"
 _PROGRESS_EVERY = 64
@@ -67,6 +69,10 @@ def register(subparsers: Any) -> None:
         help="whose input format and limits to use (default openai)",
     )
     parser.add_argument(
+        "--model",
+        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
+    )
+    parser.add_argument(
         "--max-problems", type=int, default=20, help="stop after this many pre-flight problems"
     )
     parser.set_defaults(func=run)
@@ -91,16 +97,43 @@ def parse_variables(items: Sequence[str]) -> dict[str, str]:
     return variables
 
 
-def _provider_format(name: str) -> tuple[EncodeFn, BatchLimits]:
-    # Only the provider's encoder and limits are needed; its HTTP client is never built.
+def transcript_paths(items: Sequence[str]) -> list[Path]:
+    """The TRANSCRIPT arguments as paths; one that does not exist is a BatchValidationError.
+
+    On the command line every TRANSCRIPT is a file or a folder (inline text is a library
+    feature), so a typo is an error naming it, never a one-transcript job of the word itself.
+
+    Example::
+
+        transcript_paths(["transcripts/", "extra.jsonl"])   # [PosixPath('transcripts'), ...]
+    """
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        try:
+            found = path.exists()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise BatchValidationError(
+                "transcript not found: every TRANSCRIPT argument is a file (.json, .jsonl, "
+                ".txt) or a folder of them; check the path",
+                path=item,
+            )
+        paths.append(path)
+    return paths
+
+
+def _provider_format(name: str) -> tuple[EncodeFn, BatchLimits, str | None]:
+    # Only the provider's encoder, limits and default model; its HTTP client is never built.
     if name == "anthropic":
         from kyro_anthropic import ANTHROPIC_LIMITS
         from kyro_anthropic import encode_request as encode_anthropic
 
-        return encode_anthropic, ANTHROPIC_LIMITS
-    from kyro_openai import OPENAI_LIMITS, encode_request
+        return encode_anthropic, ANTHROPIC_LIMITS, provider_default_model("anthropic")
+    from kyro_openai import DEFAULT_MODEL, OPENAI_LIMITS, encode_request
 
-    return encode_request, OPENAI_LIMITS
+    return encode_request, OPENAI_LIMITS, DEFAULT_MODEL
 
 
 def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:
@@ -121,17 +154,23 @@ def run(args: argparse.Namespace) -> int:
     variables = parse_variables(args.var)
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
-    encode, base_limits = _provider_format(args.provider)
+    encode, base_limits, default_model = _provider_format(args.provider)
     limits = _limits(base_limits, args)
     config = load_config(args.config)
-    transcripts = iter_transcripts(args.transcripts)
+    refuse_unsupported(config)
+    config = resolve_models(
+        config,
+        model=getattr(args, "model", None),
+        provider_default=default_model,
+        provider=args.provider,
+    )
+    transcripts = iter_transcripts(transcript_paths(args.transcripts))
     with _progress(sys.stdout.isatty()) as advance, _writing(args.write):
         summary = build_shards(
             config,
             transcripts,
             encode=encode,
             # A forced tool call needs no JSON wording in the prompt; JSON mode does.
-            require_json_mention=args.provider != "anthropic",
             limits=limits,
             directory=args.write,
             runs=args.runs,
@@ -175,7 +214,8 @@ def format_plan(
     )
     yield ""
     rows = [
-        (j.name, j.model, f"{summary.requests_by_judge.get(j.name, 0):,}") for j in config.judges
+        (j.name, j.model or "", f"{summary.requests_by_judge.get(j.name, 0):,}")
+        for j in config.judges
     ]
     yield from _table(("judge", "model", "requests"), rows)
     yield ""

@@ -31,6 +31,7 @@ from kyro.cli._options import (
     configure_logging,
     parse_variables,
 )
+from kyro.cli._plan import transcript_paths
 from kyro.cli._report import console
 
 __all__ = ["register"]
@@ -70,7 +71,9 @@ def _run(args: argparse.Namespace) -> int:
 
     async def go() -> BatchRunResult | None:
         try:
-            job_id = await judge.submit(args.transcripts, runs=args.runs, variables=variables)
+            job_id = await judge.submit(
+                transcript_paths(args.transcripts), runs=args.runs, variables=variables
+            )
             if not args.quiet:
                 out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
             return await wait_for_result(

@@ -1,8 +1,10 @@
 """``kyro validate CONFIG``: load a judges config and describe what kyro understood.
 
 Prints one header line (path, shape, version, number of judges, config hash) and, per judge,
-its prompt source, model, template fields and pipeline links. Exit status 0 when the config is
-valid; an invalid one prints ``file:line:column: message`` to stderr and exits 2.
+its prompt source, model (and where that model comes from), template fields and pipeline links.
+Exit status 0 when the config is valid; an invalid one prints ``file:line:column: message`` to
+stderr and exits 2. Whatever ``plan`` or ``submit`` would refuse in the config itself (a
+pipeline, a judge without a model), ``validate`` refuses first, in the same words.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kyro._config import Judge, JudgesConfig
+from kyro._config import MODEL_SOURCES, Judge, JudgesConfig, refuse_unsupported, resolve_models
 from kyro._config_load import load_config
+from kyro._registry import provider_default_model
 from kyro.cli._exit import ExitCode
 
 __all__ = ["describe", "register", "run"]
 
 _EPILOG = """\
-example:
+examples:
   python3 -m kyro validate examples/judges.yml
+  python3 -m kyro validate judges.yml --model gpt-4.1-mini
 
 exit status: 0 when the config is valid, 2 when it is not (the error is printed as
 file:line:column: message)."""
@@ -41,7 +45,20 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", metavar="CONFIG", help="the judges YAML file")
+    add_model_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, provider: bool = True) -> None:
+    """``--model`` (and ``--provider``, whose default model is the last resort)."""
+    parser.add_argument(
+        "--model",
+        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
+    )
+    if provider:
+        parser.add_argument(
+            "--provider", default="openai", help="whose default model applies (default openai)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,13 +66,22 @@ def run(args: argparse.Namespace) -> int:
 
     Example::
 
-        run(argparse.Namespace(config="examples/judges.yml"))   # prints, returns 0
+        run(argparse.Namespace(config="examples/judges.yml", model=None, provider="openai"))
     """
-    print(describe(load_config(args.config)))
+    config = load_config(args.config)
+    refuse_unsupported(config)
+    provider = getattr(args, "provider", "openai")
+    config = resolve_models(
+        config,
+        model=getattr(args, "model", None),
+        provider_default=provider_default_model(provider),
+        provider=provider,
+    )
+    print(describe(config, provider=provider))
     return ExitCode.OK
 
 
-def describe(config: JudgesConfig) -> str:
+def describe(config: JudgesConfig, *, provider: str | None = None) -> str:
     """A human-readable summary of a loaded config, as ``kyro validate`` prints it.
 
     Example::
@@ -74,17 +100,11 @@ def describe(config: JudgesConfig) -> str:
         lines.append(f"default model: {config.model}")
     for judge in config.judges:
         lines.append("")
-        lines.extend(_judge_lines(judge))
-    if config.uses_pipeline:
-        lines.append("")
-        lines.append(
-            "note: depends_on/on_failure are valid here, but submit refuses pipeline configs "
-            "until staged batches are supported"
-        )
+        lines.extend(_judge_lines(judge, provider))
     return "\n".join(lines)
 
 
-def _judge_lines(judge: Judge) -> list[str]:
+def _judge_lines(judge: Judge, provider: str | None) -> list[str]:
     if judge.prompt_source == "prompt_file":
         source = f"file {judge.prompt_file}"
     elif judge.prompt_source == "prompt_xml":
@@ -95,7 +115,7 @@ def _judge_lines(judge: Judge) -> list[str]:
     lines = [
         f"- {judge.name}",
         f"    prompt:  {source}",
-        f"    model:   {judge.model}",
+        f"    model:   {judge.model or '(none yet)'}{_model_source(judge, provider)}",
         f"    fields:  {fields}",
     ]
     if judge.variables:
@@ -108,3 +128,12 @@ def _judge_lines(judge: Judge) -> list[str]:
     if judge.on_failure:
         lines.append(f"    on failure: {judge.on_failure}")
     return lines
+
+
+def _model_source(judge: Judge, provider: str | None) -> str:
+    if judge.model_source is None:
+        return ""
+    where = MODEL_SOURCES[judge.model_source]
+    if judge.model_source == "provider" and provider:
+        where = f"the {provider} provider's default model"
+    return f"  (from {where})"

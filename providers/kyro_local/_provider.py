@@ -66,6 +66,7 @@ class LocalProvider:
     """
 
     name = "local"
+    default_model: str = DEFAULT_MODEL
 
     def __init__(
         self,

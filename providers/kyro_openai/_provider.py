@@ -92,6 +92,7 @@ class OpenAIBatchProvider:
     """
 
     name = "openai"
+    default_model: str = DEFAULT_MODEL
 
     def __init__(
         self,
