@@ -52,7 +52,7 @@ from kyro._results import (
     RunVerdict,
     TranscriptEvaluation,
 )
-from kyro._retry import RetryPolicy, retry_after_seconds, send_with_retries
+from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
 from kyro._templates import Template
 from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
 from kyro._types import (
@@ -120,6 +120,7 @@ __all__ = [
     "available_providers",
     "build_shards",
     "get_provider",
+    "header_problem",
     "iter_index",
     "iter_transcripts",
     "load_config",

@@ -100,6 +100,9 @@ class Aggregator:
         self.unexpected = 0
         self.unexpected_ids: list[str] = []
         self.peak_partition_records = 0
+        # The one error every request failed with, while no request got a reply (see finish).
+        self._common: ResultError | None = None
+        self._varied = False
         work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="aggregate-", dir=work_dir))
         self._buffers: dict[int, bytearray] = {}
@@ -214,6 +217,7 @@ class Aggregator:
             usage=Usage(input_tokens=usage[0], output_tokens=usage[1], total_tokens=usage[2]),
             results_path=results_path,
             evaluations=Evaluations(results_path, self.transcripts),
+            failure=self.common_failure(),
         )
 
     def _evaluate(
@@ -235,6 +239,7 @@ class Aggregator:
                 if rec is None:
                     runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
                     counts.missing_runs += 1
+                    self._failed(_MISSING)
                     continue
                 if rec.usage is not None:
                     usage[0] += rec.usage.input_tokens
@@ -242,10 +247,12 @@ class Aggregator:
                     usage[2] += rec.usage.total_tokens
                 if rec.rank == _OK:
                     runs.append(parse_reply(rec.content, run=r, usage=rec.usage))
+                    self._varied = True  # a reply came back: the provider worked
                 else:
                     runs.append(
                         RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
                     )
+                    self._failed(rec.error)
             verdict = vote_sorted(name, tuple(runs), self.settings)
             counts.errored_runs += verdict.votes["ERRORED"]
             counts.judges[name].add(verdict.status)
@@ -255,6 +262,22 @@ class Aggregator:
         return TranscriptEvaluation(
             index=t, source=source, status=status, verdicts=verdicts, preview=preview
         )
+
+    def _failed(self, error: ResultError | None) -> None:
+        if self._varied:
+            return
+        if error is None or (self._common is not None and error.code != self._common.code):
+            self._varied = True
+        elif self._common is None:
+            self._common = error
+
+    def common_failure(self) -> ResultError | None:
+        """The error every request of the job failed with, when there is exactly one code and
+        it is not worth retrying (a rejected key, an unknown model); else None."""
+        common = self._common
+        if self._varied or common is None or common.retryable or common.code == "missing":
+            return None
+        return common
 
     def _partitions(self) -> int:
         return -(-self.transcripts // self.partition_size)

@@ -130,7 +130,10 @@ def build_judge(
                 key=True,
             )
     check_params(doc, spec.params, label, at)
-    check_model_name(doc, model, label, (*at, "model") if spec.model is not None else ("model",))
+    if model is not None:
+        check_model_name(
+            doc, model, label, (*at, "model") if spec.model is not None else ("model",)
+        )
     system: Template | None = None
     prompt_file: str | None = None
     if spec.prompt is not None:

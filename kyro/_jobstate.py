@@ -12,7 +12,7 @@ from typing import Literal
 import msgspec
 
 from kyro._results import OverallStatus, ResultCounts
-from kyro._types import BatchError, BatchState, RequestCounts, Usage
+from kyro._types import BatchError, BatchState, RequestCounts, ResultError, Usage
 from kyro._verdicts import VoteSettings
 
 __all__ = ["STATE_FORMAT", "FinishedJob", "JobPhase", "JobState", "ShardState", "SubmissionState"]
@@ -130,3 +130,4 @@ class FinishedJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     finished_at: datetime.datetime
     models: dict[str, str] = {}
     config_path: str | None = None
+    failure: ResultError | None = None

@@ -175,6 +175,10 @@ class BatchJudge:
                 f"{runs} run(s), so no verdict could ever pass; lower min_valid_votes or raise "
                 "runs. Nothing was submitted"
             )
+        # Before anything is written: a job that cannot authenticate is never left pending.
+        check_credentials = getattr(self.provider, "check_credentials", None)
+        if check_credentials is not None:
+            check_credentials()
         async with self.store.lock(timeout=self.lock_timeout, purpose="submit"):
             self.store.sweep_temp()
             state = self.store.load()

@@ -205,7 +205,9 @@ class BatchRunResult(msgspec.Struct, frozen=True, kw_only=True):
 
     ``evaluations`` reads the results file lazily (see :class:`Evaluations`), so a result of a
     million transcripts costs no memory until you iterate. ``complete`` is False when any
-    transcript is errored. ``models`` maps each judge to the model that ran it.
+    transcript is errored. ``models`` maps each judge to the model that ran it. ``failure`` is
+    set when every request failed with one and the same error that retrying cannot fix (a
+    rejected key, a model the provider does not know): no verdict at all, and why.
 
     Example::
 
@@ -222,6 +224,7 @@ class BatchRunResult(msgspec.Struct, frozen=True, kw_only=True):
     results_path: Path
     evaluations: Evaluations
     models: dict[str, str] = {}
+    failure: ResultError | None = None
 
     @property
     def complete(self) -> bool:

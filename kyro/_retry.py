@@ -22,7 +22,7 @@ import httpx
 import msgspec
 import tenacity
 
-__all__ = ["RetryPolicy", "retry_after_seconds", "send_with_retries"]
+__all__ = ["RetryPolicy", "header_problem", "retry_after_seconds", "send_with_retries"]
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 
@@ -188,3 +188,26 @@ async def send_with_retries(
         return await retrying(replay_then_attempt)
     except _RetryableResponse as exc:
         return exc.response
+
+
+def header_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an HTTP header value (as an API key is), or None.
+
+    For providers to check a key before anything is sent, and say why it cannot work.
+
+    Keys are printable ASCII; whitespace at either end (a trailing newline or carriage return
+    copied with the key) or any other control or non-ASCII character is refused.
+
+    Example::
+
+        kyro.header_problem("sk-abc\\r")   # 'it ends in whitespace (a carriage return)'
+    """
+    if value != value.strip():
+        end = value[-1] if value[-1].isspace() else value[0]
+        names = {"\r": "a carriage return", "\n": "a line break", "\t": "a tab", " ": "a space"}
+        where = "ends" if value[-1].isspace() else "starts"
+        return f"it {where} in whitespace ({names.get(end, 'a blank character')})"
+    for position, char in enumerate(value, start=1):
+        if not 0x21 <= ord(char) <= 0x7E:
+            return f"character {position} is not printable ASCII, which an HTTP header cannot carry"
+    return None

@@ -202,6 +202,7 @@ class StateStore:
             finished_at=datetime.datetime.now(datetime.timezone.utc),
             models=result.models,
             config_path=config_path,
+            failure=result.failure,
         )
         try:
             atomic_write(self.finished_path, _encoder.encode(finished))
@@ -241,6 +242,7 @@ class StateStore:
             results_path=path,
             evaluations=Evaluations(path, done.counts.transcripts),
             models=done.models,
+            failure=done.failure,
         )
 
     @contextlib.contextmanager

@@ -95,6 +95,12 @@ class ProgressProvider:
         """The wrapped provider's limits."""
         return self.inner.limits
 
+    def check_credentials(self) -> None:
+        """The wrapped provider's credentials check, if it has one."""
+        check = getattr(self.inner, "check_credentials", None)
+        if check is not None:
+            check()
+
     @property
     def default_model(self) -> str | None:
         """The wrapped provider's default model, if it names one."""

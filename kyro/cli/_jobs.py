@@ -203,8 +203,22 @@ async def wait_for_result(
 
 
 def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
-    """Print the summary, write the exports, and apply ``--fail-on``."""
+    """Print the summary, write the exports, and apply ``--fail-on``.
+
+    A job whose every request failed with one and the same error (a rejected key, an unknown
+    model) ends with that reason and exit 5, not a table of errored rows and exit 0.
+    """
     out = console()
+    if result.failure is not None:
+        failure = result.failure
+        print(
+            f"provider error: every one of the job's {result.counts.requests:,} requests "
+            f"failed with {failure.code}: {failure.message}. No verdict was produced; fix "
+            "what the provider names (the API key, the model name, the account) and submit "
+            f"again. Details: {result.results_path}",
+            file=sys.stderr,
+        )
+        return ExitCode.PROVIDER
     print_summary(result, out, quiet=args.quiet)
     if args.output:
         export_jsonl(result, Path(args.output))

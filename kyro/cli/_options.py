@@ -181,7 +181,7 @@ def make_fallback(args: argparse.Namespace) -> BatchProvider | None:
     return get_provider(
         "local",
         base_url=url,
-        api_key=os.environ.get("KYRO_FALLBACK_API_KEY"),
+        api_key=os.environ.get("KYRO_FALLBACK_API_KEY", ""),  # "" : never OPENAI_API_KEY
         state_dir=state_dir_of(args) / "local",
         concurrency=args.fallback_concurrency,
     )

@@ -25,10 +25,12 @@ from kyro import (
     BatchStatus,
     BatchValidationError,
     JudgeRequest,
+    KyroError,
     ProviderError,
     RequestCounts,
     ResultLine,
     RetryPolicy,
+    header_problem,
 )
 from kyro_local._backends import CallableBackend, Handler, HttpBackend
 from kyro_local._results import read_results
@@ -55,7 +57,10 @@ class LocalProvider:
     ``handler`` (sync or async; takes the body dict, returns the reply text or a
     chat.completion-shaped dict). At most ``concurrency`` requests run at once, each attempt
     bounded by ``timeout`` seconds and retried per ``retry`` (429/5xx/timeouts/connection
-    errors). Batches live under ``state_dir`` (default :func:`default_state_dir`).
+    errors). Batches live under ``state_dir`` (default :func:`default_state_dir`). Like the
+    command line, ``base_url`` defaults to ``OPENAI_BASE_URL`` and ``api_key`` to
+    ``OPENAI_API_KEY`` (pass ``api_key=""`` to send none). ``default_model`` is the model of
+    judges that name none (``gpt-4o-mini``; any name your endpoint serves).
 
     Example::
 
@@ -86,11 +91,22 @@ class LocalProvider:
     ) -> None:
         self.default_model = default_model
         self.structured_outputs = structured_outputs
-        if (base_url is None) == (handler is None):
+        if base_url is not None and handler is not None:
             raise ValueError(
                 "LocalProvider needs exactly one backend: base_url='http://host:port/v1' "
                 "(an OpenAI-compatible endpoint) or handler=fn (a Python callable)"
             )
+        if handler is None:
+            # Like the command line: the endpoint and its key default to the environment.
+            base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+            if base_url is None:
+                raise ValueError(
+                    "LocalProvider needs a backend: pass base_url='http://host:port/v1' (an "
+                    "OpenAI-compatible endpoint), set OPENAI_BASE_URL, or pass handler=fn"
+                )
+            if api_key is None and client is None:
+                api_key = os.environ.get("OPENAI_API_KEY") or None
+        self._api_key = api_key
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         if handler is not None and (client is not None or api_key is not None):
@@ -123,6 +139,22 @@ class LocalProvider:
             f"LocalProvider(endpoint={self._backend.endpoint!r}, "
             f"concurrency={self.concurrency}, state_dir={str(self.state_dir)!r})"
         )
+
+    def check_credentials(self) -> None:
+        """Raise :class:`kyro.KyroError` when the key given (or read from ``OPENAI_API_KEY``)
+        cannot travel in an HTTP header; a local endpoint may need no key at all.
+
+        Example::
+
+            LocalProvider(base_url="http://127.0.0.1:8000/v1", api_key="k\r").check_credentials()
+        """
+        if self._api_key:
+            problem = header_problem(self._api_key)
+            if problem is not None:
+                raise KyroError(
+                    f"the API key cannot be used: {problem}. Set OPENAI_API_KEY again to the "
+                    "key alone (no quotes, spaces or line breaks), or pass api_key="
+                )
 
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Append ``request`` as one OpenAI batch input line (the format every shard uses).

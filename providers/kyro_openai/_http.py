@@ -248,6 +248,14 @@ def decode_json(response: httpx.Response, kind: type[Any], action: str) -> Any:
         ) from exc
 
 
+def bad_key_error(variable: str, problem: str) -> KyroError:
+    """The error for a key that an HTTP header cannot carry; the key itself is never shown."""
+    return KyroError(
+        f"the API key cannot be used: {problem}. Set {variable} again to the key alone "
+        "(no quotes, spaces or line breaks), or pass api_key="
+    )
+
+
 def missing_key_error(azure: bool) -> KyroError:
     """The error for a call made without an API key."""
     where = "the Azure resource's key" if azure else "your OpenAI API key"

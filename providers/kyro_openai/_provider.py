@@ -38,6 +38,7 @@ from kyro import (
     ProviderError,
     ResultLine,
     RetryPolicy,
+    header_problem,
     redact,
 )
 from kyro_openai._encode import (
@@ -50,6 +51,7 @@ from kyro_openai._http import (
     Http,
     Secret,
     Sleep,
+    bad_key_error,
     decode_json,
     missing_key_error,
     transport_error,
@@ -149,9 +151,26 @@ class OpenAIBatchProvider:
         key = "set" if self._secret else "missing"
         return f"OpenAIBatchProvider(base_url={redact(self.base_url)!r}{mode}, api_key=<{key}>)"
 
-    def _headers(self) -> dict[str, str]:
+    def check_credentials(self) -> None:
+        """Raise :class:`kyro.KyroError` saying what to set when no call could authenticate:
+        no key, or one an HTTP header cannot carry (a trailing carriage return, say).
+
+        ``BatchJudge.submit`` calls it before it writes anything, so a job is never left
+        behind that cannot be sent. The key itself never appears in the message.
+
+        Example::
+
+            OpenAIBatchProvider(api_key="").check_credentials()   # KyroError: no API key ...
+        """
         if self._secret is None:
             raise missing_key_error(self.azure)
+        problem = header_problem(self._secret.reveal())
+        if problem is not None:
+            raise bad_key_error("OPENAI_API_KEY", problem)
+
+    def _headers(self) -> dict[str, str]:
+        self.check_credentials()
+        assert self._secret is not None
         if self.azure:
             headers = {"api-key": self._secret.reveal()}
         else:

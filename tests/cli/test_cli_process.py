@@ -138,7 +138,8 @@ def test_bad_input_and_unreachable(tmp_path: Path) -> None:
     env = kyro_env()
     bad = tmp_path / "bad.yml"
     bad.write_text("model: m\njudges:\n  - name: a\n    promt: x\n", encoding="utf-8")
-    invalid = run_kyro(["submit", str(bad), "hello"], env)
+    (tmp_path / "hello.txt").write_text("hello", encoding="utf-8")
+    invalid = run_kyro(["submit", str(bad), str(tmp_path / "hello.txt")], env)
     assert invalid.returncode == 2
     assert invalid.stderr.startswith(f"{bad}:4:5: unknown key 'promt'")
     assert run_kyro(["check", str(bad), "--interval", "soon"], env).returncode == 2

@@ -53,12 +53,10 @@ def test_check_fallback_option_finishes_the_remainder(
     config = write_config(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     emulator.faults.expire_next(after_lines=2)
-    assert (
-        main(
-            ["submit", str(config), "one transcript", "two transcript", "-q", "--base-url", served]
-        )
-        == 0
-    )
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.txt").write_text(f"{name} transcript", encoding="utf-8")
+    one, two = str(tmp_path / "one.txt"), str(tmp_path / "two.txt")
+    assert main(["submit", str(config), one, two, "-q", "--base-url", served]) == 0
     code = main(
         [
             "check",
