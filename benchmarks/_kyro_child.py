@@ -104,7 +104,7 @@ def _install(cut: str) -> None:
     elif cut in ("after_results", "before_clear"):
         name = "finish" if cut == "after_results" else "clear"
 
-        def die_first(self: StateStore, *args: Any) -> None:
+        def die_first(self: StateStore, *args: Any, **kwargs: Any) -> None:
             _die()
 
         setattr(StateStore, name, die_first)
