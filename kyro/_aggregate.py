@@ -87,10 +87,13 @@ class Aggregator:
         settings: VoteSettings | None = None,
         partition_size: int = 1024,
         buffer_bytes: int = 8 << 20,
+        thresholds: Sequence[float] = (),
     ) -> None:
         if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
             raise ValueError("runs, judges and partition_size must be positive")
         self.judges = tuple(judges)
+        # Each judge's pass_threshold (by judge index; 0.5 for those not given).
+        self.thresholds = tuple(thresholds) + (0.5,) * (len(self.judges) - len(thresholds))
         self.runs = runs
         self.transcripts = transcripts
         self.settings = settings if settings is not None else VoteSettings()
@@ -246,7 +249,11 @@ class Aggregator:
                     usage[1] += rec.usage.output_tokens
                     usage[2] += rec.usage.total_tokens
                 if rec.rank == _OK:
-                    runs.append(parse_reply(rec.content, run=r, usage=rec.usage))
+                    runs.append(
+                        parse_reply(
+                            rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
+                        )
+                    )
                     self._varied = True  # a reply came back: the provider worked
                 else:
                     runs.append(
@@ -255,7 +262,7 @@ class Aggregator:
                     self._failed(rec.error)
             verdict = vote_sorted(name, tuple(runs), self.settings)
             counts.errored_runs += verdict.votes["ERRORED"]
-            counts.judges[name].add(verdict.status)
+            counts.judges[name].add(verdict.status, verdict.score)
             verdicts[name] = verdict
         status = transcript_status(verdicts.values())
         counts.add(status)

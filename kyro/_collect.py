@@ -74,13 +74,19 @@ def aggregate(
     transcripts: int,
     settings: VoteSettings,
     finish: bool,
+    thresholds: Sequence[float] = (),
 ) -> Collected:
     """Read every download; return the retryable ids and, with ``finish``, the written result.
 
     Blocking file I/O: run it in a worker thread (``anyio.to_thread.run_sync``).
     """
     with Aggregator(
-        work_dir, judges=judges, runs=runs, transcripts=transcripts, settings=settings
+        work_dir,
+        judges=judges,
+        runs=runs,
+        transcripts=transcripts,
+        settings=settings,
+        thresholds=thresholds,
     ) as aggregator:
         add = aggregator.add
         for path in downloads:

@@ -68,6 +68,7 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
     depends_on: tuple[str, ...] = ()
     on_failure: str | None = None
     model_source: ModelSource | None = None
+    pass_threshold: float = 0.5
 
     @property
     def fields(self) -> tuple[str, ...]:

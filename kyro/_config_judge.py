@@ -16,6 +16,8 @@ Per judge (``judges:`` entry or pipeline ``steps:`` entry):
 * ``variables`` — defaults for ``{{variables.name}}``: text, numbers or true/false, all stored
   as text (``true``/``false`` as written in YAML).
 * ``depends_on`` — a step name or a list of them; ``on_failure`` — one step name.
+* ``pass_threshold`` — a number from 0 to 1 (default 0.5): a reply with a ``score`` and no
+  ``status`` passes (SUCCESS) at or above it, else it is an ERROR.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class JudgeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     variables: dict[str, Any] = {}
     depends_on: str | list[str] = []
     on_failure: str | None = None
+    pass_threshold: float = 0.5
 
 
 JUDGE_KEYS: tuple[str, ...] = JudgeSpec.__struct_fields__
@@ -121,6 +124,12 @@ def build_judge(
     model_source: ModelSource | None = (
         "judge" if spec.model is not None else "config" if model else None
     )
+    if not 0.0 <= spec.pass_threshold <= 1.0:
+        raise doc.error(
+            f"{label}: pass_threshold {spec.pass_threshold!r} must lie between 0 and 1 (a "
+            "reply's score passes at or above it)",
+            (*at, "pass_threshold"),
+        )
     for key in _RESERVED_PARAMS:
         if key in spec.params:
             raise doc.error(
@@ -156,6 +165,7 @@ def build_judge(
         depends_on=tuple(dict.fromkeys(_names(spec.depends_on))),
         on_failure=spec.on_failure,
         model_source=model_source,
+        pass_threshold=float(spec.pass_threshold),
     )
 
 

@@ -104,6 +104,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     provider_options: dict[str, OptionValue] = {}
     shards: tuple[ShardState, ...] = ()
     models: dict[str, str] = {}
+    pass_thresholds: dict[str, float] = {}
 
     def with_shard(self, shard: ShardState) -> JobState:
         """A copy with ``shard`` replacing the shard of the same index, or appended."""

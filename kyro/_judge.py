@@ -554,6 +554,7 @@ class BatchJudge:
             "runs": state.runs,
             "transcripts": state.transcripts,
             "settings": state.vote,
+            "thresholds": tuple(state.pass_thresholds.get(name, 0.5) for name in state.judges),
         }
 
     def resubmission_file(self, shard: ShardState, retry: frozenset[str]) -> str | None:
@@ -636,6 +637,9 @@ def _initial_state(
         config_path=judge.owner,
         config_sha256=config.sha256,
         models=config.models,
+        pass_thresholds={
+            j.name: j.pass_threshold for j in config.judges if j.pass_threshold != 0.5
+        },
         judges=tuple(j.name for j in config.judges),
         runs=runs,
         transcripts=summary.transcripts,

@@ -76,7 +76,8 @@ class JudgeVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     ``votes`` counts the runs per status (``SUCCESS``, ``ERROR``, ``NA``, and ``ERRORED`` for
     runs that gave no verdict and took no part in the vote). ``root_cause`` comes from the
     first run (by run index) that agrees with the majority. ``error`` says why the verdict is
-    ``ERRORED`` (``too_few_valid_runs``, ``tie``).
+    ``ERRORED`` (``too_few_valid_runs``, ``tie``). ``score`` is the mean score of the valid
+    runs that gave one (None when none did).
 
     Example::
 
@@ -90,6 +91,7 @@ class JudgeVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     root_cause: str | None = None
     runs: tuple[RunVerdict, ...] = ()
     error: ResultError | None = None
+    score: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -124,18 +126,28 @@ class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     Example::
 
         tone = result.counts.judges["tone"]
-        print(tone.success, tone.error, tone.na, tone.errored)
+        print(tone.success, tone.error, tone.na, tone.errored, tone.mean_score)
     """
 
     success: int = 0
     error: int = 0
     na: int = 0
     errored: int = 0
+    scored: int = 0
+    score_sum: float = 0.0
 
-    def add(self, status: VerdictStatus) -> None:
-        """Count one verdict."""
+    def add(self, status: VerdictStatus, score: float | None = None) -> None:
+        """Count one verdict (and its mean score, when it has one)."""
         name = "na" if status == "NA" else status.lower()
         setattr(self, name, getattr(self, name) + 1)
+        if score is not None:
+            self.scored += 1
+            self.score_sum += score
+
+    @property
+    def mean_score(self) -> float | None:
+        """The mean of this judge's verdict scores (None when no verdict had a score)."""
+        return self.score_sum / self.scored if self.scored else None
 
 
 class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):

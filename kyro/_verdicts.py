@@ -4,12 +4,16 @@ A reply is a JSON object::
 
     {"status": "SUCCESS", "root_cause": "...", "thinking": "...", "score": 0.9}
 
-* ``status`` is required: ``SUCCESS``, ``ERROR`` or ``NA``, matched case-insensitively and
-  ignoring surrounding spaces (``"success"`` is recorded as ``SUCCESS``); any other value is an
+* ``status``: ``SUCCESS``, ``ERROR`` or ``NA``, matched case-insensitively and ignoring
+  surrounding spaces (``"success"`` is recorded as ``SUCCESS``); any other value is an
   ``invalid_verdict``.
-* ``root_cause`` and ``thinking`` are optional strings (or null); ``score`` an optional number
-  (or null). A present field of the wrong type is an ``invalid_verdict``; unknown keys are
-  ignored.
+* A reply with a numeric ``score`` and no ``status`` is a verdict by the judge's
+  ``pass_threshold`` (default 0.5): ``SUCCESS`` when ``score ≥ pass_threshold``, else
+  ``ERROR``. Such a score must lie between 0 and 1. With a status, the status decides.
+* ``root_cause`` (or, when it is absent, ``justification``) and ``thinking`` are optional
+  strings (or null); ``score`` an optional number (or null). A present field of the wrong
+  type is an ``invalid_verdict``; unknown keys are ignored. A reply with neither status nor
+  score is an ``invalid_verdict``.
 * The object may be wrapped in one Markdown code fence (three backticks, optionally tagged
   ``json``) with only whitespace around it. Prose around the JSON is not accepted.
 * Anything else — not JSON, truncated JSON, JSON nested deeper than a verdict can be, an empty
@@ -18,11 +22,13 @@ A reply is a JSON object::
 
 Either error gives an ``ERRORED`` run that keeps the raw text — its first
 :data:`RAW_KEEP_CHARS` (65,536) characters, followed by a note of the full length — and never
-counts as a vote. No reply, whatever it holds, makes :func:`parse_reply` raise.
+counts as a vote. No reply, whatever it holds, makes :func:`parse_reply` raise. A judge's
+verdict keeps the mean ``score`` of its valid runs that gave one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Literal
 
@@ -32,6 +38,7 @@ from kyro._results import JudgeVerdict, RunVerdict
 from kyro._types import ResultError, Usage
 
 __all__ = [
+    "DEFAULT_PASS_THRESHOLD",
     "MAX_REPLY_CHARS",
     "RAW_KEEP_CHARS",
     "TieRule",
@@ -56,9 +63,14 @@ _TIE_ORDER: dict[str, tuple[_Vote, ...]] = {
 }
 
 
+DEFAULT_PASS_THRESHOLD = 0.5
+"""A reply's score passes at or above this, unless the judge sets ``pass_threshold``."""
+
+
 class _Reply(msgspec.Struct):
-    status: str
+    status: str | None = None
     root_cause: str | None = None
+    justification: str | None = None
     thinking: str | None = None
     score: float | None = None
 
@@ -101,7 +113,13 @@ def _decode(text: str) -> _Reply | tuple[str, str]:
         return "unparseable_reply", "the reply is JSON nested too deeply to be a verdict"
 
 
-def parse_reply(text: str | None, *, run: int = 0, usage: Usage | None = None) -> RunVerdict:
+def parse_reply(
+    text: str | None,
+    *,
+    run: int = 0,
+    usage: Usage | None = None,
+    pass_threshold: float = DEFAULT_PASS_THRESHOLD,
+) -> RunVerdict:
     """Parse one judge reply into a :class:`RunVerdict` (see the module docstring for the rules).
 
     Never raises: a reply that is not a verdict becomes an ``ERRORED`` run whose ``error``
@@ -131,16 +149,30 @@ def parse_reply(text: str | None, *, run: int = 0, usage: Usage | None = None) -
                 reply = reply[0], reply[1].replace("the reply", "the fenced reply", 1)
     if isinstance(reply, tuple):
         return _errored(run, reply[0], reply[1], text, usage)
-    status = _STATUSES.get(reply.status) or _STATUSES.get(reply.status.strip().upper())
-    if status is None:
-        message = f"status {reply.status!r} is not one of SUCCESS, ERROR, NA"
+    score = reply.score
+    if score is not None and not math.isfinite(score):
+        return _errored(run, "invalid_verdict", "score must be a finite number", text, usage)
+    status: _Vote | None
+    if reply.status is not None:
+        status = _STATUSES.get(reply.status) or _STATUSES.get(reply.status.strip().upper())
+        if status is None:
+            message = f"status {reply.status!r} is not one of SUCCESS, ERROR, NA"
+            return _errored(run, "invalid_verdict", message, text, usage)
+    elif score is None:
+        message = "the reply has neither a status (SUCCESS, ERROR, NA) nor a score"
         return _errored(run, "invalid_verdict", message, text, usage)
+    elif not 0.0 <= score <= 1.0:
+        message = f"score {score:g} without a status must lie between 0 and 1"
+        return _errored(run, "invalid_verdict", message, text, usage)
+    else:
+        status = "SUCCESS" if score >= pass_threshold else "ERROR"
+    root_cause = reply.root_cause if reply.root_cause is not None else reply.justification
     return RunVerdict(
         run=run,
         status=status,
-        root_cause=reply.root_cause,
+        root_cause=root_cause,
         thinking=reply.thinking,
-        score=reply.score,
+        score=score,
         usage=usage,
     )
 
@@ -195,8 +227,14 @@ def vote_sorted(
 ) -> JudgeVerdict:
     """:func:`vote` for runs already in run-index order (the aggregator's hot path)."""
     votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
+    scored = 0
+    score_sum = 0.0
     for run in ordered:
         votes[run.status] += 1
+        if run.score is not None:  # only valid runs carry a score
+            scored += 1
+            score_sum += run.score
+    score = score_sum / scored if scored else None
     success, error, na = votes["SUCCESS"], votes["ERROR"], votes["NA"]
     valid = success + error + na
     if valid < settings.min_valid_votes:
@@ -207,6 +245,7 @@ def vote_sorted(
             votes=votes,
             runs=ordered,
             error=ResultError(code="too_few_valid_runs", message=message),
+            score=score,
         )
     top = max(success, error, na)
     counted: tuple[tuple[_Vote, int], ...] = (("SUCCESS", success), ("ERROR", error), ("NA", na))
@@ -221,6 +260,7 @@ def vote_sorted(
             votes=votes,
             runs=ordered,
             error=ResultError(code="tie", message=message),
+            score=score,
         )
     else:
         winner = next(s for s in _TIE_ORDER[settings.tie] if s in tied)
@@ -231,6 +271,7 @@ def vote_sorted(
         votes=votes,
         root_cause=root_cause,
         runs=ordered,
+        score=score,
     )
 
 

@@ -305,3 +305,43 @@ def test_close_removes_scratch_files(tmp_path: Path) -> None:
         agg.finish(index(1), tmp_path / "r.jsonl", job_id="j")
     assert list((tmp_path / "work").iterdir()) == []
     assert (tmp_path / "r.jsonl").exists()
+
+
+def test_each_judge_scores_against_its_own_pass_threshold(tmp_path: Path) -> None:
+    """Score-only replies pass per judge threshold; counts keep each judge's mean score."""
+    agg = Aggregator(
+        tmp_path / "work", judges=("lenient", "strict"), runs=1, transcripts=2, thresholds=(0.5,)
+    )
+    # "strict" gets 0.5 too unless given: the thresholds tuple may be shorter.
+    assert agg.thresholds == (0.5, 0.5)
+    agg = Aggregator(
+        tmp_path / "work2", judges=("lenient", "strict"), runs=1, transcripts=2,
+        thresholds=(0.5, 0.8),
+    )  # fmt: skip
+    for t, score in enumerate((0.6, 0.9)):
+        agg.add(ok(f"t{t}-j0-r0", f'{{"score": {score}}}'))
+        agg.add(ok(f"t{t}-j1-r0", f'{{"score": {score}}}'))
+    result = agg.finish(index(2), tmp_path / "r.jsonl", job_id="j")
+    lines = read_lines(tmp_path / "r.jsonl")
+    assert [line["verdicts"]["lenient"]["status"] for line in lines] == ["SUCCESS", "SUCCESS"]
+    assert [line["verdicts"]["strict"]["status"] for line in lines] == ["ERROR", "SUCCESS"]
+    assert [line["verdicts"]["strict"]["score"] for line in lines] == [0.6, 0.9]
+    assert result.counts.judges["strict"].mean_score == pytest.approx(0.75)
+    assert result.failure is None
+
+
+def test_one_error_everywhere_is_the_jobs_failure(tmp_path: Path) -> None:
+    """Every request failing with one non-retryable code sets result.failure; a mix does not."""
+    denied = ResultError(code="invalid_api_key", message="Incorrect API key provided.")
+    agg = make(tmp_path, 2, runs=2)
+    for t in range(2):
+        for r in range(2):
+            agg.add(failed(f"t{t}-j0-r{r}", denied))
+    assert agg.finish(index(2), tmp_path / "r.jsonl", job_id="j").failure == denied
+    mixed = make(tmp_path / "m", 2)
+    mixed.add(failed("t0-j0-r0", denied))
+    mixed.add(ok("t1-j0-r0"))
+    assert mixed.finish(index(2), tmp_path / "m.jsonl", job_id="j").failure is None
+    retryable = make(tmp_path / "x", 1)
+    retryable.add(failed("t0-j0-r0", EXPIRED))
+    assert retryable.finish(index(1), tmp_path / "x.jsonl", job_id="j").failure is None

@@ -115,6 +115,11 @@ CASES = {
         (5, 20),
         "output_format 'text' is not supported; use `output_format: json`",
     ),
+    "pass threshold out of range": (
+        "model: m\njudges:\n  - name: a\n    prompt: x\n    pass_threshold: 1.5\n",
+        (5, 21),
+        "judge 'a': pass_threshold 1.5 must lie between 0 and 1",
+    ),
     "empty judges list": ("version: 1\njudges: []\n", (2, 9), "`judges:` is empty"),
     "no judges at all": ("version: 1\nmodel: m\n", (1, 1), "the config has no judges"),
     "both shapes": (

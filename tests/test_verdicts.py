@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kyro import RunVerdict, Usage, parse_reply
+from kyro import RunVerdict, Usage, parse_reply, vote
 
 
 def test_plain_json_reply_gives_every_field() -> None:
@@ -131,3 +131,55 @@ def test_errors_are_not_retryable() -> None:
     error = parse_reply("nope").error
     assert error is not None
     assert error.retryable is False
+
+
+def test_justification_is_read_as_the_root_cause() -> None:
+    """A reply's `justification` is its explanation when it gives no `root_cause`."""
+    verdict = parse_reply('{"status": "SUCCESS", "justification": "cites the policy"}')
+    assert (verdict.status, verdict.root_cause) == ("SUCCESS", "cites the policy")
+    both = parse_reply('{"status": "ERROR", "root_cause": "rc", "justification": "j"}')
+    assert both.root_cause == "rc"
+
+
+@pytest.mark.parametrize(
+    ("score", "threshold", "expected"),
+    [(0.5, 0.5, "SUCCESS"), (0.49, 0.5, "ERROR"), (0.8, 0.9, "ERROR"), (0, 0.0, "SUCCESS")],
+)
+def test_score_without_status_passes_at_the_threshold(
+    score: float, threshold: float, expected: str
+) -> None:
+    """A numeric score and no status is SUCCESS at or above pass_threshold, else ERROR."""
+    text = f'{{"score": {score}, "justification": "graded"}}'
+    verdict = parse_reply(text, pass_threshold=threshold)
+    assert (verdict.status, verdict.score, verdict.root_cause) == (expected, score, "graded")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"score": 7}', "score 7 without a status must lie between 0 and 1"),
+        ('{"justification": "x"}', "neither a status (SUCCESS, ERROR, NA) nor a score"),
+        ('{"score": true}', "not a verdict"),
+    ],
+)
+def test_scores_that_decide_nothing_are_invalid(text: str, words: str) -> None:
+    """An out-of-range score without status, or neither field, is an invalid_verdict run."""
+    verdict = parse_reply(text)
+    assert (verdict.status, verdict.raw) == ("ERRORED", text)
+    assert verdict.error is not None
+    assert verdict.error.code == "invalid_verdict"
+    assert words in verdict.error.message
+
+
+def test_judge_verdict_keeps_the_mean_score_of_valid_runs() -> None:
+    """The voted verdict carries the mean score of its valid runs that gave one."""
+    runs = [
+        parse_reply('{"score": 0.9}', run=0),
+        parse_reply('{"status": "SUCCESS", "score": 0.6}', run=1),
+        parse_reply('{"status": "SUCCESS"}', run=2),
+        parse_reply("not json", run=3),
+    ]
+    verdict = vote("a", runs)
+    assert verdict.status == "SUCCESS"
+    assert verdict.score == pytest.approx(0.75)
+    assert vote("a", [parse_reply('{"status": "NA"}')]).score is None

@@ -41,6 +41,7 @@ CSV_COLUMNS = (
     "transcript_status",
     "judge",
     "status",
+    "score",
     "votes_success",
     "votes_error",
     "votes_na",
@@ -81,13 +82,22 @@ def print_summary(result: BatchRunResult, out: Console, *, quiet: bool = False) 
         )
         return
     table = Table(title=f"job {result.job_id}: {result.status}", box=_box(out))
-    for column in ("judge", "pass rate", "SUCCESS", "ERROR", "NA", "errored"):
-        table.add_column(column, justify="left" if column == "judge" else "right")
+    columns = ("judge", "model", "pass rate", "mean score", "SUCCESS", "ERROR", "NA", "errored")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("judge", "model") else "right")
     for name, judge in counts.judges.items():
         valid = judge.success + judge.error + judge.na
         rate = f"{(judge.success + judge.na) / valid:.0%}" if valid else "—"
+        mean = judge.mean_score
         table.add_row(
-            name, rate, str(judge.success), str(judge.error), str(judge.na), str(judge.errored)
+            name,
+            result.models.get(name, "—"),
+            rate,
+            "—" if mean is None else f"{mean:.2f}",
+            str(judge.success),
+            str(judge.error),
+            str(judge.na),
+            str(judge.errored),
         )
     out.print(table)
     out.print(
@@ -202,6 +212,7 @@ def export_csv(result: BatchRunResult, path: Path) -> None:
                         evaluation.status,
                         neutralise(name),
                         verdict.status,
+                        "" if verdict.score is None else f"{verdict.score:.4g}",
                         votes.get("SUCCESS", 0),
                         votes.get("ERROR", 0),
                         votes.get("NA", 0),

@@ -28,8 +28,12 @@ def test_submit_then_check_completes(
     assert main(["check", str(job), "--base-url", base_url]) == ExitCode.OK
     out = capsys.readouterr().out
     assert f"job {job_id}: PARTIAL" in out
-    assert "| tone  |       67% |       2 |     1 |  0 |       0 |" in out
-    assert "| facts |       33% |       1 |     2 |  0 |       0 |" in out
+    assert (
+        "| tone  | gpt-4o-mini |       67% |          — |       2 |     1 |  0 |       0 |" in out
+    )
+    assert (
+        "| facts | gpt-4o-mini |       33% |          — |       1 |     2 |  0 |       0 |" in out
+    )
     assert "transcripts: 3 — 1 SUCCESS, 1 ERROR, 1 PARTIAL, 0 errored" in out
     assert "requests: 12 (0 errored runs, 0 never came back)" in out
     assert f"results: {results_file(job.parent)}" in out
@@ -177,6 +181,7 @@ def test_exports_line_by_line(
         "transcript_status": "PARTIAL",
         "judge": "facts",
         "status": "ERROR",
+        "score": "",
         "votes_success": "0",
         "votes_error": "3",
         "votes_na": "0",

@@ -75,7 +75,10 @@ def test_submit_check_exit_codes(scripted: tuple[Emulator, str], tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stdout  # plain text off a terminal: no colour codes
     assert f"job {job_id}: PARTIAL" in done.stdout
-    assert "| tone  |       67% |       2 |     1 |  0 |       0 |" in done.stdout
+    assert (
+        "| tone  | gpt-4o-mini |       67% |          — |       2 |     1 |  0 |       0 |"
+        in done.stdout
+    )
     assert f"results: {results_file(tmp_path)}" in done.stdout
     assert out_jsonl.read_bytes() == results_file(tmp_path).read_bytes()
     assert [(r["index"], r["judge"], r["status"]) for r in read_csv(out_csv)] == [
