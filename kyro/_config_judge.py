@@ -5,6 +5,10 @@ Per judge (``judges:`` entry or pipeline ``steps:`` entry):
 * ``name`` — required, unique, non-empty text.
 * exactly one prompt source: ``prompt`` (inline text), ``prompt_file`` (a UTF-8 file, relative
   to the config file's folder unless absolute) or ``prompt_xml`` (a mapping section → text).
+  A single-line ``prompt`` that names an existing file (relative to the config's folder) is
+  read as that file, as the seeds allow; one that looks like a path — starting ``./``,
+  ``../`` or ``/``, or ending ``.txt``, ``.md`` or ``.prompt`` — but names no file is an
+  error at its line:column. Anything else is the prompt text itself.
   ``prompt_xml`` renders as ``<section>\\ntext\\n</section>`` blocks joined by a blank line in
   the order written; its ``role`` section, if any, is not a block but the system message.
 * ``output_format`` — optional, and ``json`` is the only value (kyro parses replies as JSON).
@@ -41,6 +45,8 @@ __all__ = ["JUDGE_KEYS", "JudgeSpec", "PromptFiles", "build_judge"]
 
 _SECTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _RESERVED_PARAMS = ("model", "messages")
+_PATH_PREFIXES = ("./", "../", "/", ".\\", "..\\")
+_PATH_SUFFIXES = (".txt", ".md", ".prompt")
 _SOURCES: tuple[PromptSource, ...] = ("prompt", "prompt_file", "prompt_xml")
 
 
@@ -145,7 +151,12 @@ def build_judge(
         )
     system: Template | None = None
     prompt_file: str | None = None
-    if spec.prompt is not None:
+    named = _prompt_path(doc, spec.prompt, prompts.folder, (*at, "prompt"), label)
+    if named is not None:
+        prompt_file = named
+        path, text = prompts.read(doc, named, (*at, "prompt"))
+        user = _compile(doc, text, name, (*at, "prompt"), file=path)
+    elif spec.prompt is not None:
         user = _compile(doc, spec.prompt, name, (*at, "prompt"))
     elif spec.prompt_file is not None:
         prompt_file = spec.prompt_file
@@ -167,6 +178,35 @@ def build_judge(
         model_source=model_source,
         pass_threshold=float(spec.pass_threshold),
     )
+
+
+def _prompt_path(
+    doc: YamlDocument,
+    prompt: str | None,
+    folder: Path,
+    at: tuple[Segment, ...],
+    label: str,
+) -> str | None:
+    """The file a ``prompt:`` names, or None when it is inline text (see the module rule)."""
+    if prompt is None:
+        return None
+    line = prompt.strip()
+    if not line or "\n" in line or "\r" in line or "{{" in line:
+        return None
+    try:
+        exists = (folder / line).is_file()
+    except (OSError, ValueError):
+        exists = False
+    if exists:
+        return line
+    if line.startswith(_PATH_PREFIXES) or line.lower().endswith(_PATH_SUFFIXES):
+        raise doc.error(
+            f"{label}: prompt {line!r} looks like a file path, but {folder / line} does not "
+            "exist; fix the path (relative to the config file's folder), or write the prompt "
+            "text itself",
+            at,
+        )
+    return None
 
 
 def _names(value: str | list[str]) -> list[str]:

@@ -182,3 +182,30 @@ def test_example_configs_load() -> None:
 def test_load_config_is_exported() -> None:
     """`kyro.load_config` is the public entry point."""
     assert kyro.load_config is load_config
+
+
+def test_single_line_prompt_naming_a_file_reads_that_file(tmp_path: Path) -> None:
+    """`prompt: ./prompts/safety.txt` is read as that file, relative to the config."""
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "safety.txt").write_text("Is it safe? {{input}}", encoding="utf-8")
+    config = load_config(
+        write(tmp_path, "judges:\n  - name: safety\n    prompt: ./prompts/safety.txt\n")
+    )
+    (judge,) = config.judges
+    assert judge.user.text == "Is it safe? {{input}}"
+    assert (judge.prompt_source, judge.prompt_file) == ("prompt", "./prompts/safety.txt")
+    plain = load_config(write(tmp_path, "judges:\n  - name: a\n    prompt: Is it safe?\n"))
+    assert plain.judges[0].user.text == "Is it safe?"
+
+
+@pytest.mark.parametrize(
+    "prompt", ["./missing.txt", "../p", "/nowhere/at/all", "rules.md", "x.prompt"]
+)
+def test_prompt_that_looks_like_a_missing_path_is_an_error(tmp_path: Path, prompt: str) -> None:
+    """A path-like single-line prompt naming no file is an error at its line:column."""
+    path = write(tmp_path, f"judges:\n  - name: a\n    prompt: {prompt}\n")
+    with pytest.raises(kyro.BatchValidationError) as info:
+        load_config(path)
+    assert (info.value.line, info.value.column) == (3, 13)
+    assert f"judge 'a': prompt {prompt!r} looks like a file path, but" in info.value.message
+    assert "does not exist" in info.value.message

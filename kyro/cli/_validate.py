@@ -107,6 +107,8 @@ def describe(config: JudgesConfig, *, provider: str | None = None) -> str:
 def _judge_lines(judge: Judge, provider: str | None) -> list[str]:
     if judge.prompt_source == "prompt_file":
         source = f"file {judge.prompt_file}"
+    elif judge.prompt_file is not None:
+        source = f"file {judge.prompt_file} (named by `prompt:`)"
     elif judge.prompt_source == "prompt_xml":
         source = "xml sections" + (" (role as the system message)" if judge.system else "")
     else:
