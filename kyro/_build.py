@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -35,7 +36,7 @@ def build_shards(
     limits: BatchLimits,
     directory: str | os.PathLike[str] | None = None,
     runs: int = 1,
-    variables: Mapping[str, str] | None = None,
+    variables: Mapping[str, Any] | None = None,
     stage: int = 0,
     prefix: str = "shard",
     max_problems: int = 20,

@@ -37,7 +37,7 @@ import msgspec
 from kyro._config import Judge, ModelSource, PromptSource
 from kyro._exceptions import BatchValidationError
 from kyro._params import check_model_name, check_params
-from kyro._templates import _FIELD, _PLACEHOLDER, Template
+from kyro._templates import _FIELD, _PLACEHOLDER, Template, variable_text
 from kyro._yaml import Segment, YamlDocument, read_text
 from kyro._yaml_struct import convert_struct
 
@@ -278,10 +278,9 @@ def _variables(
 ) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in values.items():
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            out[key] = str(value)
+        text = variable_text(value)
+        if text is not None:
+            out[key] = text
         else:
             raise doc.error(
                 f"{label}: variable {key!r} must be text, a number or true/false",

@@ -55,7 +55,7 @@ class IndexEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 _decoder = msgspec.json.Decoder(IndexEntry)
 
 
-def _preview(value: str | dict[str, Any]) -> str:
+def _preview(value: str | dict[str, Any] | list[Any]) -> str:
     """:func:`transcript_preview` of at most the first 160 characters of a text (faster)."""
     if not isinstance(value, str):
         return transcript_preview(value, PREVIEW_CHARS)

@@ -158,7 +158,7 @@ class BatchJudge:
         transcripts: Iterable[Any] | AsyncIterable[Any] | str | Path | Mapping[str, Any],
         *,
         runs: int = 1,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> str:
         """Plan, write and submit every request; save the state; return kyro's job id.
 

@@ -19,41 +19,48 @@ from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
 from kyro._preflight import Preflight, PreflightProblem, report
+from kyro._templates import variable_text
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
 __all__ = ["aplan_requests", "plan_requests", "validate_variables"]
 
 
-def validate_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
-    """Check run-level variables are a mapping of str to str and return a plain copy.
+def validate_variables(variables: Mapping[str, Any] | None) -> dict[str, str]:
+    """Check run-level variables and return them as a plain mapping of text.
+
+    Values are text, numbers or booleans — numbers as written, booleans as ``true``/``false``,
+    exactly as YAML variables are stored — anything else is a :class:`BatchValidationError`.
 
     Example::
 
-        validate_variables({"product": "X"})   # {'product': 'X'}
-        validate_variables({"n": 3})           # BatchValidationError: variable 'n' ...
+        validate_variables({"product": "X", "n": 3, "strict": True})
+        # {'product': 'X', 'n': '3', 'strict': 'true'}
     """
     if variables is None:
         return {}
     if not isinstance(variables, Mapping):
         raise BatchValidationError(
-            f"variables must be a mapping of names to strings, not {type(variables).__name__}"
+            f"variables must be a mapping of names to values, not {type(variables).__name__}"
         )
+    out: dict[str, str] = {}
     for key, value in variables.items():
         if not isinstance(key, str) or not key:
             raise BatchValidationError(f"variable names must be non-empty strings, got {key!r}")
-        if not isinstance(value, str):
+        text = variable_text(value)
+        if text is None:
             raise BatchValidationError(
-                f"variable {key!r} must be a string, got {type(value).__name__} {value!r}; "
-                "convert it with str() first"
+                f"variable {key!r} must be text, a number or true/false, got "
+                f"{type(value).__name__} {value!r}"
             )
-        for text in (key, value):
-            if printable(text) != text:
+        for part in (key, text):
+            if printable(part) != part:
                 raise BatchValidationError(
                     f"variable {printable(key)!r} holds bytes that are not UTF-8 text "
-                    f"(shown as \\xNN: {printable(text)}); pass it as UTF-8"
+                    f"(shown as \\xNN: {printable(part)}); pass it as UTF-8"
                 )
-    return dict(variables)
+        out[key] = text
+    return out
 
 
 def plan_requests(
@@ -61,7 +68,7 @@ def plan_requests(
     transcripts: Iterable[Transcript],
     *,
     runs: int = 1,
-    variables: Mapping[str, str] | None = None,
+    variables: Mapping[str, Any] | None = None,
     stage: int = 0,
     preflight: Preflight | None = None,
     on_transcript: Callable[[Transcript], object] | None = None,
@@ -91,7 +98,7 @@ def aplan_requests(
     transcripts: AsyncIterable[Transcript] | Iterable[Transcript],
     *,
     runs: int = 1,
-    variables: Mapping[str, str] | None = None,
+    variables: Mapping[str, Any] | None = None,
     stage: int = 0,
     preflight: Preflight | None = None,
     on_transcript: Callable[[Transcript], object] | None = None,

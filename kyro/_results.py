@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 import msgspec
 
@@ -179,27 +179,79 @@ class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
         setattr(self, name, getattr(self, name) + 1)
 
 
-class Evaluations:
-    """A lazy, re-iterable view of the results file: one :class:`TranscriptEvaluation` per line.
+_CHECKPOINT_EVERY = 256
 
-    Nothing is held in memory: every iteration reads the file again, line by line, in
-    transcript-index order. ``len()`` is known without reading. The file must stay where it
-    is while you iterate.
+
+class Evaluations:
+    """A lazy, re-iterable, indexable view of the results file: one
+    :class:`TranscriptEvaluation` per line, in transcript-index order.
+
+    Nothing is held in memory: every iteration reads the file again, line by line.
+    ``len()`` is known without reading. ``evaluations[i]`` (negative too) reads one line: the
+    first lookup scans the file once and keeps the offset of every 256th line (a few KB for a
+    million lines), so later lookups seek close by and read at most 256 lines. A slice gives
+    a list. The file must stay where it is while you use the view.
 
     Example::
 
         len(result.evaluations)                      # number of transcripts
+        result.evaluations[41].status                # one evaluation, read from disk
         failed = [e.index for e in result.evaluations if e.status == "ERROR"]
     """
 
-    __slots__ = ("_count", "path")
+    __slots__ = ("_checkpoints", "_count", "path")
 
     def __init__(self, path: Path, count: int) -> None:
         self.path = path
         self._count = count
+        self._checkpoints: list[int] | None = None
 
     def __len__(self) -> int:
         return self._count
+
+    @overload
+    def __getitem__(self, item: int) -> TranscriptEvaluation: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> list[TranscriptEvaluation]: ...
+
+    def __getitem__(self, item: int | slice) -> TranscriptEvaluation | list[TranscriptEvaluation]:
+        if isinstance(item, slice):
+            return [self[i] for i in range(*item.indices(self._count))]
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise TypeError(f"evaluations are indexed by int, not {type(item).__name__}")
+        position = item + self._count if item < 0 else item
+        if not 0 <= position < self._count:
+            raise IndexError(f"evaluation {item} out of range for {self._count} transcripts")
+        checkpoints = self._offsets()
+        block = position // _CHECKPOINT_EVERY
+        decoder = msgspec.json.Decoder(TranscriptEvaluation)
+        with self.path.open("rb") as file:
+            file.seek(checkpoints[block])
+            skip = position - block * _CHECKPOINT_EVERY
+            for line in file:
+                if not line.strip():
+                    continue
+                if skip == 0:
+                    return decoder.decode(line)
+                skip -= 1
+        raise IndexError(f"the results file {self.path} ends before evaluation {item}")
+
+    def _offsets(self) -> list[int]:
+        """Byte offsets of lines 0, 256, 512, … (non-blank lines), found in one scan."""
+        if self._checkpoints is None:
+            offsets: list[int] = []
+            seen = 0
+            offset = 0
+            with self.path.open("rb") as file:
+                for line in file:
+                    if line.strip():
+                        if seen % _CHECKPOINT_EVERY == 0:
+                            offsets.append(offset)
+                        seen += 1
+                    offset += len(line)
+            self._checkpoints = offsets
+        return self._checkpoints
 
     def __iter__(self) -> Iterator[TranscriptEvaluation]:
         decoder = msgspec.json.Decoder(TranscriptEvaluation)

@@ -25,7 +25,7 @@ import msgspec
 from kyro._exceptions import BatchValidationError
 from kyro._transcripts import Transcript
 
-__all__ = ["Template"]
+__all__ = ["Template", "variable_text"]
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _FIELD = re.compile(r"^(input(?:\.[A-Za-z0-9_\-]+)*|variables\.[A-Za-z0-9_\-]+)$")
@@ -157,3 +157,20 @@ def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return _json_encoder.encode(value).decode()
+
+
+def variable_text(value: Any) -> str | None:
+    """A variable's value as template text — text as is, numbers as written, booleans as
+    ``true``/``false`` (as in YAML) — or None for anything else (a list, a mapping, None).
+
+    Example::
+
+        variable_text(3), variable_text(True), variable_text([1])   # ('3', 'true', None)
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None

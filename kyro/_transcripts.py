@@ -15,11 +15,11 @@ async one, async) of items, in any mix:
     ``{"text": ...}`` or add a trailing newline.
 
 * ``pathlib.Path`` (any ``os.PathLike``) — always a path.
-* a ``.json`` file — an object becomes a structured transcript, a JSON string a text one; any
-  other JSON value (a list, a number) is an error, since a list of transcripts belongs in a
-  ``.jsonl`` file.
+* a ``.json`` file — an object or an array (a chat message list, say) becomes a structured
+  transcript (``{{input}}`` is its compact JSON, ``{{input.0.content}}`` a field), a JSON
+  string a text one; any other JSON value (a number, true, null) is an error.
 * a ``.txt`` file — its text as is (a leading UTF-8 byte-order mark is dropped).
-* a ``.jsonl`` file — one transcript per line (an object or a string), streamed line by line;
+* a ``.jsonl`` file — one transcript per line (an object, an array or a string), streamed;
   blank lines are skipped and use no index; the source is ``path:LINE`` (1-based).
 * a directory — its ``.json``, ``.jsonl`` and ``.txt`` files in name order, not recursing into
   sub-folders and skipping hidden files; a directory without any is an error.
@@ -60,7 +60,8 @@ __all__ = [
 ]
 
 TranscriptItem: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any]"
-_Pairs: TypeAlias = "Generator[tuple[str | None, str | dict[str, Any]], None, None]"
+TranscriptValue: TypeAlias = "str | dict[str, Any] | list[Any]"
+_Pairs: TypeAlias = "Generator[tuple[str | None, TranscriptValue], None, None]"
 _SUFFIXES = (".json", ".jsonl", ".txt")
 _CHUNK = 256
 _LABEL = "transcript file"
@@ -71,9 +72,10 @@ _encoder = msgspec.json.Encoder()
 class Transcript(msgspec.Struct, frozen=True, kw_only=True):
     """One item to evaluate: its position in the input, where it came from, and its value.
 
-    ``value`` is text (an inline string, a ``.txt`` file) or structured data (a dict, a ``.json``
-    file, a ``.jsonl`` line). ``source`` is a path (``data/t1.json``; ``data/set.jsonl:17`` for a
-    dataset line) or ``inline:<index>`` for values given in code.
+    ``value`` is text (an inline string, a ``.txt`` file) or structured data (a dict, or the
+    object or array of a ``.json`` file or a ``.jsonl`` line). ``source`` is a path
+    (``data/t1.json``; ``data/set.jsonl:17`` for a dataset line) or ``inline:<index>`` for
+    values given in code.
 
     Example::
 
@@ -82,7 +84,7 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True):
 
     index: int
     source: str
-    value: str | dict[str, Any]
+    value: str | dict[str, Any] | list[Any]
 
 
 def iter_transcripts(
@@ -128,7 +130,7 @@ async def aiter_transcripts(
             index += 1
 
 
-def transcript_preview(value: str | Mapping[str, Any], limit: int = 80) -> str:
+def transcript_preview(value: str | Mapping[str, Any] | list[Any], limit: int = 80) -> str:
     """A one-line preview of a transcript's value, at most ``limit`` characters.
 
     Whitespace runs collapse to one space; structured values show as compact JSON; a cut
@@ -152,7 +154,7 @@ def _items(items: Any) -> Iterator[Any]:
         yield from items
 
 
-async def _aexpand(item: Any) -> AsyncIterator[tuple[str | None, str | dict[str, Any]]]:
+async def _aexpand(item: Any) -> AsyncIterator[tuple[str | None, TranscriptValue]]:
     if isinstance(item, Mapping) or (isinstance(item, str) and _path_of(item) is None):
         for pair in _expand(item):
             yield pair
@@ -166,7 +168,7 @@ async def _aexpand(item: Any) -> AsyncIterator[tuple[str | None, str | dict[str,
         pairs.close()
 
 
-def _take(pairs: Iterator[tuple[str | None, str | dict[str, Any]]]) -> list[Any]:
+def _take(pairs: Iterator[tuple[str | None, TranscriptValue]]) -> list[Any]:
     return list(islice(pairs, _CHUNK))
 
 
@@ -291,7 +293,7 @@ def _utf8(data: bytes, shown: str, line: int | None = None) -> str:
         ) from exc
 
 
-def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, Any]:
+def _json_value(data: bytes, shown: str, line: int | None) -> TranscriptValue:
     # UTF-8 is checked here, not left to the JSON decoder: its error for bad bytes differs
     # between releases, and only this check can name the byte position.
     text = _utf8(data, shown, line)
@@ -304,10 +306,11 @@ def _json_value(data: bytes, shown: str, line: int | None) -> str | dict[str, An
         raise BatchValidationError(
             "the JSON is nested too deeply to be a transcript; flatten it", path=shown, line=line
         ) from exc
-    if isinstance(value, dict | str):
+    if isinstance(value, dict | str | list):
         return value
-    kind = "a list" if isinstance(value, list) else f"a JSON {type(value).__name__}"
-    hint = "" if line else "; put one transcript per line in a .jsonl file instead"
+    kind = "nothing (null)" if value is None else f"a JSON {type(value).__name__}"
     raise BatchValidationError(
-        f"a transcript must be a JSON object or string, got {kind}{hint}", path=shown, line=line
+        f"a transcript must be a JSON object, array or string, got {kind}",
+        path=shown,
+        line=line,
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 import stat
+import tracemalloc
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
 
-from kyro import IndexEntry, ResultError, ResultLine, Usage, VoteSettings
+from kyro import Evaluations, IndexEntry, ResultError, ResultLine, Usage, VoteSettings
 from kyro._aggregate import Aggregator
 
 OK_REPLY = '{"status": "SUCCESS", "root_cause": "fine"}'
@@ -345,3 +346,26 @@ def test_one_error_everywhere_is_the_jobs_failure(tmp_path: Path) -> None:
     retryable = make(tmp_path / "x", 1)
     retryable.add(failed("t0-j0-r0", EXPIRED))
     assert retryable.finish(index(1), tmp_path / "x.jsonl", job_id="j").failure is None
+
+
+def test_evaluations_are_indexable_lazily_on_a_large_result(tmp_path: Path) -> None:
+    """evaluations[i] reads one line of a 300,000-line file, keeping only sparse offsets."""
+    path = tmp_path / "big.jsonl"
+    count = 300_000
+    with path.open("wb") as file:
+        for i in range(count):
+            file.write(
+                b'{"index":%d,"source":"inline:%d","status":"SUCCESS","verdicts":{}}\n' % (i, i)
+            )
+    evaluations = Evaluations(path, count)
+    tracemalloc.start()
+    try:
+        picked = [evaluations[i].index for i in (0, 255, 256, 123_457, count - 1, -2)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert picked == [0, 255, 256, 123_457, count - 1, count - 2]
+    assert peak < 2_000_000  # offsets of every 256th line, never the file
+    assert [e.source for e in evaluations[10:13]] == ["inline:10", "inline:11", "inline:12"]
+    with pytest.raises(IndexError, match="out of range for 300000 transcripts"):
+        evaluations[count]

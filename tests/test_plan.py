@@ -117,12 +117,25 @@ def test_runs_must_be_a_positive_whole_number(runs: object) -> None:
 
 @pytest.mark.parametrize(
     ("variables", "match"),
-    [({"n": 3}, "variable 'n' must be a string"), ({1: "x"}, "non-empty strings"), ([], "mapping")],
+    [
+        ({"n": [3]}, "variable 'n' must be text, a number or true/false, got list"),
+        ({"n": None}, "got NoneType"),
+        ({1: "x"}, "non-empty strings"),
+        ([], "mapping"),
+    ],
 )
-def test_variables_must_map_str_to_str(variables: object, match: str) -> None:
-    """Variables that are not str → str are a BatchValidationError at call time."""
+def test_variables_must_map_names_to_scalars(variables: object, match: str) -> None:
+    """Variables that are not names → text/number/boolean are refused at call time."""
     with pytest.raises(BatchValidationError, match=match):
         plan_requests(make_config(), texts(1), variables=variables)  # type: ignore[arg-type]
+
+
+def test_numbers_and_booleans_are_variables_as_text() -> None:
+    """Run-level numbers and booleans render as YAML variables do: as written, true/false."""
+    config = make_config(make_judge("v", "n={{variables.n}} x={{variables.x}} ok={{variables.ok}}"))
+    variables = {"n": 3, "x": 0.5, "ok": False}
+    (request,) = plan_requests(config, texts(1), variables=variables)  # type: ignore[arg-type]
+    assert request.messages[-1].content == "n=3 x=0.5 ok=false"
 
 
 def test_unresolved_field_raises_naming_judge_and_transcript() -> None:

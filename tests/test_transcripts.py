@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kyro import BatchValidationError, Transcript, aiter_transcripts, iter_transcripts
+from kyro import BatchValidationError, Template, Transcript, aiter_transcripts, iter_transcripts
 from kyro._transcripts import TranscriptItem, transcript_preview
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "transcripts"
@@ -84,14 +84,29 @@ def test_string_rule_inline_versus_path(tmp_path: Path) -> None:
 
 
 def test_json_string_and_other_json_values(tmp_path: Path) -> None:
-    """A .json string is a text transcript; a list or number is refused with a hint."""
+    """A .json string is a text transcript; a number is refused naming what it got."""
     (tmp_path / "s.json").write_text('"just text"', encoding="utf-8")
-    (tmp_path / "l.json").write_text("[1, 2]", encoding="utf-8")
+    (tmp_path / "n.json").write_text("42", encoding="utf-8")
     assert next(iter_transcripts(tmp_path / "s.json")).value == "just text"
     with pytest.raises(BatchValidationError) as info:
-        list(iter_transcripts(tmp_path / "l.json"))
-    assert info.value.path == str(tmp_path / "l.json")
-    assert "got a list; put one transcript per line in a .jsonl file" in info.value.message
+        list(iter_transcripts(tmp_path / "n.json"))
+    assert info.value.path == str(tmp_path / "n.json")
+    assert (
+        info.value.message == "a transcript must be a JSON object, array or string, got a JSON int"
+    )
+
+
+def test_json_array_is_a_chat_transcript(tmp_path: Path) -> None:
+    """A .json array (a chat message list) is one transcript whose fields templates can reach."""
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    (tmp_path / "chat.json").write_text(json.dumps(chat), encoding="utf-8")
+    (transcript,) = iter_transcripts(tmp_path / "chat.json")
+    assert transcript.value == chat
+    template = Template("All: {{input}} | first: {{input.0.content}}", judge="j")
+    rendered = template.render(transcript, {})
+    assert rendered == (
+        'All: [{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}] | first: Hi'
+    )
 
 
 def test_invalid_json_names_the_file(tmp_path: Path) -> None:
