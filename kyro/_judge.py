@@ -19,6 +19,7 @@ Crash safety, step by step (every state write is atomic; the lock serialises pro
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 import secrets
@@ -43,7 +44,7 @@ from kyro._provider import BatchProvider
 from kyro._resubmit import filter_shard
 from kyro._results import BatchRunResult
 from kyro._state import JobState, ShardState, StateStore, SubmissionState
-from kyro._types import BatchError, BatchState, RequestCounts
+from kyro._types import BatchError, BatchState, BatchStatus, RequestCounts
 from kyro._verdicts import VoteSettings
 
 __all__ = ["BatchJudge"]
@@ -54,6 +55,28 @@ _log = logging.getLogger("kyro")
 
 _MAPPING_NAME = "judges.yml"
 """The name a config given as a mapping goes by (its state file: ``judges.batch-state.json``)."""
+
+
+_FIND_MARGIN = 3600.0
+"""Seconds before an attempt's recorded intent that recovery still looks for its batch (clock
+skew between this machine and the provider); older batches cannot be it."""
+
+
+async def _find(
+    provider: BatchProvider, metadata: Mapping[str, str], created_after: float
+) -> list[BatchStatus]:
+    """``provider.find(metadata)``, bounded by ``created_after`` when the provider takes it
+    (older providers' ``find`` has no such keyword and is called as before)."""
+    try:
+        parameters = inspect.signature(provider.find).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    takes = "created_after" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    if takes:
+        return await provider.find(metadata, created_after=created_after)  # type: ignore[call-arg]
+    return await provider.find(metadata)
 
 
 def _now() -> datetime.datetime:
@@ -255,7 +278,10 @@ class BatchJudge:
                     continue
                 provider = self._provider_for(attempt.via)
                 metadata = _metadata(state, shard.index, attempt)
-                found = [s for s in await provider.find(metadata) if s.batch_id not in known]
+                since = attempt.intent_at.timestamp() - _FIND_MARGIN
+                found = [
+                    s for s in await _find(provider, metadata, since) if s.batch_id not in known
+                ]
                 confirmed = sorted(
                     (s for s in found if _carries(s.metadata, metadata)),
                     key=lambda s: s.created_at or 0,

@@ -85,7 +85,12 @@ class BatchProvider(Protocol):
         ...
 
     async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
-        """Batches whose metadata contains every given key/value pair (for crash recovery)."""
+        """Batches whose metadata contains every given key/value pair (for crash recovery).
+
+        It must always end, however long the account's history or however a server pages.
+        A provider whose ``find`` also takes ``created_after`` (unix seconds, keyword) gets
+        the earliest moment the batch can have been created, and may stop listing there.
+        """
         ...
 
     async def aclose(self) -> None:

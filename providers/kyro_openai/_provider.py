@@ -57,7 +57,7 @@ from kyro_openai._http import (
     transport_error,
 )
 from kyro_openai._results import classify, decode_line, iter_lines, missing_line
-from kyro_openai._status import batch_status
+from kyro_openai._status import batch_status, parse_timestamp
 from kyro_openai._submit import (
     check_expiry,
     check_metadata,
@@ -245,8 +245,12 @@ class OpenAIBatchProvider:
                 return batch.id
         return None
 
-    async def _list_batches(self) -> AsyncIterator[WireBatch]:
+    async def _list_batches(self, created_after: float | None = None) -> AsyncIterator[WireBatch]:
+        """Every batch, newest first, page by page — until the list ends, a page is empty, the
+        cursor stops advancing (a server repeating ``last_id``), or, with ``created_after``, a
+        whole page is older than that: so listing always ends, however long the history."""
         after: str | None = None
+        cursors: set[str] = set()
         while True:
             params: dict[str, str | int] = {"limit": 100}
             if after is not None:
@@ -260,7 +264,10 @@ class OpenAIBatchProvider:
             for batch in data:
                 yield batch
             after = page.last_id or (data[-1].id if data else None)
-            if not page.has_more or not data or after is None:
+            if not page.has_more or not data or after is None or after in cursors:
+                return
+            cursors.add(after)
+            if created_after is not None and _all_older(data, created_after):
                 return
 
     async def _retrieve(self, batch_id: str) -> WireBatch:
@@ -315,20 +322,26 @@ class OpenAIBatchProvider:
             return status
         return batch_status(decode_json(response, WireBatch, action))
 
-    async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
-        """Every batch whose metadata contains all the given pairs (walks every list page).
+    async def find(
+        self, metadata: Mapping[str, str], *, created_after: float | None = None
+    ) -> list[BatchStatus]:
+        """Every batch whose metadata contains all the given pairs.
+
+        Walks the batch list (newest first) and always ends: at the last page, an empty page,
+        a cursor that does not advance, or — with ``created_after`` (unix seconds) — the
+        first page whose batches are all older than that.
 
         Example::
 
             orphans = await provider.find({"kyro_job": "j1", "kyro_shard": "0"})
         """
         wanted = dict(metadata)
-        found: list[BatchStatus] = []
-        async for batch in self._list_batches():
+        found: dict[str, BatchStatus] = {}  # by id: a page a server repeats counts once
+        async for batch in self._list_batches(created_after):
             have = batch.metadata or {}
-            if all(have.get(key) == value for key, value in wanted.items()):
-                found.append(batch_status(batch))
-        return found
+            if batch.id not in found and all(have.get(k) == v for k, v in wanted.items()):
+                found[batch.id] = batch_status(batch)
+        return list(found.values())
 
     async def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
         """Stream the outcome of every request of a terminal batch, each ``custom_id`` once.
@@ -410,3 +423,12 @@ class OpenAIBatchProvider:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _all_older(batches: list[WireBatch], moment: float) -> bool:
+    """True when every batch was created before ``moment`` (unix seconds)."""
+    for batch in batches:
+        created = parse_timestamp(batch.created_at)
+        if created is None or created >= moment:
+            return False
+    return True
