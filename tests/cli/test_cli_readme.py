@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from cli_helpers import ROOT
 
+from kyro import load_config
 from kyro.cli import build_parser
 from kyro.cli._demo import register as register_demo
 
@@ -79,3 +81,19 @@ def test_lowest_constraints_pin_every_declared_minimum() -> None:
 def _padded(version: str) -> tuple[int, ...]:
     parts = tuple(int(part) for part in version.split("."))
     return parts + (0,) * (3 - len(parts))
+
+
+def test_readme_config_examples_load(tmp_path: Path) -> None:
+    """Every YAML example of the README's "Judges config" section loads as written."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Judges config\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```yaml\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "safety.txt").write_text("Safe? {{input}}", encoding="utf-8")
+    loaded = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example-{i}.yml"
+        path.write_text(block, encoding="utf-8")
+        loaded.append([judge.name for judge in load_config(path).judges])
+    assert loaded == [["polite"], ["answers_the_question", "safety", "quality"]]
