@@ -81,14 +81,10 @@ class _Msg(msgspec.Struct):
     content: str
 
 
-class _Format(msgspec.Struct):
-    type: str
-
-
 class _Body(msgspec.Struct, omit_defaults=True):
     model: str
     messages: tuple[_Msg, ...]
-    response_format: _Format
+    response_format: dict[str, object]
     temperature: float | None = None
     max_tokens: int | None = None
 
@@ -106,8 +102,20 @@ def _prompts(config: kyro.JudgesConfig) -> list[tuple[str, str, str, dict[str, i
     for judge in config.judges:
         assert judge.system is not None
         user = judge.user.text.replace("{{variables.product}}", VARIABLES["product"])
+        assert judge.model is not None
         out.append((judge.model, judge.system.text, user, dict(judge.params)))
     return out
+
+
+def _response_format() -> dict[str, object]:
+    """The verdict contract's Structured Outputs format, as kyro sends it to these models."""
+    schema = kyro.verdict_schema()
+    spec = {"name": schema.name, "strict": schema.strict, "schema": schema.schema}
+    return {"type": "json_schema", "json_schema": spec}
+
+
+CONTRACT = kyro.verdict_message().content
+"""kyro's verdict system message, which every request starts with (the baselines too)."""
 
 
 def run_kyro(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
@@ -145,7 +153,8 @@ def run_kyro_unwritten(config: kyro.JudgesConfig, texts: list[str], out: Path) -
 
 def run_bare(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
     judges = _prompts(config)
-    fmt = _Format(type="json_object")
+    fmt = _response_format()
+    contract = _Msg("system", CONTRACT)
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
     total = 0
@@ -154,7 +163,7 @@ def run_bare(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
         for i, text in enumerate(texts):
             for j, (model, system, user, params) in enumerate(judges):
                 content = user.replace("{{input}}", text)
-                messages = (_Msg("system", system), _Msg("user", content))
+                messages = (contract, _Msg("system", system), _Msg("user", content))
                 body = _Body(model, messages, fmt, **params)
                 for r in range(RUNS):
                     line = _Line(f"t{i}-j{j}-r{r}", "POST", URL, body)
@@ -171,6 +180,7 @@ def run_bare(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
 
 def run_json(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
     judges = _prompts(config)
+    fmt = _response_format()
     total = 0
     out.mkdir()
     with open(out / "json.jsonl", "wb") as file:
@@ -185,10 +195,11 @@ def run_json(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
                         "body": {
                             "model": model,
                             "messages": [
+                                {"role": "system", "content": CONTRACT},
                                 {"role": "system", "content": system},
                                 {"role": "user", "content": content},
                             ],
-                            "response_format": {"type": "json_object"},
+                            "response_format": fmt,
                             **params,
                         },
                     }

@@ -53,22 +53,17 @@ mode's rule that the messages mention JSON always holds)."""
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "thinking": {"type": ["string", "null"], "description": "Your reasoning, briefly."},
-        "status": {
-            "type": "string",
-            "enum": ["SUCCESS", "ERROR", "NA"],
-            "description": "SUCCESS: passes the criteria; ERROR: fails them; NA: not applicable.",
-        },
-        "root_cause": {"type": "string", "description": "Why, in one or two sentences."},
-        "score": {
-            "type": ["number", "null"],
-            "description": "From 0 (not at all) to 1 (fully); null when no score is asked for.",
-        },
+        "thinking": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["SUCCESS", "ERROR", "NA"]},
+        "root_cause": {"type": "string"},
+        "score": {"type": ["number", "null"]},
     },
     "required": ["thinking", "status", "root_cause", "score"],
     "additionalProperties": False,
 }
-"""The verdict object as a strict JSON schema (do not modify: it is shared by every request)."""
+"""The verdict object as a strict JSON schema (do not modify: it is shared by every request).
+The meaning of each field is in :data:`VERDICT_INSTRUCTIONS`, so the schema, sent with every
+request, stays short."""
 
 VERDICT_RESPONSE_SCHEMA = ResponseSchema(name="kyro_verdict", schema=VERDICT_SCHEMA, strict=True)
 """The ``response_schema`` every ``output_format: json`` request carries."""

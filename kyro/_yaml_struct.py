@@ -118,35 +118,31 @@ def _fits(value: Any, option: mi.Type) -> bool:
     return False
 
 
+_TYPE_NAMES: tuple[tuple[type[mi.Type], str], ...] = (
+    (mi.StrType, "text"),
+    (mi.BoolType, "true or false"),
+    (mi.IntType, "a whole number"),
+    (mi.FloatType, "a number"),
+    (mi.NoneType, "nothing (null)"),
+    (mi.ListType, "a list"),
+    (mi.DictType, "a mapping"),
+)
+# bool before int: a YAML true is a bool, and bool is a kind of int in Python.
+_VALUE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "true or false"),
+    (int, "a whole number"),
+    (float, "a number"),
+    (str, "text"),
+    (list, "a list"),
+    (dict, "a mapping"),
+)
+
+
 def _want(option: mi.Type) -> str:
-    names: list[tuple[type[mi.Type], str]] = [
-        (mi.StrType, "text"),
-        (mi.BoolType, "true or false"),
-        (mi.IntType, "a whole number"),
-        (mi.FloatType, "a number"),
-        (mi.NoneType, "nothing (null)"),
-        (mi.ListType, "a list"),
-        (mi.DictType, "a mapping"),
-    ]
-    for cls, name in names:
-        if isinstance(option, cls):
-            return name
-    return type(option).__name__
+    return next((name for cls, name in _TYPE_NAMES if isinstance(option, cls)), "a value")
 
 
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return next((name for cls, name in _VALUE_NAMES if isinstance(value, cls)), "a value")
