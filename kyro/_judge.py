@@ -68,11 +68,11 @@ async def _find(
     """``provider.find(metadata)``, bounded by ``created_after`` when the provider takes it
     (older providers' ``find`` has no such keyword and is called as before)."""
     try:
-        parameters = inspect.signature(provider.find).parameters
+        parameters = list(inspect.signature(provider.find).parameters.values())
     except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
-    takes = "created_after" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+        parameters = []
+    takes = any(
+        p.name == "created_after" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
     )
     if takes:
         return await provider.find(metadata, created_after=created_after)  # type: ignore[call-arg]
@@ -90,10 +90,14 @@ def _new_job_id() -> str:
 class BatchJudge:
     """Evaluate transcripts with the judges of one config through a batch provider.
 
-    ``state_dir`` defaults to ``.kyro/`` beside the config. ``vote`` sets the tie rule and the
-    minimum of valid runs; ``max_resubmits`` how many times failed, expired or missing
-    requests are sent again within the job; ``fallback`` (e.g. a ``LocalProvider``) finishes
-    those requests at once instead of in another batch.
+    ``config`` is a path to a judges YAML file, a mapping of the same content (named
+    ``judges.yml`` in the current folder for its state) or a loaded :class:`JudgesConfig`.
+    ``model`` is the model of judges that name none (after the config's own ``model:``;
+    before ``KYRO_MODEL`` and the provider's default). ``state_dir`` defaults to ``.kyro/``
+    beside the config. ``vote`` sets the tie rule and the minimum of valid runs;
+    ``max_resubmits`` how many times failed, expired or missing requests are sent again
+    within the job; ``fallback`` (e.g. a ``LocalProvider``) finishes those requests at once
+    instead of in another batch.
 
     Example::
 

@@ -29,15 +29,19 @@ async def test_http_backend_passes_the_conformance_kit(server: Any, tmp_path: Pa
     assert sum(server.state.calls.values()) > 0
 
 
-def test_is_a_batch_provider_with_a_clear_constructor(tmp_path: Path) -> None:
+def test_is_a_batch_provider_with_a_clear_constructor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """LocalProvider satisfies BatchProvider and demands exactly one backend."""
     provider = LocalProvider(handler=lambda body: "", state_dir=tmp_path)
     assert isinstance(provider, BatchProvider)
     assert provider.name == "local"
     assert provider.limits.max_requests == 1_000_000
-    for kwargs in ({}, {"base_url": "http://127.0.0.1:1/v1", "handler": print}):
-        with pytest.raises(ValueError, match=r"exactly one backend: base_url=.* handler="):
-            LocalProvider(state_dir=tmp_path, **kwargs)
+    with pytest.raises(ValueError, match=r"exactly one backend: base_url=.* handler="):
+        LocalProvider(state_dir=tmp_path, base_url="http://127.0.0.1:1/v1", handler=print)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ValueError, match=r"needs a backend: pass base_url=.* handler=fn"):
+        LocalProvider(state_dir=tmp_path)
 
 
 def test_all_is_sorted_and_complete() -> None:
