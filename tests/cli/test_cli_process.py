@@ -172,7 +172,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "[1/3] submit (a process that has now exited):" in out
     assert "check #1: still pending (exit 3)" in out
     assert "done (exit 0)" in out
-    assert "| judge                | pass rate | SUCCESS | ERROR | NA | errored |" in out
+    assert (
+        "| judge                | model       | pass rate | mean score | SUCCESS | ERROR | NA |"
+        in out
+    )
     assert "| answers_the_question |" in out
     assert "transcripts: 25 — " in out
     results = results_file(tmp_path)
