@@ -105,3 +105,13 @@ async def test_byte_limit(client: httpx.AsyncClient) -> None:
     )
     [error] = batch["errors"]["data"]
     assert (error["code"], error["line"]) == ("file_too_large", None)
+
+
+async def test_line_that_is_not_utf8_fails_with_its_byte(client: httpx.AsyncClient) -> None:
+    """Bytes that are not UTF-8 fail the batch at their line, naming the byte, on any msgspec."""
+    data = jsonl([request_line("a")]) + b'{"custom_id": "b\xff"}\n'
+    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    assert batch["status"] == "failed"
+    (error,) = batch["errors"]["data"]
+    assert (error["code"], error["line"]) == ("invalid_json_line", 2)
+    assert error["message"] == "Line 2 is not valid UTF-8 (byte 16 of the line)."

@@ -13,6 +13,7 @@ import pytest
 from openai_fakes import FakeApi, batch_json
 
 from kyro import KyroError, ProviderError, ResultLine
+from kyro_openai import decode_output_line
 from kyro_openai._results import classify
 from kyro_openai._wire import OutputLine
 
@@ -301,3 +302,9 @@ async def test_100mb_output_file_streams_with_flat_memory() -> None:
     assert stream.sent > 100 * 1024 * 1024
     assert seen == count
     assert peak < 16 * 1024 * 1024  # the 40k-id seen-set plus a few chunks, not the file
+
+
+def test_result_line_that_is_not_utf8_is_unreadable_not_a_crash() -> None:
+    """A result line with bytes that are not UTF-8 reads as no line, whatever msgspec does."""
+    assert decode_output_line(b'{"custom_id": "t0-j0-r0", "response": "\xff"}') is None
+    assert decode_output_line(b'{"custom_id": "t0-j0-r0"}') is not None
