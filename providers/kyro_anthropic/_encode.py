@@ -228,11 +228,15 @@ def _thinking_on(params: dict[str, Any]) -> bool:
 
 
 def request_schema(request: JudgeRequest) -> Any:
-    """The verdict schema the request carries, or None (then the provider's own is used)."""
+    """The verdict schema the request carries, or None (then the provider's own is used).
+
+    kyro's ``response_schema`` is a :class:`kyro.ResponseSchema`; its JSON schema is the
+    tool's input schema.
+    """
     for name in _SCHEMA_FIELDS:
         schema = getattr(request, name, None)
         if schema is not None:
-            return schema
+            return getattr(schema, "schema", schema)
     return None
 
 
