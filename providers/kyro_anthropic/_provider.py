@@ -41,6 +41,7 @@ from kyro import (
     RequestCounts,
     ResultLine,
     RetryPolicy,
+    header_problem,
 )
 from kyro_anthropic._adopt import (
     DEFAULT_CLOCK_SKEW,
@@ -203,12 +204,30 @@ class AnthropicBatchProvider:
         key = "set" if self._secret else "missing"
         return f"AnthropicBatchProvider(base_url={self.base_url!r}, api_key=<{key}>)"
 
-    def _headers(self) -> dict[str, str]:
+    def check_credentials(self) -> None:
+        """Raise :class:`kyro.KyroError` saying what to set when no call could authenticate:
+        no key, or one an HTTP header cannot carry. ``BatchJudge.submit`` calls it before it
+        writes anything; the key itself never appears in the message.
+
+        Example::
+
+            AnthropicBatchProvider(api_key="").check_credentials()   # KyroError: no API key
+        """
         if self._secret is None:
             raise KyroError(
                 "no API key for the anthropic provider: set ANTHROPIC_API_KEY, or pass "
                 "api_key= to AnthropicBatchProvider"
             )
+        problem = header_problem(self._secret.reveal())
+        if problem is not None:
+            raise KyroError(
+                f"the API key cannot be used: {problem}. Set ANTHROPIC_API_KEY again to the "
+                "key alone (no quotes, spaces or line breaks), or pass api_key="
+            )
+
+    def _headers(self) -> dict[str, str]:
+        self.check_credentials()
+        assert self._secret is not None
         headers = {"x-api-key": self._secret.reveal(), "anthropic-version": API_VERSION}
         if self.workspace_id:
             headers["anthropic-workspace-id"] = self.workspace_id

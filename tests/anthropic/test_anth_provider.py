@@ -20,7 +20,7 @@ from anthropic_helpers import (
 )
 from anthropic_helpers import item as make_item
 
-from kyro import BatchLimits, BatchState, KyroError, ProviderError, RetryPolicy
+from kyro import BatchJudge, BatchLimits, BatchState, KyroError, ProviderError, RetryPolicy
 from kyro_anthropic import AmbiguousBatchError, AnthropicBatchProvider
 from kyro_anthropic._wire import MessageBatch
 from kyro_anthropic.testing import DropConnectionFault, Emulator, EmulatorConfig, HttpErrorFault
@@ -331,3 +331,18 @@ async def test_retry_policy_zero_never_retries(emulator: Emulator) -> None:
         with pytest.raises(ProviderError):
             await provider.find({})
         assert _waits(provider) == []
+
+
+async def test_a_key_a_header_cannot_carry_stops_submit_before_any_state(tmp_path: Path) -> None:
+    """A key with a trailing carriage return: BatchJudge.submit refuses before writing state."""
+    config = tmp_path / "judges.yml"
+    config.write_text("judges:\n  - {name: a, prompt: 'x {{input}}'}\n", encoding="utf-8")
+    provider = AnthropicBatchProvider(api_key=KEY + "\r", base_url="http://127.0.0.1:9")
+    try:
+        with pytest.raises(KyroError) as info:
+            await BatchJudge(provider, config).submit(["hello"])
+    finally:
+        await provider.aclose()
+    assert "ends in whitespace (a carriage return)" in str(info.value)
+    assert KEY not in str(info.value)
+    assert not (tmp_path / ".kyro").exists()
