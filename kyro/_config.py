@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from kyro._templates import Template
+from kyro._dag import StepGraph
+from kyro._templates import StepValues, Template
 from kyro._transcripts import Transcript
 from kyro._types import Message
 
@@ -64,13 +65,23 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
         transcript: Transcript,
         variables: Mapping[str, str],
         cache: dict[str, str] | None = None,
+        steps: StepValues | None = None,
     ) -> tuple[Message, ...]:
-        """Render the chat messages for one transcript (``variables`` already merged)."""
-        user = Message(role="user", content=self.user.render(transcript, variables, cache))
+        """Render the chat messages for one transcript (``variables`` already merged;
+        ``steps`` the upstream results a pipeline step's prompt reads)."""
+        content = self.user.render(transcript, variables, cache, steps)
+        user = Message(role="user", content=content)
         if self.system is None:
             return (user,)
-        system = Message(role="system", content=self.system.render(transcript, variables, cache))
-        return (system, user)
+        content = self.system.render(transcript, variables, cache, steps)
+        return (Message(role="system", content=content), user)
+
+    @property
+    def step_refs(self) -> tuple[str, ...]:
+        """The steps this judge's prompt names in ``{{steps.<name>.…}}``, in order."""
+        seen = dict.fromkeys(self.system.steps if self.system else ())
+        seen.update(dict.fromkeys(self.user.steps))
+        return tuple(seen)
 
 
 class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,6 +110,10 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     def uses_pipeline(self) -> bool:
         """True when any judge uses ``depends_on`` or ``on_failure``."""
         return any(j.depends_on or j.on_failure for j in self.judges)
+
+    def graph(self) -> StepGraph:
+        """The steps' DAG: stages, gating and effective verdicts (see :mod:`kyro._dag`)."""
+        return StepGraph(self.judges)
 
     def judge(self, name: str) -> Judge:
         """The judge called ``name`` (``KeyError`` if there is none)."""

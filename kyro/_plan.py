@@ -19,6 +19,7 @@ from kyro._config import Judge, JudgesConfig
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
 from kyro._preflight import Preflight, PreflightProblem, report
+from kyro._templates import StepValues
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
@@ -207,19 +208,29 @@ class Planner:
                 for request in self.requests_for(transcript):
                     yield request
 
-    def requests_for(self, transcript: Transcript) -> list[JudgeRequest]:
-        """Every request of one transcript (judges × runs: small and bounded)."""
+    def requests_for(
+        self,
+        transcript: Transcript,
+        judges: Iterable[int] | None = None,
+        steps: StepValues | None = None,
+    ) -> list[JudgeRequest]:
+        """Every request of one transcript (judges × runs: small and bounded).
+
+        ``judges`` limits it to those judge indices (a pipeline stage's steps that run for
+        this transcript); ``steps`` are the upstream results their prompts may read.
+        """
         head = f"{self.prefix}{transcript.index}"
         cache: dict[str, str] = {}
         out: list[JudgeRequest] = []
-        for plan in self.judges:
+        plans = self.judges if judges is None else [self.judges[j] for j in judges]
+        for plan in plans:
             messages: tuple[Message, ...]
             try:
                 if plan.static_system is not None:
-                    content = plan.judge.user.render(transcript, plan.variables, cache)
+                    content = plan.judge.user.render(transcript, plan.variables, cache, steps)
                     messages = (plan.static_system, Message(role="user", content=content))
                 else:
-                    messages = plan.judge.messages(transcript, plan.variables, cache)
+                    messages = plan.judge.messages(transcript, plan.variables, cache, steps)
             except BatchValidationError as exc:
                 self._problem("unresolved_field", exc.message, transcript, plan, head)
                 continue

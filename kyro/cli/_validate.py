@@ -1,8 +1,9 @@
 """``kyro validate CONFIG``: load a judges config and describe what kyro understood.
 
 Prints one header line (path, shape, version, number of judges, config hash) and, per judge,
-its prompt source, model, template fields and pipeline links. Exit status 0 when the config is
-valid; an invalid one prints ``file:line:column: message`` to stderr and exits 2.
+its prompt source, model, template fields and pipeline links; for a pipeline, its stages. Exit
+status 0 when the config is valid; an invalid one prints ``file:line:column: message`` to
+stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from kyro._config import Judge, JudgesConfig
 from kyro._config_load import load_config
 from kyro.cli._exit import ExitCode
 
-__all__ = ["describe", "register", "run"]
+__all__ = ["describe", "register", "run", "stage_lines"]
 
 _EPILOG = """\
 example:
@@ -77,11 +78,33 @@ def describe(config: JudgesConfig) -> str:
         lines.extend(_judge_lines(judge))
     if config.uses_pipeline:
         lines.append("")
+        lines.extend(stage_lines(config))
+        lines.append("")
         lines.append(
             "note: depends_on/on_failure are valid here, but submit refuses pipeline configs "
             "until staged batches are supported"
         )
     return "\n".join(lines)
+
+
+def stage_lines(config: JudgesConfig) -> list[str]:
+    """The pipeline's stages, one line each: which steps are decided together, and why later.
+
+    Example::
+
+        stage_lines(kyro.load_config("examples/pipeline.yml"))[1]
+        # '  stage 0: grounded, tone  (roots: run side by side)'
+    """
+    graph = config.graph()
+    lines = [f"stages ({len(graph.stages)}; a stage runs once the stages before it are decided):"]
+    for k, names in enumerate(graph.stages):
+        described = []
+        for name in names:
+            primary = graph.trigger.get(name)
+            described.append(f"{name} (on_failure of {primary})" if primary else name)
+        note = "  (roots: run side by side)" if k == 0 else ""
+        lines.append(f"  stage {k}: {', '.join(described)}{note}")
+    return lines
 
 
 def _judge_lines(judge: Judge) -> list[str]:
