@@ -36,10 +36,11 @@ from kyro._index import (
     iter_index,
 )
 from kyro._judge import BatchJudge
+from kyro._live import KyroJudge
 from kyro._plan import aplan_requests, plan_requests
 from kyro._preflight import Preflight, PreflightProblem
 from kyro._progress import BatchProgress, JobProgress
-from kyro._provider import BatchProvider
+from kyro._provider import BatchProvider, LiveProvider
 from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
 from kyro._results import (
@@ -49,6 +50,8 @@ from kyro._results import (
     JudgeVerdict,
     ResultCounts,
     RunVerdict,
+    StepCounts,
+    StepOutcome,
     TranscriptEvaluation,
 )
 from kyro._retry import RetryPolicy, retry_after_seconds, send_with_retries
@@ -92,6 +95,8 @@ __all__ = [
     "JudgeVerdict",
     "JudgesConfig",
     "KyroError",
+    "KyroJudge",
+    "LiveProvider",
     "Message",
     "Preflight",
     "PreflightProblem",
@@ -104,6 +109,8 @@ __all__ = [
     "RunVerdict",
     "Shard",
     "ShardBuilder",
+    "StepCounts",
+    "StepOutcome",
     "Template",
     "Transcript",
     "TranscriptEvaluation",

@@ -108,6 +108,15 @@ class StepGraph:
             step = self.fallback.get(step)
         return tuple(out)
 
+    def waits_for(self, name: str) -> tuple[str, ...]:
+        """The steps that must be decided before ``name`` is: its dependencies with their
+        fallback chains, and its primary (for a fallback)."""
+        waits = [step for dep in self.deps[name] for step in (dep, *self.chain(dep))]
+        primary = self.trigger.get(name)
+        if primary is not None:
+            waits.append(primary)
+        return tuple(dict.fromkeys(waits))
+
     def ancestors(self, name: str) -> frozenset[str]:
         """Every step whose outcome is known before ``name`` is decided for a transcript.
 
