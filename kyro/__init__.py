@@ -39,7 +39,7 @@ from kyro._judge import BatchJudge
 from kyro._live import KyroJudge
 from kyro._plan import aplan_requests, plan_requests
 from kyro._preflight import Preflight, PreflightProblem
-from kyro._progress import BatchProgress, JobProgress
+from kyro._progress import BatchProgress, JobProgress, StageProgress
 from kyro._provider import BatchProvider, LiveProvider
 from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
@@ -109,6 +109,7 @@ __all__ = [
     "RunVerdict",
     "Shard",
     "ShardBuilder",
+    "StageProgress",
     "StepCounts",
     "StepOutcome",
     "Template",

@@ -40,7 +40,7 @@ from kyro._progress import JobProgress, progress_of
 from kyro._provider import BatchProvider
 from kyro._resubmit import filter_shard
 from kyro._results import BatchRunResult
-from kyro._state import JobState, ShardState, StateStore, SubmissionState
+from kyro._state import JobState, ShardState, StageRecord, StateStore, SubmissionState
 from kyro._types import BatchError, BatchState, RequestCounts
 from kyro._verdicts import VoteSettings
 
@@ -130,13 +130,6 @@ class BatchJudge:
         its id: the transcripts given now are not used, and a warning says so.
         """
         config = load_config(self.config_path)
-        if config.uses_pipeline:
-            raise BatchValidationError(
-                "this config uses depends_on/on_failure, which batch jobs cannot honour yet "
-                "(the gated steps would run without their gates); remove them, or split the "
-                "pipeline into separate configs submitted one after another",
-                path=self.config_path,
-            )
         run_variables = validate_variables(variables)
         check_runs(runs)
         if self.vote.min_valid_votes > runs:
@@ -166,10 +159,17 @@ class BatchJudge:
                 provider=self.provider,
                 store=self.store,
             )
-            state = _initial_state(job_id, self.provider.name, config, summary, runs, self)
+            state = _initial_state(
+                job_id, self.provider.name, config, summary, runs, run_variables, self
+            )
             self.store.save(state)
             state = await self._submit_missing(state)
         return job_id
+
+    async def submit_stage(self, state: JobState) -> JobState:
+        """Submit every shard of the (saved) state that has no attempt yet: a pipeline's
+        next stage, or what an interrupted submit left."""
+        return await self._submit_missing(state)
 
     async def _submit_missing(self, state: JobState) -> JobState:
         state = await self._recover(state)
@@ -194,7 +194,7 @@ class BatchJudge:
         state = state.with_shard(shard)
         self.store.save(state)  # write-ahead: the intent is on disk before the remote call
         provider = self._provider_for(via)
-        batch_id = await provider.submit(path, metadata=_metadata(state, shard.index, attempt))
+        batch_id = await provider.submit(path, metadata=_metadata(state, shard, attempt))
         attempt = replace(attempt, batch_id=batch_id, submitted_at=_now())
         state = state.with_shard(shard.with_attempt(attempt))
         self.store.save(state)
@@ -218,7 +218,7 @@ class BatchJudge:
                 if attempt.batch_id is not None:
                     continue
                 provider = self._provider_for(attempt.via)
-                metadata = _metadata(state, shard.index, attempt)
+                metadata = _metadata(state, shard, attempt)
                 found = [s for s in await provider.find(metadata) if s.batch_id not in known]
                 confirmed = sorted(
                     (s for s in found if _carries(s.metadata, metadata)),
@@ -261,7 +261,7 @@ class BatchJudge:
                     state = state.with_shard(shard)
                     self.store.save(state)
                     path = self._shard_file(attempt.file)
-                    metadata = _metadata(state, shard.index, attempt)
+                    metadata = _metadata(state, shard, attempt)
                     batch_id = await provider.submit(path, metadata=metadata)
                 known.add(batch_id)
                 shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))
@@ -495,8 +495,9 @@ class BatchJudge:
     def resubmission_file(self, shard: ShardState, retry: frozenset[str]) -> str | None:
         """Write the next resubmission file of ``shard`` holding ``retry`` ids, or None."""
         number = shard.attempts[-1].attempt + 1
-        out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
-        with self.store.writing(self.store.shards_dir):
+        source = self.store.resolve(shard.name)
+        out = source.parent / f"{source.stem}.attempt-{number}.jsonl"
+        with self.store.writing(source.parent):
             written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
 
@@ -525,21 +526,24 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in file if line.strip())
 
 
-def _metadata(state: JobState, shard: int, attempt: SubmissionState) -> dict[str, str]:
+def _metadata(state: JobState, shard: ShardState, attempt: SubmissionState) -> dict[str, str]:
     """What a batch is tagged with, and what ``find`` matches on after a crash.
 
     ``kyro_intent_at`` (when the intent was saved, before the remote call) and
     ``kyro_requests`` (the file's request count) let a provider whose batches keep no
     metadata still match a batch on what its API shows: creation time and size.
     """
-    return {
+    metadata = {
         "kyro_job": state.job_id,
-        "kyro_shard": str(shard),
+        "kyro_shard": str(shard.index),
         "kyro_attempt": str(attempt.attempt),
         "kyro_config": state.config_sha256[:16],
         "kyro_intent_at": attempt.intent_at.isoformat(),
         "kyro_requests": str(attempt.lines),
     }
+    if state.pipeline:
+        metadata["kyro_stage"] = str(shard.stage)
+    return metadata
 
 
 def _carries(have: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
@@ -553,6 +557,7 @@ def _initial_state(
     config: Any,
     summary: BuildSummary,
     runs: int,
+    variables: dict[str, str],
     judge: BatchJudge,
 ) -> JobState:
     shards = tuple(
@@ -578,7 +583,23 @@ def _initial_state(
         vote=judge.vote,
         max_resubmits=judge.max_resubmits,
         shards=shards,
+        **_pipeline_fields(config, summary, variables),
     )
+
+
+def _pipeline_fields(
+    config: Any, summary: BuildSummary, variables: dict[str, str]
+) -> dict[str, Any]:
+    """A pipeline job's stage count, run variables and stage 0's record (nothing otherwise)."""
+    if not config.uses_pipeline:
+        return {}
+    return {
+        "stages": len(config.graph().stages),
+        "variables": variables,
+        "planned": (
+            StageRecord(stage=0, transcripts=summary.transcripts, requests=summary.requests),
+        ),
+    }
 
 
 def _log_resume(state: JobState) -> None:

@@ -42,8 +42,10 @@ __all__ = [
 
 VerdictStatus = Literal["SUCCESS", "ERROR", "NA", "ERRORED"]
 OverallStatus = Literal["SUCCESS", "ERROR", "PARTIAL", "ERRORED"]
-StepState = Literal["RAN", "SKIPPED", "NOT_TRIGGERED"]
-EffectiveStatus = Literal["SUCCESS", "ERROR", "NA", "ERRORED", "SKIPPED", "NOT_TRIGGERED"]
+StepState = Literal["RAN", "SKIPPED", "NOT_TRIGGERED", "NOT_REACHED"]
+EffectiveStatus = Literal[
+    "SUCCESS", "ERROR", "NA", "ERRORED", "SKIPPED", "NOT_TRIGGERED", "NOT_REACHED"
+]
 
 
 class RunVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
@@ -107,7 +109,9 @@ class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
 
     ``state`` is ``RAN`` (its verdict is in :attr:`TranscriptEvaluation.verdicts`, its status
     copied here), ``SKIPPED`` (a dependency did not pass: ``reason`` names it) or
-    ``NOT_TRIGGERED`` (a fallback whose step did not fail: ``reason`` says how it ended).
+    ``NOT_TRIGGERED`` (a fallback whose step did not fail: ``reason`` says how it ended) or
+    ``NOT_REACHED`` (a batch job ended — failed, expired, cancelled — before its stage ran;
+    the transcript is then ``ERRORED``: it has no complete verdict).
     ``effective`` is the status dependents and the roll-up used: the step's own, or — when it
     failed and its fallback ran — the fallback's effective one, from step ``effective_from``.
 
@@ -185,6 +189,7 @@ class StepCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     skipped: int = 0
     not_triggered: int = 0
     fell_back: int = 0
+    not_reached: int = 0
 
     def add(self, outcome: StepOutcome) -> None:
         """Count one transcript's outcome of this step."""
@@ -192,6 +197,8 @@ class StepCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
             self.ran += 1
         elif outcome.state == "SKIPPED":
             self.skipped += 1
+        elif outcome.state == "NOT_REACHED":
+            self.not_reached += 1
         else:
             self.not_triggered += 1
         if outcome.effective_from is not None:

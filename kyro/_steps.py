@@ -67,8 +67,12 @@ def pipeline_evaluation(
     source: str,
     verdicts: Mapping[str, JudgeVerdict],
     preview: str | None = None,
+    reached: int | None = None,
 ) -> TranscriptEvaluation:
     """One transcript's evaluation from the verdicts of the steps that ran for it.
+
+    ``reached`` (a batch job that ended early) is how many stages ran: a step of a later
+    stage that did not run is ``NOT_REACHED``, and so is the transcript's roll-up (ERRORED).
 
     A config without links gives no ``steps`` (every judge ran; ``verdicts`` says it all).
 
@@ -80,6 +84,12 @@ def pipeline_evaluation(
     own = {name: verdict.status for name, verdict in verdicts.items()}
     steps: dict[str, StepOutcome] = {}
     for name in graph.names:
+        if reached is not None and graph.stage[name] >= reached and name not in own:
+            why = f"the job ended before stage {graph.stage[name]} ran"
+            steps[name] = StepOutcome(
+                step=name, state="NOT_REACHED", effective="NOT_REACHED", reason=why
+            )
+            continue
         effective, source_step = graph.effective(name, own)
         taken_from = source_step if source_step != name else None
         if name in own:
@@ -102,7 +112,7 @@ def pipeline_evaluation(
     if not graph.is_pipeline:  # plain judges: exactly what a batch job's results say
         steps = {}
     counted = (steps[name].effective for name in graph.rolled_up) if steps else own.values()
-    status = rolled_up(s for s in counted if s != "SKIPPED")
+    status = rolled_up("ERRORED" if s == "NOT_REACHED" else s for s in counted if s != "SKIPPED")
     ordered = {name: verdicts[name] for name in graph.names if name in verdicts}
     return TranscriptEvaluation(
         index=index, source=source, status=status, verdicts=ordered, preview=preview, steps=steps

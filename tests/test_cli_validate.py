@@ -33,7 +33,7 @@ def test_validate_judges_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_validate_steps_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A valid `steps:` config exits 0, lists links, and notes that submit refuses pipelines."""
+    """A valid `steps:` config exits 0, lists its links and its stages."""
     path = tmp_path / "pipeline.yml"
     path.write_text(
         "model: m\nsteps:\n  - {name: a, prompt: 'x {{input}}'}\n"
@@ -45,7 +45,10 @@ def test_validate_steps_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "3 judges in the `steps:` shape" in out
     assert "- b\n    prompt:  inline\n    model:   m\n    fields:  (none)\n" in out
     assert "    depends on: a\n    on failure: c\n" in out
-    assert "submit refuses pipeline configs" in out
+    assert (
+        "  stage 0: a  (roots: run side by side)\n  stage 1: b\n  stage 2: c (on_failure of b)"
+        in out
+    )
 
 
 def test_validate_unknown_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,7 +204,8 @@ def test_validate_prints_the_stages(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["validate", str(write(tmp_path, DIAMOND))]) == 0
     out = capsys.readouterr().out
     assert (
-        "stages (5; a stage runs once the stages before it are decided):\n"
+        "stages (5; a stage runs once the stages before it are decided; a batch job submits "
+        "one stage at a time):\n"
         "  stage 0: a, b  (roots: run side by side)\n"
         "  stage 1: c, d\n"
         "  stage 2: f1 (on_failure of c)\n"

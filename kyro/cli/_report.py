@@ -120,13 +120,22 @@ def print_summary(result: BatchRunResult, out: Console, *, quiet: bool = False) 
 
 
 def print_progress(progress: JobProgress, out: Console) -> None:
-    """One row per batch: shard, attempt, model, batch id, state and counts."""
-    table = Table(title=f"job {progress.job_id}: {progress.phase}", box=_box(out))
-    for column in ("shard", "attempt", "model", "batch", "state", "done", "failed", "total"):
+    """One row per batch: shard, attempt, model, batch id, state and counts.
+
+    A pipeline job's title says which stage it is at, with a line per planned stage.
+    """
+    title = f"job {progress.job_id}: {progress.phase}"
+    if progress.stages > 1:
+        title += f", stage {progress.stage + 1} of {progress.stages}"
+    table = Table(title=title, box=_box(out))
+    staged = progress.stages > 1
+    columns = ("shard", "attempt", "model", "batch", "state", "done", "failed", "total")
+    for column in ("stage", *columns) if staged else columns:
         table.add_column(column)
     for batch in progress.batches:
         counts = batch.request_counts
         table.add_row(
+            *((str(batch.stage + 1),) if staged else ()),
             str(batch.shard),
             f"{batch.attempt}{' (fallback)' if batch.provider == 'fallback' else ''}",
             batch.model,
@@ -137,6 +146,12 @@ def print_progress(progress: JobProgress, out: Console) -> None:
             str(counts.total or batch.lines),
         )
     out.print(table)
+    for stage in progress.per_stage:
+        done = stage.totals
+        out.print(
+            f"stage {stage.stage + 1} of {progress.stages}: {stage.transcripts} transcripts "
+            f"qualified, {stage.requests} requests ({done.completed} done, {done.failed} failed)"
+        )
     totals = progress.totals
     out.print(f"requests: {totals.completed} done, {totals.failed} failed, of {progress.requests}")
 

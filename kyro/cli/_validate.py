@@ -79,11 +79,6 @@ def describe(config: JudgesConfig) -> str:
     if config.uses_pipeline:
         lines.append("")
         lines.extend(stage_lines(config))
-        lines.append("")
-        lines.append(
-            "note: depends_on/on_failure are valid here, but submit refuses pipeline configs "
-            "until staged batches are supported"
-        )
     return "\n".join(lines)
 
 
@@ -96,7 +91,10 @@ def stage_lines(config: JudgesConfig) -> list[str]:
         # '  stage 0: grounded, tone  (roots: run side by side)'
     """
     graph = config.graph()
-    lines = [f"stages ({len(graph.stages)}; a stage runs once the stages before it are decided):"]
+    lines = [
+        f"stages ({len(graph.stages)}; a stage runs once the stages before it are decided; "
+        "a batch job submits one stage at a time):"
+    ]
     for k, names in enumerate(graph.stages):
         described = []
         for name in names:
