@@ -12,10 +12,12 @@ then a fresh child runs a single ``check()`` and reports:
 * the child's peak RSS (``VmHWM``) — budget: 200,000 requests ≤ 1.3× 20,000 requests.
 
 Then a pipeline row: a 3-stage job (``first`` → ``second`` → ``third``, each depending on the
-one before) of ``--pipeline`` transcripts, each stage collected and the next planned by a
-fresh check child, against a 1-stage job of the same transcripts — budget: the highest peak
-RSS of the 3-stage job's checks ≤ 1.3× the 1-stage job's check (later stages stream the kept
-transcripts and the outcomes so far; nothing grows with the stage count).
+one before) of ``--pipeline`` transcripts, checked by fresh children until done (the emulator
+finishes a batch on its first read, so one check may carry the job through every stage: each
+stage collected, the next planned, written and submitted in the same process), against a
+1-stage job of the same transcripts — budget: the highest peak RSS of the 3-stage job's
+checks ≤ 1.3× the 1-stage job's check (later stages stream the kept transcripts and the
+outcomes so far; nothing grows with the stage count).
 
 Run::
 
