@@ -16,6 +16,7 @@ from kyro._types import BatchError, BatchState, RequestCounts, Usage
 from kyro._verdicts import VoteSettings
 
 __all__ = [
+    "PIPELINE_STATE_FORMAT",
     "STATE_FORMAT",
     "FinishedJob",
     "JobPhase",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 STATE_FORMAT = 1
+PIPELINE_STATE_FORMAT = 2
+"""A staged job's state: a kyro that knows only format 1 refuses it rather than finishing
+it as a plain job (which would skip its later stages)."""
 JobPhase = Literal["submitting", "pending", "collecting", "cancelling", "ended"]
 OptionValue = str | int | float | bool | None
 

@@ -34,6 +34,7 @@ from kyro._config_load import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
+from kyro._jobstate import PIPELINE_STATE_FORMAT
 from kyro._limits import check_runs
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
@@ -594,6 +595,7 @@ def _pipeline_fields(
     if not config.uses_pipeline:
         return {}
     return {
+        "format": PIPELINE_STATE_FORMAT,
         "stages": len(config.graph().stages),
         "variables": variables,
         "planned": (

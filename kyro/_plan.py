@@ -23,9 +23,13 @@ from kyro._templates import StepValues
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
-__all__ = ["aplan_requests", "plan_requests", "validate_variables"]
+__all__ = ["STAND_IN", "aplan_requests", "plan_requests", "validate_variables"]
 
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+STAND_IN = {"status": "SUCCESS", "score": "0.5", "root_cause": "(stand-in: upstream root cause)"}
+"""What ``{{steps.<name>.…}}`` renders to when no upstream results are given: a plan of a
+pipeline as if every step ran (``kyro plan``), or the submit-time check of later stages."""
 
 
 def validate_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
@@ -158,7 +162,7 @@ class _JudgePlan:
 class Planner:
     """The planning loop behind :func:`plan_requests` (``requests_for`` one transcript)."""
 
-    __slots__ = ("judges", "prefix", "preflight")
+    __slots__ = ("judges", "prefix", "preflight", "stand_in")
 
     def __init__(
         self,
@@ -179,6 +183,7 @@ class Planner:
         )
         self.prefix = f"s{stage}-t" if stage else "t"
         self.preflight = preflight
+        self.stand_in = {judge.name: STAND_IN for judge in config.judges}
 
     def iterate(
         self,
@@ -217,8 +222,11 @@ class Planner:
         """Every request of one transcript (judges × runs: small and bounded).
 
         ``judges`` limits it to those judge indices (a pipeline stage's steps that run for
-        this transcript); ``steps`` are the upstream results their prompts may read.
+        this transcript); ``steps`` are the upstream results their prompts may read (without
+        them, every step reads :data:`STAND_IN`).
         """
+        if steps is None:
+            steps = self.stand_in
         head = f"{self.prefix}{transcript.index}"
         cache: dict[str, str] = {}
         out: list[JudgeRequest] = []

@@ -33,7 +33,6 @@ from kyro._types import BatchLimits
 __all__ = ["build_stage"]
 
 _encoder = msgspec.json.Encoder()
-_STAND_IN = {"status": "SUCCESS", "score": "0.5", "root_cause": "stand-in"}
 
 
 def build_stage(
@@ -67,7 +66,6 @@ def build_stage(
     checker = (
         Planner(config, runs, variables, 0, preflight, require_json_mention) if stage == 0 else None
     )
-    stand_in = dict.fromkeys(graph.names, _STAND_IN)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     builder = ShardBuilder(directory, encode, limits, preflight=preflight)
     qualified = 0
@@ -94,7 +92,7 @@ def build_stage(
                         plan.write(buffer)
                         buffer.clear()
                 if checker is not None and later:
-                    checker.requests_for(transcript, later, stand_in)
+                    checker.requests_for(transcript, later)
             plan.write(buffer)
             summary = builder.close()
             preflight.raise_if_any()

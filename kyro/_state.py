@@ -36,6 +36,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._files import FileLock, atomic_write
 from kyro._index import INDEX_FILENAME
 from kyro._jobstate import (
+    PIPELINE_STATE_FORMAT,
     STATE_FORMAT,
     FinishedJob,
     JobPhase,
@@ -173,9 +174,10 @@ class StateStore:
         """The pending job, or None. A damaged or inconsistent file raises and is left exactly
         as it is (see :mod:`kyro._statecheck`)."""
         state = _read(self.state_path, _decoder, "job state")
-        if state is not None and state.format != STATE_FORMAT:
+        if state is not None and state.format not in (STATE_FORMAT, PIPELINE_STATE_FORMAT):
             raise BatchValidationError(
-                f"the job state has format {state.format}, this kyro reads {STATE_FORMAT}; "
+                f"the job state has format {state.format}, this kyro reads {STATE_FORMAT} and "
+                f"{PIPELINE_STATE_FORMAT}; "
                 "finish the job with the kyro version that submitted it. The file was left "
                 "untouched",
                 path=self.state_path,

@@ -173,6 +173,14 @@ def format_plan(
         f"plan for {config.path}: {summary.transcripts:,} transcripts × {judges} judges × "
         f"{runs} runs = {summary.requests:,} requests"
     )
+    if config.uses_pipeline:
+        stages = config.graph().stages
+        yield (
+            f"pipeline of {len(stages)} stages: these counts assume every step runs for every "
+            f"transcript (an upper bound; {{{{steps.…}}}} shows stand-in values); a batch job "
+            f"sends stage 0 ({', '.join(stages[0])}) first, and each later stage only for the "
+            "transcripts that qualify"
+        )
     yield ""
     rows = [
         (j.name, j.model, f"{summary.requests_by_judge.get(j.name, 0):,}") for j in config.judges

@@ -235,3 +235,14 @@ async def test_unrenderable_later_step_is_refused_at_submit(tmp_path: Path) -> N
     with pytest.raises(BatchValidationError, match=r"accuracy_appeal.*input has no field 'extra'"):
         await judge.submit([{"plan": "all-pass"}], variables=VARS)
     assert provider.batches == []
+
+
+async def test_pipeline_state_records_its_format_stages_and_variables(tmp_path: Path) -> None:
+    """A staged job's state carries format 2 (a kyro reading only plain jobs refuses it), its
+    stage count and the run variables later stages are rendered with."""
+    config, data = write_pipeline(tmp_path)
+    judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
+    await judge.submit([data], variables=VARS)
+    state = judge.store.load()
+    assert state is not None
+    assert (state.format, state.stages, state.variables) == (2, 5, VARS)
