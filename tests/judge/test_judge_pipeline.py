@@ -61,6 +61,12 @@ async def test_end_to_end_over_http_matches_the_live_walk(
     assert result is not None
     batched = list(result.evaluations)
     assert_outcomes(batched)
+    # The step's own variable overrides the run's; the others see the run's.
+    assert batched[0].verdicts["safety"].root_cause == "safety: v=strict"
+    assert batched[0].verdicts["relevance"].root_cause == "relevance: v=x"
+    # Upstream results reached the later stages' prompts.
+    assert batched[2].verdicts["accuracy_review"].root_cause == "accuracy_review: why=accuracy:"
+    assert batched[0].verdicts["quality"].root_cause == "quality: acc=SUCCESS"
     assert result.counts.steps["accuracy"].fell_back == 3
     assert result.counts.requests == 31 * 3
     # One batch per model per stage that had work: stages 0, 1, 2 (review), 3 (appeal), 4.
