@@ -31,18 +31,13 @@ from kyro._plan import Planner, validate_variables
 from kyro._provider import LiveProvider
 from kyro._results import (
     BatchRunResult,
-    Evaluations,
-    JudgeCounts,
     JudgeVerdict,
-    ResultCounts,
     RunVerdict,
-    StepCounts,
     TranscriptEvaluation,
-    job_status,
 )
-from kyro._steps import pipeline_evaluation, step_values, tally
+from kyro._steps import ResultsWriter, pipeline_evaluation, step_values
 from kyro._transcripts import Transcript, aiter_transcripts, transcript_preview
-from kyro._types import ResultLine, Usage
+from kyro._types import ResultLine
 from kyro._verdicts import VoteSettings, parse_reply, vote_sorted
 
 __all__ = ["KyroJudge"]
@@ -279,37 +274,20 @@ async def run_to_file(
         result = await run_to_file(live, ["data.jsonl"], Path("results.jsonl"))
     """
     job_id = job_id or new_run_id()
-    names = judge.graph.names
-    counts = ResultCounts(judges={name: JudgeCounts() for name in names})
-    if judge.graph.is_pipeline:
-        counts.steps = {name: StepCounts() for name in names}
-    usage = Usage()
-    buffer = bytearray()
     with atomic_writer(path) as file:
+        writer = ResultsWriter(file, judge.graph.names, pipeline=judge.graph.is_pipeline)
         stream = judge.run_many(transcripts, variables=variables, concurrency=concurrency)
         async with contextlib.aclosing(stream) as evaluations:
             async for evaluation in evaluations:
-                usage = usage + tally(counts, evaluation)
-                _encoder.encode_into(evaluation, buffer, -1)
-                buffer.extend(b"\n")
-                if len(buffer) >= 1 << 20:
-                    file.write(buffer)
-                    buffer.clear()
-        file.write(buffer)
-    if counts.transcripts == 0:
+                writer.add(evaluation)
+        writer.flush()
+    if writer.counts.transcripts == 0:
         raise BatchValidationError(
             "no transcripts were given, so there is nothing to run; pass inline text, files, "
             "folders or a .jsonl dataset",
             path=judge.config.path,
         )
-    return BatchRunResult(
-        job_id=job_id,
-        status=job_status(counts),
-        counts=counts,
-        usage=usage,
-        results_path=path,
-        evaluations=Evaluations(path, counts.transcripts),
-    )
+    return writer.result(job_id, path)
 
 
 def new_run_id() -> str:

@@ -38,12 +38,7 @@ from kyro._files import atomic_writer
 from kyro._index import iter_index
 from kyro._results import (
     BatchRunResult,
-    Evaluations,
-    JudgeCounts,
     JudgeVerdict,
-    ResultCounts,
-    StepCounts,
-    job_status,
 )
 from kyro._stagebuild import build_stage
 from kyro._stagefiles import (
@@ -54,8 +49,7 @@ from kyro._stagefiles import (
     write_lines,
 )
 from kyro._state import JobState, ShardState, StageRecord, StateStore
-from kyro._steps import pipeline_evaluation, tally
-from kyro._types import Usage
+from kyro._steps import ResultsWriter, pipeline_evaluation
 
 if TYPE_CHECKING:
     from kyro._judge import BatchJudge
@@ -197,44 +191,28 @@ def _finish(
     store: StateStore, state: JobState, config: JudgesConfig, reached: int, unexpected: int
 ) -> BatchRunResult:
     graph = config.graph()
-    counts = ResultCounts(
-        judges={name: JudgeCounts() for name in graph.names},
-        steps={name: StepCounts() for name in graph.names},
-        unexpected_lines=state.unexpected_lines + unexpected,
-    )
-    usage = Usage()
     results_path = store.results_path_for(state.job_id)
     entries = iter_index(store.index_path)
     entry = next(entries, None)
-    buffer = bytearray()
+    unexpected += state.unexpected_lines
     with atomic_writer(results_path) as file:
+        writer = ResultsWriter(file, graph.names, pipeline=True, unexpected=unexpected)
         for line in iter_outcomes(store.outcomes_path(state.stage)):
             while entry is not None and entry.index < line.index:
                 entry = next(entries, None)
-            known = entry is not None and entry.index == line.index
-            evaluation = pipeline_evaluation(
-                graph,
-                index=line.index,
-                source=entry.source if known and entry else f"unknown:{line.index}",
-                preview=(entry.preview or None) if known and entry else None,
-                verdicts=line.verdicts,
-                reached=reached,
+            known = entry if entry is not None and entry.index == line.index else None
+            writer.add(
+                pipeline_evaluation(
+                    graph,
+                    index=line.index,
+                    source=known.source if known else f"unknown:{line.index}",
+                    preview=(known.preview or None) if known else None,
+                    verdicts=line.verdicts,
+                    reached=reached,
+                )
             )
-            usage = usage + tally(counts, evaluation)
-            _encoder.encode_into(evaluation, buffer, -1)
-            buffer.extend(b"\n")
-            if len(buffer) >= 1 << 20:
-                file.write(buffer)
-                buffer.clear()
-        file.write(buffer)
-    return BatchRunResult(
-        job_id=state.job_id,
-        status=job_status(counts),
-        counts=counts,
-        usage=usage,
-        results_path=results_path,
-        evaluations=Evaluations(results_path, counts.transcripts),
-    )
+        writer.flush()
+    return writer.result(state.job_id, results_path)
 
 
 async def finish_pipeline(

@@ -9,20 +9,27 @@ jobs build their results here, so both say exactly the same thing about the same
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+import msgspec
 
 from kyro._dag import StepGraph
 from kyro._results import (
+    BatchRunResult,
+    Evaluations,
     JudgeCounts,
     JudgeVerdict,
     ResultCounts,
     StepCounts,
     StepOutcome,
     TranscriptEvaluation,
+    job_status,
     rolled_up,
 )
 from kyro._types import Usage
 
-__all__ = ["pipeline_evaluation", "step_values", "tally"]
+__all__ = ["ResultsWriter", "pipeline_evaluation", "step_values", "tally"]
 
 
 def _score(verdict: JudgeVerdict) -> float | None:
@@ -143,3 +150,56 @@ def tally(counts: ResultCounts, evaluation: TranscriptEvaluation) -> Usage:
     for name, outcome in evaluation.steps.items():
         counts.steps.setdefault(name, StepCounts()).add(outcome)
     return usage
+
+
+class ResultsWriter:
+    """Writes evaluations to an open results file, one a line, counting them as it goes.
+
+    Example::
+
+        with atomic_writer(path) as file:
+            writer = ResultsWriter(file, graph.names, pipeline=graph.is_pipeline)
+            for evaluation in evaluations:
+                writer.add(evaluation)
+            writer.flush()
+        result = writer.result(job_id, path)
+    """
+
+    _FLUSH_AT = 1 << 20
+    _encoder = msgspec.json.Encoder()
+
+    def __init__(
+        self, file: IO[bytes], names: tuple[str, ...], *, pipeline: bool, unexpected: int = 0
+    ) -> None:
+        self.file = file
+        self.counts = ResultCounts(
+            judges={name: JudgeCounts() for name in names}, unexpected_lines=unexpected
+        )
+        if pipeline:
+            self.counts.steps = {name: StepCounts() for name in names}
+        self.usage = Usage()
+        self._buffer = bytearray()
+
+    def add(self, evaluation: TranscriptEvaluation) -> None:
+        """Count and write one evaluation."""
+        self.usage = self.usage + tally(self.counts, evaluation)
+        self._encoder.encode_into(evaluation, self._buffer, -1)
+        self._buffer.extend(b"\n")
+        if len(self._buffer) >= self._FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered (call it before the file is closed)."""
+        self.file.write(self._buffer)
+        self._buffer.clear()
+
+    def result(self, job_id: str, path: Path) -> BatchRunResult:
+        """The run's result, once the file at ``path`` is complete."""
+        return BatchRunResult(
+            job_id=job_id,
+            status=job_status(self.counts),
+            counts=self.counts,
+            usage=self.usage,
+            results_path=path,
+            evaluations=Evaluations(path, self.counts.transcripts),
+        )
