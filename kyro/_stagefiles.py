@@ -13,16 +13,15 @@ A plan or outcomes file is written atomically: it is either complete or absent.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import atomic_writer, private_opener
+from kyro._files import atomic_writer
+from kyro._index import JsonlWriter
 from kyro._results import JudgeVerdict
 from kyro._transcripts import Transcript
 
@@ -54,53 +53,28 @@ class StageOutcomes(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     verdicts: dict[str, JudgeVerdict] = {}
 
 
-class TranscriptWriter:
+class TranscriptWriter(JsonlWriter):
     """Streams transcripts to the job's ``transcripts.jsonl`` (0600); ``close`` fsyncs it.
 
     Example::
 
-        with TranscriptWriter(store.stages_dir / "transcripts.jsonl") as kept:
+        with TranscriptWriter(store.transcripts_path) as kept:
             kept.write(transcript)
     """
 
+    __slots__ = ()
+    exists_message = (
+        "the job's transcripts file already exists; an earlier submit was interrupted: run "
+        "the same submit again"
+    )
+
     def __init__(self, path: Path) -> None:
-        self.path = path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._file = open(path, "wb", opener=private_opener)  # noqa: SIM115
-        self._buffer = bytearray()
+        super().__init__(path)
 
     def write(self, transcript: Transcript) -> None:
         """Append one transcript."""
-        _encoder.encode_into(transcript, self._buffer, -1)
-        self._buffer.extend(b"\n")
-        if len(self._buffer) >= _FLUSH_AT:
-            self._flush()
-
-    def _flush(self) -> None:
-        self._file.write(self._buffer)  # a buffered file writes all of it
-        self._buffer.clear()
-
-    def close(self) -> None:
-        """Flush, fsync and close (idempotent)."""
-        if self._file.closed:
-            return
-        try:
-            self._flush()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        finally:
-            self._file.close()
-
-    def __enter__(self) -> TranscriptWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self.append(transcript)
 
 
 _T = TypeVar("_T")
