@@ -149,6 +149,12 @@ async def _check_stage(
 
     Returns the state to keep polling with (something was sent), or the finished result.
     """
+    if cancelled and not any(s.stage == state.stage for s in state.shards):
+        # Cancelled between planning this stage and sending it: it never ran.
+        result = await finish_pipeline(judge, state, reached=state.stage, unexpected=0)
+        state = msgspec.structs.replace(state, status="ended")
+        judge.store.save(state)
+        raise judge.job_error(state, result, "cancelled")
     retryable, unexpected = await collect_stage(judge, state)
     again = None if fatal or cancelled else await _resubmit(judge, state, retryable)
     if again is not None:

@@ -188,7 +188,12 @@ async def next_stage(judge: BatchJudge, state: JobState, unexpected: int) -> Job
 
 
 def _finish(
-    store: StateStore, state: JobState, config: JudgesConfig, reached: int, unexpected: int
+    store: StateStore,
+    state: JobState,
+    config: JudgesConfig,
+    reached: int,
+    unexpected: int,
+    outcomes: Path | None,
 ) -> BatchRunResult:
     graph = config.graph()
     results_path = store.results_path_for(state.job_id)
@@ -197,7 +202,7 @@ def _finish(
     unexpected += state.unexpected_lines
     with atomic_writer(results_path) as file:
         writer = ResultsWriter(file, graph.names, pipeline=True, unexpected=unexpected)
-        for line in iter_outcomes(store.outcomes_path(state.stage)):
+        for line in iter_outcomes(outcomes):
             while entry is not None and entry.index < line.index:
                 entry = next(entries, None)
             known = entry if entry is not None and entry.index == line.index else None
@@ -218,9 +223,18 @@ def _finish(
 async def finish_pipeline(
     judge: BatchJudge, state: JobState, *, reached: int, unexpected: int
 ) -> BatchRunResult:
-    """Write the job's results file from its outcomes so far; ``reached`` stages ran."""
-    config = _config_of(judge.store, state)
-    with judge.store.writing(judge.store.sidecar):
+    """Write the job's results file from its outcomes so far; ``reached`` stages ran.
+
+    With ``reached`` equal to the current stage (cancelled before any of its batches went
+    out), the outcomes are those the stage was planned from.
+    """
+    store = judge.store
+    config = _config_of(store, state)
+    if reached > state.stage:
+        outcomes: Path | None = store.outcomes_path(state.stage)
+    else:
+        outcomes = store.resolve(state.outcomes) if state.outcomes else None
+    with store.writing(store.sidecar):
         return await anyio.to_thread.run_sync(
-            _finish, judge.store, state, config, reached, unexpected
+            _finish, store, state, config, reached, unexpected, outcomes
         )

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from pipeline_helpers import PLANS, STEPS, assert_outcomes, responder, write_pipeline
 
-from kyro import BatchJobError, BatchJudge, BatchValidationError, KyroJudge, TranscriptEvaluation
+from kyro import (
+    BatchJobError,
+    BatchJudge,
+    BatchValidationError,
+    KyroJudge,
+    ProviderError,
+    TranscriptEvaluation,
+)
 from kyro._state import JobState
 from kyro.testing import FakeProvider
 from kyro_local import LocalProvider
@@ -252,3 +259,52 @@ async def test_pipeline_state_records_its_format_stages_and_variables(tmp_path: 
     state = judge.store.load()
     assert state is not None
     assert (state.format, state.stages, state.variables) == (2, 5, VARS)
+
+
+class FailsOnSecondSubmit(FakeProvider):
+    """A fake whose batch creations after the first fail while ``down``: stage 1 is planned
+    and saved, never sent."""
+
+    down = True
+
+    async def submit(self, path: Path, *, metadata: Any) -> str:
+        if self.batches and self.down:
+            raise ProviderError("the provider went away", status_code=503)
+        return await super().submit(path, metadata=metadata)
+
+
+async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) -> None:
+    """A stage planned but never sent (the provider failed) is cancelled as never reached."""
+    config, data = write_pipeline(tmp_path)
+    provider = FailsOnSecondSubmit(responder=lambda custom_id, body: responder(body))
+    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
+    await judge.submit([data], variables=VARS)
+    with pytest.raises(ProviderError):
+        await judge.check()
+    state = judge.store.load()
+    assert state is not None
+    assert (state.stage, state.status) == (1, "submitting")
+    await judge.cancel()
+    with pytest.raises(BatchJobError) as info:
+        await judge.check()
+    assert info.value.status == "cancelled"
+    assert len(provider.batches) == 1
+    first = next(iter(info.value.result.evaluations))  # type: ignore[union-attr]
+    assert first.steps["relevance"].state == "RAN"
+    assert first.steps["accuracy"].state == "NOT_REACHED"
+    assert first.steps["accuracy"].reason == "the job ended before stage 1 ran"
+
+
+async def test_a_failed_next_stage_submit_resumes_on_the_next_check(tmp_path: Path) -> None:
+    """After the commit point, a failed creation is retried by the next check, never doubled."""
+    config, data = write_pipeline(tmp_path)
+    provider = FailsOnSecondSubmit(responder=lambda custom_id, body: responder(body))
+    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
+    await judge.submit([data], variables=VARS)
+    with pytest.raises(ProviderError):
+        await judge.check()
+    provider.down = False
+    result = await judge.check()
+    assert result is not None
+    assert_outcomes(list(result.evaluations))
+    assert [b.metadata["kyro_stage"] for b in provider.batches] == ["0", "1", "2", "3", "4"]
