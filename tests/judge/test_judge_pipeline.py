@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from kyro import (
     TranscriptEvaluation,
 )
 from kyro._state import JobState
+from kyro.cli._report import console, print_progress
 from kyro.testing import FakeProvider
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
@@ -135,6 +137,12 @@ async def test_status_shows_stage_k_of_n_with_counts_per_stage(tmp_path: Path) -
     assert progress.per_stage[0].totals.completed == 12
     assert progress.requests == 22
     assert {b.stage for b in progress.batches} == {0, 1}
+    out = io.StringIO()
+    print_progress(progress, console(out))
+    printed = out.getvalue()
+    assert "pending, stage 2 of 5" in printed
+    assert "stage 1 of 5: 6 transcripts qualified, 12 requests (12 done, 0 failed)" in printed
+    assert "stage 2 of 5: 5 transcripts qualified, 10 requests (10 done, 0 failed)" in printed
 
 
 async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path) -> None:
