@@ -240,3 +240,33 @@ def test_cli_run_walks_a_pipeline_live(
     assert lines[0].endswith(",step_state,effective,effective_from,reason")
     assert len(lines) == 1 + 6 * 7
     assert lines[1 + 7 + 2].endswith(",SKIPPED,SKIPPED,,dependency 'relevance' ended ERROR")
+
+
+async def test_run_many_holds_a_bounded_window_behind_a_slow_transcript(tmp_path: Path) -> None:
+    """While the first transcript is stuck, at most 4 × concurrency transcripts are started."""
+    path = tmp_path / "judges.yml"
+    path.write_text("model: m\njudges:\n  - {name: a, prompt: 'x {{input}} JSON'}\n")
+    started: list[str] = []
+    release = anyio.Event()
+
+    async def handler(body: dict[str, Any]) -> str:
+        text = body["messages"][0]["content"]
+        started.append(text)
+        if "item-0 " in text:
+            await release.wait()
+        return '{"status": "SUCCESS"}'
+
+    items = [f"item-{i} " for i in range(40)]
+    provider = LocalProvider(handler=handler, state_dir=tmp_path / "local")
+    seen: list[int] = []
+    async with KyroJudge(path, provider=provider) as judge, anyio.create_task_group() as group:
+
+        async def consume() -> None:
+            seen.extend(e.index for e in await run_all(judge, items, concurrency=2))
+
+        group.start_soon(consume)
+        await anyio.sleep(0.3)
+        while_stuck = len(started)
+        release.set()
+    assert while_stuck == 8
+    assert seen == list(range(40))
