@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import msgspec
 
 from kyro._config import JudgesConfig
 from kyro._config_load import load_config
@@ -41,8 +40,6 @@ from kyro._types import ResultLine
 from kyro._verdicts import VoteSettings, parse_reply, vote_sorted
 
 __all__ = ["KyroJudge"]
-
-_encoder = msgspec.json.Encoder()
 
 
 class KyroJudge:
@@ -147,10 +144,14 @@ class KyroJudge:
 
         async def feed(group: anyio.abc.TaskGroup) -> None:
             async with send:
-                async for item in aiter_transcripts(transcripts):
-                    await ahead.acquire()
-                    await running.acquire()
-                    group.start_soon(one, item, send.clone(), group)
+                try:
+                    async for item in aiter_transcripts(transcripts):
+                        await ahead.acquire()
+                        await running.acquire()
+                        group.start_soon(one, item, send.clone(), group)
+                except Exception as exc:  # a bad transcript input: raised below as itself
+                    failed.append(exc)
+                    group.cancel_scope.cancel()
 
         held: dict[int, TranscriptEvaluation] = {}
         following = 0

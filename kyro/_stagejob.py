@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["collect_stage", "finish_pipeline", "next_stage"]
 
 replace = msgspec.structs.replace
-_encoder = msgspec.json.Encoder()
 
 
 def _stage_downloads(store: StateStore, state: JobState) -> list[Path]:

@@ -187,6 +187,8 @@ async def test_run_refuses_many_transcripts_and_batch_providers(tmp_path: Path) 
             await judge.run(data)
         with pytest.raises(ValueError, match="concurrency must be a whole number"):
             await run_all(judge, data, concurrency=0)
+        with pytest.raises(BatchValidationError, match="file not found"):
+            await run_all(judge, [tmp_path / "nope.json"])
     with pytest.raises(TypeError, match="cannot run requests live"):
         KyroJudge(config, provider=object())  # type: ignore[arg-type]
 
