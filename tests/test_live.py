@@ -179,7 +179,8 @@ async def test_plain_judges_config_gives_plain_evaluations(tmp_path: Path) -> No
 
 
 async def test_run_refuses_many_transcripts_and_batch_providers(tmp_path: Path) -> None:
-    """run() takes one transcript; a provider without complete() is refused up front."""
+    """run() takes one transcript, a missing file is a clear error (not an exception group),
+    and a provider without complete() is refused up front."""
     config, data = write_pipeline(tmp_path)
     provider = LocalProvider(handler=responder, state_dir=tmp_path / "local")
     async with KyroJudge(config, provider=provider) as judge:
