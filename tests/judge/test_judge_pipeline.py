@@ -89,7 +89,9 @@ async def test_end_to_end_over_http_matches_the_live_walk(
     assert comparable(walked) == comparable(batched)
 
 
-async def test_each_check_advances_at_most_one_stage_per_finished_batch(tmp_path: Path) -> None:
+async def test_check_returns_none_until_the_last_stage_and_sends_only_who_qualifies(
+    tmp_path: Path,
+) -> None:
     """check() returns None until the last stage is done; each stage goes out as new batches
     of the same job, with the stage in metadata and custom_id, for qualifying transcripts only."""
     config, data = write_pipeline(tmp_path)
