@@ -318,3 +318,17 @@ async def test_a_failed_next_stage_submit_resumes_on_the_next_check(tmp_path: Pa
     assert result is not None
     assert_outcomes(list(result.evaluations))
     assert [b.metadata["kyro_stage"] for b in provider.batches] == ["0", "1", "2", "3", "4"]
+
+
+async def test_an_edited_pipeline_state_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    """A stage whose shards no longer add up to what it planned is refused by name."""
+    config, data = write_pipeline(tmp_path)
+    judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
+    await judge.submit([data], variables=VARS)
+    path = judge.store.state_path
+    edited = path.read_bytes().replace(b'"requests":12', b'"requests":13')
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    with pytest.raises(BatchValidationError, match="stage 0 hold 12 requests, but the stage"):
+        await judge.check()
+    assert path.read_bytes() == edited
