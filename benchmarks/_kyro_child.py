@@ -29,7 +29,7 @@ from kyro_anthropic._body import RequestsBody
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai._upload import MultipartFile
 
-__all__ = ["CHECK_CUTS", "CUTS", "DISK_FAULTS", "SUBMIT_CUTS"]
+__all__ = ["CHECK_CUTS", "CUTS", "DISK_FAULTS", "STAGE_CUTS", "SUBMIT_CUTS"]
 
 SUBMIT_CUTS = (
     "after_plan",
@@ -45,6 +45,19 @@ CHECK_CUTS = ("mid_download", "download_marked", "after_results", "before_clear"
 """Cut points met by ``check``, in the order a collection meets them."""
 
 CUTS = SUBMIT_CUTS + CHECK_CUTS
+
+STAGE_CUTS = (
+    "stage_aggregated",
+    "stage_planning",
+    "stage_written",
+    "stage_committed",
+    "stage_intent",
+    "stage_uploaded",
+    "stage_created",
+)
+"""Cut points of a pipeline's ``check`` as it goes from stage 0 to stage 1, in order: the
+stage's outcomes written, the next stage half planned, its shards written, the new stage
+saved (commit point), a batch's intent saved, its file uploaded, the batch created."""
 
 DISK_FAULTS = ("enospc", "eacces")
 """Write failures injected into kyro's atomic writes (``disk:enospc``, ``disk:eacces``)."""
@@ -108,10 +121,60 @@ def _install(cut: str) -> None:
             _die()
 
         setattr(StateStore, name, die_first)
+    elif cut.startswith("stage_"):
+        _install_stage_cut(cut)
     elif cut.startswith("disk:"):
         _install_disk_fault(cut.removeprefix("disk:"))
     elif cut != "none":
-        raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(CUTS)}")
+        raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(CUTS + STAGE_CUTS)}")
+
+
+def _install_stage_cut(cut: str) -> None:
+    """Cut points of the move from pipeline stage 0 to stage 1 inside ``check``."""
+    import kyro._stagejob
+    from kyro._builder import ShardBuilder
+
+    if cut == "stage_aggregated":
+        write_lines = kyro._stagejob.write_lines
+
+        def written_then_die(path: Any, items: Any) -> int:
+            count = write_lines(path, items)
+            _die()
+            return count
+
+        kyro._stagejob.write_lines = written_then_die  # type: ignore[assignment]
+    elif cut == "stage_planning":
+        add = ShardBuilder.add
+
+        def add_then_die(self: ShardBuilder, request: Any) -> bool:
+            added = add(self, request)
+            if request.custom_id.startswith("s1-"):
+                _die()
+            return added
+
+        ShardBuilder.add = add_then_die  # type: ignore[method-assign]
+    elif cut == "stage_written":
+        build = kyro._stagejob.build_stage
+
+        def built_then_die(*args: Any, **kwargs: Any) -> Any:
+            built = build(*args, **kwargs)
+            _die()
+            return built
+
+        kyro._stagejob.build_stage = built_then_die  # type: ignore[assignment]
+    elif cut == "stage_committed":
+        _after_save(lambda s: s.stage >= 1 and any(not shard.attempts for shard in s.shards))
+    elif cut == "stage_intent":
+        _after_save(
+            lambda s: any(
+                a.batch_id is None for shard in s.shards if shard.stage >= 1 for a in shard.attempts
+            )
+        )
+    elif cut in ("stage_uploaded", "stage_created"):
+        # In check, the first upload and creation are those of stage 1.
+        _install("after_upload" if cut == "stage_uploaded" else "after_create")
+    else:
+        raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(STAGE_CUTS)}")
 
 
 def _cut_stream(body_class: Any) -> None:

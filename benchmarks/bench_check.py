@@ -11,9 +11,17 @@ then a fresh child runs a single ``check()`` and reports:
   download's speed is mostly the emulator's HTTP serving;
 * the child's peak RSS (``VmHWM``) — budget: 200,000 requests ≤ 1.3× 20,000 requests.
 
+Then a pipeline row: a 3-stage job (``first`` → ``second`` → ``third``, each depending on the
+one before) of ``--pipeline`` transcripts, checked by fresh children until done (the emulator
+finishes a batch on its first read, so one check may carry the job through every stage: each
+stage collected, the next planned, written and submitted in the same process), against a
+1-stage job of the same transcripts — budget: the highest peak RSS of the 3-stage job's
+checks ≤ 1.3× the 1-stage job's check (later stages stream the kept transcripts and the
+outcomes so far; nothing grows with the stage count).
+
 Run::
 
-    .venv/bin/python benchmarks/bench_check.py [--small 20000] [--large 200000]
+    .venv/bin/python benchmarks/bench_check.py [--small 20000] [--large 200000] [--pipeline 100000]
 """
 
 from __future__ import annotations
@@ -43,6 +51,19 @@ CONFIG = "version: 1\nmodel: gpt-4o-mini\njudges:\n" + "".join(
 )
 
 
+PIPELINE = "version: 1\nmodel: gpt-4o-mini\nsteps:\n" + "".join(
+    f"  - name: {name}\n"
+    f"    prompt: 'Judge the {name} pass of this exchange. Reply in JSON. {{{{input}}}}'\n"
+    "    output_format: json\n" + (f"    depends_on: {after}\n" if after else "")
+    for name, after in (("first", None), ("second", "first"), ("third", "second"))
+)
+ONE_STAGE = "version: 1\nmodel: gpt-4o-mini\njudges:\n" + (
+    "  - name: first\n"
+    "    prompt: 'Judge the first pass of this exchange. Reply in JSON. {{input}}'\n"
+    "    output_format: json\n"
+)
+
+
 def _peak_rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -58,13 +79,21 @@ def _judge(url: str, config: str, state_dir: str) -> Any:
     return BatchJudge(provider, config, state_dir=state_dir)
 
 
-async def _child_submit(url: str, config: str, state_dir: str, requests: int) -> dict[str, Any]:
-    transcripts = (
-        f"customer asks about invoice {i}; the assistant answers"
-        for i in range(requests // len(JUDGES))
-    )
+async def _child_submit(url: str, config: str, state_dir: str, count: int) -> dict[str, Any]:
+    transcripts = (f"customer asks about invoice {i}; the assistant answers" for i in range(count))
     job_id = await _judge(url, config, state_dir).submit(transcripts)
-    return {"job_id": job_id}
+    return {"job_id": job_id, "peak_rss_kb": _peak_rss_kb()}
+
+
+async def _child_step(url: str, config: str, state_dir: str) -> dict[str, Any]:
+    """One check() of a job that may have stages left: done or not, and the peak RSS."""
+    start = time.perf_counter()
+    result = await _judge(url, config, state_dir).check()
+    return {
+        "done": result is not None,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_kb": _peak_rss_kb(),
+    }
 
 
 async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
@@ -143,9 +172,33 @@ def measure(url: str, folder: Path, requests: int) -> dict[str, Any]:
     config = work / "judges.yml"
     config.write_text(CONFIG)
     state = str(work / "state")
-    job_id = _run_child("submit", url, str(config), state, str(requests))["job_id"]
+    count = requests // len(JUDGES)
+    job_id = _run_child("submit", url, str(config), state, str(count))["job_id"]
     _finish_batches(url, job_id)
     return _run_child("check", url, str(config), state)
+
+
+def measure_stages(url: str, folder: Path, name: str, config_text: str, n: int) -> dict[str, Any]:
+    """Submit ``n`` transcripts, then finish the batches and check until done; every check
+    is a fresh child. Returns the checks' count and highest peak RSS, and the submit's."""
+    work = folder / name
+    work.mkdir()
+    config = work / "judges.yml"
+    config.write_text(config_text)
+    state = str(work / "state")
+    submitted = _run_child("submit", url, str(config), state, str(n))
+    checks: list[dict[str, Any]] = []
+    while not checks or not checks[-1]["done"]:
+        _finish_batches(url, submitted["job_id"])
+        checks.append(_run_child("step", url, str(config), state))
+        if len(checks) > 10:
+            raise RuntimeError(f"{name}: not done after 10 checks")
+    return {
+        "checks": len(checks),
+        "seconds": sum(c["seconds"] for c in checks),
+        "peak_rss_kb": max(c["peak_rss_kb"] for c in checks),
+        "submit_peak_rss_kb": submitted.get("peak_rss_kb", 0),
+    }
 
 
 def _report(requests: int, m: dict[str, Any]) -> None:
@@ -162,6 +215,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--large", type=int, default=200_000)
+    parser.add_argument("--pipeline", type=int, default=100_000, help="transcripts (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kyro-bench-check-") as tmp:
         folder = Path(tmp)
@@ -185,6 +239,10 @@ def main() -> None:
             url = emulator.stdout.readline().strip()
             small = measure(url, folder, args.small)
             large = measure(url, folder, args.large)
+            staged = plain = None
+            if args.pipeline:
+                plain = measure_stages(url, folder, "one-stage", ONE_STAGE, args.pipeline)
+                staged = measure_stages(url, folder, "three-stage", PIPELINE, args.pipeline)
         finally:
             os.kill(emulator.pid, signal.SIGTERM)
             emulator.wait(30)
@@ -194,12 +252,23 @@ def main() -> None:
     ratio = large["peak_rss_kb"] / small["peak_rss_kb"]
     print(f"aggregation throughput at {args.large:,}: {rate:,.0f} lines/s (budget >= 100,000)")
     print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.2f} (budget <= 1.3)")
+    if staged is not None and plain is not None:
+        for label, m in (("1-stage", plain), ("3-stage", staged)):
+            print(
+                f"{label} job of {args.pipeline:,} transcripts: {m['checks']} checks, "
+                f"{m['seconds']:6.2f} s, check peak RSS {m['peak_rss_kb'] / 1024:6.1f} MiB, "
+                f"submit peak RSS {m['submit_peak_rss_kb'] / 1024:6.1f} MiB"
+            )
+        ratio = staged["peak_rss_kb"] / plain["peak_rss_kb"]
+        print(f"peak RSS ratio 3-stage / 1-stage check: {ratio:.2f} (budget <= 1.3)")
 
 
 def _child(argv: list[str]) -> None:
     command, url, config, state_dir, *rest = argv
     if command == "submit":
         run = functools.partial(_child_submit, url, config, state_dir, int(rest[0]))
+    elif command == "step":
+        run = functools.partial(_child_step, url, config, state_dir)
     else:
         run = functools.partial(_child_check, url, config, state_dir)
     print(json.dumps(anyio.run(run)), flush=True)

@@ -5,9 +5,11 @@ Usage::
     python3 benchmarks/reliability.py [--repeat N]
 
 Every scenario runs a real job against the emulator over HTTP on 127.0.0.1 (the scenarios
-live in ``benchmarks/_scenarios.py`` and ``benchmarks/_hostile.py``, shared with
-``tests/reliability``). Deterministic scenarios (each kill -9 cut point, each classified
-provider failure, each hostile judge reply, each kind of bad input) run once; the random
+live in ``benchmarks/_scenarios.py``, ``benchmarks/_stage_scenarios.py`` and
+``benchmarks/_hostile.py``, shared with ``tests/reliability``). Deterministic scenarios (each
+kill -9 cut point — of submit, of check, and of a pipeline's move from one stage to the
+next — each classified provider failure, each hostile judge reply, each kind of bad input)
+run once; the random
 ones (30 % faulty API calls, concurrent pollers) run ``N`` times with different seeds.
 The table counts, per scenario, the runs, how many recovered (the job completed or ended as
 classified; for bad input, kyro refused it with exit 2 and a clear message, no traceback and
@@ -42,7 +44,7 @@ from _hostile import (  # noqa: E402  # benchmarks/ is on the path just above
     bad_input_scenario,
     hostile_reply_scenario,
 )
-from _kyro_child import CUTS  # noqa: E402
+from _kyro_child import CUTS, STAGE_CUTS  # noqa: E402
 from _scenarios import (  # noqa: E402
     CLASSIFIED,
     EmulatorProcess,
@@ -53,6 +55,7 @@ from _scenarios import (  # noqa: E402
     fault_rate_scenario,
     pollers_scenario,
 )
+from _stage_scenarios import stage_crash_scenario  # noqa: E402
 
 
 class Row:
@@ -112,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         with EmulatorProcess() as emulator:
             for cut in CUTS:
                 record(f"kill -9 {cut}", lambda c=cut: crash_scenario(emulator.url, folder(), c))
+            for cut in STAGE_CUTS:
+                record(
+                    f"pipeline kill -9 {cut}",
+                    lambda c=cut: stage_crash_scenario(emulator.url, folder(), c),
+                )
             for _ in range(args.repeat):
                 for n in (2, 4):
                     record(f"{n} pollers", lambda n=n: pollers_scenario(emulator.url, folder(), n))

@@ -37,10 +37,11 @@ from kyro._index import (
     iter_index,
 )
 from kyro._judge import BatchJudge
+from kyro._live import KyroJudge
 from kyro._plan import aplan_requests, plan_requests
 from kyro._preflight import Preflight, PreflightProblem
-from kyro._progress import BatchProgress, JobProgress
-from kyro._provider import BatchProvider
+from kyro._progress import BatchProgress, JobProgress, StageProgress
+from kyro._provider import BatchProvider, LiveProvider
 from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
 from kyro._results import (
@@ -50,6 +51,8 @@ from kyro._results import (
     JudgeVerdict,
     ResultCounts,
     RunVerdict,
+    StepCounts,
+    StepOutcome,
     TranscriptEvaluation,
 )
 from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
@@ -94,6 +97,8 @@ __all__ = [
     "JudgeVerdict",
     "JudgesConfig",
     "KyroError",
+    "KyroJudge",
+    "LiveProvider",
     "Message",
     "Preflight",
     "PreflightProblem",
@@ -107,6 +112,9 @@ __all__ = [
     "RunVerdict",
     "Shard",
     "ShardBuilder",
+    "StageProgress",
+    "StepCounts",
+    "StepOutcome",
     "Template",
     "Transcript",
     "TranscriptEvaluation",

@@ -30,6 +30,7 @@ from kyro._results import (
     BatchRunResult,
     Evaluations,
     JudgeCounts,
+    JudgeVerdict,
     ResultCounts,
     RunVerdict,
     TranscriptEvaluation,
@@ -88,6 +89,7 @@ class Aggregator:
         partition_size: int = 1024,
         buffer_bytes: int = 8 << 20,
         thresholds: Sequence[float] = (),
+        stage: int = 0,
     ) -> None:
         if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
             raise ValueError("runs, judges and partition_size must be positive")
@@ -99,6 +101,7 @@ class Aggregator:
         self.settings = settings if settings is not None else VoteSettings()
         self.partition_size = partition_size
         self.buffer_bytes = buffer_bytes
+        self.stage = stage
         self.lines = 0
         self.unexpected = 0
         self.unexpected_ids: list[str] = []
@@ -115,12 +118,12 @@ class Aggregator:
 
     def add(self, line: ResultLine) -> None:
         """Take one result line (any batch, any order)."""
-        match = _FAST_ID.fullmatch(line.custom_id)
+        match = _FAST_ID.fullmatch(line.custom_id) if not self.stage else None
         if match is not None:
             t, j, r = int(match[1]), int(match[2]), int(match[3])
         else:
             key = parse_custom_id(line.custom_id)
-            if key is None or key.stage != 0:
+            if key is None or key.stage != self.stage:
                 self._unexpected(line.custom_id)
                 return
             t, j, r = key.transcript, key.judge, key.run
@@ -171,6 +174,61 @@ class Aggregator:
                         rec = best.get(base + j * runs + r)
                         if rec is None or rec.rank == _RETRYABLE:
                             yield format_custom_id(t, j, r)
+
+    def retryable_in(self, planned: Iterable[tuple[int, Sequence[int]]]) -> Iterator[str]:
+        """:meth:`retryable` over only the requests ``planned`` (a pipeline stage's).
+
+        ``planned`` yields ``(transcript, judge indices)`` in ascending transcript order.
+        """
+        runs = self.runs
+        for t, judges, best in self._planned(planned):
+            base = (t % self.partition_size) * len(self.judges) * runs
+            for j in judges:
+                for r in range(runs):
+                    rec = best.get(base + j * runs + r)
+                    if rec is None or rec.rank == _RETRYABLE:
+                        yield format_custom_id(t, j, r, self.stage)
+
+    def verdicts_in(
+        self, planned: Iterable[tuple[int, Sequence[int]]]
+    ) -> Iterator[tuple[int, dict[str, JudgeVerdict]]]:
+        """Each planned transcript's voted verdicts of the planned judges (a pipeline stage).
+
+        A planned request with no line is an errored run (``missing``), as in :meth:`finish`.
+        """
+        runs_per_judge = self.runs
+        for t, judges, best in self._planned(planned):
+            base = (t % self.partition_size) * len(self.judges) * runs_per_judge
+            verdicts: dict[str, JudgeVerdict] = {}
+            for j in judges:
+                runs: list[RunVerdict] = []
+                for r in range(runs_per_judge):
+                    rec = best.get(base + j * runs_per_judge + r)
+                    if rec is None:
+                        runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
+                    elif rec.rank == _OK:
+                        runs.append(parse_reply(rec.content, run=r, usage=rec.usage))
+                    else:
+                        runs.append(
+                            RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
+                        )
+                name = self.judges[j]
+                verdicts[name] = vote_sorted(name, tuple(runs), self.settings)
+            yield t, verdicts
+
+    def _planned(
+        self, planned: Iterable[tuple[int, Sequence[int]]]
+    ) -> Iterator[tuple[int, Sequence[int], dict[int, _Rec]]]:
+        """``planned`` with each transcript's partition loaded (one partition at a time)."""
+        self._flush()
+        loaded = -1
+        best: dict[int, _Rec] = {}
+        for t, judges in planned:
+            partition = t // self.partition_size
+            if partition != loaded:
+                best = self._load(partition)
+                loaded = partition
+            yield t, judges, best
 
     def finish(
         self, index: Iterable[IndexEntry], results_path: Path, *, job_id: str

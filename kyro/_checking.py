@@ -12,6 +12,10 @@ Decisions per shard, on the latest attempt once every batch is terminal:
   of the same job — through the fallback provider when there is one — up to
   ``max_resubmits`` times per shard. What is still unfinished after that is reported as
   errored runs; if a batch expired or was cancelled, the job ends ``expired``/``cancelled``.
+
+A pipeline job does all of this per stage (only the current stage's batches are collected
+and sent again); a stage that is done starts the next one (see :mod:`kyro._stagejob`), and
+check() returns None until the last stage is done.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import msgspec
 
 from kyro._collect import aggregate
 from kyro._results import BatchRunResult
+from kyro._stagejob import collect_stage, finish_pipeline, next_stage
 from kyro._state import JobState, ShardState
 from kyro._types import BatchState
 
@@ -87,6 +92,13 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
         )
         cancelled = state.cancel_requested
 
+        if state.pipeline:
+            outcome = await _check_stage(judge, state, fatal, cancelled)
+            if isinstance(outcome, JobState):
+                state = outcome
+                continue
+            return outcome
+
         args = judge.aggregate_args(state)
         # One pass over the downloads gives both what to send again and the result (used
         # unless something is sent again; then the next pass rewrites the results file).
@@ -94,24 +106,15 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
             collected = await anyio.to_thread.run_sync(
                 functools.partial(aggregate, **args, finish=True)
             )
-        resubmitted = False
-        if not fatal and not cancelled and collected.retryable:
-            for shard in state.shards:
-                if _resubmits(shard, "resubmit") >= judge.max_resubmits:
-                    continue
-                file = judge.resubmission_file(shard, collected.retryable)
-                if file is None:
-                    continue
-                via = "fallback" if judge.fallback is not None else "primary"
-                state = await judge.ensure_attempt(state, shard, file, via=via, reason="resubmit")
-                resubmitted = True
-        if resubmitted:
+        again = None if fatal or cancelled else await _resubmit(judge, state, collected.retryable)
+        if again is not None:
+            state = again
             continue
 
         result = collected.result
         assert result is not None
         result = msgspec.structs.replace(result, models=dict(state.models))
-        ended = _ended_status(state, fatal, cancelled, bool(collected.retryable))
+        ended = _ended_status(state.shards, fatal, cancelled, bool(collected.retryable))
         if ended is None:
             judge.store.finish(state.job_id, result, config_path=state.config_path)
             return result
@@ -120,10 +123,65 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
         raise judge.job_error(state, result, ended)
 
 
-def _ended_status(state: JobState, fatal: bool, cancelled: bool, unfinished: bool) -> str | None:
+async def _resubmit(
+    judge: BatchJudge, state: JobState, retryable: frozenset[str]
+) -> JobState | None:
+    """Send the retryable requests of the current stage's shards again; the new state if
+    any went, else None."""
+    if not retryable:
+        return None
+    resubmitted = False
+    for shard in state.shards:
+        if shard.stage != state.stage or _resubmits(shard, "resubmit") >= judge.max_resubmits:
+            continue
+        file = judge.resubmission_file(shard, retryable)
+        if file is None:
+            continue
+        via = "fallback" if judge.fallback is not None else "primary"
+        state = await judge.ensure_attempt(state, shard, file, via=via, reason="resubmit")
+        resubmitted = True
+    return state if resubmitted else None
+
+
+async def _check_stage(
+    judge: BatchJudge, state: JobState, fatal: bool, cancelled: bool
+) -> JobState | BatchRunResult:
+    """A pipeline's current stage is terminal: retry, go on to the next stage, or finish.
+
+    Returns the state to keep polling with (something was sent), or the finished result.
+    """
+    if cancelled and not any(s.stage == state.stage for s in state.shards):
+        # Cancelled between planning this stage and sending it: it never ran.
+        result = await finish_pipeline(judge, state, reached=state.stage, unexpected=0)
+        state = msgspec.structs.replace(state, status="ended")
+        judge.store.save(state)
+        raise judge.job_error(state, result, "cancelled")
+    retryable, unexpected = await collect_stage(judge, state)
+    again = None if fatal or cancelled else await _resubmit(judge, state, retryable)
+    if again is not None:
+        return again
+    current = tuple(s for s in state.shards if s.stage == state.stage)
+    ended = _ended_status(current, fatal, cancelled, bool(retryable))
+    if ended is None:
+        advanced = await next_stage(judge, state, unexpected)
+        if advanced is not None:
+            judge.store.save(advanced)  # the commit point: the new stage's shards are known
+            return await judge.submit_stage(advanced)
+        result = await finish_pipeline(judge, state, reached=state.stages, unexpected=unexpected)
+        judge.store.finish(state.job_id, result, config_path=state.config_path)
+        return result
+    result = await finish_pipeline(judge, state, reached=state.stage + 1, unexpected=unexpected)
+    state = msgspec.structs.replace(state, status="ended")
+    judge.store.save(state)
+    raise judge.job_error(state, result, ended)
+
+
+def _ended_status(
+    shards: tuple[ShardState, ...], fatal: bool, cancelled: bool, unfinished: bool
+) -> str | None:
     if fatal:
         return "failed"
-    latest = [s.attempts[-1].state for s in state.shards]
+    latest = [s.attempts[-1].state for s in shards]
     if cancelled or (unfinished and BatchState.CANCELLED in latest):
         return "cancelled"
     if unfinished and BatchState.EXPIRED in latest:

@@ -21,7 +21,7 @@ from kyro._results import BatchRunResult
 from kyro._types import ResultLine
 from kyro._verdicts import VoteSettings
 
-__all__ = ["Collected", "aggregate", "download_results"]
+__all__ = ["Collected", "aggregate", "download_results", "read_download"]
 
 _encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ResultLine)
@@ -44,7 +44,8 @@ async def download_results(provider: BatchProvider, batch_id: str, path: Path) -
     return count
 
 
-def _read_lines(path: Path) -> Iterator[ResultLine]:
+def read_download(path: Path) -> Iterator[ResultLine]:
+    """The result lines of one downloaded batch, streamed."""
     with path.open("rb") as file:
         for raw in file:
             if raw.strip():
@@ -90,7 +91,7 @@ def aggregate(
     ) as aggregator:
         add = aggregator.add
         for path in downloads:
-            for line in _read_lines(path):
+            for line in read_download(path):
                 add(line)
         retryable = frozenset(aggregator.retryable())
         if not finish:

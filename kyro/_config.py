@@ -14,18 +14,18 @@ from typing import Any, Literal
 import msgspec
 
 from kyro._contract import verdict_message
+from kyro._dag import StepGraph
 from kyro._exceptions import BatchValidationError
-from kyro._templates import Template
+from kyro._templates import StepValues, Template
 from kyro._transcripts import Transcript
 from kyro._types import Message
 
 __all__ = [
     "MODEL_SOURCES",
-    "PIPELINE_REFUSAL",
     "Judge",
     "JudgesConfig",
     "ModelSource",
-    "refuse_unsupported",
+    "recorded_models",
     "resolve_models",
 ]
 
@@ -88,18 +88,28 @@ class Judge(msgspec.Struct, frozen=True, kw_only=True):
         transcript: Transcript,
         variables: Mapping[str, str],
         cache: dict[str, str] | None = None,
+        steps: StepValues | None = None,
     ) -> tuple[Message, ...]:
-        """Render the chat messages for one transcript (``variables`` already merged).
+        """Render the chat messages for one transcript (``variables`` already merged;
+        ``steps`` the upstream results a pipeline step's prompt reads).
 
         A JSON judge's messages start with kyro's verdict system message (the verdict
         contract), then the XML prompt's ``role`` as a system message, then the prompt.
         """
         head = (verdict_message(),) if self.output_format == "json" else ()
-        user = Message(role="user", content=self.user.render(transcript, variables, cache))
+        content = self.user.render(transcript, variables, cache, steps)
+        user = Message(role="user", content=content)
         if self.system is None:
             return (*head, user)
-        system = Message(role="system", content=self.system.render(transcript, variables, cache))
-        return (*head, system, user)
+        content = self.system.render(transcript, variables, cache, steps)
+        return (*head, Message(role="system", content=content), user)
+
+    @property
+    def step_refs(self) -> tuple[str, ...]:
+        """The steps this judge's prompt names in ``{{steps.<name>.…}}``, in order."""
+        seen = dict.fromkeys(self.system.steps if self.system else ())
+        seen.update(dict.fromkeys(self.user.steps))
+        return tuple(seen)
 
 
 class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +138,10 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     def uses_pipeline(self) -> bool:
         """True when any judge uses ``depends_on`` or ``on_failure``."""
         return any(j.depends_on or j.on_failure for j in self.judges)
+
+    def graph(self) -> StepGraph:
+        """The steps' DAG: stages, gating and effective verdicts (see :mod:`kyro._dag`)."""
+        return StepGraph(self.judges)
 
     def judge(self, name: str) -> Judge:
         """The judge called ``name`` (``KeyError`` if there is none)."""
@@ -197,22 +211,21 @@ def resolve_models(
     return msgspec.structs.replace(config, judges=tuple(judges))
 
 
-PIPELINE_REFUSAL = (
-    "this config uses depends_on/on_failure, which batch jobs cannot honour yet (the gated "
-    "steps would run without their gates); remove them, or split the pipeline into separate "
-    "configs submitted one after another"
-)
-"""Why a pipeline config is refused, in the same words by validate, plan and submit."""
+def recorded_models(config: JudgesConfig, models: Mapping[str, str]) -> JudgesConfig:
+    """``config`` with each judge's model set to the one a job recorded for it at submit.
 
-
-def refuse_unsupported(config: JudgesConfig) -> None:
-    """Raise what ``submit`` would refuse in ``config`` itself, before anything is planned.
-
-    ``validate``, ``plan`` and ``submit`` all call it, so each refuses with the same words.
+    A pipeline's later stages are built long after submit, when ``model=`` and
+    ``KYRO_MODEL`` may differ: every stage uses the models stage 0 resolved. A judge the
+    record lacks keeps its own ``model:`` (or none).
 
     Example::
 
-        refuse_unsupported(load_config("pipeline.yml"))   # BatchValidationError: ... depends_on
+        config = recorded_models(load_config("pipeline.yml"), state.models)
     """
-    if config.uses_pipeline:
-        raise BatchValidationError(PIPELINE_REFUSAL, path=config.path)
+    judges = tuple(
+        msgspec.structs.replace(judge, model=models[judge.name])
+        if judge.name in models and judge.model != models[judge.name]
+        else judge
+        for judge in config.judges
+    )
+    return msgspec.structs.replace(config, judges=judges)

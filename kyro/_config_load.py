@@ -15,7 +15,10 @@ Top level (all keys optional except one list of judges)::
 Exactly one of ``judges`` and ``steps`` must be present, and the list must not be empty; both
 shapes take the same per-judge keys (see ``kyro._config_judge``). ``depends_on`` and
 ``on_failure`` must name steps of the same config, and may not form a cycle: a step runs after
-the steps it depends on, and an ``on_failure`` step runs after the step that failed.
+the steps it depends on (and after their fallbacks), and an ``on_failure`` step runs after the
+step that failed. A step is the ``on_failure`` of at most one step, no step depends on such a
+fallback step, and ``{{steps.<name>.…}}`` may only name steps decided before the step runs
+(see ``kyro._dag`` for the pipeline semantics).
 
 ``JudgesConfig.sha256`` hashes the config file's bytes followed by, for each prompt file read
 (in the order first used), its length as 8 big-endian bytes and its bytes.
@@ -34,6 +37,7 @@ import msgspec
 
 from kyro._config import Judge, JudgesConfig
 from kyro._config_judge import PromptFiles, build_judge
+from kyro._dag import StepGraph
 from kyro._exceptions import BatchValidationError
 from kyro._yaml import Segment, YamlDocument, parse_yaml, read_text
 from kyro._yaml_struct import convert_struct
@@ -136,6 +140,7 @@ def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
         seen[judge.name] = i
         judges.append(judge)
     _check_links(doc, shape, judges)
+    _check_step_refs(doc, shape, judges)
     return JudgesConfig(
         path=config_path,
         version=_SUPPORTED_VERSION,
@@ -186,6 +191,7 @@ def _check_links(doc: YamlDocument, shape: str, judges: list[Judge]) -> None:
     """Every ``depends_on``/``on_failure`` names a step, and the links form no cycle."""
     names = [j.name for j in judges]
     after: dict[str, list[str]] = {name: [] for name in names}
+    primary_of: dict[str, str] = {}
     for i, judge in enumerate(judges):
         for target in judge.depends_on:
             spot: tuple[Segment, ...] = (shape, i, "depends_on")
@@ -197,17 +203,69 @@ def _check_links(doc: YamlDocument, shape: str, judges: list[Judge]) -> None:
             _known(
                 doc, names, judge.name, "falls back to", judge.on_failure, (shape, i, "on_failure")
             )
+            if judge.on_failure in primary_of:
+                raise doc.error(
+                    f"step {judge.on_failure!r} is already the on_failure of "
+                    f"{primary_of[judge.on_failure]!r}; a fallback serves one step: give "
+                    f"{judge.name!r} a fallback step of its own",
+                    (shape, i, "on_failure"),
+                )
+            primary_of[judge.on_failure] = judge.name
             after[judge.on_failure].append(judge.name)
+    # A step also waits for the fallbacks of the steps it depends on.
+    fallback_of = {j.name: j.on_failure for j in judges if j.on_failure}
+    for judge in judges:
+        for target in judge.depends_on:
+            step = fallback_of.get(target)
+            while step is not None and step not in after[judge.name]:
+                after[judge.name].append(step)
+                step = fallback_of.get(step)
     cycle = _find_cycle(after)
     if cycle:
         first = names.index(cycle[0])
         raise doc.error(
             "dependency cycle: "
             + " -> ".join(cycle)
-            + " (each step runs after the next one: its depends_on, or the step whose "
-            "on_failure it is); remove one of these links",
+            + " (each step runs after the next one: its depends_on, a fallback of a step it "
+            "depends on, or the step whose on_failure it is); remove one of these links",
             (shape, first, "name"),
         )
+    for i, judge in enumerate(judges):
+        for target in judge.depends_on:
+            if target in primary_of:
+                raise doc.error(
+                    f"step {judge.name!r} depends on {target!r}, which runs only as the "
+                    f"on_failure of {primary_of[target]!r}; depend on {primary_of[target]!r} "
+                    "instead (its verdict is the fallback's when it fails)",
+                    (shape, i, "depends_on"),
+                )
+
+
+def _check_step_refs(doc: YamlDocument, shape: str, judges: list[Judge]) -> None:
+    """``{{steps.<name>.…}}`` names only steps decided before the step that reads it."""
+    if not any(j.step_refs for j in judges):
+        return
+    graph = StepGraph(judges)
+    for i, judge in enumerate(judges):
+        allowed = graph.ancestors(judge.name)
+        for ref in judge.step_refs:
+            if ref in allowed:
+                continue
+            where = (shape, i, judge.prompt_source)
+            if ref not in graph.names:
+                why = f"there is no step {ref!r}"
+            elif ref == judge.name:
+                why = "a step cannot read its own result"
+            else:
+                why = f"{ref!r} is not decided before {judge.name!r} runs"
+            names = ", ".join(sorted(allowed)) or "none: add depends_on first"
+            raise doc.error(
+                f"step {judge.name!r} reads {{{{steps.{ref}.…}}}}, but {why}; a prompt may "
+                f"only read the steps it depends on, their fallbacks and their ancestors "
+                f"(here: {names})",
+                where,
+                key=True,
+            )
 
 
 def _known(

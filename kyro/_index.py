@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,6 +28,7 @@ from kyro._transcripts import Transcript, transcript_preview
 __all__ = [
     "INDEX_FILENAME",
     "IndexEntry",
+    "JsonlWriter",
     "TranscriptIndexReader",
     "TranscriptIndexWriter",
     "iter_index",
@@ -66,42 +67,36 @@ def _preview(value: str | dict[str, Any] | list[Any]) -> str:
     return flat[: PREVIEW_CHARS - 1].rstrip() + "…"
 
 
-class TranscriptIndexWriter:
-    """Streams index lines to ``path`` through a buffer; ``close`` flushes and fsyncs.
+_W = TypeVar("_W", bound="JsonlWriter")
 
-    Refuses to overwrite an existing file (a leftover index belongs to another plan).
+
+class JsonlWriter:
+    """Streams msgspec objects as JSON lines to a new file (0600); ``close`` flushes and fsyncs.
+
+    Refuses to overwrite an existing file (``exists_message`` says why, per subclass).
 
     Example::
 
-        with TranscriptIndexWriter(directory / INDEX_FILENAME) as index:
-            for transcript in transcripts:
-                index.write(transcript)
+        with JsonlWriter(path) as out:
+            out.append(entry)
     """
 
     __slots__ = ("_buffer", "_file", "count", "path")
+    exists_message = "this file already exists; delete it first"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
             self._file = open(self.path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115
         except FileExistsError:
-            raise BatchValidationError(
-                "a transcript index already exists here; write the plan to an empty directory "
-                "or delete the old files first",
-                path=self.path,
-            ) from None
+            raise BatchValidationError(self.exists_message, path=self.path) from None
         self._buffer = bytearray()
         self.count = 0
 
-    def write(self, transcript: Transcript) -> None:
-        """Append the entry for ``transcript``."""
-        entry = IndexEntry(
-            index=transcript.index,
-            source=transcript.source,
-            preview=_preview(transcript.value),
-        )
+    def append(self, item: msgspec.Struct) -> None:
+        """Append one line."""
         buffer = self._buffer
-        _encoder.encode_into(entry, buffer, -1)
+        _encoder.encode_into(item, buffer, -1)
         buffer.extend(b"\n")
         self.count += 1
         if len(buffer) >= _FLUSH_AT:
@@ -125,7 +120,7 @@ class TranscriptIndexWriter:
         finally:
             self._file.close()
 
-    def __enter__(self) -> TranscriptIndexWriter:
+    def __enter__(self: _W) -> _W:
         return self
 
     def __exit__(
@@ -135,6 +130,35 @@ class TranscriptIndexWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class TranscriptIndexWriter(JsonlWriter):
+    """Streams index lines to ``path`` through a buffer; ``close`` flushes and fsyncs.
+
+    Refuses to overwrite an existing file (a leftover index belongs to another plan).
+
+    Example::
+
+        with TranscriptIndexWriter(directory / INDEX_FILENAME) as index:
+            for transcript in transcripts:
+                index.write(transcript)
+    """
+
+    __slots__ = ()
+    exists_message = (
+        "a transcript index already exists here; write the plan to an empty directory "
+        "or delete the old files first"
+    )
+
+    def write(self, transcript: Transcript) -> None:
+        """Append the entry for ``transcript``."""
+        self.append(
+            IndexEntry(
+                index=transcript.index,
+                source=transcript.source,
+                preview=_preview(transcript.value),
+            )
+        )
 
 
 def iter_index(path: str | os.PathLike[str]) -> Iterator[IndexEntry]:

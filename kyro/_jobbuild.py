@@ -14,12 +14,16 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+import msgspec
 
 from kyro._build import build_shards
 from kyro._builder import BuildSummary
 from kyro._config import JudgesConfig
 from kyro._exceptions import BatchValidationError
+from kyro._index import TranscriptIndexWriter
 from kyro._provider import BatchProvider
+from kyro._stagebuild import build_stage
+from kyro._stagefiles import TranscriptWriter
 from kyro._state import StateStore
 from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
 
@@ -54,23 +58,29 @@ async def build_job_shards(
     """Write the job's shards and transcript index into the store's shard folder."""
     store.ensure_dirs()
     shutil.rmtree(store.shards_dir, ignore_errors=True)  # leftovers of an interrupted plan
+    shutil.rmtree(store.stages_dir, ignore_errors=True)
     store.ensure_dirs()
     if isinstance(transcripts, AsyncIterable):
         source: Iterator[Transcript] = _pull(aiter_transcripts(transcripts).__aiter__())
     else:
         source = iter_transcripts(transcripts)
     with store.writing(store.shards_dir):  # a full disk: a clear error, nothing sent
-        summary = await anyio.to_thread.run_sync(
-            lambda: build_shards(
-                config,
-                source,
-                encode=provider.encode,
-                limits=provider.limits,
-                directory=store.shards_dir,
-                runs=runs,
-                variables=variables,
+        if config.uses_pipeline:
+            summary = await anyio.to_thread.run_sync(
+                lambda: _first_stage(config, source, runs, variables, provider, store)
             )
-        )
+        else:
+            summary = await anyio.to_thread.run_sync(
+                lambda: build_shards(
+                    config,
+                    source,
+                    encode=provider.encode,
+                    limits=provider.limits,
+                    directory=store.shards_dir,
+                    runs=runs,
+                    variables=variables,
+                )
+            )
     if summary.requests == 0:
         raise BatchValidationError(
             "no transcripts were given, so there is nothing to submit; pass inline text, "
@@ -78,3 +88,41 @@ async def build_job_shards(
             path=config.path,
         )
     return summary
+
+
+def _first_stage(
+    config: JudgesConfig,
+    source: Iterator[Transcript],
+    runs: int,
+    variables: dict[str, str],
+    provider: BatchProvider,
+    store: StateStore,
+) -> BuildSummary:
+    """A pipeline's stage 0: its shards, plan, transcript index and kept transcripts."""
+    count = 0
+
+    def counted() -> Iterator[Transcript]:
+        nonlocal count
+        for transcript in source:
+            count += 1
+            yield transcript
+
+    with (
+        TranscriptIndexWriter(store.index_path) as index,
+        TranscriptWriter(store.transcripts_path) as keep,
+    ):
+        summary, _ = build_stage(
+            config,
+            0,
+            counted(),
+            None,
+            encode=provider.encode,
+            limits=provider.limits,
+            directory=store.shards_dir,
+            plan_path=store.plan_path(0),
+            runs=runs,
+            variables=variables,
+            index=index,
+            keep=keep,
+        )
+    return msgspec.structs.replace(summary, transcripts=count)

@@ -15,9 +15,21 @@ from kyro._results import OverallStatus, ResultCounts
 from kyro._types import BatchError, BatchState, RequestCounts, ResultError, Usage
 from kyro._verdicts import VoteSettings
 
-__all__ = ["STATE_FORMAT", "FinishedJob", "JobPhase", "JobState", "ShardState", "SubmissionState"]
+__all__ = [
+    "PIPELINE_STATE_FORMAT",
+    "STATE_FORMAT",
+    "FinishedJob",
+    "JobPhase",
+    "JobState",
+    "ShardState",
+    "StageRecord",
+    "SubmissionState",
+]
 
 STATE_FORMAT = 1
+PIPELINE_STATE_FORMAT = 2
+"""A staged job's state: a kyro that knows only format 1 refuses it rather than finishing
+it as a plain job (which would skip its later stages)."""
 JobPhase = Literal["submitting", "pending", "collecting", "cancelling", "ended"]
 OptionValue = str | int | float | bool | None
 
@@ -56,7 +68,8 @@ class SubmissionState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
 class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One batch input file of the job and every attempt to run it.
 
-    ``name`` is relative to the sidecar folder.
+    ``name`` is relative to the sidecar folder; ``stage`` is the pipeline stage it belongs to
+    (0 for every shard of a job without one).
 
     Example::
 
@@ -69,6 +82,7 @@ class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     lines: int
     bytes: int
     sha256: str
+    stage: int = 0
     attempts: tuple[SubmissionState, ...] = ()
 
     def with_attempt(self, attempt: SubmissionState) -> ShardState:
@@ -78,8 +92,27 @@ class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return msgspec.structs.replace(self, attempts=tuple(merged))
 
 
+class StageRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One planned pipeline stage: how many transcripts qualified and requests it sent.
+
+    Example::
+
+        StageRecord(stage=1, transcripts=412, requests=1236)
+    """
+
+    stage: int
+    transcripts: int
+    requests: int
+
+
 class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A submitted job: enough for check() to finish it without the config or transcripts.
+
+    A pipeline job (``stages`` > 1) is the exception: each later stage is planned from the
+    config (whose sha256 must still match), the run ``variables``, the transcripts kept in
+    the sidecar folder and ``outcomes`` (the verdicts of the stages before ``stage``).
+    ``planned`` records every stage planned so far; ``unexpected_lines`` counts result lines
+    of earlier stages that belonged to no request.
 
     Example::
 
@@ -105,6 +138,17 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     shards: tuple[ShardState, ...] = ()
     models: dict[str, str] = {}
     pass_thresholds: dict[str, float] = {}
+    stage: int = 0
+    stages: int = 1
+    variables: dict[str, str] = {}
+    outcomes: str | None = None
+    planned: tuple[StageRecord, ...] = ()
+    unexpected_lines: int = 0
+
+    @property
+    def pipeline(self) -> bool:
+        """True for a staged job (a config with depends_on/on_failure)."""
+        return self.stages > 1 or bool(self.planned)
 
     def with_shard(self, shard: ShardState) -> JobState:
         """A copy with ``shard`` replacing the shard of the same index, or appended."""

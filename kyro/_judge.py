@@ -32,18 +32,19 @@ import msgspec
 from kyro._builder import BuildSummary
 from kyro._checking import run_check
 from kyro._collect import download_results
-from kyro._config import JudgesConfig, refuse_unsupported, resolve_models
+from kyro._config import JudgesConfig, resolve_models
 from kyro._config_load import config_from_mapping, load_config
 from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
+from kyro._jobstate import PIPELINE_STATE_FORMAT
 from kyro._limits import check_runs
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
 from kyro._provider import BatchProvider
 from kyro._resubmit import filter_shard
 from kyro._results import BatchRunResult
-from kyro._state import JobState, ShardState, StateStore, SubmissionState
+from kyro._state import JobState, ShardState, StageRecord, StateStore, SubmissionState
 from kyro._types import BatchError, BatchState, BatchStatus, RequestCounts
 from kyro._verdicts import VoteSettings
 
@@ -156,13 +157,19 @@ class BatchJudge:
         ``validate`` would say.
         """
         config = self._config if self._config is not None else load_config(self.config_path)
-        refuse_unsupported(config)
         return resolve_models(
             config,
             model=self.model,
             provider_default=getattr(self.provider, "default_model", None),
             provider=self.provider.name,
         )
+
+    def submitted_config(self, state: JobState) -> JudgesConfig:
+        """The config a job's later stages are planned from: the one given to this judge
+        (a mapping or a loaded config), else the file the state names."""
+        if self._config is not None:
+            return self._config
+        return load_config(state.config_path)
 
     async def aclose(self) -> None:
         """Close the provider and the fallback (their connections and clients)."""
@@ -229,10 +236,17 @@ class BatchJudge:
                 provider=self.provider,
                 store=self.store,
             )
-            state = _initial_state(job_id, self.provider.name, config, summary, runs, self)
+            state = _initial_state(
+                job_id, self.provider.name, config, summary, runs, run_variables, self
+            )
             self.store.save(state)
             state = await self._submit_missing(state)
         return job_id
+
+    async def submit_stage(self, state: JobState) -> JobState:
+        """Submit every shard of the (saved) state that has no attempt yet: a pipeline's
+        next stage, or what an interrupted submit left."""
+        return await self._submit_missing(state)
 
     async def _submit_missing(self, state: JobState) -> JobState:
         state = await self._recover(state)
@@ -257,7 +271,7 @@ class BatchJudge:
         state = state.with_shard(shard)
         self.store.save(state)  # write-ahead: the intent is on disk before the remote call
         provider = self._provider_for(via)
-        batch_id = await provider.submit(path, metadata=_metadata(state, shard.index, attempt))
+        batch_id = await provider.submit(path, metadata=_metadata(state, shard, attempt))
         attempt = replace(attempt, batch_id=batch_id, submitted_at=_now())
         state = state.with_shard(shard.with_attempt(attempt))
         self.store.save(state)
@@ -281,7 +295,7 @@ class BatchJudge:
                 if attempt.batch_id is not None:
                     continue
                 provider = self._provider_for(attempt.via)
-                metadata = _metadata(state, shard.index, attempt)
+                metadata = _metadata(state, shard, attempt)
                 since = attempt.intent_at.timestamp() - _FIND_MARGIN
                 found = [
                     s for s in await _find(provider, metadata, since) if s.batch_id not in known
@@ -327,7 +341,7 @@ class BatchJudge:
                     state = state.with_shard(shard)
                     self.store.save(state)
                     path = self._shard_file(attempt.file)
-                    metadata = _metadata(state, shard.index, attempt)
+                    metadata = _metadata(state, shard, attempt)
                     batch_id = await provider.submit(path, metadata=metadata)
                 known.add(batch_id)
                 shard = shard.with_attempt(replace(attempt, batch_id=batch_id, submitted_at=_now()))
@@ -590,8 +604,9 @@ class BatchJudge:
     def resubmission_file(self, shard: ShardState, retry: frozenset[str]) -> str | None:
         """Write the next resubmission file of ``shard`` holding ``retry`` ids, or None."""
         number = shard.attempts[-1].attempt + 1
-        out = self.store.shards_dir / f"{Path(shard.name).stem}.attempt-{number}.jsonl"
-        with self.store.writing(self.store.shards_dir):
+        source = self.store.resolve(shard.name)
+        out = source.parent / f"{source.stem}.attempt-{number}.jsonl"
+        with self.store.writing(source.parent):
             written = filter_shard(self.store.shard_of(shard), retry, out)
         return None if written is None else self.store.relative(out)
 
@@ -620,21 +635,24 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in file if line.strip())
 
 
-def _metadata(state: JobState, shard: int, attempt: SubmissionState) -> dict[str, str]:
+def _metadata(state: JobState, shard: ShardState, attempt: SubmissionState) -> dict[str, str]:
     """What a batch is tagged with, and what ``find`` matches on after a crash.
 
     ``kyro_intent_at`` (when the intent was saved, before the remote call) and
     ``kyro_requests`` (the file's request count) let a provider whose batches keep no
     metadata still match a batch on what its API shows: creation time and size.
     """
-    return {
+    metadata = {
         "kyro_job": state.job_id,
-        "kyro_shard": str(shard),
+        "kyro_shard": str(shard.index),
         "kyro_attempt": str(attempt.attempt),
         "kyro_config": state.config_sha256[:16],
         "kyro_intent_at": attempt.intent_at.isoformat(),
         "kyro_requests": str(attempt.lines),
     }
+    if state.pipeline:
+        metadata["kyro_stage"] = str(shard.stage)
+    return metadata
 
 
 def _carries(have: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
@@ -648,6 +666,7 @@ def _initial_state(
     config: Any,
     summary: BuildSummary,
     runs: int,
+    variables: dict[str, str],
     judge: BatchJudge,
 ) -> JobState:
     shards = tuple(
@@ -677,7 +696,24 @@ def _initial_state(
         vote=judge.vote,
         max_resubmits=judge.max_resubmits,
         shards=shards,
+        **_pipeline_fields(config, summary, variables),
     )
+
+
+def _pipeline_fields(
+    config: Any, summary: BuildSummary, variables: dict[str, str]
+) -> dict[str, Any]:
+    """A pipeline job's stage count, run variables and stage 0's record (nothing otherwise)."""
+    if not config.uses_pipeline:
+        return {}
+    return {
+        "format": PIPELINE_STATE_FORMAT,
+        "stages": len(config.graph().stages),
+        "variables": variables,
+        "planned": (
+            StageRecord(stage=0, transcripts=summary.transcripts, requests=summary.requests),
+        ),
+    }
 
 
 def _log_resume(state: JobState) -> None:

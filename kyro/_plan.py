@@ -19,11 +19,16 @@ from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
 from kyro._preflight import Preflight, PreflightProblem, report
-from kyro._templates import variable_text
+from kyro._templates import StepValues, variable_text
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
-__all__ = ["aplan_requests", "plan_requests", "validate_variables"]
+__all__ = ["STAND_IN", "aplan_requests", "plan_requests", "validate_variables"]
+
+
+STAND_IN = {"status": "SUCCESS", "score": "0.5", "root_cause": "(stand-in: upstream root cause)"}
+"""What ``{{steps.<name>.…}}`` renders to when no upstream results are given: a plan of a
+pipeline as if every step ran (``kyro plan``), or the submit-time check of later stages."""
 
 
 def validate_variables(variables: Mapping[str, Any] | None) -> dict[str, str]:
@@ -153,7 +158,7 @@ class _JudgePlan:
 class Planner:
     """The planning loop behind :func:`plan_requests` (``requests_for`` one transcript)."""
 
-    __slots__ = ("judges", "prefix", "preflight")
+    __slots__ = ("judges", "prefix", "preflight", "stand_in")
 
     def __init__(
         self,
@@ -174,6 +179,7 @@ class Planner:
         )
         self.prefix = f"s{stage}-t" if stage else "t"
         self.preflight = preflight
+        self.stand_in = {judge.name: STAND_IN for judge in config.judges}
 
     def iterate(
         self,
@@ -203,23 +209,36 @@ class Planner:
                 for request in self.requests_for(transcript):
                     yield request
 
-    def requests_for(self, transcript: Transcript) -> list[JudgeRequest]:
-        """Every request of one transcript (judges × runs: small and bounded)."""
+    def requests_for(
+        self,
+        transcript: Transcript,
+        judges: Iterable[int] | None = None,
+        steps: StepValues | None = None,
+    ) -> list[JudgeRequest]:
+        """Every request of one transcript (judges × runs: small and bounded).
+
+        ``judges`` limits it to those judge indices (a pipeline stage's steps that run for
+        this transcript); ``steps`` are the upstream results their prompts may read (without
+        them, every step reads :data:`STAND_IN`).
+        """
+        if steps is None:
+            steps = self.stand_in
         head = f"{self.prefix}{transcript.index}"
         cache: dict[str, str] = {}
         out: list[JudgeRequest] = []
-        for plan in self.judges:
+        plans = self.judges if judges is None else [self.judges[j] for j in judges]
+        for plan in plans:
             messages: tuple[Message, ...]
             try:
                 if plan.static_system is not None:
-                    content = plan.judge.user.render(transcript, plan.variables, cache)
+                    content = plan.judge.user.render(transcript, plan.variables, cache, steps)
                     messages = (
                         *plan.head,
                         plan.static_system,
                         Message(role="user", content=content),
                     )
                 else:
-                    messages = plan.judge.messages(transcript, plan.variables, cache)
+                    messages = plan.judge.messages(transcript, plan.variables, cache, steps)
             except BatchValidationError as exc:
                 self._problem("unresolved_field", exc.message, transcript, plan, head)
                 continue

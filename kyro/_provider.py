@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
 
-__all__ = ["BatchProvider"]
+__all__ = ["BatchProvider", "LiveProvider"]
 
 
 @runtime_checkable
@@ -91,6 +91,36 @@ class BatchProvider(Protocol):
         A provider whose ``find`` also takes ``created_after`` (unix seconds, keyword) gets
         the earliest moment the batch can have been created, and may stop listing there.
         """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and other resources."""
+        ...
+
+
+@runtime_checkable
+class LiveProvider(Protocol):
+    """A live backend: one request in, its outcome out, now (what :class:`kyro.KyroJudge` uses).
+
+    ``complete`` never raises for a request that merely failed (a timeout, a 429 after its
+    retries, a non-2xx reply): that is a ``ResultLine`` with ``ok=False`` and an ``error``.
+    It raises only for what stops every request alike (bad credentials, a closed client).
+    ``kyro_local.LocalProvider`` is one, over any OpenAI-compatible endpoint or a callable.
+
+    Example::
+
+        line = await provider.complete(JudgeRequest(custom_id="t0-j0-r0", model="m",
+                                                    messages=(Message(role="user", content="hi"),)))
+        line.ok, line.content
+    """
+
+    @property
+    def name(self) -> str:
+        """Short registry name (``local``)."""
+        ...
+
+    async def complete(self, request: JudgeRequest) -> ResultLine:
+        """Send ``request`` now and return its outcome (custom_id kept)."""
         ...
 
     async def aclose(self) -> None:

@@ -32,13 +32,20 @@ __all__ = [
     "JudgeVerdict",
     "ResultCounts",
     "RunVerdict",
+    "StepCounts",
+    "StepOutcome",
     "TranscriptEvaluation",
     "job_status",
+    "rolled_up",
     "transcript_status",
 ]
 
 VerdictStatus = Literal["SUCCESS", "ERROR", "NA", "ERRORED"]
 OverallStatus = Literal["SUCCESS", "ERROR", "PARTIAL", "ERRORED"]
+StepState = Literal["RAN", "SKIPPED", "NOT_TRIGGERED", "NOT_REACHED"]
+EffectiveStatus = Literal[
+    "SUCCESS", "ERROR", "NA", "ERRORED", "SKIPPED", "NOT_TRIGGERED", "NOT_REACHED"
+]
 
 
 class RunVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
@@ -99,12 +106,40 @@ class JudgeVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
         return self.status == "SUCCESS" or self.status == "NA"
 
 
+class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """What one pipeline step did for one transcript (see the README's "Pipelines").
+
+    ``state`` is ``RAN`` (its verdict is in :attr:`TranscriptEvaluation.verdicts`, its status
+    copied here), ``SKIPPED`` (a dependency did not pass: ``reason`` names it) or
+    ``NOT_TRIGGERED`` (a fallback whose step did not fail: ``reason`` says how it ended) or
+    ``NOT_REACHED`` (a batch job ended — failed, expired, cancelled — before its stage ran;
+    the transcript is then ``ERRORED``: it has no complete verdict).
+    ``effective`` is the status dependents and the roll-up used: the step's own, or — when it
+    failed and its fallback ran — the fallback's effective one, from step ``effective_from``.
+
+    Example::
+
+        outcome = evaluation.steps["resolution"]
+        outcome.state, outcome.status, outcome.effective, outcome.effective_from
+        # ('RAN', 'ERROR', 'SUCCESS', 'escalation_review')
+    """
+
+    step: str
+    state: StepState
+    effective: EffectiveStatus
+    status: VerdictStatus | None = None
+    reason: str | None = None
+    effective_from: str | None = None
+
+
 class TranscriptEvaluation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Every judge's verdict on one transcript: one line of the results file.
 
     ``source`` is the transcript's path (``data/t1.json``) or ``inline:<index>``; ``preview``
     is a short excerpt of an inline transcript. ``verdicts`` maps judge names to verdicts, in
-    the config's judge order.
+    the config's judge order. For a pipeline, ``verdicts`` holds the steps that ran and
+    ``steps`` every step's :class:`StepOutcome` (ran, skipped or not triggered, and the
+    effective verdict the roll-up used); ``status`` is rolled up from effective verdicts.
 
     Example::
 
@@ -118,6 +153,7 @@ class TranscriptEvaluation(msgspec.Struct, frozen=True, kw_only=True, omit_defau
     status: OverallStatus
     verdicts: dict[str, JudgeVerdict]
     preview: str | None = None
+    steps: dict[str, StepOutcome] = {}
 
 
 class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -150,16 +186,51 @@ class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.score_sum / self.scored if self.scored else None
 
 
+class StepCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How often one pipeline step ran, was skipped or not triggered, and fell back.
+
+    ``fell_back`` counts the transcripts where the step failed and its fallback's verdict
+    took its place.
+
+    Example::
+
+        result.counts.steps["resolution"].ran, result.counts.steps["resolution"].fell_back
+    """
+
+    ran: int = 0
+    skipped: int = 0
+    not_triggered: int = 0
+    fell_back: int = 0
+    not_reached: int = 0
+
+    def add(self, outcome: StepOutcome) -> None:
+        """Count one transcript's outcome of this step."""
+        if outcome.state == "RAN":
+            self.ran += 1
+        elif outcome.state == "SKIPPED":
+            self.skipped += 1
+        elif outcome.state == "NOT_REACHED":
+            self.not_reached += 1
+        else:
+            self.not_triggered += 1
+        if outcome.effective_from is not None:
+            self.fell_back += 1
+
+
 class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Totals of a job: transcripts per status, runs, and per-judge verdicts.
 
-    ``requests`` is transcripts × judges × runs; ``errored_runs`` those that gave no verdict
+    ``requests`` is transcripts × judges × runs (for a pipeline, the requests its steps
+    made: skipped and untriggered steps send none); ``errored_runs`` those that gave no verdict
     (``missing_runs`` of them never came back at all); ``unexpected_lines`` counts result lines
     whose custom_id belongs to no request of the job (ignored, but never silently).
 
     Example::
 
         result.counts.success, result.counts.errored, result.counts.judges["tone"].error
+
+    ``judges`` counts verdicts of judges that ran; ``steps`` (pipelines only) counts per step
+    how often it ran, was skipped, was not triggered and fell back.
     """
 
     transcripts: int = 0
@@ -172,6 +243,7 @@ class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     missing_runs: int = 0
     unexpected_lines: int = 0
     judges: dict[str, JudgeCounts] = {}
+    steps: dict[str, StepCounts] = {}
 
     def add(self, status: OverallStatus) -> None:
         """Count one transcript."""
@@ -304,11 +376,21 @@ def transcript_status(verdicts: Iterable[JudgeVerdict]) -> OverallStatus:
         transcript_status([success_verdict, na_verdict])     # 'SUCCESS'
         transcript_status([success_verdict, error_verdict])  # 'PARTIAL'
     """
+    return rolled_up(verdict.status for verdict in verdicts)
+
+
+def rolled_up(statuses: Iterable[str]) -> OverallStatus:
+    """The overall status of verdict statuses (SUCCESS/NA pass, ERROR fails, ERRORED wins).
+
+    Example::
+
+        rolled_up(["SUCCESS", "ERROR"])   # 'PARTIAL'
+    """
     passed = failed = 0
-    for verdict in verdicts:
-        if verdict.status == "ERRORED":
+    for status in statuses:
+        if status == "ERRORED":
             return "ERRORED"
-        if verdict.status == "ERROR":
+        if status == "ERROR":
             failed += 1
         else:
             passed += 1

@@ -9,6 +9,7 @@ Layout, for ``judges.yml`` with the default state folder ``.kyro/`` beside it::
     .kyro/judges.batch/shards/transcripts.index.jsonl
     .kyro/judges.batch/downloads/        result files fetched from the provider, per batch
     .kyro/judges.batch/work/             the aggregator's scratch files
+    .kyro/judges.batch/stages/           pipelines: transcripts, each stage's plan and outcomes
     .kyro/judges.batch/results-<job_id>.jsonl   one TranscriptEvaluation per line
 
 The state holds everything check() needs (judge names by index, runs, transcript count, vote
@@ -35,11 +36,13 @@ from kyro._exceptions import BatchValidationError
 from kyro._files import FileLock, atomic_write
 from kyro._index import INDEX_FILENAME
 from kyro._jobstate import (
+    PIPELINE_STATE_FORMAT,
     STATE_FORMAT,
     FinishedJob,
     JobPhase,
     JobState,
     ShardState,
+    StageRecord,
     SubmissionState,
 )
 from kyro._results import BatchRunResult, Evaluations
@@ -51,6 +54,7 @@ __all__ = [
     "JobPhase",
     "JobState",
     "ShardState",
+    "StageRecord",
     "StateStore",
     "SubmissionState",
 ]
@@ -89,6 +93,7 @@ class StateStore:
         self.shards_dir = self.sidecar / "shards"
         self.downloads_dir = self.sidecar / "downloads"
         self.work_dir = self.sidecar / "work"
+        self.stages_dir = self.sidecar / "stages"
         self.index_path = self.shards_dir / INDEX_FILENAME  # written beside the shards
 
     def ensure_dirs(self) -> None:
@@ -112,11 +117,28 @@ class StateStore:
         """
         prefixes = (f".{self.state_path.name}.", f".{self.finished_path.name}.")
         candidates = [p for p in self.state_dir.glob(".*.tmp") if p.name.startswith(prefixes)]
-        for folder in (self.sidecar, self.shards_dir, self.downloads_dir):
+        for folder in (self.sidecar, self.shards_dir, self.downloads_dir, self.stages_dir):
             candidates.extend(folder.glob(".*.tmp"))
         for path in candidates:
             path.unlink(missing_ok=True)
         return len(candidates)
+
+    @property
+    def transcripts_path(self) -> Path:
+        """A pipeline job's kept transcripts (later stages render from them)."""
+        return self.stages_dir / "transcripts.jsonl"
+
+    def plan_path(self, stage: int) -> Path:
+        """Which transcripts and steps pipeline stage ``stage`` sent."""
+        return self.stages_dir / f"plan-{stage}.jsonl"
+
+    def outcomes_path(self, stage: int) -> Path:
+        """The verdicts of every pipeline stage up to ``stage``, per transcript."""
+        return self.stages_dir / f"outcomes-{stage}.jsonl"
+
+    def stage_shards_dir(self, stage: int) -> Path:
+        """Where pipeline stage ``stage``'s shards are written (stage 0: the shards folder)."""
+        return self.shards_dir if stage == 0 else self.shards_dir / f"stage-{stage}"
 
     def results_path_for(self, job_id: str) -> Path:
         """The results file of ``job_id`` (each job its own, never overwritten by the next)."""
@@ -152,9 +174,10 @@ class StateStore:
         """The pending job, or None. A damaged or inconsistent file raises and is left exactly
         as it is (see :mod:`kyro._statecheck`)."""
         state = _read(self.state_path, _decoder, "job state")
-        if state is not None and state.format != STATE_FORMAT:
+        if state is not None and state.format not in (STATE_FORMAT, PIPELINE_STATE_FORMAT):
             raise BatchValidationError(
-                f"the job state has format {state.format}, this kyro reads {STATE_FORMAT}; "
+                f"the job state has format {state.format}, this kyro reads {STATE_FORMAT} and "
+                f"{PIPELINE_STATE_FORMAT}; "
                 "finish the job with the kyro version that submitted it. The file was left "
                 "untouched",
                 path=self.state_path,
@@ -181,7 +204,7 @@ class StateStore:
         """
         with self.writing(self.state_dir):
             self.state_path.unlink(missing_ok=True)
-        for folder in (self.shards_dir, self.downloads_dir, self.work_dir):
+        for folder in (self.shards_dir, self.downloads_dir, self.work_dir, self.stages_dir):
             shutil.rmtree(folder, ignore_errors=True)
         self.index_path.unlink(missing_ok=True)
 

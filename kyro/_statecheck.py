@@ -8,7 +8,9 @@ the job's folder, drop transcripts or judges from the results, or fail deep insi
   folder (no absolute path, no ``..``, no symlink leading out);
 * judges: at least one, names unique; runs from 1 to ``MAX_RUNS``; transcripts at least 1;
 * shards: indices 0…n-1 once each; their lines add up to transcripts × judges × runs (a
-  cancelled job may have dropped the shards it never sent);
+  cancelled job may have dropped the shards it never sent) — for a pipeline job, the shards
+  of each planned stage add up to that stage's recorded requests, the current stage is one
+  of its stages, and its outcomes file resolves inside the sidecar folder;
   attempts numbered from 1, unique, never holding more lines than their shard;
 * vote settings within runs; ``max_resubmits`` 0 or more; the config hash a SHA-256.
 
@@ -69,12 +71,16 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
     complete = not state.cancel_requested
     if len(set(indices)) != len(indices) or (complete and indices != list(range(len(indices)))):
         return f"shard indices are {indices}, not 0 to {len(indices) - 1} once each"
-    if state.shards and (lines > expected or (complete and lines != expected)):
+    root = sidecar.resolve()
+    if state.pipeline:
+        staged = _stage_problem(state, root, complete)
+        if staged is not None:
+            return staged
+    elif state.shards and (lines > expected or (complete and lines != expected)):
         return (
             f"its shards hold {lines:,} requests, but {state.transcripts:,} transcripts × "
             f"{len(judges)} judges × {state.runs} runs make {expected:,}"
         )
-    root = sidecar.resolve()
     for shard in state.shards:
         for name in (shard.name, *(attempt.file for attempt in shard.attempts)):
             if not _inside(name, root):
@@ -84,6 +90,36 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
             return f"shard {shard.index} has attempts numbered {numbers}"
         if any(not 0 <= attempt.lines <= shard.lines for attempt in shard.attempts):
             return f"an attempt of shard {shard.index} holds more lines than the shard"
+    return None
+
+
+def _stage_problem(state: JobState, root: Path, complete: bool) -> str | None:
+    """What does not hold together in a pipeline job's stages, or None."""
+    if not 1 < state.stages <= len(state.judges):
+        return f"it has {state.stages} stages for {len(state.judges)} steps"
+    if not 0 <= state.stage < state.stages:
+        return f"its current stage {state.stage} is not one of its {state.stages} stages"
+    planned = {record.stage: record for record in state.planned}
+    order = [record.stage for record in state.planned]
+    if not order or order[0] != 0 or order != sorted(set(order)) or order[-1] != state.stage:
+        return f"its planned stages are {order}, not 0 up to the current stage {state.stage}"
+    most = state.transcripts * len(state.judges) * state.runs
+    for record in state.planned:
+        if not 0 <= record.transcripts <= state.transcripts or not 0 <= record.requests <= most:
+            return (
+                f"stage {record.stage} records {record.transcripts} transcripts and "
+                f"{record.requests} requests"
+            )
+        lines = sum(shard.lines for shard in state.shards if shard.stage == record.stage)
+        if lines > record.requests or (complete and lines != record.requests):
+            return (
+                f"the shards of stage {record.stage} hold {lines:,} requests, but the stage "
+                f"planned {record.requests:,}"
+            )
+    if any(shard.stage not in planned for shard in state.shards):
+        return "a shard belongs to a stage that was never planned"
+    if state.outcomes is not None and not _inside(state.outcomes, root):
+        return f"its outcomes file {state.outcomes!r} is outside the job's folder"
     return None
 
 

@@ -8,6 +8,10 @@ Rules (also in the README's config reference):
   else as JSON.
 * ``{{variables.name}}`` is a run-level variable (given to ``submit``/``run``), overridden
   for one judge by that judge's own ``variables``.
+* ``{{steps.<name>.status|score|root_cause}}`` (pipelines) is what an upstream step said for
+  this transcript: its own verdict status (or ``SKIPPED``/``NOT_TRIGGERED`` when it did not
+  run), its score (empty when it gave none) and its root cause (empty when none). Only steps
+  that are decided before this one (its ancestors) may be named; the config loader checks.
 * Spaces inside the braces are allowed: ``{{ input.question }}``.
 * Substitution is single-pass: text inserted from a transcript or a variable is never scanned
   for braces again, so ``{{...}}`` inside user data stays literal.
@@ -28,12 +32,19 @@ from kyro._transcripts import Transcript
 __all__ = ["Template", "variable_text"]
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_FIELD = re.compile(r"^(input(?:\.[A-Za-z0-9_\-]+)*|variables\.[A-Za-z0-9_\-]+)$")
+_FIELD = re.compile(
+    r"^(input(?:\.[A-Za-z0-9_\-]+)*|variables\.[A-Za-z0-9_\-]+"
+    r"|steps\.[A-Za-z0-9_\-]+\.(?:status|score|root_cause))$"
+)
 _json_encoder = msgspec.json.Encoder()
 
 _INPUT = 0
 _INPUT_PATH = 1
 _VARIABLE = 2
+_STEP = 3
+
+StepValues = Mapping[str, Mapping[str, str]]
+"""Upstream results for ``{{steps.<name>.<attr>}}``: step name → attr → text."""
 
 
 class Template:
@@ -60,7 +71,8 @@ class Template:
             if not _FIELD.match(field):
                 raise BatchValidationError(
                     f"judge {judge!r}: unknown template field {{{{{match.group(1)}}}}}; "
-                    "use {{input}}, {{input.<field>}} or {{variables.<name>}}"
+                    "use {{input}}, {{input.<field>}}, {{variables.<name>}} or "
+                    "{{steps.<step>.status}} (also .score, .root_cause)"
                 )
             if match.start() > pos:
                 parts.append(text[pos : match.start()])
@@ -69,6 +81,8 @@ class Template:
                 parts.append((_INPUT, field, ()))
             elif segments[0] == "input":
                 parts.append((_INPUT_PATH, field, segments[1:]))
+            elif segments[0] == "steps":
+                parts.append((_STEP, field, segments[1:]))
             else:
                 parts.append((_VARIABLE, field, segments[1:]))
             if field not in fields:
@@ -82,16 +96,23 @@ class Template:
     def __repr__(self) -> str:
         return f"Template(judge={self.judge!r}, fields={self.fields!r})"
 
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The step names ``{{steps.<name>.…}}`` placeholders refer to, in order."""
+        return tuple(dict.fromkeys(f.split(".")[1] for f in self.fields if f.startswith("steps.")))
+
     def render(
         self,
         transcript: Transcript,
         variables: Mapping[str, str],
         cache: dict[str, str] | None = None,
+        steps: StepValues | None = None,
     ) -> str:
         """Fill the placeholders for one transcript.
 
         ``cache`` may be a dict shared by every template rendered for the same transcript; it
-        keeps the transcript's JSON from being encoded once per judge and run.
+        keeps the transcript's JSON from being encoded once per judge and run. ``steps`` holds
+        the upstream results a pipeline step's ``{{steps.…}}`` placeholders read.
         Raises :class:`BatchValidationError` naming the judge, the transcript and the field
         when a field cannot be resolved.
         """
@@ -115,6 +136,16 @@ class Template:
                     append(_to_text(value))
             elif kind == _INPUT_PATH:
                 append(_to_text(self._walk(transcript, field, segments)))
+            elif kind == _STEP:
+                values = steps.get(segments[0]) if steps is not None else None
+                if values is None:
+                    raise self._missing(
+                        transcript,
+                        field,
+                        f"step {segments[0]!r} has no result here; a step may only name the "
+                        "steps it depends on (directly or through other steps)",
+                    )
+                append(values.get(segments[1], ""))
             else:
                 try:
                     append(str(variables[segments[0]]))

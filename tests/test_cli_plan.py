@@ -127,3 +127,17 @@ def test_oversized_line_is_reported(project: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "[line_too_large]" in err
     assert "custom_id t0-j0-r0" in err
+
+
+def test_plan_of_a_pipeline_counts_every_step_as_an_upper_bound(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A pipeline's plan renders upstream placeholders with stand-ins and says what is sent."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    data = examples / "transcripts" / "dataset.jsonl"
+    assert main(["plan", str(examples / "pipeline.yml"), str(data)]) == 0
+    out = capsys.readouterr().out
+    transcripts = len(data.read_text(encoding="utf-8").splitlines())
+    assert f"{transcripts} transcripts × 4 judges × 1 runs = {transcripts * 4} requests" in out
+    assert "pipeline of 3 stages: these counts assume every step runs" in out
+    assert "a batch job sends stage 0 (grounded, tone) first" in out

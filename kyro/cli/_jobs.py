@@ -43,6 +43,7 @@ from kyro.cli._report import (
 
 __all__ = [
     "add_output_options",
+    "check_exports",
     "finish",
     "register",
     "report_job_error",
@@ -127,17 +128,22 @@ def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
     """
     activity = Activity(console(), enabled=not args.quiet)
     judge = make_judge(args, ProgressProvider(make_provider(args), activity))
+    check_exports(args, judge.store.state_dir)
+    return judge, activity
+
+
+def check_exports(args: argparse.Namespace, state_dir: Path) -> None:
+    """Refuse bad ``--output``/``--csv`` targets before any work is done."""
     targets = {option: getattr(args, option, None) for option in ("output", "csv")}
     for option, target in targets.items():
         if target:
-            check_export_path(Path(target), f"--{option}", judge.store.state_dir, args.config)
+            check_export_path(Path(target), f"--{option}", state_dir, args.config)
     if (
         targets["output"]
         and targets["csv"]
         and Path(targets["output"]).resolve() == Path(targets["csv"]).resolve()
     ):
         raise BatchValidationError("--output and --csv name the same file; give two files")
-    return judge, activity
 
 
 def _submit(args: argparse.Namespace) -> int:

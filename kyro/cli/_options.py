@@ -27,6 +27,7 @@ __all__ = [
     "make_provider",
     "parse_variables",
     "state_dir_of",
+    "vote_settings",
 ]
 
 
@@ -187,14 +188,19 @@ def make_fallback(args: argparse.Namespace) -> BatchProvider | None:
     )
 
 
-def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) -> BatchJudge:
-    """A BatchJudge for ``args.config`` with the command's provider and settings."""
+def vote_settings(args: argparse.Namespace) -> VoteSettings:
+    """The vote settings ``--min-valid-votes`` and ``--tie`` ask for."""
     try:
-        settings = VoteSettings(
+        return VoteSettings(
             min_valid_votes=getattr(args, "min_valid_votes", 1), tie=getattr(args, "tie", "error")
         )
     except ValueError as exc:
         raise BatchValidationError(f"{exc}; see --help for the allowed values") from exc
+
+
+def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) -> BatchJudge:
+    """A BatchJudge for ``args.config`` with the command's provider and settings."""
+    settings = vote_settings(args)
     max_resubmits = getattr(args, "max_resubmits", 2)
     if max_resubmits < 0:
         raise BatchValidationError(f"--max-resubmits must be 0 or more, got {max_resubmits}")

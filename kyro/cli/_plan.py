@@ -16,7 +16,7 @@ from typing import Any
 
 from kyro._build import build_shards
 from kyro._builder import BuildSummary, EncodeFn
-from kyro._config import JudgesConfig, refuse_unsupported, resolve_models
+from kyro._config import JudgesConfig, resolve_models
 from kyro._exceptions import BatchValidationError
 from kyro._index import INDEX_FILENAME
 from kyro._registry import provider_default_model
@@ -157,7 +157,6 @@ def run(args: argparse.Namespace) -> int:
     encode, base_limits, default_model = _provider_format(args.provider)
     limits = _limits(base_limits, args)
     config = load_config(args.config)
-    refuse_unsupported(config)
     config = resolve_models(
         config,
         model=getattr(args, "model", None),
@@ -212,6 +211,14 @@ def format_plan(
         f"plan for {config.path}: {summary.transcripts:,} transcripts × {judges} judges × "
         f"{runs} runs = {summary.requests:,} requests"
     )
+    if config.uses_pipeline:
+        stages = config.graph().stages
+        yield (
+            f"pipeline of {len(stages)} stages: these counts assume every step runs for every "
+            f"transcript (an upper bound; {{{{steps.…}}}} shows stand-in values); a batch job "
+            f"sends stage 0 ({', '.join(stages[0])}) first, and each later stage only for the "
+            "transcripts that qualify"
+        )
     yield ""
     rows = [
         (j.name, j.model or "", f"{summary.requests_by_judge.get(j.name, 0):,}")

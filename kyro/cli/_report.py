@@ -22,11 +22,12 @@ from rich.table import Table
 from kyro._exceptions import BatchValidationError
 from kyro._files import atomic_writer
 from kyro._progress import JobProgress
-from kyro._results import BatchRunResult
+from kyro._results import BatchRunResult, JudgeVerdict
 from kyro.eval._exportsafe import neutralise, private_mode
 
 __all__ = [
     "CSV_COLUMNS",
+    "PIPELINE_CSV_COLUMNS",
     "check_export_path",
     "console",
     "export_csv",
@@ -51,6 +52,9 @@ CSV_COLUMNS = (
     "error_message",
 )
 
+PIPELINE_CSV_COLUMNS = (*CSV_COLUMNS, "step_state", "effective", "effective_from", "reason")
+"""A pipeline's CSV: one row per transcript × step (skipped and untriggered steps included,
+their verdict columns empty), with what the step did and the effective verdict it passed on."""
 
 _PLAIN_WIDTH = 1_000
 
@@ -100,6 +104,15 @@ def print_summary(result: BatchRunResult, out: Console, *, quiet: bool = False) 
             str(judge.errored),
         )
     out.print(table)
+    if counts.steps:
+        steps = Table(title="pipeline steps", box=_box(out))
+        for column in ("step", "ran", "skipped", "not triggered", "fell back"):
+            steps.add_column(column, justify="left" if column == "step" else "right")
+        for name, step in counts.steps.items():
+            steps.add_row(
+                name, str(step.ran), str(step.skipped), str(step.not_triggered), str(step.fell_back)
+            )
+        out.print(steps)
     out.print(
         f"transcripts: {counts.transcripts} — {counts.success} SUCCESS, {counts.error} ERROR, "
         f"{counts.partial} PARTIAL, {counts.errored} errored"
@@ -117,13 +130,22 @@ def print_summary(result: BatchRunResult, out: Console, *, quiet: bool = False) 
 
 
 def print_progress(progress: JobProgress, out: Console) -> None:
-    """One row per batch: shard, attempt, model, batch id, state and counts."""
-    table = Table(title=f"job {progress.job_id}: {progress.phase}", box=_box(out))
-    for column in ("shard", "attempt", "model", "batch", "state", "done", "failed", "total"):
+    """One row per batch: shard, attempt, model, batch id, state and counts.
+
+    A pipeline job's title says which stage it is at, with a line per planned stage.
+    """
+    title = f"job {progress.job_id}: {progress.phase}"
+    if progress.stages > 1:
+        title += f", stage {progress.stage + 1} of {progress.stages}"
+    table = Table(title=title, box=_box(out))
+    staged = progress.stages > 1
+    columns = ("shard", "attempt", "model", "batch", "state", "done", "failed", "total")
+    for column in ("stage", *columns) if staged else columns:
         table.add_column(column)
     for batch in progress.batches:
         counts = batch.request_counts
         table.add_row(
+            *((str(batch.stage + 1),) if staged else ()),
             str(batch.shard),
             f"{batch.attempt}{' (fallback)' if batch.provider == 'fallback' else ''}",
             batch.model,
@@ -134,6 +156,12 @@ def print_progress(progress: JobProgress, out: Console) -> None:
             str(counts.total or batch.lines),
         )
     out.print(table)
+    for stage in progress.per_stage:
+        done = stage.totals
+        out.print(
+            f"stage {stage.stage + 1} of {progress.stages}: {stage.transcripts} transcripts "
+            f"qualified, {stage.requests} requests ({done.completed} done, {done.failed} failed)"
+        )
     totals = progress.totals
     out.print(f"requests: {totals.completed} done, {totals.failed} failed, of {progress.requests}")
 
@@ -192,35 +220,49 @@ def export_jsonl(result: BatchRunResult, path: Path) -> None:
 def export_csv(result: BatchRunResult, path: Path) -> None:
     """One row per transcript × judge (see :data:`CSV_COLUMNS`), streamed, atomically (0600).
 
-    Text cells that a spreadsheet would read as a formula (starting with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return) are written with a leading ``'``.
+    A pipeline's result gets one row per transcript × step instead, with the step's state,
+    effective verdict and reason (see :data:`PIPELINE_CSV_COLUMNS`). Text cells that a
+    spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return) are written with a leading ``'``.
     """
+    pipeline = bool(result.counts.steps)
     with _export(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(PIPELINE_CSV_COLUMNS if pipeline else CSV_COLUMNS)
         for evaluation in result.evaluations:
-            for name, verdict in evaluation.verdicts.items():
-                votes = verdict.votes
-                error = verdict.error or next(
-                    (run.error for run in verdict.runs if run.error is not None), None
+            head = (evaluation.index, neutralise(evaluation.source), evaluation.status)
+            if not pipeline:
+                for name, verdict in evaluation.verdicts.items():
+                    writer.writerow((*head, neutralise(name), *_verdict_cells(verdict)))
+                continue
+            for name, outcome in evaluation.steps.items():
+                ran = evaluation.verdicts.get(name)
+                cells = _verdict_cells(ran) if ran is not None else ("",) * 9
+                step = (
+                    outcome.state,
+                    outcome.effective,
+                    neutralise(outcome.effective_from or ""),
+                    neutralise(outcome.reason or ""),
                 )
-                writer.writerow(
-                    (
-                        evaluation.index,
-                        neutralise(evaluation.source),
-                        evaluation.status,
-                        neutralise(name),
-                        verdict.status,
-                        "" if verdict.score is None else f"{verdict.score:.4g}",
-                        votes.get("SUCCESS", 0),
-                        votes.get("ERROR", 0),
-                        votes.get("NA", 0),
-                        votes.get("ERRORED", 0),
-                        neutralise(verdict.root_cause or ""),
-                        neutralise(error.code) if error else "",
-                        neutralise(error.message) if error else "",
-                    )
-                )
+                writer.writerow((*head, neutralise(name), *cells, *step))
         text.flush()
         text.detach()
+
+
+def _verdict_cells(verdict: JudgeVerdict) -> tuple[object, ...]:
+    votes = verdict.votes
+    error = verdict.error or next(
+        (run.error for run in verdict.runs if run.error is not None), None
+    )
+    return (
+        verdict.status,
+        "" if verdict.score is None else f"{verdict.score:.4g}",
+        votes.get("SUCCESS", 0),
+        votes.get("ERROR", 0),
+        votes.get("NA", 0),
+        votes.get("ERRORED", 0),
+        neutralise(verdict.root_cause or ""),
+        neutralise(error.code) if error else "",
+        neutralise(error.message) if error else "",
+    )

@@ -4,6 +4,10 @@
 every request straight to an OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, LiteLLM,
 OpenAI's live API, kyro's emulator), then prints the verdicts. With ``--provider openai`` it
 submits a batch and polls until done instead.
+
+A pipeline config (``depends_on``/``on_failure``) through the local provider is walked live by
+:class:`kyro.KyroJudge`: each transcript's steps run as soon as what they wait for is decided,
+``--concurrency`` transcripts at a time; the results file lands in the state folder.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ from typing import Any
 
 import anyio
 
-from kyro._exceptions import BatchJobError
+from kyro._config_load import load_config
+from kyro._exceptions import BatchJobError, BatchValidationError
+from kyro._live import KyroJudge, new_run_id, run_to_file
+from kyro._provider import LiveProvider
 from kyro._results import BatchRunResult
+from kyro._state import StateStore
 from kyro.cli._argtypes import interval_seconds
 from kyro.cli._jobs import (
     add_output_options,
+    check_exports,
     finish,
     report_job_error,
     tracked_judge,
@@ -29,7 +38,10 @@ from kyro.cli._options import (
     add_plan_options,
     add_vote_options,
     configure_logging,
+    make_provider,
     parse_variables,
+    state_dir_of,
+    vote_settings,
 )
 from kyro.cli._plan import transcript_paths
 from kyro.cli._report import console
@@ -45,7 +57,8 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  python3 -m kyro run judges.yml transcripts/ --base-url http://127.0.0.1:11434/v1\n"
-        "  python3 -m kyro run judges.yml data.jsonl --provider openai --interval 60",
+        "  python3 -m kyro run judges.yml data.jsonl --provider openai --interval 60\n"
+        "  python3 -m kyro run pipeline.yml data.jsonl --base-url URL --concurrency 16",
     )
     parser.add_argument("config", help="the judges YAML file")
     parser.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
@@ -54,6 +67,12 @@ def register(subparsers: Any) -> None:
         type=interval_seconds,
         default=30.0,
         help="seconds between polls of a batch provider",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="transcripts a live pipeline run evaluates at once (default 8)",
     )
     add_plan_options(parser)
     add_vote_options(parser)
@@ -66,6 +85,8 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
+    if args.provider == "local" and load_config(args.config).uses_pipeline:
+        return _run_live(args, variables)
     judge, activity = tracked_judge(args)
     out = console()
 
@@ -89,3 +110,34 @@ def _run(args: argparse.Namespace) -> int:
         return report_job_error(exc, args)
     assert result is not None  # wait=True returns only a result
     return finish(result, args)
+
+
+def _run_live(args: argparse.Namespace, variables: dict[str, str]) -> int:
+    """Walk the pipeline for every transcript now, through the local provider."""
+    if args.concurrency < 1:
+        raise BatchValidationError(f"--concurrency must be at least 1, got {args.concurrency}")
+    provider = make_provider(args)
+    if not isinstance(provider, LiveProvider):
+        raise BatchValidationError(f"the {args.provider!r} provider cannot run requests live")
+    live = KyroJudge(args.config, provider=provider, runs=args.runs, vote=vote_settings(args))
+    store = StateStore(args.config, state_dir_of(args))
+    check_exports(args, store.state_dir)
+    store.ensure_dirs()
+    run_id = new_run_id()
+    out = console()
+
+    async def go() -> BatchRunResult:
+        async with live:
+            if not args.quiet:
+                stages = len(live.graph.stages)
+                out.print(f"run {run_id}: walking the {stages}-stage pipeline live")
+            return await run_to_file(
+                live,
+                args.transcripts,
+                store.results_path_for(run_id),
+                job_id=run_id,
+                variables=variables,
+                concurrency=args.concurrency,
+            )
+
+    return finish(anyio.run(go), args)

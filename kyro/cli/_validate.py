@@ -1,10 +1,11 @@
 """``kyro validate CONFIG``: load a judges config and describe what kyro understood.
 
 Prints one header line (path, shape, version, number of judges, config hash) and, per judge,
-its prompt source, model (and where that model comes from), template fields and pipeline links.
-Exit status 0 when the config is valid; an invalid one prints ``file:line:column: message`` to
-stderr and exits 2. Whatever ``plan`` or ``submit`` would refuse in the config itself (a
-pipeline, a judge without a model), ``validate`` refuses first, in the same words.
+its prompt source, model (and where that model comes from), template fields and pipeline links;
+for a pipeline, its stages. Exit status 0 when the config is valid; an invalid one prints
+``file:line:column: message`` to stderr and exits 2. Whatever ``plan`` or ``submit`` would
+refuse in the config itself (a judge without a model), ``validate`` refuses first, in the same
+words.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kyro._config import MODEL_SOURCES, Judge, JudgesConfig, refuse_unsupported, resolve_models
+from kyro._config import MODEL_SOURCES, Judge, JudgesConfig, resolve_models
 from kyro._config_load import load_config
 from kyro._registry import provider_default_model
 from kyro.cli._exit import ExitCode
 
-__all__ = ["describe", "register", "run"]
+__all__ = ["describe", "register", "run", "stage_lines"]
 
 _EPILOG = """\
 examples:
@@ -69,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
         run(argparse.Namespace(config="examples/judges.yml", model=None, provider="openai"))
     """
     config = load_config(args.config)
-    refuse_unsupported(config)
     provider = getattr(args, "provider", "openai")
     config = resolve_models(
         config,
@@ -101,7 +101,33 @@ def describe(config: JudgesConfig, *, provider: str | None = None) -> str:
     for judge in config.judges:
         lines.append("")
         lines.extend(_judge_lines(judge, provider))
+    if config.uses_pipeline:
+        lines.append("")
+        lines.extend(stage_lines(config))
     return "\n".join(lines)
+
+
+def stage_lines(config: JudgesConfig) -> list[str]:
+    """The pipeline's stages, one line each: which steps are decided together, and why later.
+
+    Example::
+
+        stage_lines(kyro.load_config("examples/pipeline.yml"))[1]
+        # '  stage 0: grounded, tone  (roots: run side by side)'
+    """
+    graph = config.graph()
+    lines = [
+        f"stages ({len(graph.stages)}; a stage runs once the stages before it are decided; "
+        "a batch job submits one stage at a time):"
+    ]
+    for k, names in enumerate(graph.stages):
+        described = []
+        for name in names:
+            primary = graph.trigger.get(name)
+            described.append(f"{name} (on_failure of {primary})" if primary else name)
+        note = "  (roots: run side by side)" if k == 0 else ""
+        lines.append(f"  stage {k}: {', '.join(described)}{note}")
+    return lines
 
 
 def _judge_lines(judge: Judge, provider: str | None) -> list[str]:

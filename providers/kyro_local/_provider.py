@@ -36,9 +36,13 @@ from kyro_local._backends import CallableBackend, Handler, HttpBackend
 from kyro_local._results import read_results
 from kyro_local._run import BatchRun
 from kyro_local._store import BatchRecord, BatchStore, count_lines, owner_alive
-from kyro_openai import DEFAULT_MODEL, encode_request
+from kyro_local._wire import InputLine, OutputError, OutputLine
+from kyro_openai import DEFAULT_MODEL, classify_output_line, decode_output_line, encode_request
 
 __all__ = ["DEFAULT_LIMITS", "LocalProvider", "default_state_dir"]
+
+_input_decoder = msgspec.json.Decoder(InputLine)
+_output_encoder = msgspec.json.Encoder()
 
 DEFAULT_LIMITS = BatchLimits(max_requests=1_000_000, max_bytes=2 * 1024 * 1024 * 1024)
 
@@ -117,6 +121,7 @@ class LocalProvider:
         self.state_dir = self.state_dir.expanduser().absolute()
         self._store = BatchStore(self.state_dir)
         self._runs: dict[str, BatchRun] = {}
+        self._live: anyio.CapacityLimiter | None = None
         self._backend: HttpBackend | CallableBackend
         if base_url is not None:
             self._backend = HttpBackend(
@@ -164,6 +169,47 @@ class LocalProvider:
         ``structured_outputs`` (None: by model name) picks json_schema or JSON mode.
         """
         encode_request(request, buffer, structured_outputs=self.structured_outputs)
+
+    async def complete(self, request: JudgeRequest) -> ResultLine:
+        """Run one request now and return its outcome (what ``kyro.KyroJudge`` calls).
+
+        The same backend, retries and timeouts as a batch line, and the same reading of the
+        reply; at most ``concurrency`` requests are in flight at once across all callers.
+        A failed request is a ``ResultLine`` with ``ok=False``; only a refused credential
+        (HTTP 401/403), which would fail every request alike, raises :class:`ProviderError`.
+
+        Example::
+
+            line = await provider.complete(request)
+            line.ok, line.content
+        """
+        buffer = bytearray()
+        encode_request(request, buffer, structured_outputs=self.structured_outputs)
+        body = _input_decoder.decode(buffer).body
+        if self._live is None:
+            self._live = anyio.CapacityLimiter(self.concurrency)
+        async with self._live:
+            try:
+                response, error = await self._backend(body)
+            except Exception as exc:  # a backend bug must not sink the other requests
+                response = None
+                error = OutputError(code="local_error", message=f"{type(exc).__name__}: {exc}")
+        if response is not None and response.status_code in (401, 403):
+            raise ProviderError(
+                f"{self._backend.endpoint} refused the credentials"
+                + (f": {error.message}" if error is not None else "")
+                + "; check the API key (OPENAI_API_KEY for the command line)",
+                status_code=response.status_code,
+                code=error.code if error is not None else None,
+                request_id=response.request_id,
+                provider=self.name,
+            )
+        out = OutputLine(
+            id="live_req_1", custom_id=request.custom_id, response=response, error=error
+        )
+        line = decode_output_line(_output_encoder.encode(out))
+        assert line is not None  # it was encoded just above, custom_id included
+        return classify_output_line(line)
 
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
         """Run every request of the shard at ``path``; return the batch id once all have ended.

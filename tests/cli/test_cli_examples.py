@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cli_helpers import ROOT, kyro_env
 
+from kyro.cli import main
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
 
 
@@ -65,3 +68,29 @@ def test_check_reports_a_failed_job(tmp_path: Path) -> None:
     assert failed.returncode == 4
     assert "ended failed" in failed.stderr
     assert "too_many_tasks" in failed.stderr
+
+
+def test_example_pipeline_through_submit_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/pipeline.yml runs as staged batches (submit, check) and live (run) alike."""
+    examples = _copy_examples(tmp_path / "examples")
+    config, data = examples / "pipeline.yml", examples / "transcripts" / "dataset.jsonl"
+    with Emulator() as emulator, serve(emulator) as url:
+        assert main(["submit", str(config), str(data), "--base-url", url, "-q"]) == 0
+        assert emulator.stats().batches_created == 1  # stage 0: both roots on one model
+        batch_out, live_out = tmp_path / "batch.jsonl", tmp_path / "live.jsonl"
+        args = ["check", str(config), "--base-url", url, "--output", str(batch_out)]
+        assert main(args) == 0
+        args = ["run", str(config), str(data), "--base-url", url, "--output", str(live_out)]
+        assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pipeline steps" in printed
+    batched = [json.loads(line) for line in batch_out.read_text().splitlines()]
+    walked = [json.loads(line) for line in live_out.read_text().splitlines()]
+    assert len(batched) == len(data.read_text().splitlines())
+    assert [e["steps"] for e in walked] == [e["steps"] for e in batched]
+    assert [e["status"] for e in walked] == [e["status"] for e in batched]
+    states = {o["state"] for e in batched for o in e["steps"].values()}
+    assert "RAN" in states
+    assert len(states) >= 2  # the emulator's verdicts gate some steps off

@@ -115,19 +115,6 @@ async def test_submit_refuses_a_second_job_while_one_is_pending(tmp_path: Path) 
     assert len(provider.batches) == 1
 
 
-async def test_submit_refuses_depends_on(tmp_path: Path) -> None:
-    """A config whose judges depend on each other is refused before anything is planned."""
-    config = write_config(tmp_path)
-    config.write_text(config.read_text() + "    depends_on: relevance\n")
-    provider = FakeProvider()
-    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
-    with pytest.raises(BatchValidationError, match="depends_on") as info:
-        await judge.submit(["a"])
-    assert info.value.path == str(config)
-    assert provider.batches == []
-    assert not judge.store.state_path.exists()
-
-
 async def test_submit_of_no_transcripts_is_a_clear_error(tmp_path: Path) -> None:
     """Zero transcripts: a BatchValidationError saying so, and no job left behind."""
     provider = FakeProvider()

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _kyro_child import CHECK_CUTS, CUTS, SUBMIT_CUTS
+from _kyro_child import CHECK_CUTS, CUTS, STAGE_CUTS, SUBMIT_CUTS
 from _scenarios import PROVIDERS, SHARDS, EmulatorProcess, crash_scenario
+from _stage_scenarios import stage_crash_scenario
 
 
 def test_the_matrix_has_every_cut_point() -> None:
@@ -43,3 +44,15 @@ def test_kill_then_rerun_recovers_exactly_once(
     assert outcome.duplicate_batches == 0
     assert outcome.lost_verdicts == 0
     assert SHARDS == 2
+
+
+@pytest.mark.parametrize("cut", STAGE_CUTS)
+def test_kill_between_pipeline_stages_then_rerun_recovers_exactly_once(
+    emulator_process: EmulatorProcess, tmp_path: Path, cut: str
+) -> None:
+    """A SIGKILL at ``cut`` while check moves a pipeline from stage 0 to stage 1, then check
+    again: no duplicate batch, every verdict of every stage once (as a live walk gives them)."""
+    outcome = stage_crash_scenario(emulator_process.url, tmp_path / "job", cut)
+    assert outcome.recovered, outcome.detail
+    assert outcome.duplicate_batches == 0
+    assert outcome.lost_verdicts == 0
