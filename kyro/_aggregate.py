@@ -207,7 +207,12 @@ class Aggregator:
                     if rec is None:
                         runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
                     elif rec.rank == _OK:
-                        runs.append(parse_reply(rec.content, run=r, usage=rec.usage))
+                        threshold = self.thresholds[j]
+                        runs.append(
+                            parse_reply(
+                                rec.content, run=r, usage=rec.usage, pass_threshold=threshold
+                            )
+                        )
                     else:
                         runs.append(
                             RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)

@@ -12,7 +12,8 @@ the job's folder, drop transcripts or judges from the results, or fail deep insi
   of each planned stage add up to that stage's recorded requests, the current stage is one
   of its stages, and its outcomes file resolves inside the sidecar folder;
   attempts numbered from 1, unique, never holding more lines than their shard;
-* vote settings within runs; ``max_resubmits`` 0 or more; the config hash a SHA-256.
+* vote settings within runs; ``max_resubmits`` 0 or more; the config hash a SHA-256;
+* the recorded models and pass thresholds name only the job's judges (thresholds 0 to 1).
 
 Any mismatch is a :class:`BatchValidationError` naming the state file, and the file is left
 exactly as it is.
@@ -64,6 +65,13 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
         return f"max_resubmits is {state.max_resubmits}"
     if not _SHA256.fullmatch(state.config_sha256):
         return "config_sha256 is not a SHA-256 hex digest"
+    named = set(judges)
+    for field, keys in (("models", state.models), ("pass_thresholds", state.pass_thresholds)):
+        strangers = sorted(set(keys) - named)
+        if strangers:
+            return f"its {field} name {', '.join(strangers)}, which are not among its judges"
+    if any(not 0.0 <= t <= 1.0 for t in state.pass_thresholds.values()):
+        return "a pass_threshold lies outside 0 to 1"
     indices = [shard.index for shard in state.shards]
     expected = state.transcripts * len(judges) * state.runs
     lines = sum(shard.lines for shard in state.shards)

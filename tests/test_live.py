@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -245,6 +246,12 @@ def test_cli_run_walks_a_pipeline_live(
     assert lines[0].endswith(",step_state,effective,effective_from,reason")
     assert len(lines) == 1 + 6 * 7
     assert lines[1 + 7 + 2].endswith(",SKIPPED,SKIPPED,,dependency 'relevance' ended ERROR")
+    table = list(csv.reader(lines))
+    assert table[0][:6] == ["index", "source", "transcript_status", "judge", "status", "score"]
+    assert {len(row) for row in table} == {17}
+    ran, skipped = table[1], table[1 + 7 + 2]
+    assert (ran[3], ran[5], ran[13]) == ("relevance", "0.5", "RAN")  # the mean score
+    assert (skipped[4], skipped[5], skipped[13]) == ("", "", "SKIPPED")  # blank verdict cells
 
 
 async def test_run_many_holds_a_bounded_window_behind_a_slow_transcript(tmp_path: Path) -> None:

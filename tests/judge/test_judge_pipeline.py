@@ -20,6 +20,7 @@ from kyro import (
     ProviderError,
     TranscriptEvaluation,
 )
+from kyro._contract import verdict_message
 from kyro._state import JobState
 from kyro.cli._report import console, print_progress
 from kyro.testing import FakeProvider
@@ -330,5 +331,64 @@ async def test_an_edited_pipeline_state_is_refused_and_left_untouched(tmp_path: 
     assert edited != path.read_bytes()
     path.write_bytes(edited)
     with pytest.raises(BatchValidationError, match="stage 0 hold 12 requests, but the stage"):
+        await judge.check()
+    assert path.read_bytes() == edited
+
+
+async def test_later_stages_keep_models_thresholds_and_the_verdict_contract(
+    tmp_path: Path,
+) -> None:
+    """A later stage uses the models stage 0 resolved (not a later model=), its judge's
+    pass_threshold, the verdict contract, and reads the upstream JudgeVerdict.score."""
+    config = tmp_path / "pipeline.yml"
+    config.write_text(
+        "steps:\n  - {name: first, prompt: 'one {{input}}'}\n"
+        "  - {name: second, prompt: 'two {{steps.first.score}} {{input}}', depends_on: [first],"
+        " pass_threshold: 0.7}\n",
+        encoding="utf-8",
+    )
+    bodies: dict[str, dict[str, Any]] = {}
+
+    def answer(custom_id: str, body: dict[str, Any]) -> str:
+        bodies[custom_id] = body
+        return '{"score": 0.6}'
+
+    provider = FakeProvider(responder=answer)
+    submitting = BatchJudge(provider, config, state_dir=tmp_path / "state", model="from-arg")
+    await submitting.submit(["hello"])
+    checking = BatchJudge(provider, config, state_dir=tmp_path / "state", model="other")
+    result = None
+    for _ in range(10):
+        result = await checking.check()
+        if result is not None:
+            break
+    assert result is not None
+    assert sorted(bodies) == ["s1-t0-j1-r0", "t0-j0-r0"]
+    assert {body["model"] for body in bodies.values()} == {"from-arg"}
+    assert result.models == {"first": "from-arg", "second": "from-arg"}
+    later = bodies["s1-t0-j1-r0"]["messages"]
+    assert later[0] == {"role": "system", "content": verdict_message().content}
+    assert later[-1] == {"role": "user", "content": "two 0.6 hello"}
+    (evaluation,) = result.evaluations
+    assert evaluation.verdicts["first"].status == "SUCCESS"  # 0.6 ≥ 0.5
+    assert evaluation.verdicts["second"].status == "ERROR"  # 0.6 < 0.7
+    assert evaluation.verdicts["second"].score == pytest.approx(0.6)
+
+
+async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_path: Path) -> None:
+    """A pipeline state holds both the stage fields and the resolved models; a model recorded
+    for a judge the job does not have is refused by name, the file left as it was."""
+    config, data = write_pipeline(tmp_path)
+    judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
+    await judge.submit([data], variables=VARS)
+    state = judge.store.load()
+    assert state is not None
+    assert state.pipeline
+    assert state.models == dict.fromkeys(STEPS, "judge-model")
+    path = judge.store.state_path
+    edited = path.read_bytes().replace(b'"models":{"relevance"', b'"models":{"ghost"')
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    with pytest.raises(BatchValidationError, match="its models name ghost, which are not"):
         await judge.check()
     assert path.read_bytes() == edited
