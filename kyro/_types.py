@@ -162,17 +162,23 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Token usage of one request, or summed over many."""
+    """Token usage of one request, or summed over many.
+
+    ``input_tokens`` counts every prompt token, ``cached_input_tokens`` those of them the
+    provider served from its prompt cache (billed at the cached-input price).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 
