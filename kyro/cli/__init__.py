@@ -15,14 +15,24 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError, JobBusyError, KyroError, ProviderError
 from kyro._redact import redact
-from kyro.cli import _demo, _emulator, _eval, _jobs, _plan, _run, _serve, _validate
+from kyro.cli import _demo, _emulator, _eval, _htmlreport, _jobs, _plan, _run, _serve, _validate
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
 
 # Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _eval, _serve, _emulator)
+_COMMANDS: tuple[Any, ...] = (
+    _demo,
+    _validate,
+    _plan,
+    _jobs,
+    _run,
+    _eval,
+    _serve,
+    _htmlreport,
+    _emulator,
+)
 
 
 _EPILOG = """\
