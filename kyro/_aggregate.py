@@ -59,12 +59,31 @@ class _Rec(msgspec.Struct, array_like=True, gc=False):
     usage: Usage | None = None
 
 
+def _split_usage(usage: Usage | None, parts: int) -> list[Usage | None]:
+    """``usage`` shared out over ``parts`` runs, the remainder on the first."""
+    if usage is None or parts <= 1:
+        return [usage] * max(parts, 1)
+    fields = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.cached_input_tokens,
+    )
+    out: list[Usage | None] = []
+    for k in range(parts):
+        i, o, tot, c = (v // parts + (v % parts if k == 0 else 0) for v in fields)
+        out.append(Usage(input_tokens=i, output_tokens=o, total_tokens=tot, cached_input_tokens=c))
+    return out
+
+
 class Aggregator:
     """Collects a job's result lines, then votes and writes the results file.
 
     ``judges`` are the judge names by judge index, ``runs`` the runs per judge,
-    ``transcripts`` the transcript count. Scratch files go to a fresh folder inside
-    ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
+    ``transcripts`` the transcript count; ``samples`` > 1 when runs were sent that many to a
+    request (``n``): a line's choices are then runs r, r+1, …, and a failed line for run r
+    (a multiple of ``samples``) fails every run it carried. Scratch files go to a fresh
+    folder inside ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
 
     Example::
 
@@ -88,6 +107,7 @@ class Aggregator:
         partition_size: int = 1024,
         buffer_bytes: int = 8 << 20,
         thresholds: Sequence[float] = (),
+        samples: int = 1,
     ) -> None:
         if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
             raise ValueError("runs, judges and partition_size must be positive")
@@ -99,6 +119,7 @@ class Aggregator:
         self.settings = settings if settings is not None else VoteSettings()
         self.partition_size = partition_size
         self.buffer_bytes = buffer_bytes
+        self.samples = samples
         self.lines = 0
         self.unexpected = 0
         self.unexpected_ids: list[str] = []
@@ -130,12 +151,37 @@ class Aggregator:
         self.lines += 1
         error = line.error
         if line.ok and error is None:
+            if len(line.choices) > 1:
+                self._add_samples(t, j, r, line)
+                return
             rec = _Rec(t, j, r, _OK, line.content, None, line.usage)
         else:
             if error is None:
                 error = ResultError(code="failed", message="the provider returned no reply")
             rank = _RETRYABLE if error.retryable else _FAILED
+            if self.samples > 1 and r % self.samples == 0:
+                # A request that carried runs r … r+samples-1 as samples failed for all of
+                # them (a run answered by another line still wins: replies outrank failures).
+                for run in range(r, min(r + self.samples, self.runs)):
+                    usage = line.usage if run == r else None
+                    self._store(_Rec(t, j, run, rank, None, error, usage))
+                return
             rec = _Rec(t, j, r, rank, None, error, line.usage)
+        self._store(rec)
+
+    def _add_samples(self, t: int, j: int, r: int, line: ResultLine) -> None:
+        """One reply per choice of a request sent with ``n``: choice k is run r + k.
+
+        The request's usage is shared out evenly (the remainder on the first run), so the
+        runs' usage still sums to what the request cost.
+        """
+        choices = line.choices[: max(0, self.runs - r)]
+        parts = _split_usage(line.usage, len(choices))
+        for offset, content in enumerate(choices):
+            self._store(_Rec(t, j, r + offset, _OK, content, None, parts[offset]))
+
+    def _store(self, rec: _Rec) -> None:
+        t = rec.t
         partition = t // self.partition_size
         buffer = self._buffers.get(partition)
         if buffer is None:
@@ -189,7 +235,7 @@ class Aggregator:
             unexpected_lines=self.unexpected,
             judges={name: JudgeCounts() for name in self.judges},
         )
-        usage = [0, 0, 0]
+        usage = [0, 0, 0, 0]
         entries = iter(index)
         entry: IndexEntry | None = next(entries, None)
         encode_into = self._encoder.encode_into
@@ -217,7 +263,12 @@ class Aggregator:
             job_id=job_id,
             status=job_status(counts),
             counts=counts,
-            usage=Usage(input_tokens=usage[0], output_tokens=usage[1], total_tokens=usage[2]),
+            usage=Usage(
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                total_tokens=usage[2],
+                cached_input_tokens=usage[3],
+            ),
             results_path=results_path,
             evaluations=Evaluations(results_path, self.transcripts),
             failure=self.common_failure(),
@@ -248,6 +299,7 @@ class Aggregator:
                     usage[0] += rec.usage.input_tokens
                     usage[1] += rec.usage.output_tokens
                     usage[2] += rec.usage.total_tokens
+                    usage[3] += rec.usage.cached_input_tokens
                 if rec.rank == _OK:
                     runs.append(
                         parse_reply(

@@ -65,6 +65,8 @@ class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     :func:`kyro.verdict_schema`): a provider that can enforce a schema for
     ``model`` does, and one that cannot falls back to plain JSON output. For JSON judges the
     first message is kyro's own system message stating the verdict object.
+    ``samples`` > 1 asks for that many replies to the one prompt (OpenAI's ``n``): the runs
+    from ``custom_id``'s run index on, the prompt billed once.
 
     Example::
 
@@ -78,6 +80,7 @@ class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any] = {}
     json_output: bool = True
     response_schema: ResponseSchema | None = None
+    samples: int = 1
 
 
 class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,7 +203,9 @@ class ResultLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One request's outcome as a provider streams it back.
 
     ``ok`` is true only for a 2xx reply with no error; ``content`` is then the assistant's
-    text. Otherwise ``error`` says what happened.
+    text. Otherwise ``error`` says what happened. A request that asked for several samples
+    (``JudgeRequest.samples``) lists every reply in ``choices``, in order (``content`` is the
+    first); ``usage`` is then the whole request's.
 
     Example::
 
@@ -213,3 +218,4 @@ class ResultLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     content: str | None = None
     usage: Usage | None = None
     error: ResultError | None = None
+    choices: tuple[str | None, ...] = ()
