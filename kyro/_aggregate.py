@@ -57,6 +57,7 @@ class _Rec(msgspec.Struct, array_like=True, gc=False):
     content: str | None = None
     error: ResultError | None = None
     usage: Usage | None = None
+    cached: bool = False
 
 
 def _split_usage(usage: Usage | None, parts: int) -> list[Usage | None]:
@@ -134,8 +135,12 @@ class Aggregator:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Rec)
 
-    def add(self, line: ResultLine) -> None:
-        """Take one result line (any batch, any order)."""
+    def add(self, line: ResultLine, *, cached: bool = False) -> None:
+        """Take one result line (any batch, any order); ``cached`` when the reply cache gave it.
+
+        A cached reply's run is marked ``origin="cache"`` in the results and its usage is not
+        added to the job's (it was paid for by an earlier job).
+        """
         match = _FAST_ID.fullmatch(line.custom_id)
         if match is not None:
             t, j, r = int(match[1]), int(match[2]), int(match[3])
@@ -154,7 +159,7 @@ class Aggregator:
             if len(line.choices) > 1:
                 self._add_samples(t, j, r, line)
                 return
-            rec = _Rec(t, j, r, _OK, line.content, None, line.usage)
+            rec = _Rec(t, j, r, _OK, line.content, None, line.usage, cached)
         else:
             if error is None:
                 error = ResultError(code="failed", message="the provider returned no reply")
@@ -295,17 +300,18 @@ class Aggregator:
                     counts.missing_runs += 1
                     self._failed(_MISSING)
                     continue
-                if rec.usage is not None:
+                if rec.usage is not None and not rec.cached:
                     usage[0] += rec.usage.input_tokens
                     usage[1] += rec.usage.output_tokens
                     usage[2] += rec.usage.total_tokens
                     usage[3] += rec.usage.cached_input_tokens
                 if rec.rank == _OK:
-                    runs.append(
-                        parse_reply(
-                            rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
-                        )
+                    run = parse_reply(
+                        rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
                     )
+                    if rec.cached:
+                        run = msgspec.structs.replace(run, origin="cache")
+                    runs.append(run)
                     self._varied = True  # a reply came back: the provider worked
                 else:
                     runs.append(
