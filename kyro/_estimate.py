@@ -22,9 +22,10 @@ from typing import Any
 import msgspec
 
 from kyro._cost import PriceTable, Rates, cost_usd, estimate_tokens
+from kyro._exceptions import BatchValidationError, BudgetExceededError
 from kyro._types import JudgeRequest, Message
 
-__all__ = ["CostEstimator", "CostLine", "CostTotals", "max_tokens_of"]
+__all__ = ["CostEstimator", "CostLine", "CostTotals", "check_budget", "max_tokens_of"]
 
 _MAX_TOKEN_KEYS = ("max_completion_tokens", "max_tokens")
 
@@ -122,15 +123,15 @@ class CostEstimator:
         line.cached_runs += runs
 
     def lines(self) -> list[CostLine]:
-        """Every judge × model line, priced, in the order first seen."""
+        """Every judge × model line, priced (fresh copies), in the order first seen."""
         out = []
-        for line in self._lines.values():
+        for counted in self._lines.values():
+            line = msgspec.structs.replace(counted)
             rates = self.table.rates(self.provider, line.model, batch=self.batch)
             if rates is None:
                 line.note = self.table.unknown(self.provider, line.model)
-                out.append(line)
-                continue
-            self._price(line, rates)
+            else:
+                self._price(line, rates)
             out.append(line)
         return out
 
@@ -174,4 +175,51 @@ class CostEstimator:
             ceiling_usd=total([line.ceiling_usd for line in lines]),
             saved_usd=total([line.saved_usd for line in lines]),
             unpriced=unpriced,
+        )
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+
+
+def check_budget(totals: CostTotals, max_cost: float | None, *, spent_usd: float = 0.0) -> None:
+    """Raise :class:`BudgetExceededError` unless ``spent_usd`` + the ceiling fits ``max_cost``.
+
+    A ceiling that cannot be priced (an unknown model, no output cap and no known limit)
+    cannot be checked, so it is refused too. ``max_cost=None`` checks nothing.
+
+    Example::
+
+        check_budget(estimator.totals(), 5.0)    # raises when the worst case passes $5
+    """
+    if max_cost is None:
+        return
+    if isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or max_cost < 0:
+        raise BatchValidationError(f"max_cost must be a number of USD ≥ 0, got {max_cost!r}")
+    spent = f" on top of ${spent_usd:,.4f} already spent" if spent_usd else ""
+    if totals.ceiling_usd is None:
+        why = (
+            f"no price is known for {', '.join(totals.unpriced)}"
+            if totals.unpriced
+            else "an output ceiling is unknown (set max_tokens in the judges' params)"
+        )
+        raise BudgetExceededError(
+            f"cannot hold the job to max_cost {_usd(max_cost)}: {why}; nothing was uploaded. "
+            "Add the model's prices (--prices FILE or the config's `prices:`) or drop the "
+            "budget",
+            max_cost=max_cost,
+            ceiling_usd=None,
+            estimate_usd=totals.estimate_usd,
+            spent_usd=spent_usd,
+        )
+    if spent_usd + totals.ceiling_usd > max_cost:
+        estimate = f"${totals.estimate_usd:,.4f}" if totals.estimate_usd is not None else "unknown"
+        raise BudgetExceededError(
+            f"refused: the cost ceiling ${totals.ceiling_usd:,.4f} (typical {estimate}, "
+            f"{totals.requests:,} requests){spent} passes max_cost {_usd(max_cost)}; nothing "
+            "was uploaded. Lower max_tokens or runs, send fewer transcripts, or raise the budget",
+            max_cost=max_cost,
+            ceiling_usd=totals.ceiling_usd,
+            estimate_usd=totals.estimate_usd,
+            spent_usd=spent_usd,
         )
