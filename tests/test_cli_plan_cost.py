@@ -119,3 +119,26 @@ def test_plan_counts_cache_hits_and_writes_only_the_rest(
     assert sorted(line["custom_id"] for line in lines) == ["t1-j0-r0", "t2-j0-r0", "t3-j0-r0"]
     assert _plan(project, "--runs", "3", "--cache-dir", str(cache_dir), "--no-cache") == 0
     assert "cache: off" in capsys.readouterr().out
+
+
+def test_cache_stats_and_clear(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`kyro cache stats` counts the replies of the folder; `clear` empties it; a folder
+    without a cache is a clear error."""
+    folder = project / ".kyro" / "cache"
+    keys = RequestKeys("openai")
+    config = load_config(project / "judges.yml")
+    requests = list(plan_requests(config, iter_transcripts([project / "chats"])))
+    with ReplyCache(folder) as cache:
+        for request in requests:
+            cache.put(keys.key(request, run=0), ResultLine(custom_id="x", ok=True, content=VERDICT))
+    assert main(["cache", "stats", "--config", str(project / "judges.yml")]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"cache: {folder / 'replies.sqlite3'}" in out
+    assert "replies: 4 (" in out
+    assert "stored: 4" in out
+    assert main(["cache", "clear", "--cache-dir", str(folder)]) == ExitCode.OK
+    assert "cleared 4 replies" in capsys.readouterr().out
+    assert main(["cache", "stats", "--cache-dir", str(folder)]) == ExitCode.OK
+    assert "replies: 0 (0 bytes" in capsys.readouterr().out
+    assert main(["cache", "stats", "--cache-dir", str(project / "nowhere")]) == 2
+    assert "no reply cache in" in capsys.readouterr().err

@@ -21,7 +21,18 @@ from kyro._exceptions import (
     ProviderError,
 )
 from kyro._redact import redact
-from kyro.cli import _demo, _emulator, _eval, _htmlreport, _jobs, _plan, _run, _serve, _validate
+from kyro.cli import (
+    _cachecmd,
+    _demo,
+    _emulator,
+    _eval,
+    _htmlreport,
+    _jobs,
+    _plan,
+    _run,
+    _serve,
+    _validate,
+)
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
@@ -37,6 +48,7 @@ _COMMANDS: tuple[Any, ...] = (
     _eval,
     _serve,
     _htmlreport,
+    _cachecmd,
     _emulator,
 )
 
@@ -47,9 +59,10 @@ examples:
   python3 -m kyro submit judges.yml transcripts/ --runs 3
   python3 -m kyro check judges.yml --wait --csv results.csv
 
-exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input, 3 pending, 4 job
-failed/expired/cancelled, 5 provider unreachable or refused, 70 internal error (a bug: the
-traceback is logged), 75 busy (another kyro process holds the job's lock: try again later).
+exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input,
+3 pending, 4 job failed/expired/cancelled, 5 provider unreachable or refused,
+70 internal error (a bug: the traceback is logged),
+75 busy (another kyro process holds the job's lock: try again later).
 `python3 -m kyro COMMAND --help` shows each command."""
 
 
