@@ -7,7 +7,8 @@ and never sent. A request carrying several runs as samples is dropped when all i
 sent as is when none did, and otherwise split into one request per run still missing (each
 run keeps its own custom_id, so results and resubmission stay per run). The gate also feeds
 the cost estimator (sent requests billed, cached runs counted) and remembers, per run sent,
-its key (``on_sent``) so the replies can be stored when they come back.
+its key (``on_sent``) so the replies can be stored when they come back; ``on_flush`` runs
+after each batch of lookups (to write out what the callbacks buffered).
 
 Without a cache the gate only counts cost, and passes everything through at once.
 
@@ -58,6 +59,7 @@ class RequestGate:
         estimator: CostEstimator | None = None,
         on_hit: Callable[[ResultLine], object] | None = None,
         on_sent: Callable[[str, bytes, JudgeRequest], object] | None = None,
+        on_flush: Callable[[], object] | None = None,
     ) -> None:
         if cache is not None and keys is None:
             raise ValueError("a cache needs request keys")
@@ -67,6 +69,7 @@ class RequestGate:
         self.estimator = estimator
         self.on_hit = on_hit
         self.on_sent = on_sent
+        self.on_flush = on_flush
         self.hits = 0
         self.sent_runs = 0
         self._pending: list[tuple[JudgeRequest, list[bytes]]] = []
@@ -125,6 +128,8 @@ class RequestGate:
                 self._sent(single, [run_keys[offset]])
         self._pending.clear()
         self._pending_keys = 0
+        if self.on_flush is not None:
+            self.on_flush()
         return out
 
     def _name(self, judge: int) -> str:
