@@ -34,6 +34,7 @@ import msgspec
 
 from kyro._config import Judge, JudgesConfig
 from kyro._config_judge import PromptFiles, build_judge
+from kyro._cost import load_prices
 from kyro._exceptions import BatchValidationError
 from kyro._yaml import Segment, YamlDocument, parse_yaml, read_text
 from kyro._yaml_struct import convert_struct
@@ -52,6 +53,8 @@ class _ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     model: str | None = None
     judges: list[Any] | None = None
     steps: list[Any] | None = None
+    samples: bool = True
+    prices: dict[str, Any] | None = None
 
 
 def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
@@ -136,6 +139,11 @@ def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
         seen[judge.name] = i
         judges.append(judge)
     _check_links(doc, shape, judges)
+    if spec.prices is not None:
+        try:
+            load_prices(overrides=spec.prices)
+        except BatchValidationError as exc:
+            raise doc.error(exc.message, ("prices",)) from None
     return JudgesConfig(
         path=config_path,
         version=_SUPPORTED_VERSION,
@@ -145,6 +153,8 @@ def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
         model=spec.model,
         name=spec.name,
         description=spec.description,
+        samples=spec.samples,
+        prices=spec.prices,
     )
 
 

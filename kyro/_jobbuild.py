@@ -20,6 +20,7 @@ from kyro._builder import BuildSummary
 from kyro._config import JudgesConfig
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
+from kyro._reuse import RequestGate
 from kyro._state import StateStore
 from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
 
@@ -50,8 +51,14 @@ async def build_job_shards(
     variables: dict[str, str],
     provider: BatchProvider,
     store: StateStore,
+    samples: bool = False,
+    gate: RequestGate | None = None,
 ) -> BuildSummary:
-    """Write the job's shards and transcript index into the store's shard folder."""
+    """Write the job's shards and transcript index into the store's shard folder.
+
+    ``samples`` sends each transcript × judge's runs as one request; ``gate`` answers runs
+    from the reply cache (only the rest is written) and estimates the cost.
+    """
     store.ensure_dirs()
     shutil.rmtree(store.shards_dir, ignore_errors=True)  # leftovers of an interrupted plan
     store.ensure_dirs()
@@ -69,9 +76,11 @@ async def build_job_shards(
                 directory=store.shards_dir,
                 runs=runs,
                 variables=variables,
+                samples=samples,
+                gate=gate,
             )
         )
-    if summary.requests == 0:
+    if summary.transcripts == 0:
         raise BatchValidationError(
             "no transcripts were given, so there is nothing to submit; pass inline text, "
             "files, folders or a .jsonl dataset",

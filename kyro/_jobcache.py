@@ -152,7 +152,9 @@ class JobCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._keys_db is None:
-            self._keys_db = sqlite3.connect(self.folder / KEYS_FILE, isolation_level=None)
+            self._keys_db = sqlite3.connect(
+                self.folder / KEYS_FILE, isolation_level=None, check_same_thread=False
+            )
             self._keys_db.execute(
                 "CREATE TABLE IF NOT EXISTS keys "
                 "(custom_id TEXT PRIMARY KEY, key BLOB NOT NULL, model TEXT NOT NULL)"

@@ -81,6 +81,10 @@ class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A submitted job: enough for check() to finish it without the config or transcripts.
 
+    ``samples`` > 1 when each transcript × judge's runs were sent as one request with that
+    many samples (``n``); ``max_cost`` is the submit's budget and ``ceiling_usd`` the cost
+    ceiling of what was sent (later stages and resubmissions are held to the same budget).
+
     Example::
 
         state = store.load()
@@ -105,6 +109,9 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     shards: tuple[ShardState, ...] = ()
     models: dict[str, str] = {}
     pass_thresholds: dict[str, float] = {}
+    samples: int = 1
+    max_cost: float | None = None
+    ceiling_usd: float | None = None
 
     def with_shard(self, shard: ShardState) -> JobState:
         """A copy with ``shard`` replacing the shard of the same index, or appended."""
