@@ -46,7 +46,7 @@ def test_plan_prints_requests_shards_bytes_and_tokens(
     assert plan(project, "--runs", "2") == 0
     out = capsys.readouterr().out
     # Runs travel as n samples: 12 runs in 6 requests.
-    assert "3 transcripts × 2 judges × 2 runs = 12 runs in 6 requests" in out
+    assert "3 transcripts × 2 judges × 2 runs = 12 runs in 6 requests (runs as n samples" in out
     assert "relevance  gpt-4o-mini     6" in out
     assert "shard-0000-gpt-4o-mini.jsonl" in out
     assert "shard-0001-gpt-4o.jsonl" in out

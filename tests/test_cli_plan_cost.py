@@ -55,13 +55,13 @@ def test_plan_shows_cost_per_judge_and_the_n_saving(
     tokens = _input_tokens(project)  # one prompt per transcript, billed once with n=3
     typical = (tokens * 0.075 + 12 * 150 * 0.30) / 1e6
     ceiling = (tokens * 0.075 + 12 * 200 * 0.30) / 1e6
-    assert "4 transcripts × 1 judges × 3 runs = 12 runs in 4 requests" in out
+    assert "4 transcripts × 1 judges × 3 runs = 12 runs in 4 requests (runs as n" in out
     assert f"total: typical ${typical:,.4f}, ceiling ${ceiling:,.4f}" in out
     assert f"save ${2 * tokens * 0.075 / 1e6:,.4f} of input" in out
     assert "cache: 0 of 12 runs answered by" in out
     assert _plan(project, "--runs", "3", "--no-samples") == ExitCode.OK
     apart = capsys.readouterr().out
-    assert "= 12 runs in 12 requests" in apart
+    assert "× 3 runs = 12 requests\n" in apart
     assert "save" not in apart
 
 

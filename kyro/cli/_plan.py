@@ -230,9 +230,12 @@ def format_plan(
     """The lines ``kyro plan`` prints for ``summary``."""
     judges = len(config.judges)
     planned = summary.transcripts * judges * runs
+    sent = f"{summary.requests:,} requests"
+    if planned != summary.requests:
+        sent = f"{planned:,} runs in {sent} (runs as n samples, or answered by the cache)"
     yield (
         f"plan for {config.path}: {summary.transcripts:,} transcripts × {judges} judges × "
-        f"{runs} runs = {planned:,} runs in {summary.requests:,} requests"
+        f"{runs} runs = {sent}"
     )
     yield ""
     rows = [
