@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -152,6 +153,9 @@ class JobCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._keys_db is None:
+            path = self.folder / KEYS_FILE
+            if not path.exists():  # private, like every file of the job's state
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._keys_db = sqlite3.connect(
                 self.folder / KEYS_FILE, isolation_level=None, check_same_thread=False
             )

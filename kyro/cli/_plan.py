@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                 max_problems=args.max_problems,
                 on_transcript=advance,
                 # Only OpenAI's chat body takes n; Anthropic's Messages API has no samples.
-                samples=args.samples and args.provider == "openai",
+                samples=args.samples and config.samples and args.provider == "openai",
                 gate=gate,
             )
     finally:
