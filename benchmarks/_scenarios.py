@@ -172,6 +172,9 @@ class Job:
             "--state-dir",
             str(self.state_dir),
             "-q",
+            # Requests and faults are counted per run, every run sent.
+            "--no-samples",
+            "--no-cache",
             *self.provider_args(),
         ]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -158,12 +159,14 @@ def summarize_results(
     model: str | None = None,
     batch: bool = True,
     seed: int = 0,
+    judge_models: Mapping[str, str] | None = None,
 ) -> ReportData:
     """Read ``path`` once and return the report's figures and a sample of its rows.
 
     Cost is priced from ``prices`` (batch or live rates) per the model each verdict names,
-    else ``model``; runs answered by the cache (``origin: cache``) are not billed. Without a
-    price for some model, ``cost_usd`` is None and ``cost_note`` says why.
+    else the judge's in ``judge_models``, else ``model``; runs answered by the cache
+    (``origin: cache``) are not billed. Without a price for some model, ``cost_usd`` is None
+    and ``cost_note`` says why.
     """
     decoder = msgspec.json.Decoder(_Evaluation)
     data = ReportData(path=path)
@@ -189,7 +192,7 @@ def summarize_results(
                     path=path,
                     line=number,
                 ) from None
-            _count(data, evaluation, tokens, model)
+            _count(data, evaluation, tokens, model, judge_models or {})
             weight = 1.0 if evaluation.status == "SUCCESS" else _PROBLEM_WEIGHT
             # Larger keys win; rng.random() ** (1 / weight) is weighted reservoir sampling.
             key = rng.random() ** (1.0 / weight)
@@ -207,6 +210,7 @@ def _count(
     evaluation: _Evaluation,
     tokens: dict[str | None, list[int]],
     default_model: str | None,
+    judge_models: Mapping[str, str],
 ) -> None:
     data.transcripts += 1
     data.statuses[evaluation.status] = data.statuses.get(evaluation.status, 0) + 1
@@ -215,7 +219,7 @@ def _count(
         if judge is None:
             judge = data.judges[name] = JudgeSummary()
         judge.counts[verdict.status] = judge.counts.get(verdict.status, 0) + 1
-        model = verdict.model or default_model
+        model = verdict.model or judge_models.get(name) or default_model
         if verdict.model:
             judge.models[verdict.model] = judge.models.get(verdict.model, 0) + 1
         valid = set()

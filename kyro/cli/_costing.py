@@ -19,6 +19,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._reuse import RequestGate
 
 __all__ = [
+    "actual_cost_line",
     "add_cache_options",
     "add_cost_options",
     "cache_dir_of",
@@ -151,3 +152,30 @@ def format_cost(estimator: CostEstimator, *, hits: int, cache: Path | None) -> I
         yield "cache: off"
     else:
         yield f"cache: {hits:,} of {totals.runs:,} runs answered by {cache} (not sent, not billed)"
+
+
+def actual_cost_line(
+    results: Path, config_path: str | Path, provider: str, prices: PriceTable
+) -> str:
+    """The line ``check`` prints: what the job cost, from the usage its replies reported."""
+    from kyro._config_load import load_config
+    from kyro._report_data import summarize_results
+
+    config = load_config(config_path)
+    data = summarize_results(
+        results,
+        max_rows=0,
+        prices=prices,
+        provider=provider,
+        judge_models={judge.name: judge.model for judge in config.judges},
+    )
+    cached = ""
+    if data.cached_runs:
+        cached = f"; {data.cached_runs:,} runs answered by the cache, not billed"
+    if data.cost_usd is None:
+        return f"cost: unknown — {data.cost_note}{cached}"
+    return (
+        f"cost: {_usd(data.cost_usd)} at {provider} batch prices of {prices.as_of} "
+        f"({data.input_tokens:,} input tokens, {data.cached_input_tokens:,} of them cached, "
+        f"{data.output_tokens:,} output){cached}"
+    )
