@@ -82,7 +82,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A submitted job: enough for check() to finish it without the config or transcripts.
 
     ``samples`` > 1 when each transcript × judge's runs were sent as one request with that
-    many samples (``n``); ``max_cost`` is the submit's budget and ``ceiling_usd`` the cost
+    many samples (``n``); ``cached_runs`` were answered by the reply cache and never sent;
+    ``max_cost`` is the submit's budget and ``ceiling_usd`` the cost
     ceiling of what was sent (later stages and resubmissions are held to the same budget).
 
     Example::
@@ -110,6 +111,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     models: dict[str, str] = {}
     pass_thresholds: dict[str, float] = {}
     samples: int = 1
+    cached_runs: int = 0
     max_cost: float | None = None
     ceiling_usd: float | None = None
 

@@ -275,6 +275,7 @@ class BatchJudge:
             state = replace(
                 state,
                 samples=runs if use_samples else 1,
+                cached_runs=totals.cached_runs,
                 max_cost=max_cost,
                 ceiling_usd=totals.ceiling_usd,
             )

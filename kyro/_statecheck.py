@@ -69,10 +69,20 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
     complete = not state.cancel_requested
     if len(set(indices)) != len(indices) or (complete and indices != list(range(len(indices)))):
         return f"shard indices are {indices}, not 0 to {len(indices) - 1} once each"
-    if state.shards and (lines > expected or (complete and lines != expected)):
+    if not 1 <= state.samples <= state.runs or not 0 <= state.cached_runs <= expected:
+        return f"samples {state.samples} or cached runs {state.cached_runs} are out of range"
+    # Runs the reply cache answered are not sent; runs sent as n samples share a request.
+    to_send = expected - state.cached_runs
+    fewest = -(-to_send // state.samples)
+    if state.shards and (
+        lines > to_send
+        or (complete and not fewest <= lines <= to_send)
+        or (complete and state.samples == 1 and lines != to_send)
+    ):
+        cached = f" less {state.cached_runs:,} answered by the cache" if state.cached_runs else ""
         return (
             f"its shards hold {lines:,} requests, but {state.transcripts:,} transcripts × "
-            f"{len(judges)} judges × {state.runs} runs make {expected:,}"
+            f"{len(judges)} judges × {state.runs} runs make {expected:,}{cached}"
         )
     root = sidecar.resolve()
     for shard in state.shards:

@@ -108,6 +108,15 @@ def test_second_job_is_answered_by_the_cache(
     assert [run.get("origin") for run in results[3]["verdicts"]["tone"]["runs"]] == [None, None]
     page = report.read_text(encoding="utf-8")
     assert 'data-testid="cached"><b>12</b>' in page
+    # The same job again: the cache answers every run, nothing is uploaded, check finishes.
+    uploads = emulator.stats().files_uploaded
+    assert _submit(job, base_url, "--runs", "2", *cache) == ExitCode.OK
+    assert "cache: 16 of 16 runs answered by" in capsys.readouterr().out
+    assert emulator.stats().files_uploaded == uploads
+    assert main(["check", str(job), "--base-url", base_url]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "16 runs answered by the cache, not billed" in out
+    assert "transcripts: 4 — 2 SUCCESS, 1 ERROR, 1 PARTIAL, 0 errored" in out
     # --no-cache sends everything again.
     assert _submit(job, base_url, "--runs", "2", "--no-cache", "-q") == ExitCode.OK
     assert len(_sent_lines(emulator)) == sent_first + 2 + 8
