@@ -26,6 +26,7 @@ from kyro._state import StateStore
 __all__ = [
     "CacheSetting",
     "cache_dir_for",
+    "cache_scope_of",
     "default_cache_dir",
     "open_gate",
     "price_table",
@@ -78,6 +79,16 @@ def reuse_dir_of(store: StateStore) -> Path:
     return store.work_dir / _REUSE
 
 
+def cache_scope_of(provider: BatchProvider) -> str:
+    """The provider's scope in the reply cache (``cache_scope``, else its name).
+
+    Providers that give the same answers for the same model share a scope — the OpenAI
+    Batch API and a chat-completions endpoint run live both say ``openai-chat`` — so a batch
+    job and a live run of one config answer each other from the cache.
+    """
+    return str(getattr(provider, "cache_scope", provider.name))
+
+
 def open_gate(
     config: JudgesConfig,
     provider: str,
@@ -85,9 +96,13 @@ def open_gate(
     *,
     cache: CacheSetting,
     prices: PriceTable,
+    scope: str | None = None,
     max_bytes: int | None = None,
 ) -> tuple[RequestGate, CostEstimator, JobCache | None]:
-    """The submit's gate: through a fresh job cache (unless off) and a batch-price estimator."""
+    """The submit's gate: through a fresh job cache (unless off) and a batch-price estimator.
+
+    ``provider`` names the prices; ``scope`` the cache keys (default: the provider's name).
+    """
     estimator = CostEstimator(prices, provider, batch=True)
     names = [judge.name for judge in config.judges]
     folder = cache_dir_for(cache, config.path)
@@ -95,5 +110,5 @@ def open_gate(
         return RequestGate(names, estimator=estimator), estimator, None
     reuse = reuse_dir_of(store)
     shutil.rmtree(reuse, ignore_errors=True)  # a leftover of an interrupted submit
-    job_cache = JobCache.create(reuse, folder, provider=provider, max_bytes=max_bytes)
+    job_cache = JobCache.create(reuse, folder, provider=scope or provider, max_bytes=max_bytes)
     return job_cache.gate(names, estimator), estimator, job_cache

@@ -39,7 +39,14 @@ from kyro._estimate import CostEstimator, check_budget
 from kyro._exceptions import BatchJobError, BatchValidationError, BudgetExceededError, KyroError
 from kyro._files import atomic_write
 from kyro._jobbuild import build_job_shards
-from kyro._jobreuse import CacheSetting, open_gate, price_table, reuse_dir_of, wants_samples
+from kyro._jobreuse import (
+    CacheSetting,
+    cache_scope_of,
+    open_gate,
+    price_table,
+    reuse_dir_of,
+    wants_samples,
+)
 from kyro._limits import check_runs
 from kyro._plan import validate_variables
 from kyro._progress import JobProgress, progress_of
@@ -249,6 +256,7 @@ class BatchJudge:
                 self.store,
                 cache=self.cache,
                 prices=price_table(self.prices, config),
+                scope=cache_scope_of(self.provider),
             )
             try:
                 summary = await build_job_shards(

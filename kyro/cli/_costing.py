@@ -91,7 +91,9 @@ def make_gate(
     cache = None
     if cache_dir is not None and (create or (cache_dir / CACHE_FILE).exists()):
         cache = ReplyCache(cache_dir)
-    keys = RequestKeys(provider) if cache is not None else None
+    # The scope of the reply cache: what BatchJudge uses for this provider.
+    scope = "openai-chat" if provider == "openai" else provider
+    keys = RequestKeys(scope) if cache is not None else None
     return RequestGate(judges, cache=cache, keys=keys, estimator=estimator), estimator, cache
 
 

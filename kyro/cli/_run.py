@@ -9,6 +9,7 @@ submits a batch and polls until done instead.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +17,13 @@ import anyio
 from kyro._exceptions import BatchJobError
 from kyro._results import BatchRunResult
 from kyro.cli._argtypes import interval_seconds
+from kyro.cli._costing import (
+    add_cache_options,
+    add_cost_options,
+    cache_dir_of,
+    format_cost,
+    max_cost_of,
+)
 from kyro.cli._jobs import (
     add_output_options,
     finish,
@@ -60,21 +68,32 @@ def register(subparsers: Any) -> None:
     add_fallback_options(parser)
     add_output_options(parser)
     add_job_options(parser, default_provider="local")
+    add_cost_options(parser)
+    add_cache_options(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
+    max_cost = max_cost_of(args)
     judge, activity = tracked_judge(args)
     out = console()
 
     async def go() -> BatchRunResult | None:
         try:
             job_id = await judge.submit(
-                transcript_paths(args.transcripts), runs=args.runs, variables=variables
+                transcript_paths(args.transcripts),
+                runs=args.runs,
+                variables=variables,
+                max_cost=max_cost,
             )
             if not args.quiet:
+                if judge.last_estimate is not None:
+                    hits = judge.last_estimate.totals().cached_runs
+                    folder = cache_dir_of(args, Path(args.config))
+                    for line in format_cost(judge.last_estimate, hits=hits, cache=folder):
+                        print(line)
                 out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
             return await wait_for_result(
                 judge, job_id, wait=True, interval=args.interval, activity=activity

@@ -202,6 +202,9 @@ class OpenAIBatchProvider:
             request, buffer, url=self.endpoint, structured_outputs=self.structured_outputs
         )
 
+    cache_scope = "openai-chat"
+    """Whose answers these are, for kyro's reply cache: any chat-completions service."""
+
     def supports_samples(self, model: str) -> bool:
         """True: a chat completions body takes ``n``, so runs can travel as samples (the
         prompt billed once). Turn it off per config with ``samples: false``.

@@ -120,3 +120,27 @@ def test_second_job_is_answered_by_the_cache(
     # --no-cache sends everything again.
     assert _submit(job, base_url, "--runs", "2", "--no-cache", "-q") == ExitCode.OK
     assert len(_sent_lines(emulator)) == sent_first + 2 + 8
+
+
+def test_batch_answers_feed_a_live_run(
+    job: Path, base_url: str, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live run (LocalProvider on the chat endpoint) of the config a batch job already
+    answered is served from the cache: no chat call, same verdicts, marked origin=cache."""
+    cache = ["--cache-dir", str(tmp_path / "replies")]
+    assert _submit(job, base_url, *cache, "-q") == ExitCode.OK
+    assert main(["check", str(job), "--base-url", base_url, "-q"]) == ExitCode.OK
+    capsys.readouterr()
+    data = str(job.parent / "data.jsonl")
+    live = ["run", str(job), data, "--provider", "local", "--base-url", base_url, *cache]
+    assert main([*live, "--state-dir", str(tmp_path / "live")]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "cache: 6 of 6 runs answered by" in out
+    assert "transcripts: 3 — 1 SUCCESS, 1 ERROR, 1 PARTIAL, 0 errored" in out
+    assert emulator.stats().chat_completions == 0
+    # The other way round: a live run's answers serve a later batch of a changed run count.
+    assert main([*live, "--runs", "2", "--state-dir", str(tmp_path / "live2")]) == ExitCode.OK
+    assert "cache: 6 of 12 runs answered by" in capsys.readouterr().out
+    assert emulator.stats().chat_completions == 6
+    assert _submit(job, base_url, "--runs", "2", *cache) == ExitCode.OK
+    assert "cache: 12 of 12 runs answered by" in capsys.readouterr().out
