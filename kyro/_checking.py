@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import msgspec
 
 from kyro._collect import aggregate
+from kyro._jobbudget import resubmit_refusal
 from kyro._results import BatchRunResult
 from kyro._state import JobState, ShardState
 from kyro._types import BatchState
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from kyro._judge import BatchJudge
 
 __all__ = ["MAX_TOKEN_LIMIT_RETRIES", "run_check"]
+
+_log = logging.getLogger("kyro")
 
 MAX_TOKEN_LIMIT_RETRIES = 24
 
@@ -103,6 +108,16 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
                 if file is None:
                     continue
                 via = "fallback" if judge.fallback is not None else "primary"
+                assert collected.result is not None
+                refusal = resubmit_refusal(
+                    state.budget,
+                    collected.result.usage,
+                    lines=_count_lines(judge.store.resolve(file)),
+                    via_fallback=via == "fallback",
+                )
+                if refusal is not None:
+                    _log.warning("job %s, shard %d: %s", state.job_id, shard.index, refusal)
+                    continue
                 state = await judge.ensure_attempt(state, shard, file, via=via, reason="resubmit")
                 resubmitted = True
         if resubmitted:
@@ -118,6 +133,11 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
         state = msgspec.structs.replace(state, status="ended")
         judge.store.save(state)
         raise judge.job_error(state, result, ended)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
 
 
 def _ended_status(state: JobState, fatal: bool, cancelled: bool, unfinished: bool) -> str | None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from kyro._jobbudget import JobBudget
 from kyro._results import OverallStatus, ResultCounts
 from kyro._types import BatchError, BatchState, RequestCounts, ResultError, Usage
 from kyro._verdicts import VoteSettings
@@ -84,7 +85,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ``samples`` > 1 when each transcript × judge's runs were sent as one request with that
     many samples (``n``); ``cached_runs`` were answered by the reply cache and never sent;
     ``max_cost`` is the submit's budget and ``ceiling_usd`` the cost
-    ceiling of what was sent (later stages and resubmissions are held to the same budget).
+    ceiling of what was sent; ``budget`` holds what resubmissions are checked against.
 
     Example::
 
@@ -114,6 +115,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cached_runs: int = 0
     max_cost: float | None = None
     ceiling_usd: float | None = None
+    budget: JobBudget | None = None
 
     def with_shard(self, shard: ShardState) -> JobState:
         """A copy with ``shard`` replacing the shard of the same index, or appended."""

@@ -38,6 +38,7 @@ from kyro._cost import PriceTable
 from kyro._estimate import CostEstimator, check_budget
 from kyro._exceptions import BatchJobError, BatchValidationError, BudgetExceededError, KyroError
 from kyro._files import atomic_write
+from kyro._jobbudget import budget_of
 from kyro._jobbuild import build_job_shards
 from kyro._jobreuse import (
     CacheSetting,
@@ -286,6 +287,7 @@ class BatchJudge:
                 cached_runs=totals.cached_runs,
                 max_cost=max_cost,
                 ceiling_usd=totals.ceiling_usd,
+                budget=budget_of(estimator, max_cost, summary.requests),
             )
             self.store.save(state)
             state = await self._submit_missing(state)
