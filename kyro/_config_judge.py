@@ -136,13 +136,6 @@ def build_judge(
             "reply's score passes at or above it)",
             (*at, "pass_threshold"),
         )
-    if "n" in spec.params:
-        raise doc.error(
-            f"{label}: params may not set 'n'; it would multiply the bill behind kyro's back. "
-            "Use runs (kyro sends runs as n samples itself where the provider supports it)",
-            (*at, "params", "n"),
-            key=True,
-        )
     for key in _RESERVED_PARAMS:
         if key in spec.params:
             raise doc.error(

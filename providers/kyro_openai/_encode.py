@@ -45,7 +45,9 @@ OPENAI_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 
 RESERVED_BODY_KEYS = frozenset({"model", "messages", "stream"})
 """Body keys a judge's ``params`` may not set: kyro sets the first two, and a batch line
-must never stream. (A ``response_format`` in params is the judge's own and wins.)"""
+must never stream. (A ``response_format`` in params is the judge's own and wins.) ``n`` is
+kyro's too (runs sent as samples): a user's ``n: 1`` is dropped, any other ``n`` refused, as
+it would multiply the bill behind kyro's back."""
 
 # Model families with Structured Outputs (json_schema response formats), by name prefix; the
 # exceptions are earlier snapshots and variants of those families that lack them.
@@ -233,13 +235,19 @@ def _encoded_params(params: dict[str, Any], custom_id: str) -> bytes:
     if cached is not None and cached[0] is params and cached[1] == params:
         return cached[2]
     clash = RESERVED_BODY_KEYS.intersection(params)
+    sent = params
+    if "n" in params:
+        if params["n"] != 1:
+            clash = clash | {"n"}
+        else:  # n: 1 says nothing kyro does not say itself
+            sent = {key: value for key, value in params.items() if key != "n"}
     if clash:
         raise BatchValidationError(
             f"request {custom_id}: params may not set {', '.join(sorted(clash))}; kyro sets "
             "model and messages itself, sends runs as `n` samples where it can (use `runs` for "
             "more samples), and batch requests never stream"
         )
-    encoded = b"," + _encoder.encode(params)[1:] + b"}"
+    encoded = b"," + _encoder.encode(sent)[1:] + b"}" if sent else b"}}"
     if len(_params_cache) >= _PARAMS_CACHE_SIZE:
         _params_cache.clear()
     _params_cache[id(params)] = (params, dict(params), encoded)

@@ -40,11 +40,22 @@ def test_samples_become_n_and_one_sample_sends_none() -> None:
 
 
 def test_users_own_n_is_refused() -> None:
-    """params.n is refused: it would multiply the bill behind kyro's back."""
+    """params.n other than 1 is refused (it would multiply the bill behind kyro's back);
+    n: 1 is dropped, so kyro's own n is the only one sent."""
     request = JudgeRequest(custom_id="t0-j0-r0", model="m", messages=MESSAGES, params={"n": 5})
     with pytest.raises(BatchValidationError, match="params may not set n") as info:
         encode_request(request, bytearray())
     assert "runs" in str(info.value)
+    alone = JudgeRequest(
+        custom_id="t0-j0-r0", model="m", messages=MESSAGES, params={"n": 1}, samples=3
+    )
+    assert _body(alone)["n"] == 3
+    mixed = JudgeRequest(
+        custom_id="t0-j0-r0", model="m", messages=MESSAGES, params={"n": 1, "temperature": 0}
+    )
+    body = _body(mixed)
+    assert "n" not in body
+    assert body["temperature"] == 0
 
 
 def test_classify_reads_every_choice_in_index_order() -> None:
