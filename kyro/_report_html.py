@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -303,10 +304,21 @@ def write_report(
     max_rows: int = 1_000,
     title: str | None = None,
     now: datetime.datetime | None = None,
+    judge_models: Mapping[str, str] | None = None,
 ) -> ReportData:
-    """Read ``results`` once and write the report to ``output`` (atomically, mode 0644)."""
+    """Read ``results`` once and write the report to ``output`` (atomically, mode 0644).
+
+    ``judge_models`` (judge name → model, from the config) prices results that record no
+    model.
+    """
     data = summarize_results(
-        results, max_rows=max_rows, prices=prices, provider=provider, model=model, batch=batch
+        results,
+        max_rows=max_rows,
+        prices=prices,
+        provider=provider,
+        model=model,
+        batch=batch,
+        judge_models=judge_models,
     )
     moment = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
     page = render_html(

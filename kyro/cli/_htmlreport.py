@@ -21,10 +21,11 @@ __all__ = ["add_report_options", "register", "run", "write_html_report"]
 
 _EPILOG = """\
 examples:
-  python3 -m kyro report results.jsonl -o report.html
+  python3 -m kyro report results.jsonl -o report.html --config judges.yml
   python3 -m kyro report results.jsonl --model gpt-4o-mini --prices prices.yml --rows 5000
 
-Cost is priced per the model each verdict records (else --model) at batch prices (--live for
+Cost is priced per the model each verdict records (else the judge's model in --config,
+else --model) at batch prices (--live for
 live prices), from kyro's price table overlaid with --prices FILE.
 
 exit status: 0 written, 2 bad input (the results file is missing or not kyro's)."""
@@ -56,6 +57,9 @@ def register(subparsers: Any) -> None:
         help="price results that record no model as MODEL",
     )
     parser.add_argument("--provider", default="openai", help="whose prices apply (default: openai)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="the judges config: prices each judge at its model"
+    )
     parser.add_argument("--title", help="the page title (default: from the file name)")
     parser.set_defaults(func=run)
 
@@ -83,9 +87,17 @@ def write_html_report(
     """Write the report and return the line the CLI prints about it."""
     if args.rows < 0:
         raise BatchValidationError(f"--rows must be ≥ 0, got {args.rows}")
+    judge_models = None
+    config_path = getattr(args, "config", None)  # check --report: the job's own config
+    if config_path:
+        from kyro._config_load import load_config
+
+        config = load_config(config_path)
+        judge_models = {judge.name: judge.model for judge in config.judges}
     data = write_report(
         results,
         output,
+        judge_models=judge_models,
         prices=load_prices(args.prices),
         provider=provider,
         model=getattr(args, "report_model", None),

@@ -109,6 +109,16 @@ def test_cli_report_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixtur
     page = out.read_text(encoding="utf-8")
     assert page.count("<tr data-status=") == 3
     assert "$0.0030" in page
+    # --config prices each judge at its model: `facts` (no model recorded) as gpt-4o.
+    config = tmp_path / "judges.yml"
+    config.write_text(
+        "version: 1\nmodel: gpt-4o\njudges:\n"
+        "  - {name: tone, prompt: 'Reply in JSON. {{input}}'}\n"
+        "  - {name: facts, prompt: 'Reply in JSON. {{input}}'}\n",
+        encoding="utf-8",
+    )
+    assert main(["report", str(results), "-o", str(out), "--config", str(config)]) == 0
+    assert "$0.0030" in out.read_text(encoding="utf-8")
     # Default output: the results file's name with .html.
     assert main(["report", str(results)]) == ExitCode.OK
     assert (tmp_path / "results.html").exists()
