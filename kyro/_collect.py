@@ -8,12 +8,15 @@ of every shard — so a resubmitted request's later reply replaces its earlier f
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
 from kyro._aggregate import Aggregator
+from kyro._exceptions import KyroError
 from kyro._files import atomic_writer
 from kyro._index import iter_index
 from kyro._jobcache import JobCache
@@ -24,6 +27,7 @@ from kyro._verdicts import VoteSettings
 
 __all__ = ["Collected", "aggregate", "download_results"]
 
+_log = logging.getLogger("kyro")
 _encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ResultLine)
 _FLUSH_AT = 1 << 20
@@ -111,9 +115,18 @@ def aggregate(
                 return Collected(retryable=retryable)
             result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
             if job_cache is not None:
-                for path in downloads:
-                    job_cache.store_replies(_read_lines(path))
+                _store(job_cache, downloads)
             return Collected(retryable=retryable, result=result)
     finally:
         if job_cache is not None:
             job_cache.close()
+
+
+def _store(job_cache: JobCache, downloads: Sequence[Path]) -> None:
+    """Store the downloaded verdicts in the reply cache; a cache that cannot be written is
+    logged, never a reason to fail the job (its results are already written)."""
+    try:
+        for path in downloads:
+            job_cache.store_replies(_read_lines(path))
+    except (KyroError, sqlite3.Error, OSError) as exc:
+        _log.warning("the reply cache could not store this job's replies: %s", exc)

@@ -61,15 +61,23 @@ class JobCache:
     def __init__(self, folder: Path, settings: _Settings) -> None:
         self.folder = folder
         self.settings = settings
-        self.cache = (
-            ReplyCache(settings.cache_dir, max_bytes=settings.max_bytes)
-            if settings.max_bytes
-            else ReplyCache(settings.cache_dir)
-        )
+        self._cache: ReplyCache | None = None
         self._encoder = msgspec.json.Encoder()
         self._keys_db: sqlite3.Connection | None = None
         self._pending_keys: list[tuple[str, bytes, str]] = []
         self._hits_file: BinaryIO | None = None
+
+    def cache(self) -> ReplyCache:
+        """The reply cache, opened on first use (a check that only replays hits never opens
+        it)."""
+        if self._cache is None:
+            settings = self.settings
+            self._cache = (
+                ReplyCache(settings.cache_dir, max_bytes=settings.max_bytes)
+                if settings.max_bytes
+                else ReplyCache(settings.cache_dir)
+            )
+        return self._cache
 
     @classmethod
     def create(
@@ -97,7 +105,9 @@ class JobCache:
         if self._keys_db is not None:
             self._keys_db.close()
             self._keys_db = None
-        self.cache.close()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
     def __enter__(self) -> JobCache:
         return self
@@ -134,7 +144,7 @@ class JobCache:
         self._hits_file = hits
         return RequestGate(
             judges,
-            cache=self.cache,
+            cache=self.cache(),
             keys=RequestKeys(self.settings.provider),
             estimator=estimator,
             on_hit=on_hit,
@@ -225,4 +235,4 @@ class JobCache:
             usage = line.usage if len(line.choices) <= 1 else None
             reply = ResultLine(custom_id=custom_id, ok=True, content=content, usage=usage)
             items.append((hit[0], reply, self.settings.provider, hit[1]))
-        return self.cache.put_many(items)
+        return self.cache().put_many(items)

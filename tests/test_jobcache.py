@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
+import msgspec
+import pytest
 from plan_helpers import make_config, make_judge, texts
 
-from kyro import IndexEntry, ResultError, ResultLine, Usage, build_shards
+from kyro import IndexEntry, ResultError, ResultLine, Usage, VoteSettings, build_shards
 from kyro._aggregate import Aggregator
+from kyro._collect import aggregate
 from kyro._jobcache import JobCache
 from kyro_openai import OPENAI_LIMITS, encode_request
 
@@ -91,3 +96,38 @@ def test_replies_stored_at_check_answer_the_next_job(tmp_path: Path) -> None:
     # Only what this job sent is billed: t1 run 1 and t2's request.
     assert result.usage.input_tokens == 180
     assert JobCache.load(tmp_path / "nothing") is None
+
+
+def test_an_unusable_cache_never_fails_the_check(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the cache folder cannot be written at check, the results are still written and
+    the failure is logged."""
+    cache_dir = tmp_path / "cache"
+    _, job = _submit(tmp_path / "job", cache_dir, 1)
+    job.close()
+    shutil.rmtree(cache_dir)
+    cache_dir.write_text("not a folder", encoding="utf-8")
+    download = tmp_path / "download.jsonl"
+    line = ResultLine(custom_id="t0-j0-r0", ok=True, content=OK, choices=(OK, OK, BAD))
+    download.write_bytes(msgspec.json.encode(line) + b"\n")
+    index = tmp_path / "index.jsonl"
+    index.write_bytes(msgspec.json.encode(IndexEntry(index=0, source="inline:0")) + b"\n")
+    with caplog.at_level(logging.WARNING, logger="kyro"):
+        collected = aggregate(
+            [download],
+            work_dir=tmp_path / "work",
+            index_path=index,
+            results_path=tmp_path / "results.jsonl",
+            job_id="j",
+            judges=["tone"],
+            runs=3,
+            transcripts=1,
+            settings=VoteSettings(),
+            finish=True,
+            samples=3,
+            reuse_dir=tmp_path / "job",
+        )
+    assert collected.result is not None
+    assert collected.result.counts.success == 1
+    assert "the reply cache could not store this job's replies" in caplog.text
