@@ -111,7 +111,8 @@ class BatchJudge:
     instead of in another batch.
 
     ``cache`` is the reply cache: ``True`` (``.kyro/cache`` beside the config), a folder, or
-    ``False``; runs it answers are not sent, and the verdicts that come back are stored.
+    ``False``; runs it answers are not sent, and the verdicts that come back are stored
+    (``cache_max_bytes`` caps the folder, default 1 GiB, oldest entries evicted first).
     ``prices`` overrides kyro's price table (a table or a prices file); ``samples=False``
     sends every run as its own request even where the provider supports ``n``.
     ``submit(max_cost=...)`` refuses a job whose cost ceiling passes the budget.
@@ -137,12 +138,16 @@ class BatchJudge:
         token_limit_wait: float = 600.0,
         lock_timeout: float = 60.0,
         cache: CacheSetting = True,
+        cache_max_bytes: int | None = None,
         prices: PriceTable | str | Path | None = None,
         samples: bool = True,
     ) -> None:
         if max_resubmits < 0:
             raise ValueError("max_resubmits must be 0 or more")
+        if cache_max_bytes is not None and cache_max_bytes < 1:
+            raise ValueError("cache_max_bytes must be positive")
         self.cache = cache
+        self.cache_max_bytes = cache_max_bytes
         self.prices = prices
         self.samples = samples
         self.last_estimate: CostEstimator | None = None
@@ -258,6 +263,7 @@ class BatchJudge:
                 cache=self.cache,
                 prices=price_table(self.prices, config),
                 scope=cache_scope_of(self.provider),
+                max_bytes=self.cache_max_bytes,
             )
             try:
                 summary = await build_job_shards(
