@@ -103,7 +103,7 @@ def test_plan_counts_cache_hits_and_writes_only_the_rest(
     first = next(iter(plan_requests(config, iter_transcripts([project / "chats"]))))
     cache_dir = project / "cache"
     with ReplyCache(cache_dir) as cache:
-        keys = RequestKeys("openai")
+        keys = RequestKeys("openai-chat")  # the scope plan uses for openai
         for run in range(3):
             cache.put(keys.key(first, run=run), ResultLine(custom_id="x", ok=True, content=VERDICT))
     out_dir = project / "out"
