@@ -9,7 +9,7 @@ each run as its own request instead of one request with ``n`` samples.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from kyro._cache import CACHE_FILE, ReplyCache, RequestKeys
@@ -157,19 +157,16 @@ def format_cost(estimator: CostEstimator, *, hits: int, cache: Path | None) -> I
 
 
 def actual_cost_line(
-    results: Path, config_path: str | Path, provider: str, prices: PriceTable
+    results: Path, models: Mapping[str, str], provider: str, prices: PriceTable
 ) -> str:
-    """The line ``check`` prints: what the job cost, from the usage its replies reported."""
-    from kyro._config_load import load_config
+    """The line ``check`` prints: what the job cost, from the usage its replies reported.
+
+    ``models`` maps each judge to the model that ran it (``BatchRunResult.models``).
+    """
     from kyro._report_data import summarize_results
 
-    config = load_config(config_path)
     data = summarize_results(
-        results,
-        max_rows=0,
-        prices=prices,
-        provider=provider,
-        judge_models={judge.name: judge.model for judge in config.judges},
+        results, max_rows=0, prices=prices, provider=provider, judge_models=models
     )
     cached = ""
     if data.cached_runs:

@@ -9,6 +9,7 @@ in bounded memory: a million-transcript result gives a report whose table is a s
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +83,27 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 
 
 def write_html_report(
-    results: Path, output: Path, args: argparse.Namespace, *, provider: str = "openai"
+    results: Path,
+    output: Path,
+    args: argparse.Namespace,
+    *,
+    provider: str = "openai",
+    judge_models: Mapping[str, str] | None = None,
 ) -> str:
     """Write the report and return the line the CLI prints about it."""
     if args.rows < 0:
         raise BatchValidationError(f"--rows must be ≥ 0, got {args.rows}")
-    judge_models = None
-    config_path = getattr(args, "config", None)  # check --report: the job's own config
-    if config_path:
+    config_path = getattr(args, "config", None)
+    if judge_models is None and config_path:
         from kyro._config_load import load_config
 
         config = load_config(config_path)
-        judge_models = {judge.name: judge.model for judge in config.judges}
+        default = config.model or getattr(args, "report_model", None)
+        judge_models = {
+            judge.name: model
+            for judge in config.judges
+            if (model := judge.model or default) is not None
+        }
     data = write_report(
         results,
         output,

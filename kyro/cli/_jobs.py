@@ -249,14 +249,20 @@ def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
         out.print(
             actual_cost_line(
                 result.results_path,
-                args.config,
+                result.models,
                 getattr(args, "provider", "openai"),
                 prices_of(args),
             )
         )
     if getattr(args, "report", None):
         provider = getattr(args, "provider", "openai")
-        written = write_html_report(result.results_path, Path(args.report), args, provider=provider)
+        written = write_html_report(
+            result.results_path,
+            Path(args.report),
+            args,
+            provider=provider,
+            judge_models=result.models,
+        )
         out.print(written)
     if args.output:
         export_jsonl(result, Path(args.output))

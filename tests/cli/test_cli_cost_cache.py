@@ -49,7 +49,9 @@ def test_runs_as_samples_voted_and_billed_once(
     assert main(["check", str(job), "--base-url", base_url]) == ExitCode.OK
     out = capsys.readouterr().out
     assert "requests: 18 (0 errored runs, 0 never came back)" in out
-    assert "| tone  |       67% |       2 |     1 |  0 |       0 |" in out
+    assert (
+        "| tone  | gpt-4o-mini |       67% |          — |       2 |     1 |  0 |       0 |" in out
+    )
     results = [json.loads(line) for line in results_file(job.parent).read_text().splitlines()]
     runs = results[0]["verdicts"]["tone"]["runs"]
     assert [run["run"] for run in runs] == [0, 1, 2]
