@@ -220,8 +220,8 @@ def _count(
             judge = data.judges[name] = JudgeSummary()
         judge.counts[verdict.status] = judge.counts.get(verdict.status, 0) + 1
         model = verdict.model or judge_models.get(name) or default_model
-        if verdict.model:
-            judge.models[verdict.model] = judge.models.get(verdict.model, 0) + 1
+        if model:
+            judge.models[model] = judge.models.get(model, 0) + 1
         valid = set()
         for run in verdict.runs:
             data.runs += 1
