@@ -172,6 +172,9 @@ class Job:
             "--state-dir",
             str(self.state_dir),
             "-q",
+            # Requests and faults are counted per run, every run sent.
+            "--no-samples",
+            "--no-cache",
             *self.provider_args(),
         ]
 
@@ -198,6 +201,10 @@ class Job:
         """A library BatchJudge for this job on the emulator at ``url``, retrying fast."""
         provider = OpenAIBatchProvider(api_key=API_KEY, base_url=url, retry=FAST_RETRY)
         kwargs.setdefault("state_dir", self.state_dir)
+        # These scenarios count requests and faults per run: every run is its own request,
+        # and no reply cache answers a run before it is sent.
+        kwargs.setdefault("samples", False)
+        kwargs.setdefault("cache", False)
         return BatchJudge(provider, self.config, **kwargs)
 
     def finished(self) -> dict[str, Any] | None:

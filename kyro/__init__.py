@@ -26,6 +26,7 @@ from kyro._contract import verdict_message, verdict_schema
 from kyro._exceptions import (
     BatchJobError,
     BatchValidationError,
+    BudgetExceededError,
     JobBusyError,
     KyroError,
     ProviderError,
@@ -86,6 +87,7 @@ __all__ = [
     "BatchState",
     "BatchStatus",
     "BatchValidationError",
+    "BudgetExceededError",
     "BuildSummary",
     "Evaluations",
     "IndexEntry",

@@ -58,14 +58,34 @@ class _Rec(msgspec.Struct, array_like=True, gc=False):
     content: str | None = None
     error: ResultError | None = None
     usage: Usage | None = None
+    cached: bool = False
+
+
+def _split_usage(usage: Usage | None, parts: int) -> list[Usage | None]:
+    """``usage`` shared out over ``parts`` runs, the remainder on the first."""
+    if usage is None or parts <= 1:
+        return [usage] * max(parts, 1)
+    fields = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.cached_input_tokens,
+    )
+    out: list[Usage | None] = []
+    for k in range(parts):
+        i, o, tot, c = (v // parts + (v % parts if k == 0 else 0) for v in fields)
+        out.append(Usage(input_tokens=i, output_tokens=o, total_tokens=tot, cached_input_tokens=c))
+    return out
 
 
 class Aggregator:
     """Collects a job's result lines, then votes and writes the results file.
 
     ``judges`` are the judge names by judge index, ``runs`` the runs per judge,
-    ``transcripts`` the transcript count. Scratch files go to a fresh folder inside
-    ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
+    ``transcripts`` the transcript count; ``samples`` > 1 when runs were sent that many to a
+    request (``n``): a line's choices are then runs r, r+1, …, and a failed line for run r
+    (a multiple of ``samples``) fails every run it carried. Scratch files go to a fresh
+    folder inside ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
 
     Example::
 
@@ -90,6 +110,7 @@ class Aggregator:
         buffer_bytes: int = 8 << 20,
         thresholds: Sequence[float] = (),
         stage: int = 0,
+        samples: int = 1,
     ) -> None:
         if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
             raise ValueError("runs, judges and partition_size must be positive")
@@ -102,6 +123,7 @@ class Aggregator:
         self.partition_size = partition_size
         self.buffer_bytes = buffer_bytes
         self.stage = stage
+        self.samples = samples
         self.lines = 0
         self.unexpected = 0
         self.unexpected_ids: list[str] = []
@@ -116,8 +138,12 @@ class Aggregator:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Rec)
 
-    def add(self, line: ResultLine) -> None:
-        """Take one result line (any batch, any order)."""
+    def add(self, line: ResultLine, *, cached: bool = False) -> None:
+        """Take one result line (any batch, any order); ``cached`` when the reply cache gave it.
+
+        A cached reply's run is marked ``origin="cache"`` in the results and its usage is not
+        added to the job's (it was paid for by an earlier job).
+        """
         match = _FAST_ID.fullmatch(line.custom_id) if not self.stage else None
         if match is not None:
             t, j, r = int(match[1]), int(match[2]), int(match[3])
@@ -133,12 +159,37 @@ class Aggregator:
         self.lines += 1
         error = line.error
         if line.ok and error is None:
-            rec = _Rec(t, j, r, _OK, line.content, None, line.usage)
+            if len(line.choices) > 1:
+                self._add_samples(t, j, r, line)
+                return
+            rec = _Rec(t, j, r, _OK, line.content, None, line.usage, cached)
         else:
             if error is None:
                 error = ResultError(code="failed", message="the provider returned no reply")
             rank = _RETRYABLE if error.retryable else _FAILED
+            if self.samples > 1 and r % self.samples == 0:
+                # A request that carried runs r … r+samples-1 as samples failed for all of
+                # them (a run answered by another line still wins: replies outrank failures).
+                for run in range(r, min(r + self.samples, self.runs)):
+                    usage = line.usage if run == r else None
+                    self._store(_Rec(t, j, run, rank, None, error, usage))
+                return
             rec = _Rec(t, j, r, rank, None, error, line.usage)
+        self._store(rec)
+
+    def _add_samples(self, t: int, j: int, r: int, line: ResultLine) -> None:
+        """One reply per choice of a request sent with ``n``: choice k is run r + k.
+
+        The request's usage is shared out evenly (the remainder on the first run), so the
+        runs' usage still sums to what the request cost.
+        """
+        choices = line.choices[: max(0, self.runs - r)]
+        parts = _split_usage(line.usage, len(choices))
+        for offset, content in enumerate(choices):
+            self._store(_Rec(t, j, r + offset, _OK, content, None, parts[offset]))
+
+    def _store(self, rec: _Rec) -> None:
+        t = rec.t
         partition = t // self.partition_size
         buffer = self._buffers.get(partition)
         if buffer is None:
@@ -252,7 +303,7 @@ class Aggregator:
             unexpected_lines=self.unexpected,
             judges={name: JudgeCounts() for name in self.judges},
         )
-        usage = [0, 0, 0]
+        usage = [0, 0, 0, 0]
         entries = iter(index)
         entry: IndexEntry | None = next(entries, None)
         encode_into = self._encoder.encode_into
@@ -280,7 +331,12 @@ class Aggregator:
             job_id=job_id,
             status=job_status(counts),
             counts=counts,
-            usage=Usage(input_tokens=usage[0], output_tokens=usage[1], total_tokens=usage[2]),
+            usage=Usage(
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                total_tokens=usage[2],
+                cached_input_tokens=usage[3],
+            ),
             results_path=results_path,
             evaluations=Evaluations(results_path, self.transcripts),
             failure=self.common_failure(),
@@ -307,16 +363,18 @@ class Aggregator:
                     counts.missing_runs += 1
                     self._failed(_MISSING)
                     continue
-                if rec.usage is not None:
+                if rec.usage is not None and not rec.cached:
                     usage[0] += rec.usage.input_tokens
                     usage[1] += rec.usage.output_tokens
                     usage[2] += rec.usage.total_tokens
+                    usage[3] += rec.usage.cached_input_tokens
                 if rec.rank == _OK:
-                    runs.append(
-                        parse_reply(
-                            rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
-                        )
+                    run = parse_reply(
+                        rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
                     )
+                    if rec.cached:
+                        run = msgspec.structs.replace(run, origin="cache")
+                    runs.append(run)
                     self._varied = True  # a reply came back: the provider worked
                 else:
                     runs.append(

@@ -22,6 +22,7 @@ from kyro._index import INDEX_FILENAME, TranscriptIndexWriter
 from kyro._limits import printable
 from kyro._plan import Planner
 from kyro._preflight import Preflight
+from kyro._reuse import RequestGate
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 
@@ -41,13 +42,17 @@ def build_shards(
     prefix: str = "shard",
     max_problems: int = 20,
     on_transcript: Callable[[Transcript], object] | None = None,
+    samples: bool = False,
+    gate: RequestGate | None = None,
 ) -> BuildSummary:
     """Plan every request, check it, and encode it into shards (and an index) under ``directory``.
 
     With ``directory=None`` the lines are encoded and counted but nothing is written, so the
-    summary's shards and bytes are exact either way. With a directory (created if missing),
-    it receives the shard files and ``transcripts.index.jsonl``; it must not already hold
-    files of those names.
+    summary's shards and bytes are exact either way. ``samples`` sends each transcript ×
+    judge's runs as one request (``n``); a ``gate`` (:class:`kyro._reuse.RequestGate`)
+    answers runs from the reply cache and estimates cost, so only the rest is written. With
+    a directory (created if missing), it receives the shard files and
+    ``transcripts.index.jsonl``; it must not already hold files of those names.
 
     Example::
 
@@ -76,16 +81,28 @@ def build_shards(
 
     builder = ShardBuilder(target, encode, limits, prefix=prefix, preflight=preflight)
     try:
-        planner = Planner(config, runs, variables, stage, preflight)
+        planner = Planner(config, runs, variables, stage, preflight, samples=samples)
         add = builder.add
         # One loop, no generator layers in between: this is the hot path.
-        for transcript in transcripts:
-            try:
-                seen(transcript)
-                for request in planner.requests_for(transcript):
-                    add(request)
-            except (UnicodeEncodeError, RecursionError) as exc:
-                raise _unencodable(transcript, exc) from exc
+        if gate is None:
+            for transcript in transcripts:
+                try:
+                    seen(transcript)
+                    for request in planner.requests_for(transcript):
+                        add(request)
+                except (UnicodeEncodeError, RecursionError) as exc:
+                    raise _unencodable(transcript, exc) from exc
+        else:
+            take = gate.take
+            for transcript in transcripts:
+                try:
+                    seen(transcript)
+                    for request in take(planner.requests_for(transcript)):
+                        add(request)
+                except (UnicodeEncodeError, RecursionError) as exc:
+                    raise _unencodable(transcript, exc) from exc
+            for request in gate.flush():
+                add(request)
         summary = builder.close()
         if index is not None:
             index.close()

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import datetime
 import functools
+import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import msgspec
 
 from kyro._collect import aggregate
+from kyro._jobbudget import resubmit_refusal
 from kyro._results import BatchRunResult
 from kyro._stagejob import collect_stage, finish_pipeline, next_stage
 from kyro._state import JobState, ShardState
@@ -35,8 +38,11 @@ from kyro._types import BatchState
 
 if TYPE_CHECKING:
     from kyro._judge import BatchJudge
+    from kyro._types import Usage
 
 __all__ = ["MAX_TOKEN_LIMIT_RETRIES", "run_check"]
+
+_log = logging.getLogger("kyro")
 
 MAX_TOKEN_LIMIT_RETRIES = 24
 
@@ -106,7 +112,12 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
             collected = await anyio.to_thread.run_sync(
                 functools.partial(aggregate, **args, finish=True)
             )
-        again = None if fatal or cancelled else await _resubmit(judge, state, collected.retryable)
+        usage = collected.result.usage if collected.result is not None else None
+        again = (
+            None
+            if fatal or cancelled
+            else await _resubmit(judge, state, collected.retryable, usage)
+        )
         if again is not None:
             state = again
             continue
@@ -124,10 +135,10 @@ async def run_check(judge: BatchJudge, state: JobState) -> BatchRunResult | None
 
 
 async def _resubmit(
-    judge: BatchJudge, state: JobState, retryable: frozenset[str]
+    judge: BatchJudge, state: JobState, retryable: frozenset[str], usage: Usage | None
 ) -> JobState | None:
     """Send the retryable requests of the current stage's shards again; the new state if
-    any went, else None."""
+    any went, else None. With ``usage`` (a plain job), each resend must fit the budget."""
     if not retryable:
         return None
     resubmitted = False
@@ -138,9 +149,24 @@ async def _resubmit(
         if file is None:
             continue
         via = "fallback" if judge.fallback is not None else "primary"
+        if usage is not None:
+            refusal = resubmit_refusal(
+                state.budget,
+                usage,
+                lines=_count_lines(judge.store.resolve(file)),
+                via_fallback=via == "fallback",
+            )
+            if refusal is not None:
+                _log.warning("job %s, shard %d: %s", state.job_id, shard.index, refusal)
+                continue
         state = await judge.ensure_attempt(state, shard, file, via=via, reason="resubmit")
         resubmitted = True
     return state if resubmitted else None
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
 
 
 async def _check_stage(
@@ -157,7 +183,7 @@ async def _check_stage(
         judge.store.save(state)
         raise judge.job_error(state, result, "cancelled")
     retryable, unexpected = await collect_stage(judge, state)
-    again = None if fatal or cancelled else await _resubmit(judge, state, retryable)
+    again = None if fatal or cancelled else await _resubmit(judge, state, retryable, None)
     if again is not None:
         return again
     current = tuple(s for s in state.shards if s.stage == state.stage)

@@ -8,14 +8,18 @@ of every shard — so a resubmitted request's later reply replaces its earlier f
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
 from kyro._aggregate import Aggregator
+from kyro._exceptions import KyroError
 from kyro._files import atomic_writer
 from kyro._index import iter_index
+from kyro._jobcache import JobCache
 from kyro._provider import BatchProvider
 from kyro._results import BatchRunResult
 from kyro._types import ResultLine
@@ -23,6 +27,7 @@ from kyro._verdicts import VoteSettings
 
 __all__ = ["Collected", "aggregate", "download_results", "read_download"]
 
+_log = logging.getLogger("kyro")
 _encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ResultLine)
 _FLUSH_AT = 1 << 20
@@ -76,25 +81,53 @@ def aggregate(
     settings: VoteSettings,
     finish: bool,
     thresholds: Sequence[float] = (),
+    samples: int = 1,
+    reuse_dir: Path | None = None,
 ) -> Collected:
     """Read every download; return the retryable ids and, with ``finish``, the written result.
 
+    ``samples`` > 1 when runs were sent as that many samples per request. With a job cache
+    in ``reuse_dir`` (see :mod:`kyro._jobcache`), the runs the cache answered at submit are
+    read first (marked ``origin: cache``), and, when finishing, every verdict downloaded is
+    stored in the cache for the next job.
+
     Blocking file I/O: run it in a worker thread (``anyio.to_thread.run_sync``).
     """
-    with Aggregator(
-        work_dir,
-        judges=judges,
-        runs=runs,
-        transcripts=transcripts,
-        settings=settings,
-        thresholds=thresholds,
-    ) as aggregator:
-        add = aggregator.add
+    job_cache = JobCache.load(reuse_dir) if reuse_dir is not None else None
+    try:
+        with Aggregator(
+            work_dir,
+            judges=judges,
+            runs=runs,
+            transcripts=transcripts,
+            settings=settings,
+            thresholds=thresholds,
+            samples=samples,
+        ) as aggregator:
+            if job_cache is not None:
+                for line in job_cache.hits():
+                    aggregator.add(line, cached=True)
+            add = aggregator.add
+            for path in downloads:
+                for line in read_download(path):
+                    add(line)
+            retryable = frozenset(aggregator.retryable())
+            if not finish:
+                return Collected(retryable=retryable)
+            result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
+            if job_cache is not None:
+                _store(job_cache, downloads)
+            return Collected(retryable=retryable, result=result)
+    finally:
+        if job_cache is not None:
+            job_cache.close()
+
+
+def _store(job_cache: JobCache, downloads: Sequence[Path]) -> None:
+    """Store the downloaded verdicts in the reply cache; a cache that cannot be written is
+    logged, never a reason to fail the job (its results are already written)."""
+    try:
         for path in downloads:
-            for line in read_download(path):
-                add(line)
-        retryable = frozenset(aggregator.retryable())
-        if not finish:
-            return Collected(retryable=retryable)
-        result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
-        return Collected(retryable=retryable, result=result)
+            job_cache.store_replies(read_download(path))
+    except (KyroError, sqlite3.Error, OSError) as exc:
+        _log.warning("the reply cache could not store this job's replies: %s", exc)

@@ -118,6 +118,8 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     ``sha256`` covers the config file and every prompt file it reads, so a job can tell when
     the config it was submitted with has changed. ``model`` is the top-level default model;
     ``name`` and ``description`` are the config's optional, documentation-only top-level keys.
+    ``samples: false`` sends every run as its own request (by default runs travel as ``n``
+    samples where the provider supports it); ``prices`` overrides kyro's price table.
 
     Example::
 
@@ -133,6 +135,8 @@ class JudgesConfig(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     name: str | None = None
     description: str | None = None
+    samples: bool = True
+    prices: dict[str, Any] | None = None
 
     @property
     def uses_pipeline(self) -> bool:

@@ -37,6 +37,7 @@ import msgspec
 
 from kyro._config import Judge, JudgesConfig
 from kyro._config_judge import PromptFiles, build_judge
+from kyro._cost import load_prices
 from kyro._dag import StepGraph
 from kyro._exceptions import BatchValidationError
 from kyro._yaml import Segment, YamlDocument, parse_yaml, read_text
@@ -56,6 +57,8 @@ class _ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     model: str | None = None
     judges: list[Any] | None = None
     steps: list[Any] | None = None
+    samples: bool = True
+    prices: dict[str, Any] | None = None
 
 
 def load_config(path: str | os.PathLike[str]) -> JudgesConfig:
@@ -141,6 +144,11 @@ def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
         judges.append(judge)
     _check_links(doc, shape, judges)
     _check_step_refs(doc, shape, judges)
+    if spec.prices is not None:
+        try:
+            load_prices(overrides=spec.prices)
+        except BatchValidationError as exc:
+            raise doc.error(exc.message, ("prices",)) from None
     return JudgesConfig(
         path=config_path,
         version=_SUPPORTED_VERSION,
@@ -150,6 +158,8 @@ def _build(doc: YamlDocument, config_path: Path, hasher: Any) -> JudgesConfig:
         model=spec.model,
         name=spec.name,
         description=spec.description,
+        samples=spec.samples,
+        prices=spec.prices,
     )
 
 

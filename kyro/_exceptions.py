@@ -9,8 +9,10 @@ The tree::
     │                             provider's errors and whatever partial results exist
     ├── JobBusyError              another kyro process holds the job's lock; carries its pid
     │                             and since when
-    └── ProviderError             an HTTP or transport failure talking to a provider;
-                                  carries the status code, error code and request id
+    ├── ProviderError             an HTTP or transport failure talking to a provider;
+    │                             carries the status code, error code and request id
+    └── BudgetExceededError       a submit (or a later stage, or a resubmission) whose cost
+                                  ceiling passes ``max_cost``; refused before any upload
 
 Catch ``KyroError`` to handle everything kyro raises; foreign exceptions are always chained
 (``raise ... from exc``) so the original cause stays visible.
@@ -27,7 +29,14 @@ from kyro._redact import redact
 if TYPE_CHECKING:
     from kyro._types import BatchError
 
-__all__ = ["BatchJobError", "BatchValidationError", "JobBusyError", "KyroError", "ProviderError"]
+__all__ = [
+    "BatchJobError",
+    "BatchValidationError",
+    "BudgetExceededError",
+    "JobBusyError",
+    "KyroError",
+    "ProviderError",
+]
 
 
 class KyroError(Exception):
@@ -178,3 +187,33 @@ class ProviderError(KyroError):
         suffix = f" ({', '.join(details)})" if details else ""
         prefix = f"{provider}: " if provider else ""
         super().__init__(f"{prefix}{message}{suffix}")
+
+
+class BudgetExceededError(KyroError):
+    """The cost ceiling of what would be sent passes the budget: nothing was uploaded.
+
+    ``ceiling_usd`` is the worst case (every output up to ``max_tokens``), ``estimate_usd``
+    the typical one, ``spent_usd`` what the job already cost (later stages, resubmissions),
+    ``max_cost`` the budget. ``ceiling_usd`` is None when a model has no known price (the
+    budget cannot be checked, so the submit is refused too).
+
+    Example::
+
+        except kyro.BudgetExceededError as exc:
+            print(exc.ceiling_usd, exc.max_cost)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_cost: float,
+        ceiling_usd: float | None,
+        estimate_usd: float | None,
+        spent_usd: float = 0.0,
+    ) -> None:
+        self.max_cost = max_cost
+        self.ceiling_usd = ceiling_usd
+        self.estimate_usd = estimate_usd
+        self.spent_usd = spent_usd
+        super().__init__(message)

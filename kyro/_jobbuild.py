@@ -22,6 +22,7 @@ from kyro._config import JudgesConfig
 from kyro._exceptions import BatchValidationError
 from kyro._index import TranscriptIndexWriter
 from kyro._provider import BatchProvider
+from kyro._reuse import RequestGate
 from kyro._stagebuild import build_stage
 from kyro._stagefiles import TranscriptWriter
 from kyro._state import StateStore
@@ -54,8 +55,14 @@ async def build_job_shards(
     variables: dict[str, str],
     provider: BatchProvider,
     store: StateStore,
+    samples: bool = False,
+    gate: RequestGate | None = None,
 ) -> BuildSummary:
-    """Write the job's shards and transcript index into the store's shard folder."""
+    """Write the job's shards and transcript index into the store's shard folder.
+
+    ``samples`` sends each transcript × judge's runs as one request; ``gate`` answers runs
+    from the reply cache (only the rest is written) and estimates the cost.
+    """
     store.ensure_dirs()
     shutil.rmtree(store.shards_dir, ignore_errors=True)  # leftovers of an interrupted plan
     shutil.rmtree(store.stages_dir, ignore_errors=True)
@@ -79,9 +86,11 @@ async def build_job_shards(
                     directory=store.shards_dir,
                     runs=runs,
                     variables=variables,
+                    samples=samples,
+                    gate=gate,
                 )
             )
-    if summary.requests == 0:
+    if summary.transcripts == 0:
         raise BatchValidationError(
             "no transcripts were given, so there is nothing to submit; pass inline text, "
             "files, folders or a .jsonl dataset",

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from kyro._jobbudget import JobBudget
 from kyro._results import OverallStatus, ResultCounts
 from kyro._types import BatchError, BatchState, RequestCounts, ResultError, Usage
 from kyro._verdicts import VoteSettings
@@ -114,6 +115,11 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ``planned`` records every stage planned so far; ``unexpected_lines`` counts result lines
     of earlier stages that belonged to no request.
 
+    ``samples`` > 1 when each transcript × judge's runs were sent as one request with that
+    many samples (``n``); ``cached_runs`` were answered by the reply cache and never sent;
+    ``max_cost`` is the submit's budget and ``ceiling_usd`` the cost
+    ceiling of what was sent; ``budget`` holds what resubmissions are checked against.
+
     Example::
 
         state = store.load()
@@ -144,6 +150,11 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     outcomes: str | None = None
     planned: tuple[StageRecord, ...] = ()
     unexpected_lines: int = 0
+    samples: int = 1
+    cached_runs: int = 0
+    max_cost: float | None = None
+    ceiling_usd: float | None = None
+    budget: JobBudget | None = None
 
     @property
     def pipeline(self) -> bool:

@@ -34,9 +34,20 @@ from kyro._checking import run_check
 from kyro._collect import download_results
 from kyro._config import JudgesConfig, resolve_models
 from kyro._config_load import config_from_mapping, load_config
-from kyro._exceptions import BatchJobError, BatchValidationError, KyroError
+from kyro._cost import PriceTable
+from kyro._estimate import CostEstimator, check_budget
+from kyro._exceptions import BatchJobError, BatchValidationError, BudgetExceededError, KyroError
 from kyro._files import atomic_write
+from kyro._jobbudget import budget_of
 from kyro._jobbuild import build_job_shards
+from kyro._jobreuse import (
+    CacheSetting,
+    cache_scope_of,
+    open_gate,
+    price_table,
+    reuse_dir_of,
+    wants_samples,
+)
 from kyro._jobstate import PIPELINE_STATE_FORMAT
 from kyro._limits import check_runs
 from kyro._plan import validate_variables
@@ -100,6 +111,13 @@ class BatchJudge:
     within the job; ``fallback`` (e.g. a ``LocalProvider``) finishes those requests at once
     instead of in another batch.
 
+    ``cache`` is the reply cache: ``True`` (``.kyro/cache`` beside the config), a folder, or
+    ``False``; runs it answers are not sent, and the verdicts that come back are stored
+    (``cache_max_bytes`` caps the folder, default 1 GiB, oldest entries evicted first).
+    ``prices`` overrides kyro's price table (a table or a prices file); ``samples=False``
+    sends every run as its own request even where the provider supports ``n``.
+    ``submit(max_cost=...)`` refuses a job whose cost ceiling passes the budget.
+
     Example::
 
         judge = BatchJudge(OpenAIBatchProvider(), "judges.yml")
@@ -120,9 +138,20 @@ class BatchJudge:
         fallback: BatchProvider | None = None,
         token_limit_wait: float = 600.0,
         lock_timeout: float = 60.0,
+        cache: CacheSetting = True,
+        cache_max_bytes: int | None = None,
+        prices: PriceTable | str | Path | None = None,
+        samples: bool = True,
     ) -> None:
         if max_resubmits < 0:
             raise ValueError("max_resubmits must be 0 or more")
+        if cache_max_bytes is not None and cache_max_bytes < 1:
+            raise ValueError("cache_max_bytes must be positive")
+        self.cache = cache
+        self.cache_max_bytes = cache_max_bytes
+        self.prices = prices
+        self.samples = samples
+        self.last_estimate: CostEstimator | None = None
         self.provider = provider
         self.fallback = fallback
         self.model = model
@@ -193,12 +222,17 @@ class BatchJudge:
         *,
         runs: int = 1,
         variables: Mapping[str, Any] | None = None,
+        max_cost: float | None = None,
     ) -> str:
         """Plan, write and submit every request; save the state; return kyro's job id.
 
         Refuses while a job for the same config is pending. If a previous submit crashed
         midway, this finishes that job (adopting batches it already created) and returns
         its id: the transcripts given now are not used, and a warning says so.
+
+        With ``max_cost`` (USD), a job whose cost ceiling passes it raises
+        :class:`kyro.BudgetExceededError` before anything is uploaded. The estimate of the
+        last submit is kept in ``last_estimate`` (per judge and model).
         """
         config = self.load()
         run_variables = validate_variables(variables)
@@ -228,16 +262,55 @@ class BatchJudge:
             if state is not None:
                 self.store.clear()
             job_id = _new_job_id()
-            summary = await build_job_shards(
+            # A pipeline's later stages are planned from stage outcomes with one request per
+            # run and no reply cache; its stage 0 does the same so every stage is shaped alike.
+            pipeline = config.uses_pipeline
+            if pipeline and max_cost is not None:
+                raise BatchValidationError(
+                    f"{config.path}: max_cost is not supported for pipeline configs "
+                    "(depends_on/on_failure) yet; submit without a budget"
+                )
+            use_samples = not pipeline and wants_samples(self.provider, config, runs, self.samples)
+            gate, estimator, job_cache = open_gate(
                 config,
-                transcripts,
-                runs=runs,
-                variables=run_variables,
-                provider=self.provider,
-                store=self.store,
+                self.provider.name,
+                self.store,
+                cache=False if pipeline else self.cache,
+                prices=price_table(self.prices, config),
+                scope=cache_scope_of(self.provider),
+                max_bytes=self.cache_max_bytes,
             )
+            try:
+                summary = await build_job_shards(
+                    config,
+                    transcripts,
+                    runs=runs,
+                    variables=run_variables,
+                    provider=self.provider,
+                    store=self.store,
+                    samples=use_samples,
+                    gate=gate,
+                )
+            finally:
+                if job_cache is not None:
+                    job_cache.close()
+            self.last_estimate = estimator
+            totals = estimator.totals()
+            try:
+                check_budget(totals, max_cost)
+            except BudgetExceededError:
+                self.store.clear()  # planned, never uploaded: leave nothing behind
+                raise
             state = _initial_state(
                 job_id, self.provider.name, config, summary, runs, run_variables, self
+            )
+            state = replace(
+                state,
+                samples=runs if use_samples else 1,
+                cached_runs=totals.cached_runs,
+                max_cost=max_cost,
+                ceiling_usd=totals.ceiling_usd,
+                budget=budget_of(estimator, max_cost, summary.requests),
             )
             self.store.save(state)
             state = await self._submit_missing(state)
@@ -599,6 +672,8 @@ class BatchJudge:
             "transcripts": state.transcripts,
             "settings": state.vote,
             "thresholds": tuple(state.pass_thresholds.get(name, 0.5) for name in state.judges),
+            "samples": state.samples,
+            "reuse_dir": reuse_dir_of(self.store),
         }
 
     def resubmission_file(self, shard: ShardState, retry: frozenset[str]) -> str | None:

@@ -2,8 +2,9 @@
 
 * ``params`` values must be plain JSON: text, booleans, whole numbers within ±2**53, finite
   numbers (NaN and infinity cannot be sent as JSON), lists and mappings with text keys;
-* ``n`` other than 1 is refused: it asks for several replies per request, multiplying the
-  bill while kyro reads only the first (use ``--runs`` for several votes);
+* ``n`` other than 1 is refused: it asks for several replies per request behind kyro's
+  back, multiplying the bill (use ``--runs``: kyro sends runs as ``n`` samples itself where
+  the provider supports it, and counts each as a vote);
 * ``stream: true`` is refused: the batch endpoint does not stream;
 * a model name holding control characters (a stray tab, newline or carriage return) is
   refused.
@@ -33,8 +34,9 @@ def check_params(
         where = (*at, "params", key)
         if key == "n" and value != 1:
             raise doc.error(
-                f"{label}: params.n is {value!r}; kyro reads one reply per request, so n other "
-                "than 1 only multiplies the bill. Remove it, and use --runs for several votes",
+                f"{label}: params.n is {value!r}; it would multiply the bill behind kyro's "
+                "back. Remove it, and use --runs for several votes (kyro sends runs as n "
+                "samples itself where the provider supports it)",
                 where,
             )
         if key == "stream" and value is not False and value is not None:

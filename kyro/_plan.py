@@ -77,6 +77,7 @@ def plan_requests(
     stage: int = 0,
     preflight: Preflight | None = None,
     on_transcript: Callable[[Transcript], object] | None = None,
+    samples: bool = False,
 ) -> Iterator[JudgeRequest]:
     """Yield one request per transcript × judge × run, lazily.
 
@@ -87,14 +88,16 @@ def plan_requests(
     starts with kyro's verdict system message and carries the verdict schema (see
     ``kyro._contract``), so no prompt has to ask for JSON itself.
     ``on_transcript`` is called with each transcript before its requests are yielded (to
-    write the transcript index, or advance a progress bar).
+    write the transcript index, or advance a progress bar). With ``samples`` (and ``runs`` >
+    1), each transcript × judge is one request carrying every run (``JudgeRequest.samples``,
+    OpenAI's ``n``), under run 0's custom_id.
 
     Example::
 
         for request in plan_requests(config, kyro.iter_transcripts(["a.txt"]), runs=3):
             provider.encode(request, buffer)
     """
-    planner = Planner(config, runs, variables, stage, preflight)
+    planner = Planner(config, runs, variables, stage, preflight, samples=samples)
     return planner.iterate(transcripts, on_transcript)
 
 
@@ -107,6 +110,7 @@ def aplan_requests(
     stage: int = 0,
     preflight: Preflight | None = None,
     on_transcript: Callable[[Transcript], object] | None = None,
+    samples: bool = False,
 ) -> AsyncIterator[JudgeRequest]:
     """:func:`plan_requests` over an async (or plain) iterable of transcripts.
 
@@ -115,7 +119,7 @@ def aplan_requests(
         async for request in aplan_requests(config, kyro.aiter_transcripts(items)):
             builder.add(request)
     """
-    planner = Planner(config, runs, variables, stage, preflight)
+    planner = Planner(config, runs, variables, stage, preflight, samples=samples)
     return planner.aiterate(transcripts, on_transcript)
 
 
@@ -128,13 +132,21 @@ class _JudgePlan:
         "judge",
         "model",
         "params",
+        "samples",
         "schema",
         "static_system",
         "suffixes",
         "variables",
     )
 
-    def __init__(self, judge: Judge, index: int, runs: int, variables: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        judge: Judge,
+        index: int,
+        runs: int,
+        variables: Mapping[str, str],
+        samples: bool = False,
+    ) -> None:
         self.judge = judge
         assert judge.model is not None  # resolved by the Planner
         self.model: str = judge.model
@@ -145,7 +157,10 @@ class _JudgePlan:
         self.schema = VERDICT_RESPONSE_SCHEMA if self.json_output else None
         self.variables = judge.merged_variables(variables)
         # custom_id = transcript part + this suffix; equal to kyro._custom_id.format_custom_id.
-        self.suffixes = tuple(f"-j{index}-r{run}" for run in range(runs))
+        # As samples, one request (run 0's id) carries every run.
+        self.samples = runs if samples and runs > 1 else 1
+        sent = runs if self.samples == 1 else 1
+        self.suffixes = tuple(f"-j{index}-r{run}" for run in range(sent))
         # A system prompt without fields renders to its text: build its message once.
         system = judge.system
         self.static_system = (
@@ -167,6 +182,8 @@ class Planner:
         variables: Mapping[str, str] | None,
         stage: int,
         preflight: Preflight | None,
+        *,
+        samples: bool = False,
     ) -> None:
         check_runs(runs)  # bounded before any per-run tuple is built
         if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
@@ -175,7 +192,8 @@ class Planner:
         if any(judge.model is None for judge in config.judges):
             config = resolve_models(config)  # KYRO_MODEL, or a clear error
         self.judges = tuple(
-            _JudgePlan(judge, index, runs, checked) for index, judge in enumerate(config.judges)
+            _JudgePlan(judge, index, runs, checked, samples)
+            for index, judge in enumerate(config.judges)
         )
         self.prefix = f"s{stage}-t" if stage else "t"
         self.preflight = preflight
@@ -251,6 +269,7 @@ class Planner:
                         params=plan.params,
                         json_output=plan.json_output,
                         response_schema=plan.schema,
+                        samples=plan.samples,
                     )
                 )
         return out

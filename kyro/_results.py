@@ -55,7 +55,8 @@ class RunVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, 
     why (``unparseable_reply``, ``invalid_verdict``, ``missing`` or the provider's code) and
     ``raw`` keeps the reply text when there was one. A valid reply is fully represented by its
     fields, so its raw text is not kept. ``root_cause`` is optional in a reply (``None`` when
-    the judge gave none).
+    the judge gave none). ``origin`` is ``"cache"`` when the reply came from the reply cache
+    (asked and paid for by an earlier job; ``usage`` is what it cost then), else absent.
 
     Example::
 
@@ -70,6 +71,7 @@ class RunVerdict(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, 
     raw: str | None = None
     error: ResultError | None = None
     usage: Usage | None = None
+    origin: Literal["cache"] | None = None
 
     @property
     def valid(self) -> bool:

@@ -80,14 +80,26 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
     if len(set(indices)) != len(indices) or (complete and indices != list(range(len(indices)))):
         return f"shard indices are {indices}, not 0 to {len(indices) - 1} once each"
     root = sidecar.resolve()
+    if not 1 <= state.samples <= state.runs or not 0 <= state.cached_runs <= expected:
+        return f"samples {state.samples} or cached runs {state.cached_runs} are out of range"
+    if state.pipeline and (state.samples != 1 or state.cached_runs):
+        return "a pipeline job sends each run alone and never from the cache"
+    # Runs the reply cache answered are not sent; runs sent as n samples share a request.
+    to_send = expected - state.cached_runs
+    fewest = -(-to_send // state.samples)
     if state.pipeline:
         staged = _stage_problem(state, root, complete)
         if staged is not None:
             return staged
-    elif state.shards and (lines > expected or (complete and lines != expected)):
+    elif state.shards and (
+        lines > to_send
+        or (complete and not fewest <= lines <= to_send)
+        or (complete and state.samples == 1 and lines != to_send)
+    ):
+        cached = f" less {state.cached_runs:,} answered by the cache" if state.cached_runs else ""
         return (
             f"its shards hold {lines:,} requests, but {state.transcripts:,} transcripts × "
-            f"{len(judges)} judges × {state.runs} runs make {expected:,}"
+            f"{len(judges)} judges × {state.runs} runs make {expected:,}{cached}"
         )
     for shard in state.shards:
         for name in (shard.name, *(attempt.file for attempt in shard.attempts)):

@@ -65,6 +65,8 @@ class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     :func:`kyro.verdict_schema`): a provider that can enforce a schema for
     ``model`` does, and one that cannot falls back to plain JSON output. For JSON judges the
     first message is kyro's own system message stating the verdict object.
+    ``samples`` > 1 asks for that many replies to the one prompt (OpenAI's ``n``): the runs
+    from ``custom_id``'s run index on, the prompt billed once.
 
     Example::
 
@@ -78,6 +80,7 @@ class JudgeRequest(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any] = {}
     json_output: bool = True
     response_schema: ResponseSchema | None = None
+    samples: int = 1
 
 
 class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,17 +165,23 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Token usage of one request, or summed over many."""
+    """Token usage of one request, or summed over many.
+
+    ``input_tokens`` counts every prompt token, ``cached_input_tokens`` those of them the
+    provider served from its prompt cache (billed at the cached-input price).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 
@@ -194,7 +203,9 @@ class ResultLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One request's outcome as a provider streams it back.
 
     ``ok`` is true only for a 2xx reply with no error; ``content`` is then the assistant's
-    text. Otherwise ``error`` says what happened.
+    text. Otherwise ``error`` says what happened. A request that asked for several samples
+    (``JudgeRequest.samples``) lists every reply in ``choices``, in order (``content`` is the
+    first); ``usage`` is then the whole request's.
 
     Example::
 
@@ -207,3 +218,4 @@ class ResultLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     content: str | None = None
     usage: Usage | None = None
     error: ResultError | None = None
+    choices: tuple[str | None, ...] = ()

@@ -45,8 +45,9 @@ def test_plan_prints_requests_shards_bytes_and_tokens(
     """The plan lists requests per judge and model, shards with sizes, and the token estimate."""
     assert plan(project, "--runs", "2") == 0
     out = capsys.readouterr().out
-    assert "3 transcripts × 2 judges × 2 runs = 12 requests" in out
-    assert "relevance  gpt-4o-mini         6" in out
+    # Runs travel as n samples: 12 runs in 6 requests.
+    assert "3 transcripts × 2 judges × 2 runs = 12 runs in 6 requests (runs as n samples" in out
+    assert "relevance  gpt-4o-mini     6" in out
     assert "shard-0000-gpt-4o-mini.jsonl" in out
     assert "shard-0001-gpt-4o.jsonl" in out
     assert "estimated input tokens:" in out

@@ -13,16 +13,44 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kyro._exceptions import BatchValidationError, JobBusyError, KyroError, ProviderError
+from kyro._exceptions import (
+    BatchValidationError,
+    BudgetExceededError,
+    JobBusyError,
+    KyroError,
+    ProviderError,
+)
 from kyro._redact import redact
-from kyro.cli import _demo, _emulator, _eval, _jobs, _plan, _run, _serve, _validate
+from kyro.cli import (
+    _cachecmd,
+    _demo,
+    _emulator,
+    _eval,
+    _htmlreport,
+    _jobs,
+    _plan,
+    _run,
+    _serve,
+    _validate,
+)
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
 
 # Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = (_demo, _validate, _plan, _jobs, _run, _eval, _serve, _emulator)
+_COMMANDS: tuple[Any, ...] = (
+    _demo,
+    _validate,
+    _plan,
+    _jobs,
+    _run,
+    _eval,
+    _serve,
+    _htmlreport,
+    _cachecmd,
+    _emulator,
+)
 
 
 _EPILOG = """\
@@ -31,8 +59,9 @@ examples:
   python3 -m kyro submit judges.yml transcripts/ --runs 3
   python3 -m kyro check judges.yml --wait --csv results.csv
 
-exit status: 0 done, 1 --fail-on gate, 2 bad input, 3 pending, 4 job failed/expired/cancelled,
-5 provider unreachable or refused, 70 internal error (a bug: the traceback is logged),
+exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input,
+3 pending, 4 job failed/expired/cancelled, 5 provider unreachable or refused,
+70 internal error (a bug: the traceback is logged),
 75 busy (another kyro process holds the job's lock: try again later).
 `python3 -m kyro COMMAND --help` shows each command."""
 
@@ -76,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobBusyError as exc:
         _say(f"busy: {exc}")
         return ExitCode.BUSY
+    except BudgetExceededError as exc:
+        _say(f"error: {exc}")
+        return ExitCode.GATE
     except KyroError as exc:
         _say(f"error: {exc}")
         return ExitCode.BAD_INPUT

@@ -106,6 +106,16 @@ class ProgressProvider:
         """The wrapped provider's default model, if it names one."""
         return getattr(self.inner, "default_model", None)
 
+    @property
+    def cache_scope(self) -> str:
+        """The wrapped provider's scope in the reply cache."""
+        return str(getattr(self.inner, "cache_scope", self.inner.name))
+
+    def supports_samples(self, model: str) -> bool:
+        """Whether the wrapped provider takes runs as ``n`` samples for ``model``."""
+        supports = getattr(self.inner, "supports_samples", None)
+        return bool(supports(model)) if supports is not None else False
+
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Encode through the wrapped provider, counting requests for the planning line."""
         self.inner.encode(request, buffer)

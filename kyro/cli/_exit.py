@@ -26,7 +26,8 @@ class ExitCode(enum.IntEnum):
 
     ========  ===================================================================
     0  OK          done: valid config, job submitted, or job complete
-    1  GATE        the job completed but ``--fail-on`` matched its verdicts
+    1  GATE        the job completed but ``--fail-on`` matched its verdicts, or
+                   ``--max-cost`` refused a submit (nothing was uploaded)
     2  BAD_INPUT   bad config, transcripts, variables, arguments or state file
     3  PENDING     the job is still running: check again later
     4  JOB_FAILED  the job ended failed, expired or cancelled (partial results kept)

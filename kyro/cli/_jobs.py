@@ -20,7 +20,17 @@ from kyro._progress import progress_of
 from kyro._results import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._argtypes import interval_seconds
+from kyro.cli._costing import (
+    actual_cost_line,
+    add_cache_options,
+    add_cost_options,
+    cache_dir_of,
+    format_cost,
+    max_cost_of,
+    prices_of,
+)
 from kyro.cli._exit import ExitCode
+from kyro.cli._htmlreport import add_report_options, write_html_report
 from kyro.cli._options import (
     add_fallback_options,
     add_job_options,
@@ -68,6 +78,8 @@ def register(subparsers: Any) -> None:
     add_plan_options(submit)
     add_vote_options(submit)
     add_job_options(submit)
+    add_cost_options(submit)
+    add_cache_options(submit)
     submit.set_defaults(func=_submit)
 
     check = subparsers.add_parser(
@@ -88,6 +100,10 @@ def register(subparsers: Any) -> None:
     add_vote_options(check)
     add_fallback_options(check)
     add_job_options(check)
+    check.add_argument(
+        "--report", metavar="FILE.html", help="also write the results as an HTML report"
+    )
+    add_report_options(check)
     check.set_defaults(func=_check)
 
     for name, helptext, func in (
@@ -149,13 +165,17 @@ def check_exports(args: argparse.Namespace, state_dir: Path) -> None:
 def _submit(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
+    max_cost = max_cost_of(args)
     judge, activity = tracked_judge(args)
     out = console()
 
     async def go() -> str:
         try:
             return await judge.submit(
-                transcript_paths(args.transcripts), runs=args.runs, variables=variables
+                transcript_paths(args.transcripts),
+                runs=args.runs,
+                variables=variables,
+                max_cost=max_cost,
             )
         finally:
             await judge.aclose()
@@ -175,6 +195,11 @@ def _submit(args: argparse.Namespace) -> int:
     if args.quiet:
         out.print(job_id)
     else:
+        if judge.last_estimate is not None:
+            gate_hits = judge.last_estimate.totals().cached_runs
+            folder = cache_dir_of(args, Path(args.config))
+            for line in format_cost(judge.last_estimate, hits=gate_hits, cache=folder):
+                print(line)
         out.print(f"submitted job {job_id}; state saved in {judge.store.state_path}")
         provider = "" if args.provider == "openai" else f" --provider {args.provider}"
         out.print(f"collect it later with: python3 -m kyro check {args.config}{provider}")
@@ -226,6 +251,25 @@ def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
         )
         return ExitCode.PROVIDER
     print_summary(result, out, quiet=args.quiet)
+    if not args.quiet and args.config:
+        out.print(
+            actual_cost_line(
+                result.results_path,
+                result.models,
+                getattr(args, "provider", "openai"),
+                prices_of(args),
+            )
+        )
+    if getattr(args, "report", None):
+        provider = getattr(args, "provider", "openai")
+        written = write_html_report(
+            result.results_path,
+            Path(args.report),
+            args,
+            provider=provider,
+            judge_models=result.models,
+        )
+        out.print(written)
     if args.output:
         export_jsonl(result, Path(args.output))
         out.print(f"wrote {args.output}")

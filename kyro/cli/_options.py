@@ -204,6 +204,11 @@ def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) 
     max_resubmits = getattr(args, "max_resubmits", 2)
     if max_resubmits < 0:
         raise BatchValidationError(f"--max-resubmits must be 0 or more, got {max_resubmits}")
+    cache: bool | str = True
+    if getattr(args, "no_cache", False):
+        cache = False
+    elif getattr(args, "cache_dir", None):
+        cache = args.cache_dir
     return BatchJudge(
         provider if provider is not None else make_provider(args),
         args.config,
@@ -213,4 +218,7 @@ def make_judge(args: argparse.Namespace, provider: BatchProvider | None = None) 
         max_resubmits=max_resubmits,
         fallback=make_fallback(args),
         lock_timeout=getattr(args, "lock_timeout", 60.0),
+        cache=cache,
+        prices=getattr(args, "prices", None),
+        samples=getattr(args, "samples", True),
     )

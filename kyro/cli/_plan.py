@@ -75,6 +75,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-problems", type=int, default=20, help="stop after this many pre-flight problems"
     )
+    from kyro.cli._costing import add_cache_options, add_cost_options
+
+    add_cost_options(parser)
+    add_cache_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -154,8 +158,12 @@ def run(args: argparse.Namespace) -> int:
     variables = parse_variables(args.var)
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
+    from kyro._estimate import check_budget
+    from kyro.cli._costing import cache_dir_of, format_cost, make_gate, max_cost_of, prices_of
+
     encode, base_limits, default_model = _provider_format(args.provider)
     limits = _limits(base_limits, args)
+    max_cost = max_cost_of(args)
     config = load_config(args.config)
     config = resolve_models(
         config,
@@ -163,22 +171,35 @@ def run(args: argparse.Namespace) -> int:
         provider_default=default_model,
         provider=args.provider,
     )
+    cache_dir = cache_dir_of(args, config.path)
+    gate, estimator, cache = make_gate(
+        [judge.name for judge in config.judges], args.provider, prices_of(args), cache_dir
+    )
     transcripts = iter_transcripts(transcript_paths(args.transcripts))
-    with _progress(sys.stdout.isatty()) as advance, _writing(args.write):
-        summary = build_shards(
-            config,
-            transcripts,
-            encode=encode,
-            # A forced tool call needs no JSON wording in the prompt; JSON mode does.
-            limits=limits,
-            directory=args.write,
-            runs=args.runs,
-            variables=variables,
-            max_problems=args.max_problems,
-            on_transcript=advance,
-        )
+    try:
+        with _progress(sys.stdout.isatty()) as advance, _writing(args.write):
+            summary = build_shards(
+                config,
+                transcripts,
+                encode=encode,
+                limits=limits,
+                directory=args.write,
+                runs=args.runs,
+                variables=variables,
+                max_problems=args.max_problems,
+                on_transcript=advance,
+                # Only OpenAI's chat body takes n; Anthropic's Messages API has no samples.
+                samples=args.samples and config.samples and args.provider == "openai",
+                gate=gate,
+            )
+    finally:
+        if cache is not None:
+            cache.close()
     for line in format_plan(config, summary, args.runs, limits, args.provider, args.write):
         print(line)
+    for line in format_cost(estimator, hits=gate.hits, cache=cache_dir):
+        print(line)
+    check_budget(estimator.totals(), max_cost)
     return ExitCode.OK
 
 
@@ -207,9 +228,13 @@ def format_plan(
 ) -> Iterator[str]:
     """The lines ``kyro plan`` prints for ``summary``."""
     judges = len(config.judges)
+    planned = summary.transcripts * judges * runs
+    sent = f"{summary.requests:,} requests"
+    if planned != summary.requests:
+        sent = f"{planned:,} runs in {sent} (runs as n samples, or answered by the cache)"
     yield (
         f"plan for {config.path}: {summary.transcripts:,} transcripts × {judges} judges × "
-        f"{runs} runs = {summary.requests:,} requests"
+        f"{runs} runs = {sent}"
     )
     if config.uses_pipeline:
         stages = config.graph().stages
@@ -224,7 +249,7 @@ def format_plan(
         (j.name, j.model or "", f"{summary.requests_by_judge.get(j.name, 0):,}")
         for j in config.judges
     ]
-    yield from _table(("judge", "model", "requests"), rows)
+    yield from _table(("judge", "model", "runs"), rows)
     yield ""
     shard_rows = [(s.name, s.model, f"{s.lines:,}", f"{s.bytes:,}") for s in summary.shards] or [
         ("(no shards: nothing to send)", "", "", "")

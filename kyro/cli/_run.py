@@ -13,6 +13,7 @@ A pipeline config (``depends_on``/``on_failure``) through the local provider is 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,6 +25,13 @@ from kyro._provider import LiveProvider
 from kyro._results import BatchRunResult
 from kyro._state import StateStore
 from kyro.cli._argtypes import interval_seconds
+from kyro.cli._costing import (
+    add_cache_options,
+    add_cost_options,
+    cache_dir_of,
+    format_cost,
+    max_cost_of,
+)
 from kyro.cli._jobs import (
     add_output_options,
     check_exports,
@@ -79,6 +87,8 @@ def register(subparsers: Any) -> None:
     add_fallback_options(parser)
     add_output_options(parser)
     add_job_options(parser, default_provider="local")
+    add_cost_options(parser)
+    add_cache_options(parser)
     parser.set_defaults(func=_run)
 
 
@@ -87,15 +97,24 @@ def _run(args: argparse.Namespace) -> int:
     variables = parse_variables(args.var)
     if args.provider == "local" and load_config(args.config).uses_pipeline:
         return _run_live(args, variables)
+    max_cost = max_cost_of(args)
     judge, activity = tracked_judge(args)
     out = console()
 
     async def go() -> BatchRunResult | None:
         try:
             job_id = await judge.submit(
-                transcript_paths(args.transcripts), runs=args.runs, variables=variables
+                transcript_paths(args.transcripts),
+                runs=args.runs,
+                variables=variables,
+                max_cost=max_cost,
             )
             if not args.quiet:
+                if judge.last_estimate is not None:
+                    hits = judge.last_estimate.totals().cached_runs
+                    folder = cache_dir_of(args, Path(args.config))
+                    for line in format_cost(judge.last_estimate, hits=hits, cache=folder):
+                        print(line)
                 out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
             return await wait_for_result(
                 judge, job_id, wait=True, interval=args.interval, activity=activity
@@ -116,6 +135,8 @@ def _run_live(args: argparse.Namespace, variables: dict[str, str]) -> int:
     """Walk the pipeline for every transcript now, through the local provider."""
     if args.concurrency < 1:
         raise BatchValidationError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if max_cost_of(args) is not None:
+        raise BatchValidationError("--max-cost is not supported for pipeline configs yet")
     provider = make_provider(args)
     if not isinstance(provider, LiveProvider):
         raise BatchValidationError(f"the {args.provider!r} provider cannot run requests live")

@@ -67,7 +67,13 @@ def _usage(message: WireMessage) -> Usage | None:
         + (wire.cache_read_input_tokens or 0)
     )
     outputs = wire.output_tokens or 0
-    return Usage(input_tokens=inputs, output_tokens=outputs, total_tokens=inputs + outputs)
+    return Usage(
+        input_tokens=inputs,
+        output_tokens=outputs,
+        total_tokens=inputs + outputs,
+        # Prompt-cache reads are billed at the cached-input price (cache writes as input).
+        cached_input_tokens=wire.cache_read_input_tokens or 0,
+    )
 
 
 def _failure(custom_id: str, code: str, message: str, retryable: bool) -> ResultLine:

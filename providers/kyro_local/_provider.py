@@ -161,6 +161,17 @@ class LocalProvider:
                     "key alone (no quotes, spaces or line breaks), or pass api_key="
                 )
 
+    @property
+    def cache_scope(self) -> str:
+        """Whose answers this provider gives, for kyro's reply cache.
+
+        A chat-completions endpoint answers like the OpenAI provider does for the same model
+        (``"openai-chat"``), so a live run and a batch job of one config share cached replies;
+        a Python callable is its own scope (``"callable:<name>"``).
+        """
+        endpoint = self._backend.endpoint
+        return endpoint if endpoint.startswith("callable:") else "openai-chat"
+
     def encode(self, request: JudgeRequest, buffer: bytearray) -> None:
         """Append ``request`` as one OpenAI batch input line (the format every shard uses).
 

@@ -45,7 +45,9 @@ OPENAI_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 
 RESERVED_BODY_KEYS = frozenset({"model", "messages", "stream"})
 """Body keys a judge's ``params`` may not set: kyro sets the first two, and a batch line
-must never stream. (A ``response_format`` in params is the judge's own and wins.)"""
+must never stream. (A ``response_format`` in params is the judge's own and wins.) ``n`` is
+kyro's too (runs sent as samples): a user's ``n: 1`` is dropped, any other ``n`` refused, as
+it would multiply the bill behind kyro's back."""
 
 # Model families with Structured Outputs (json_schema response formats), by name prefix; the
 # exceptions are earlier snapshots and variants of those families that lack them.
@@ -85,6 +87,7 @@ class _Body(msgspec.Struct, frozen=True, omit_defaults=True):
     model: str
     messages: tuple[Message, ...]
     response_format: msgspec.Raw | None = None
+    n: int | None = None
 
 
 class _Line(msgspec.Struct, frozen=True):
@@ -103,9 +106,9 @@ _PARAMS_CACHE_SIZE = 256
 _params_cache: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
 _HEAD = b'{"custom_id":'
 # The previous request's messages, model, response_format, url, params (the dict and a shallow
-# copy, so a dict changed in place is noticed) and its line after the custom_id.
+# copy, so a dict changed in place is noticed), its line after the custom_id, and samples.
 _Last = tuple[
-    tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes
+    tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes, int
 ]
 _last: _Last | None = None
 
@@ -183,6 +186,7 @@ def encode_request(
         and last[1] == request.model
         and last[2] is response_format
         and last[3] == url
+        and last[7] == request.samples
         and (last[4] is params or not (params or last[4]))
         and last[5] == params
     ):
@@ -195,6 +199,7 @@ def encode_request(
         model=request.model,
         messages=request.messages,
         response_format=response_format,
+        n=request.samples if request.samples > 1 else None,
     )
     start = len(buffer)
     _encoder.encode_into(
@@ -208,7 +213,16 @@ def encode_request(
     tail_start = start + len(_HEAD) + len(_encoder.encode(request.custom_id))
     with memoryview(buffer) as view:
         tail = bytes(view[tail_start:])
-    _last = (request.messages, request.model, response_format, url, params, dict(params), tail)
+    _last = (
+        request.messages,
+        request.model,
+        response_format,
+        url,
+        params,
+        dict(params),
+        tail,
+        request.samples,
+    )
 
 
 def _encoded_params(params: dict[str, Any], custom_id: str) -> bytes:
@@ -221,12 +235,19 @@ def _encoded_params(params: dict[str, Any], custom_id: str) -> bytes:
     if cached is not None and cached[0] is params and cached[1] == params:
         return cached[2]
     clash = RESERVED_BODY_KEYS.intersection(params)
+    sent = params
+    if "n" in params:
+        if params["n"] != 1:
+            clash = clash | {"n"}
+        else:  # n: 1 says nothing kyro does not say itself
+            sent = {key: value for key, value in params.items() if key != "n"}
     if clash:
         raise BatchValidationError(
             f"request {custom_id}: params may not set {', '.join(sorted(clash))}; kyro sets "
-            "model and messages itself, and batch requests never stream"
+            "model and messages itself, sends runs as `n` samples where it can (use `runs` for "
+            "more samples), and batch requests never stream"
         )
-    encoded = b"," + _encoder.encode(params)[1:] + b"}"
+    encoded = b"," + _encoder.encode(sent)[1:] + b"}" if sent else b"}}"
     if len(_params_cache) >= _PARAMS_CACHE_SIZE:
         _params_cache.clear()
     _params_cache[id(params)] = (params, dict(params), encoded)

@@ -202,6 +202,15 @@ class OpenAIBatchProvider:
             request, buffer, url=self.endpoint, structured_outputs=self.structured_outputs
         )
 
+    cache_scope = "openai-chat"
+    """Whose answers these are, for kyro's reply cache: any chat-completions service."""
+
+    def supports_samples(self, model: str) -> bool:
+        """True: a chat completions body takes ``n``, so runs can travel as samples (the
+        prompt billed once). Turn it off per config with ``samples: false``.
+        """
+        return True
+
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
         """Upload the shard at ``path`` (``purpose=batch``) and create a 24 h batch from it.
 

@@ -46,10 +46,12 @@ _LINE_DECODER = msgspec.json.Decoder(OutputLine)
 def _usage(wire: WireUsage | None) -> Usage | None:
     if wire is None:
         return None
+    details = wire.prompt_tokens_details
     return Usage(
         input_tokens=wire.prompt_tokens or 0,
         output_tokens=wire.completion_tokens or 0,
         total_tokens=wire.total_tokens or 0,
+        cached_input_tokens=(details.cached_tokens or 0) if details is not None else 0,
     )
 
 
@@ -67,11 +69,17 @@ def classify(line: OutputLine) -> ResultLine:
     if line.error is None and status is not None and 200 <= status < 300:
         choices = body.choices if body is not None else None
         message = choices[0].message if choices else None
+        samples: tuple[str | None, ...] = ()
+        if choices is not None and len(choices) > 1:
+            ordered = sorted(choices, key=lambda c: c.index if c.index is not None else 0)
+            samples = tuple(c.message.content if c.message else None for c in ordered)
+            message = ordered[0].message
         return ResultLine(
             custom_id=line.custom_id,
             ok=True,
             content=message.content if message is not None else None,
             usage=usage,
+            choices=samples,
         )
     endpoint_error = body.error if body is not None else None
     if line.error is not None:

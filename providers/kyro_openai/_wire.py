@@ -101,12 +101,19 @@ class ErrorEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     error: EndpointError | None = None
 
 
+class PromptTokensDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """``usage.prompt_tokens_details``: how many prompt tokens the prompt cache served."""
+
+    cached_tokens: int | None = None
+
+
 class WireUsage(msgspec.Struct, frozen=True, kw_only=True):
     """A chat completion's ``usage``."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,9 +123,10 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ChatChoice(msgspec.Struct, frozen=True, kw_only=True):
-    """One choice of a chat completion."""
+    """One choice of a chat completion (several when the request set ``n``)."""
 
     message: ChatMessage | None = None
+    index: int | None = None
 
 
 class ChatBody(msgspec.Struct, frozen=True, kw_only=True):

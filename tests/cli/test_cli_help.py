@@ -6,7 +6,19 @@ import pytest
 
 from kyro.cli import ExitCode, main
 
-COMMANDS = ["validate", "plan", "submit", "check", "status", "cancel", "run", "emulator", "demo"]
+COMMANDS = [
+    "validate",
+    "plan",
+    "submit",
+    "check",
+    "status",
+    "cancel",
+    "run",
+    "report",
+    "cache",
+    "emulator",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

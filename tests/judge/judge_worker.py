@@ -90,7 +90,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             client=client,
             limits=BatchLimits(max_requests=args.max_requests, max_bytes=10 * 1024 * 1024),
         )
-        judge = BatchJudge(provider, args.config, state_dir=args.state_dir, lock_timeout=60)
+        # Runs as separate requests: these scenarios count shards and batches per run.
+        judge = BatchJudge(
+            provider, args.config, state_dir=args.state_dir, lock_timeout=60, samples=False
+        )
         if args.command == "submit":
             texts = [f"transcript number {i}" for i in range(args.transcripts)]
             return {"job_id": await judge.submit(texts, runs=args.runs)}

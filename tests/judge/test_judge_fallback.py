@@ -20,7 +20,7 @@ async def test_fallback_finishes_an_expired_batch_remainder(
     config = write_config(tmp_path)
     emulator.faults.expire_next(after_lines=4)
     fallback = LocalProvider(base_url=served, api_key="sk-test", state_dir=tmp_path / "local")
-    judge = BatchJudge(emulator_provider(emulator), config, fallback=fallback)
+    judge = BatchJudge(emulator_provider(emulator), config, fallback=fallback, samples=False)
     transcripts = [f"user: question {i}\nassistant: answer {i}" for i in range(5)]
     try:
         await judge.submit(transcripts, runs=2)

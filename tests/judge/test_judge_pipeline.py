@@ -21,6 +21,8 @@ from kyro import (
     TranscriptEvaluation,
 )
 from kyro._contract import verdict_message
+from kyro._jobcache import JobCache
+from kyro._jobreuse import reuse_dir_of
 from kyro._state import JobState
 from kyro.cli._report import console, print_progress
 from kyro.testing import FakeProvider
@@ -392,3 +394,26 @@ async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_pat
     with pytest.raises(BatchValidationError, match="its models name ghost, which are not"):
         await judge.check()
     assert path.read_bytes() == edited
+
+
+async def test_a_pipeline_job_sends_each_run_alone_without_the_cache_or_a_budget(
+    tmp_path: Path, served_pipeline: tuple[Emulator, str]
+) -> None:
+    """A staged job on a provider that takes ``n`` still sends one request per run, opens no
+    reply cache, and refuses max_cost (not priced per stage yet) before anything is sent."""
+    emulator, url = served_pipeline
+    config, data = write_pipeline(tmp_path)
+    provider = OpenAIBatchProvider(base_url=url, api_key="sk-test")
+    async with BatchJudge(provider, config, state_dir=tmp_path / "state") as judge:
+        with pytest.raises(BatchValidationError, match="max_cost is not supported for pipeline"):
+            await judge.submit([data], runs=3, variables=VARS, max_cost=10.0)
+        assert emulator.stats().batches_created == 0
+        await judge.submit([data], runs=3, variables=VARS)
+        state = judge.store.load()
+        assert state is not None
+        assert (state.samples, state.cached_runs, state.budget) == (1, 0, None)
+        assert JobCache.load(reuse_dir_of(judge.store)) is None
+        result = await judge.check()
+    assert result is not None
+    assert result.counts.requests == 31 * 3
+    assert not (tmp_path / ".kyro" / "cache").exists()

@@ -44,6 +44,7 @@ async def _run_job(
         write_config(tmp_path),
         state_dir=tmp_path / "state",
         vote=vote,
+        samples=False,  # the replies are scripted per run's custom_id
     )
     await judge.submit([f"exchange {t}" for t in script], runs=3)
     result = await judge.check()

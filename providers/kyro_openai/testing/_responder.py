@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from kyro_openai.testing._wire import new_id
@@ -18,6 +18,7 @@ __all__ = [
     "Responder",
     "ScriptedResponder",
     "chat_completion",
+    "choice_count",
     "conform",
     "default_responder",
     "estimate_tokens",
@@ -131,21 +132,43 @@ def malform(content: str, key: str) -> tuple[str, str]:
     return "I looked at the transcript and I think it is mostly fine.", "stop"
 
 
+MAX_CHOICES = 128
+"""The largest ``n`` the chat completions endpoint accepts."""
+
+
+def choice_count(body: Mapping[str, Any]) -> int | str:
+    """How many choices a request asks for (``n``, default 1), or the 400 message if invalid.
+
+    Example::
+
+        choice_count({"n": 3})      # 3
+        choice_count({"n": 0})      # "Invalid 'n': ..."
+    """
+    n = body.get("n", 1)
+    if n is None:
+        return 1
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CHOICES:
+        return f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}, got {n!r}."
+    return n
+
+
 def chat_completion(
     body: Mapping[str, Any],
-    content: str,
+    content: str | Sequence[str],
     *,
     created: int,
     finish_reason: str = "stop",
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object for ``content``, with estimated usage.
+    """A ``chat.completion`` object for ``content`` (one choice each, when a list), with
+    estimated usage: the prompt counted once, however many choices (as the service bills ``n``).
 
     Example::
 
         chat_completion({"model": "gpt-4o-mini", "messages": []}, "{}", created=0)["usage"]
     """
+    contents = [content] if isinstance(content, str) else list(content)
     prompt_tokens = estimate_tokens(prompt_text(body))
-    completion_tokens = estimate_tokens(content)
+    completion_tokens = sum(estimate_tokens(text) for text in contents)
     return {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -153,11 +176,12 @@ def chat_completion(
         "model": body.get("model"),
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
+                "index": index,
+                "message": {"role": "assistant", "content": text, "refusal": None},
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }
+            for index, text in enumerate(contents)
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,

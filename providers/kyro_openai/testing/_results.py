@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from kyro_openai.testing._faults import LineFault
-from kyro_openai.testing._responder import chat_completion, malform
+from kyro_openai.testing._responder import chat_completion, choice_count, malform
 from kyro_openai.testing._response_format import response_format_error
 from kyro_openai.testing._wire import LineError, LineResponse, OutputLine, error_body, new_id
 
@@ -176,12 +176,20 @@ def _answer(
     refused = response_format_error(request.body)
     if refused is not None:
         return 400, error_body(refused[0], param=refused[1])
+    n = choice_count(request.body)
+    if isinstance(n, str):
+        return 400, error_body(n, param="n", code="invalid_value")
     try:
-        content = reply(request.body, request.custom_id)
+        # One reply per choice: ``n`` samples of the same prompt.
+        contents = [reply(request.body, request.custom_id) for _ in range(n)]
     except Exception as exc:  # a broken responder shows up as failed lines, not a dead server
         message = f"The responder raised {type(exc).__name__}: {exc}"
         return 500, error_body(message, type="server_error", code="responder_error")
     finish_reason = "stop"
     if fault is not None and fault.mode == "malformed":
-        content, finish_reason = malform(content, request.custom_id)
-    return 200, chat_completion(request.body, content, created=created, finish_reason=finish_reason)
+        malformed = [malform(content, request.custom_id) for content in contents]
+        contents = [content for content, _ in malformed]
+        finish_reason = malformed[0][1]
+    return 200, chat_completion(
+        request.body, contents, created=created, finish_reason=finish_reason
+    )

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from kyro_openai.testing._responder import chat_completion
+from kyro_openai.testing._responder import chat_completion, choice_count
 from kyro_openai.testing._response_format import response_format_error
 from kyro_openai.testing._wire import ApiError, json_response
 
@@ -230,9 +230,12 @@ async def chat_completions(request: Request) -> Response:
     refused = response_format_error(body)
     if refused is not None:
         raise ApiError(400, refused[0], param=refused[1])
-    content = await emulator.reply(body)
+    n = choice_count(body)
+    if isinstance(n, str):
+        raise ApiError(400, n, param="n", code="invalid_value")
+    contents = [await emulator.reply(body) for _ in range(n)]
     emulator.counters.bump("chat_completions")
-    return json_response(chat_completion(body, content, created=int(emulator.now())))
+    return json_response(chat_completion(body, contents, created=int(emulator.now())))
 
 
 def api_routes() -> list[Route]:
