@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from kyro._exceptions import KyroError
+from kyro._files import held_briefly
 from kyro._types import JudgeRequest, ResultLine, Usage
 from kyro._verdicts import parse_reply
 
@@ -43,6 +44,7 @@ DEFAULT_MAX_BYTES = 1 << 30
 """The default size cap of a cache folder: 1 GiB of replies."""
 
 CACHE_FILE = "replies.sqlite3"
+SETUP_LOCK_FILE = "replies.lock"
 _FORMAT = b"kyro-cache-1\x00"
 _CHUNK = 500
 _SCHEMA = """
@@ -174,10 +176,20 @@ class ReplyCache:
             self._db = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
+            raise CacheError(
+                f"cannot use the cache folder {self.folder}: {exc}; pass another folder with "
+                "--cache-dir, or turn the cache off with --no-cache"
+            ) from None
+        try:
+            # Switching a new file to WAL can fail at once ("locked") while another process
+            # or thread does the same, without waiting: the set-up is taken in turns.
+            with held_briefly(self.folder / SETUP_LOCK_FILE):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            self._db.close()
             raise CacheError(
                 f"cannot use the cache folder {self.folder}: {exc}; pass another folder with "
                 "--cache-dir, or turn the cache off with --no-cache"

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,14 @@ import anyio
 
 from kyro._exceptions import BatchValidationError, JobBusyError
 
-__all__ = ["FileLock", "atomic_write", "atomic_writer", "fsync_dir", "private_opener"]
+__all__ = [
+    "FileLock",
+    "atomic_write",
+    "atomic_writer",
+    "fsync_dir",
+    "held_briefly",
+    "private_opener",
+]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -118,6 +126,30 @@ else:
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def held_briefly(path: Path, *, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for a short synchronous step (blocks the thread).
+
+    For work of milliseconds that several processes or threads may start at once, such as
+    setting up a shared database. Raises ``TimeoutError`` after ``timeout`` seconds.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{path} stayed locked for {timeout:g} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
 
 
 class FileLock:

@@ -119,6 +119,7 @@ class JobCache:
 
     def gate(self, judges: Sequence[str], estimator: CostEstimator | None) -> RequestGate:
         """A request gate that records hits and sent keys into this job's files."""
+        cache = self.cache()  # first: a cache that cannot be opened leaves no file open
         # Closed by finish_submit (or close): it outlives this call, written through the gate.
         hits = open(self.folder / HITS_FILE, "ab", opener=private_opener)  # noqa: SIM115
         buffer = bytearray()
@@ -144,7 +145,7 @@ class JobCache:
         self._hits_file = hits
         return RequestGate(
             judges,
-            cache=self.cache(),
+            cache=cache,
             keys=RequestKeys(self.settings.provider),
             estimator=estimator,
             on_hit=on_hit,

@@ -111,4 +111,9 @@ def open_gate(
     reuse = reuse_dir_of(store)
     shutil.rmtree(reuse, ignore_errors=True)  # a leftover of an interrupted submit
     job_cache = JobCache.create(reuse, folder, provider=scope or provider, max_bytes=max_bytes)
-    return job_cache.gate(names, estimator), estimator, job_cache
+    try:
+        gate = job_cache.gate(names, estimator)
+    except BaseException:
+        job_cache.close()
+        raise
+    return gate, estimator, job_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 from pathlib import Path
 
 import msgspec
@@ -167,3 +168,30 @@ def test_unusable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x", encoding="utf-8")
     with pytest.raises(CacheError, match="--no-cache"):
         ReplyCache(blocker)
+
+
+def test_many_openers_at_once_all_succeed(tmp_path: Path) -> None:
+    """Processes and threads that open a new cache folder at the same moment (a service's
+    groups, parallel cron jobs) all get it: the WAL set-up is taken in turns."""
+    errors: list[BaseException] = []
+    folders = [tmp_path / f"cache{n}" for n in range(10)]
+
+    def open_and_use(folder: Path, n: int) -> None:
+        try:
+            with ReplyCache(folder) as cache:
+                key = RequestKeys("openai").key(_request(), run=n)
+                cache.put(key, _ok(), provider="openai", model="m")
+                assert cache.get(key) is not None
+        except BaseException as exc:  # collected and asserted on the main thread
+            errors.append(exc)
+
+    for folder in folders:
+        threads = [threading.Thread(target=open_and_use, args=(folder, n)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    for folder in folders:
+        with ReplyCache(folder) as cache:
+            assert cache.stats().entries == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
@@ -14,6 +15,7 @@ from plan_helpers import make_config, make_judge, texts
 from kyro import IndexEntry, ResultError, ResultLine, Usage, VoteSettings, build_shards
 from kyro._aggregate import Aggregator
 from kyro._collect import aggregate
+from kyro._cache import CacheError
 from kyro._jobcache import JobCache
 from kyro_openai import OPENAI_LIMITS, encode_request
 
@@ -131,3 +133,16 @@ def test_an_unusable_cache_never_fails_the_check(
     assert collected.result is not None
     assert collected.result.counts.success == 1
     assert "the reply cache could not store this job's replies" in caplog.text
+
+
+def test_a_cache_that_cannot_open_leaves_no_file_open(tmp_path: Path) -> None:
+    """A submit whose cache folder is unusable fails with the cache's own error and leaves no
+    file of the job open (the suite turns an unclosed file into an error)."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder", encoding="utf-8")
+    job = JobCache.create(tmp_path / "job", blocker, provider="openai")
+    with pytest.raises(CacheError, match="--no-cache"):
+        job.gate(["tone"], None)
+    job.close()
+    gc.collect()  # an unclosed file would warn here
+    assert not (tmp_path / "job" / "cache-hits.jsonl").exists()
