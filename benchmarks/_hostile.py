@@ -31,7 +31,7 @@ from _scenarios import (
 )
 
 from kyro import BatchJobError, BatchRunResult
-from kyro._verdicts import MAX_REPLY_CHARS, RAW_KEEP_CHARS
+from kyro._verdicts.vote import MAX_REPLY_CHARS, RAW_KEEP_CHARS
 from kyro_openai.testing._responder import prompt_text
 
 __all__ = ["BAD_INPUTS", "HOSTILE_REPLIES", "bad_input_scenario", "hostile_reply_scenario"]

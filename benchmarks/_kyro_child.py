@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kyro_anthropic._provider
-from kyro._state import JobState, StateStore
+from kyro._state.store import JobState, StateStore
 from kyro.cli import main
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic._body import RequestsBody
@@ -131,18 +131,18 @@ def _install(cut: str) -> None:
 
 def _install_stage_cut(cut: str) -> None:
     """Cut points of the move from pipeline stage 0 to stage 1 inside ``check``."""
-    import kyro._stagejob
-    from kyro._builder import ShardBuilder
+    import kyro._job.stage_job
+    from kyro._build.shards import ShardBuilder
 
     if cut == "stage_aggregated":
-        write_lines = kyro._stagejob.write_lines
+        write_lines = kyro._job.stage_job.write_lines
 
         def written_then_die(path: Any, items: Any) -> int:
             count = write_lines(path, items)
             _die()
             return count
 
-        kyro._stagejob.write_lines = written_then_die  # type: ignore[assignment]
+        kyro._job.stage_job.write_lines = written_then_die  # type: ignore[assignment]
     elif cut == "stage_planning":
         add = ShardBuilder.add
 
@@ -154,14 +154,14 @@ def _install_stage_cut(cut: str) -> None:
 
         ShardBuilder.add = add_then_die  # type: ignore[method-assign]
     elif cut == "stage_written":
-        build = kyro._stagejob.build_stage
+        build = kyro._job.stage_job.build_stage
 
         def built_then_die(*args: Any, **kwargs: Any) -> Any:
             built = build(*args, **kwargs)
             _die()
             return built
 
-        kyro._stagejob.build_stage = built_then_die  # type: ignore[assignment]
+        kyro._job.stage_job.build_stage = built_then_die  # type: ignore[assignment]
     elif cut == "stage_committed":
         _after_save(lambda s: s.stage >= 1 and any(not shard.attempts for shard in s.shards))
     elif cut == "stage_intent":

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 
 from kyro import IndexEntry, ResultError, ResultLine, Usage
-from kyro._aggregate import Aggregator
+from kyro._verdicts.aggregate import Aggregator
 
 JUDGES = ("relevance", "tone", "safety")
 RUNS = 3

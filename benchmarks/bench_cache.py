@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 import kyro
-from kyro._build import build_shards
-from kyro._cache import ReplyCache, RequestKeys
-from kyro._cost import load_prices
-from kyro._estimate import CostEstimator
-from kyro._reuse import RequestGate
+from kyro._build.plan_build import build_shards
+from kyro._cost.estimate import CostEstimator
+from kyro._cost.prices import load_prices
 from kyro._types import JudgeRequest, ResultLine
+from kyro._verdicts.cache_gate import RequestGate
+from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 JUDGES = ("correctness", "tone")

@@ -97,9 +97,9 @@ async def _child_step(url: str, config: str, state_dir: str) -> dict[str, Any]:
 
 
 async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
-    import kyro._checking
-    import kyro._judge
-    from kyro._collect import aggregate, download_results
+    import kyro._job.batch_judge
+    import kyro._job.check
+    from kyro._job.collect import aggregate, download_results
 
     phases = {"download": 0.0, "aggregate": 0.0}
     lines = {"n": 0}
@@ -118,8 +118,8 @@ async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
         return collected
 
     # Instrumentation only: time the two phases of check() without changing them.
-    kyro._judge.download_results = timed_download  # type: ignore[attr-defined]
-    kyro._checking.aggregate = timed_aggregate  # type: ignore[attr-defined]
+    kyro._job.batch_judge.download_results = timed_download  # type: ignore[attr-defined]
+    kyro._job.check.aggregate = timed_aggregate  # type: ignore[attr-defined]
     judge = _judge(url, config, state_dir)
     start = time.perf_counter()
     result = await judge.check()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import msgspec
 
-from kyro._cost import load_prices
-from kyro._report_html import write_report
+from kyro._cost.prices import load_prices
+from kyro._report.html import write_report
 
 
 def _results(path: Path, count: int) -> None:

@@ -18,10 +18,11 @@ Example::
 
 from __future__ import annotations
 
-from kyro._build import build_shards
-from kyro._builder import BuildSummary, Shard, ShardBuilder
-from kyro._config import Judge, JudgesConfig
-from kyro._config_load import load_config
+from kyro._build.plan_build import build_shards
+from kyro._build.shards import BuildSummary, Shard, ShardBuilder
+from kyro._config.judges import Judge, JudgesConfig
+from kyro._config.loader import load_config
+from kyro._config.templates import Template
 from kyro._contract import verdict_message, verdict_schema
 from kyro._exceptions import (
     BatchJobError,
@@ -31,33 +32,21 @@ from kyro._exceptions import (
     KyroError,
     ProviderError,
 )
-from kyro._index import (
+from kyro._job.batch_judge import BatchJudge
+from kyro._live.live_judge import KyroJudge
+from kyro._plan.planner import aplan_requests, plan_requests
+from kyro._plan.preflight import Preflight, PreflightProblem
+from kyro._provider import BatchProvider, LiveProvider
+from kyro._redact import redact
+from kyro._registry import available_providers, get_provider
+from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
+from kyro._state.progress import BatchProgress, JobProgress, StageProgress
+from kyro._transcript_index import (
     IndexEntry,
     TranscriptIndexReader,
     TranscriptIndexWriter,
     iter_index,
 )
-from kyro._judge import BatchJudge
-from kyro._live import KyroJudge
-from kyro._plan import aplan_requests, plan_requests
-from kyro._preflight import Preflight, PreflightProblem
-from kyro._progress import BatchProgress, JobProgress, StageProgress
-from kyro._provider import BatchProvider, LiveProvider
-from kyro._redact import redact
-from kyro._registry import available_providers, get_provider
-from kyro._results import (
-    BatchRunResult,
-    Evaluations,
-    JudgeCounts,
-    JudgeVerdict,
-    ResultCounts,
-    RunVerdict,
-    StepCounts,
-    StepOutcome,
-    TranscriptEvaluation,
-)
-from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
-from kyro._templates import Template
 from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
 from kyro._types import (
     BatchError,
@@ -72,7 +61,18 @@ from kyro._types import (
     ResultLine,
     Usage,
 )
-from kyro._verdicts import VoteSettings, parse_reply, vote
+from kyro._verdicts.result_types import (
+    BatchRunResult,
+    Evaluations,
+    JudgeCounts,
+    JudgeVerdict,
+    ResultCounts,
+    RunVerdict,
+    StepCounts,
+    StepOutcome,
+    TranscriptEvaluation,
+)
+from kyro._verdicts.vote import VoteSettings, parse_reply, vote
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kyro import Evaluations, IndexEntry, ResultError, ResultLine, Usage, VoteSettings
-from kyro._aggregate import Aggregator
+from kyro._verdicts.aggregate import Aggregator
 
 OK_REPLY = '{"status": "SUCCESS", "root_cause": "fine"}'
 BAD_REPLY = '{"status": "ERROR", "root_cause": "wrong"}'

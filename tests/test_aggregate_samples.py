@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kyro import IndexEntry, ResultError, ResultLine, Usage
-from kyro._aggregate import Aggregator
+from kyro._verdicts.aggregate import Aggregator
 
 OK = '{"status": "SUCCESS", "root_cause": "fine"}'
 BAD = '{"status": "ERROR", "root_cause": "wrong"}'

@@ -21,7 +21,7 @@ from kyro import (
     build_shards,
     iter_index,
 )
-from kyro._builder import _FLUSH_AT, shard_filename
+from kyro._build.shards import _FLUSH_AT, shard_filename
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 BIG = BatchLimits(max_requests=1_000_000, max_bytes=1 << 40)

@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from kyro._cache import CACHE_FILE, CacheError, ReplyCache, RequestKeys
 from kyro._types import JudgeRequest, Message, ResultError, ResultLine, Usage
+from kyro._verdicts.reply_cache import CACHE_FILE, CacheError, ReplyCache, RequestKeys
 
 VERDICT = json.dumps({"status": "SUCCESS", "root_cause": "polite and correct"})
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from kyro import load_config, plan_requests
-from kyro._cache import ReplyCache, RequestKeys
-from kyro._cost import estimate_tokens
+from kyro._cost.prices import estimate_tokens
 from kyro._transcripts import iter_transcripts
 from kyro._types import ResultLine
+from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro.cli import ExitCode, main
 
 CONFIG = """\

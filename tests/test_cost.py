@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import kyro
-from kyro._cost import Rates, cost_usd, estimate_tokens, load_prices, usage_cost
-from kyro._estimate import CostEstimator, max_tokens_of
+from kyro._cost.estimate import CostEstimator, max_tokens_of
+from kyro._cost.prices import Rates, cost_usd, estimate_tokens, load_prices, usage_cost
 from kyro._transcripts import iter_transcripts
 from kyro._types import JudgeRequest, Message, Usage
 from kyro_openai.testing._responder import chat_completion

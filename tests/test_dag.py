@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kyro import BatchValidationError, Transcript, load_config
+from kyro._config.dag import StepGraph
 from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
-from kyro._dag import StepGraph
-from kyro._plan import Planner
+from kyro._plan.planner import Planner
 from kyro.cli import main
 
 # Two roots (a, b), a diamond (a → c, a → d, c + d → e) and an on_failure chain two deep

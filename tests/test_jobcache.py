@@ -13,10 +13,10 @@ import pytest
 from plan_helpers import make_config, make_judge, texts
 
 from kyro import IndexEntry, ResultError, ResultLine, Usage, VoteSettings, build_shards
-from kyro._aggregate import Aggregator
-from kyro._collect import aggregate
-from kyro._cache import CacheError
-from kyro._jobcache import JobCache
+from kyro._job.collect import aggregate
+from kyro._verdicts.aggregate import Aggregator
+from kyro._verdicts.job_cache import JobCache
+from kyro._verdicts.reply_cache import CacheError
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 50}))

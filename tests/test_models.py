@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kyro import BatchValidationError, load_config
-from kyro._config import resolve_models
+from kyro._config.judges import resolve_models
 from kyro._registry import provider_default_model
 
 ONLY_JUDGES = "version: 1\njudges:\n  - name: a\n    prompt: Is it polite?\n"

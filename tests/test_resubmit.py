@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kyro import BatchValidationError, Shard
-from kyro._resubmit import filter_shard
+from kyro._build.resubmit_files import filter_shard
 
 
 def _shard(tmp_path: Path, ids: list[str]) -> Shard:

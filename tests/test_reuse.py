@@ -9,10 +9,10 @@ import pytest
 from plan_helpers import make_config, make_judge, texts
 
 from kyro import JudgeRequest, ResultLine, build_shards, plan_requests
-from kyro._cache import ReplyCache, RequestKeys
-from kyro._cost import load_prices
-from kyro._estimate import CostEstimator
-from kyro._reuse import RequestGate
+from kyro._cost.estimate import CostEstimator
+from kyro._cost.prices import load_prices
+from kyro._verdicts.cache_gate import RequestGate
+from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 VERDICT = json.dumps({"status": "SUCCESS", "root_cause": "fine"})

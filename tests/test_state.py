@@ -25,7 +25,7 @@ from kyro import (
     VoteSettings,
 )
 from kyro._files import FileLock, atomic_write, atomic_writer
-from kyro._state import JobState, ShardState, StateStore, SubmissionState
+from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 

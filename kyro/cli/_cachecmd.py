@@ -11,8 +11,8 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from kyro._cache import CACHE_FILE, DEFAULT_MAX_BYTES, ReplyCache
 from kyro._exceptions import BatchValidationError
+from kyro._verdicts.reply_cache import CACHE_FILE, DEFAULT_MAX_BYTES, ReplyCache
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register"]

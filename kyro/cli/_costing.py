@@ -12,11 +12,11 @@ import argparse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from kyro._cache import CACHE_FILE, ReplyCache, RequestKeys
-from kyro._cost import PriceTable, load_prices
-from kyro._estimate import CostEstimator, CostLine
+from kyro._cost.estimate import CostEstimator, CostLine
+from kyro._cost.prices import PriceTable, load_prices
 from kyro._exceptions import BatchValidationError
-from kyro._reuse import RequestGate
+from kyro._verdicts.cache_gate import RequestGate
+from kyro._verdicts.reply_cache import CACHE_FILE, ReplyCache, RequestKeys
 
 __all__ = [
     "actual_cost_line",
@@ -163,7 +163,7 @@ def actual_cost_line(
 
     ``models`` maps each judge to the model that ran it (``BatchRunResult.models``).
     """
-    from kyro._report_data import summarize_results
+    from kyro._report.data import summarize_results
 
     data = summarize_results(
         results, max_rows=0, prices=prices, provider=provider, judge_models=models

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kyro._cost import load_prices
+from kyro._cost.prices import load_prices
 from kyro._exceptions import BatchValidationError
-from kyro._report_html import write_report
+from kyro._report.html import write_report
 from kyro.cli._exit import ExitCode
 
 __all__ = ["add_report_options", "register", "run", "write_html_report"]
@@ -95,7 +95,7 @@ def write_html_report(
         raise BatchValidationError(f"--rows must be ≥ 0, got {args.rows}")
     config_path = getattr(args, "config", None)
     if judge_models is None and config_path:
-        from kyro._config_load import load_config
+        from kyro._config.loader import load_config
 
         config = load_config(config_path)
         default = config.model or getattr(args, "report_model", None)

@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 
 from kyro._exceptions import BatchJobError, BatchValidationError, ProviderError
-from kyro._judge import BatchJudge
-from kyro._progress import progress_of
-from kyro._results import BatchRunResult
+from kyro._job.batch_judge import BatchJudge
+from kyro._state.progress import progress_of
+from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._argtypes import interval_seconds
 from kyro.cli._costing import (

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from kyro._exceptions import BatchValidationError
-from kyro._judge import BatchJudge
+from kyro._job.batch_judge import BatchJudge
 from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
 from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
-from kyro._verdicts import VoteSettings
+from kyro._verdicts.vote import VoteSettings
 from kyro.cli._argtypes import check_base_url, interval_seconds, run_count, vote_count
 from kyro.cli._plan import parse_variables
 

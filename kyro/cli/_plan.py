@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kyro._build import build_shards
-from kyro._builder import BuildSummary, EncodeFn
-from kyro._config import JudgesConfig, resolve_models
+from kyro._build.plan_build import build_shards
+from kyro._build.shards import BuildSummary, EncodeFn
+from kyro._config.judges import JudgesConfig, resolve_models
 from kyro._exceptions import BatchValidationError
-from kyro._index import INDEX_FILENAME
 from kyro._registry import provider_default_model
+from kyro._transcript_index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import run_count
@@ -152,13 +152,13 @@ def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, print the summary, and (with ``--write``) leave the files in DIR."""
-    from kyro._config_load import load_config
+    from kyro._config.loader import load_config
     from kyro._transcripts import iter_transcripts
 
     variables = parse_variables(args.var)
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
-    from kyro._estimate import check_budget
+    from kyro._cost.estimate import check_budget
     from kyro.cli._costing import cache_dir_of, format_cost, make_gate, max_cost_of, prices_of
 
     encode, base_limits, default_model = _provider_format(args.provider)

@@ -21,8 +21,8 @@ from rich.table import Table
 
 from kyro._exceptions import BatchValidationError
 from kyro._files import atomic_writer
-from kyro._progress import JobProgress
-from kyro._results import BatchRunResult, JudgeVerdict
+from kyro._state.progress import JobProgress
+from kyro._verdicts.result_types import BatchRunResult, JudgeVerdict
 from kyro.eval._exportsafe import neutralise, private_mode
 
 __all__ = [

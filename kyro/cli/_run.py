@@ -18,12 +18,12 @@ from typing import Any
 
 import anyio
 
-from kyro._config_load import load_config
+from kyro._config.loader import load_config
 from kyro._exceptions import BatchJobError, BatchValidationError
-from kyro._live import KyroJudge, new_run_id, run_to_file
+from kyro._live.live_judge import KyroJudge, new_run_id, run_to_file
 from kyro._provider import LiveProvider
-from kyro._results import BatchRunResult
-from kyro._state import StateStore
+from kyro._state.store import StateStore
+from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._argtypes import interval_seconds
 from kyro.cli._costing import (
     add_cache_options,

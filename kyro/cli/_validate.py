@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kyro._config import MODEL_SOURCES, Judge, JudgesConfig, resolve_models
-from kyro._config_load import load_config
+from kyro._config.judges import MODEL_SOURCES, Judge, JudgesConfig, resolve_models
+from kyro._config.loader import load_config
 from kyro._registry import provider_default_model
 from kyro.cli._exit import ExitCode
 

@@ -23,7 +23,7 @@ import anyio
 import httpx
 import msgspec
 
-import kyro._state
+import kyro._state.store
 from kyro import BatchJudge, BatchLimits, BatchRunResult
 from kyro_openai import OpenAIBatchProvider
 
@@ -82,7 +82,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         CrashingTransport(when, int(nth or 0)) if when else httpx.AsyncHTTPTransport()
     )
     if when == "before_save":
-        kyro._state.StateStore.save = lambda self, state: _die()  # type: ignore[method-assign]
+        kyro._state.store.StateStore.save = lambda self, state: _die()  # type: ignore[method-assign]
     async with httpx.AsyncClient(transport=transport) as client:
         provider = OpenAIBatchProvider(
             base_url=args.url,

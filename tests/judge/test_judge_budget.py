@@ -9,9 +9,9 @@ import pytest
 from judge_helpers import emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BudgetExceededError, Usage
-from kyro._cost import load_prices
-from kyro._estimate import CostEstimator
-from kyro._jobbudget import JobBudget, budget_of, resubmit_refusal
+from kyro._cost.budget import JobBudget, budget_of, resubmit_refusal
+from kyro._cost.estimate import CostEstimator
+from kyro._cost.prices import load_prices
 from kyro._types import JudgeRequest, Message
 from kyro_local import LocalProvider
 from kyro_openai.testing import Emulator

@@ -21,9 +21,9 @@ from kyro import (
     TranscriptEvaluation,
 )
 from kyro._contract import verdict_message
-from kyro._jobcache import JobCache
-from kyro._jobreuse import reuse_dir_of
-from kyro._state import JobState
+from kyro._job.submit_reuse import reuse_dir_of
+from kyro._state.store import JobState
+from kyro._verdicts.job_cache import JobCache
 from kyro.cli._report import console, print_progress
 from kyro.testing import FakeProvider
 from kyro_local import LocalProvider

@@ -49,8 +49,8 @@ from kyro import (
     redact,
 )
 from kyro._files import FileLock
-from kyro._state import StateStore
-from kyro._verdicts import MAX_REPLY_CHARS, RAW_KEEP_CHARS, VoteSettings, parse_reply
+from kyro._state.store import StateStore
+from kyro._verdicts.vote import MAX_REPLY_CHARS, RAW_KEEP_CHARS, VoteSettings, parse_reply
 from kyro.cli import main
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode

@@ -10,8 +10,8 @@ import pytest
 from report_browser import Browser, Page, chromium_path
 from report_helpers import write_results
 
-from kyro._cost import load_prices
-from kyro._report_html import write_report
+from kyro._cost.prices import load_prices
+from kyro._report.html import write_report
 
 ROWS = "#rows tbody tr"
 

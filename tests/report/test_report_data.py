@@ -9,9 +9,9 @@ import pytest
 from report_helpers import evaluations, write_results
 
 from kyro import BatchValidationError
-from kyro._cost import load_prices
-from kyro._report_data import summarize_results
-from kyro._report_html import render_html
+from kyro._cost.prices import load_prices
+from kyro._report.data import summarize_results
+from kyro._report.html import render_html
 from kyro.cli import ExitCode, main
 
 

@@ -1,0 +1,133 @@
+"""Plan, pre-flight and build in one pass: config + transcripts → shard files + transcript index.
+
+This is what ``kyro plan --write`` and ``submit`` run. Every problem is collected (up to
+``max_problems``) rather than stopping at the first; if any was found, the files written so far
+are deleted and one :class:`BatchValidationError` lists them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kyro._build.shards import BuildSummary, EncodeFn, ShardBuilder
+from kyro._config.judges import JudgesConfig
+from kyro._exceptions import BatchValidationError
+from kyro._transcript_index import INDEX_FILENAME, TranscriptIndexWriter
+from kyro._limits import printable
+from kyro._plan.planner import Planner
+from kyro._plan.preflight import Preflight
+from kyro._verdicts.cache_gate import RequestGate
+from kyro._transcripts import Transcript
+from kyro._types import BatchLimits
+
+__all__ = ["build_shards"]
+
+
+def build_shards(
+    config: JudgesConfig,
+    transcripts: Iterable[Transcript],
+    *,
+    encode: EncodeFn,
+    limits: BatchLimits,
+    directory: str | os.PathLike[str] | None = None,
+    runs: int = 1,
+    variables: Mapping[str, Any] | None = None,
+    stage: int = 0,
+    prefix: str = "shard",
+    max_problems: int = 20,
+    on_transcript: Callable[[Transcript], object] | None = None,
+    samples: bool = False,
+    gate: RequestGate | None = None,
+) -> BuildSummary:
+    """Plan every request, check it, and encode it into shards (and an index) under ``directory``.
+
+    With ``directory=None`` the lines are encoded and counted but nothing is written, so the
+    summary's shards and bytes are exact either way. ``samples`` sends each transcript ×
+    judge's runs as one request (``n``); a ``gate`` (:class:`kyro._verdicts.cache_gate.RequestGate`)
+    answers runs from the reply cache and estimates cost, so only the rest is written. With
+    a directory (created if missing), it receives the shard files and
+    ``transcripts.index.jsonl``; it must not already hold files of those names.
+
+    Example::
+
+        from kyro_openai import OPENAI_LIMITS, encode_request
+
+        summary = build_shards(config, kyro.iter_transcripts(["data/"]), runs=3,
+                               encode=encode_request, limits=OPENAI_LIMITS, directory="out")
+        for shard in summary.shards:
+            print(shard.name, shard.lines, shard.bytes, shard.sha256)
+    """
+    preflight = Preflight(max_problems=max_problems)
+    target = Path(directory) if directory is not None else None
+    index: TranscriptIndexWriter | None = None
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        index = TranscriptIndexWriter(target / INDEX_FILENAME)
+    count = 0
+
+    def seen(transcript: Transcript) -> None:
+        nonlocal count
+        count += 1
+        if index is not None:
+            index.write(transcript)
+        if on_transcript is not None:
+            on_transcript(transcript)
+
+    builder = ShardBuilder(target, encode, limits, prefix=prefix, preflight=preflight)
+    try:
+        planner = Planner(config, runs, variables, stage, preflight, samples=samples)
+        add = builder.add
+        # One loop, no generator layers in between: this is the hot path.
+        if gate is None:
+            for transcript in transcripts:
+                try:
+                    seen(transcript)
+                    for request in planner.requests_for(transcript):
+                        add(request)
+                except (UnicodeEncodeError, RecursionError) as exc:
+                    raise _unencodable(transcript, exc) from exc
+        else:
+            take = gate.take
+            for transcript in transcripts:
+                try:
+                    seen(transcript)
+                    for request in take(planner.requests_for(transcript)):
+                        add(request)
+                except (UnicodeEncodeError, RecursionError) as exc:
+                    raise _unencodable(transcript, exc) from exc
+            for request in gate.flush():
+                add(request)
+        summary = builder.close()
+        if index is not None:
+            index.close()
+        preflight.raise_if_any()
+    except BaseException:
+        builder.discard()
+        if index is not None:
+            # A full disk fails the index's flush too: the first error is the one to report.
+            with contextlib.suppress(OSError):
+                index.close()
+            index.path.unlink(missing_ok=True)
+        raise
+    by_judge = {judge.name: count * runs for judge in config.judges}
+    return msgspec.structs.replace(summary, transcripts=count, requests_by_judge=by_judge)
+
+
+def _unencodable(transcript: Transcript, exc: Exception) -> BatchValidationError:
+    """The error for a transcript that cannot become JSON: bad text, or nested too deeply."""
+    source = printable(transcript.source)
+    if isinstance(exc, RecursionError):
+        reason = "its value is nested too deeply to encode; flatten it"
+    elif source != transcript.source:
+        reason = "its file name is not UTF-8; rename the file"
+    else:
+        reason = "it holds characters that are not valid UTF-8 text; fix the item"
+    return BatchValidationError(
+        f"transcript #{transcript.index} cannot be encoded as JSON: {reason}", path=source
+    )

@@ -1,0 +1,133 @@
+"""Collecting a finished job: downloads kept on disk, aggregation, and what to send again.
+
+Each terminal batch is downloaded once, line by line, into ``downloads/<batch_id>.jsonl``
+(written atomically, so a crash mid-download leaves nothing half-written behind) and marked
+as downloaded in the state. Aggregation then reads every download of the job — every attempt
+of every shard — so a resubmitted request's later reply replaces its earlier failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from kyro._exceptions import KyroError
+from kyro._files import atomic_writer
+from kyro._provider import BatchProvider
+from kyro._transcript_index import iter_index
+from kyro._types import ResultLine
+from kyro._verdicts.aggregate import Aggregator
+from kyro._verdicts.job_cache import JobCache
+from kyro._verdicts.result_types import BatchRunResult
+from kyro._verdicts.vote import VoteSettings
+
+__all__ = ["Collected", "aggregate", "download_results", "read_download"]
+
+_log = logging.getLogger("kyro")
+_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(ResultLine)
+_FLUSH_AT = 1 << 20
+
+
+async def download_results(provider: BatchProvider, batch_id: str, path: Path) -> int:
+    """Stream every result line of ``batch_id`` into ``path`` (atomically); return the count."""
+    count = 0
+    buffer = bytearray()
+    with atomic_writer(path) as file:
+        async for line in provider.results(batch_id):
+            _encoder.encode_into(line, buffer, -1)
+            buffer.extend(b"\n")
+            count += 1
+            if len(buffer) >= _FLUSH_AT:
+                file.write(buffer)
+                buffer.clear()
+        file.write(buffer)
+    return count
+
+
+def read_download(path: Path) -> Iterator[ResultLine]:
+    """The result lines of one downloaded batch, streamed."""
+    with path.open("rb") as file:
+        for raw in file:
+            if raw.strip():
+                yield _line_decoder.decode(raw)
+
+
+class Collected(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one aggregation pass.
+
+    ``retryable`` lists custom_ids whose best outcome so far is a failure worth sending again
+    (expired, cancelled, missing, 429, 5xx); ``result`` is set only when ``finish`` was asked.
+    """
+
+    retryable: frozenset[str]
+    result: BatchRunResult | None = None
+
+
+def aggregate(
+    downloads: Sequence[Path],
+    *,
+    work_dir: Path,
+    index_path: Path,
+    results_path: Path,
+    job_id: str,
+    judges: Sequence[str],
+    runs: int,
+    transcripts: int,
+    settings: VoteSettings,
+    finish: bool,
+    thresholds: Sequence[float] = (),
+    samples: int = 1,
+    reuse_dir: Path | None = None,
+) -> Collected:
+    """Read every download; return the retryable ids and, with ``finish``, the written result.
+
+    ``samples`` > 1 when runs were sent as that many samples per request. With a job cache
+    in ``reuse_dir`` (see :mod:`kyro._verdicts.job_cache`), the runs the cache answered at
+    submit are read first (marked ``origin: cache``), and, when finishing, every verdict
+    downloaded is stored in the cache for the next job.
+
+    Blocking file I/O: run it in a worker thread (``anyio.to_thread.run_sync``).
+    """
+    job_cache = JobCache.load(reuse_dir) if reuse_dir is not None else None
+    try:
+        with Aggregator(
+            work_dir,
+            judges=judges,
+            runs=runs,
+            transcripts=transcripts,
+            settings=settings,
+            thresholds=thresholds,
+            samples=samples,
+        ) as aggregator:
+            if job_cache is not None:
+                for line in job_cache.hits():
+                    aggregator.add(line, cached=True)
+            add = aggregator.add
+            for path in downloads:
+                for line in read_download(path):
+                    add(line)
+            retryable = frozenset(aggregator.retryable())
+            if not finish:
+                return Collected(retryable=retryable)
+            result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
+            if job_cache is not None:
+                _store(job_cache, downloads)
+            return Collected(retryable=retryable, result=result)
+    finally:
+        if job_cache is not None:
+            job_cache.close()
+
+
+def _store(job_cache: JobCache, downloads: Sequence[Path]) -> None:
+    """Store the downloaded verdicts in the reply cache; a cache that cannot be written is
+    logged, never a reason to fail the job (its results are already written)."""
+    try:
+        for path in downloads:
+            job_cache.store_replies(read_download(path))
+    except (KyroError, sqlite3.Error, OSError) as exc:
+        _log.warning("the reply cache could not store this job's replies: %s", exc)

@@ -1,0 +1,452 @@
+"""Result lines → verdicts → the results file, in bounded memory.
+
+Lines arrive in any order, from any number of batches (resubmissions included). The
+:class:`Aggregator` spills each one, compactly, to a partition file chosen by transcript
+index (``partition_size`` transcripts each) and keeps only a small write buffer. Finishing
+walks the partitions in order, loading one at a time: memory is one partition, whatever the
+size of the job.
+
+Which line counts when a request comes back more than once: a reply (``ok``) beats a failure
+that is not worth retrying, which beats a retryable one (expired, cancelled, 429, 5xx); among
+equals the first seen wins. So a later success replaces an earlier failure and a duplicate is
+never counted twice — token usage included, which is summed over the lines that count.
+A request with no line at all is an errored run with code ``missing`` (retryable).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from kyro._custom_id import format_custom_id, parse_custom_id
+from kyro._files import atomic_writer, private_opener
+from kyro._transcript_index import IndexEntry
+from kyro._types import ResultError, ResultLine, Usage
+from kyro._verdicts.result_types import (
+    BatchRunResult,
+    Evaluations,
+    JudgeCounts,
+    JudgeVerdict,
+    ResultCounts,
+    RunVerdict,
+    TranscriptEvaluation,
+    job_status,
+    transcript_status,
+)
+from kyro._verdicts.vote import VoteSettings, parse_reply, vote_sorted
+
+__all__ = ["Aggregator"]
+
+_OK, _FAILED, _RETRYABLE = 2, 1, 0
+_FAST_ID = re.compile(r"t(\d+)-j(\d+)-r(\d+)")
+_MISSING = ResultError(
+    code="missing", message="no result line came back for this request", retryable=True
+)
+_FLUSH_AT = 1 << 20
+
+
+class _Rec(msgspec.Struct, array_like=True, gc=False):
+    t: int
+    j: int
+    r: int
+    rank: int
+    content: str | None = None
+    error: ResultError | None = None
+    usage: Usage | None = None
+    cached: bool = False
+
+
+def _split_usage(usage: Usage | None, parts: int) -> list[Usage | None]:
+    """``usage`` shared out over ``parts`` runs, the remainder on the first."""
+    if usage is None or parts <= 1:
+        return [usage] * max(parts, 1)
+    fields = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.cached_input_tokens,
+    )
+    out: list[Usage | None] = []
+    for k in range(parts):
+        i, o, tot, c = (v // parts + (v % parts if k == 0 else 0) for v in fields)
+        out.append(Usage(input_tokens=i, output_tokens=o, total_tokens=tot, cached_input_tokens=c))
+    return out
+
+
+class Aggregator:
+    """Collects a job's result lines, then votes and writes the results file.
+
+    ``judges`` are the judge names by judge index, ``runs`` the runs per judge,
+    ``transcripts`` the transcript count; ``samples`` > 1 when runs were sent that many to a
+    request (``n``): a line's choices are then runs r, r+1, …, and a failed line for run r
+    (a multiple of ``samples``) fails every run it carried. Scratch files go to a fresh
+    folder inside ``work_dir``, removed by :meth:`close` (or leaving the ``with`` block).
+
+    Example::
+
+        with Aggregator(store.work_dir, judges=names, runs=3, transcripts=n) as agg:
+            for batch_id in batch_ids:
+                await agg.consume(provider.results(batch_id))
+            retry = set(agg.retryable())          # custom_ids worth sending again
+            if not retry:
+                result = agg.finish(iter_index(store.index_path), store.results_path,
+                                    job_id=job_id)
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        judges: Sequence[str],
+        runs: int,
+        transcripts: int,
+        settings: VoteSettings | None = None,
+        partition_size: int = 1024,
+        buffer_bytes: int = 8 << 20,
+        thresholds: Sequence[float] = (),
+        stage: int = 0,
+        samples: int = 1,
+    ) -> None:
+        if runs < 1 or not judges or transcripts < 0 or partition_size < 1:
+            raise ValueError("runs, judges and partition_size must be positive")
+        self.judges = tuple(judges)
+        # Each judge's pass_threshold (by judge index; 0.5 for those not given).
+        self.thresholds = tuple(thresholds) + (0.5,) * (len(self.judges) - len(thresholds))
+        self.runs = runs
+        self.transcripts = transcripts
+        self.settings = settings if settings is not None else VoteSettings()
+        self.partition_size = partition_size
+        self.buffer_bytes = buffer_bytes
+        self.stage = stage
+        self.samples = samples
+        self.lines = 0
+        self.unexpected = 0
+        self.unexpected_ids: list[str] = []
+        self.peak_partition_records = 0
+        # The one error every request failed with, while no request got a reply (see finish).
+        self._common: ResultError | None = None
+        self._varied = False
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="aggregate-", dir=work_dir))
+        self._buffers: dict[int, bytearray] = {}
+        self._buffered = 0
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(_Rec)
+
+    def add(self, line: ResultLine, *, cached: bool = False) -> None:
+        """Take one result line (any batch, any order); ``cached`` when the reply cache gave it.
+
+        A cached reply's run is marked ``origin="cache"`` in the results and its usage is not
+        added to the job's (it was paid for by an earlier job).
+        """
+        match = _FAST_ID.fullmatch(line.custom_id) if not self.stage else None
+        if match is not None:
+            t, j, r = int(match[1]), int(match[2]), int(match[3])
+        else:
+            key = parse_custom_id(line.custom_id)
+            if key is None or key.stage != self.stage:
+                self._unexpected(line.custom_id)
+                return
+            t, j, r = key.transcript, key.judge, key.run
+        if t >= self.transcripts or j >= len(self.judges) or r >= self.runs:
+            self._unexpected(line.custom_id)
+            return
+        self.lines += 1
+        error = line.error
+        if line.ok and error is None:
+            if len(line.choices) > 1:
+                self._add_samples(t, j, r, line)
+                return
+            rec = _Rec(t, j, r, _OK, line.content, None, line.usage, cached)
+        else:
+            if error is None:
+                error = ResultError(code="failed", message="the provider returned no reply")
+            rank = _RETRYABLE if error.retryable else _FAILED
+            if self.samples > 1 and r % self.samples == 0:
+                # A request that carried runs r … r+samples-1 as samples failed for all of
+                # them (a run answered by another line still wins: replies outrank failures).
+                for run in range(r, min(r + self.samples, self.runs)):
+                    usage = line.usage if run == r else None
+                    self._store(_Rec(t, j, run, rank, None, error, usage))
+                return
+            rec = _Rec(t, j, r, rank, None, error, line.usage)
+        self._store(rec)
+
+    def _add_samples(self, t: int, j: int, r: int, line: ResultLine) -> None:
+        """One reply per choice of a request sent with ``n``: choice k is run r + k.
+
+        The request's usage is shared out evenly (the remainder on the first run), so the
+        runs' usage still sums to what the request cost.
+        """
+        choices = line.choices[: max(0, self.runs - r)]
+        parts = _split_usage(line.usage, len(choices))
+        for offset, content in enumerate(choices):
+            self._store(_Rec(t, j, r + offset, _OK, content, None, parts[offset]))
+
+    def _store(self, rec: _Rec) -> None:
+        t = rec.t
+        partition = t // self.partition_size
+        buffer = self._buffers.get(partition)
+        if buffer is None:
+            buffer = self._buffers[partition] = bytearray()
+        before = len(buffer)
+        self._encoder.encode_into(rec, buffer, -1)
+        buffer.extend(b"\n")
+        self._buffered += len(buffer) - before
+        if self._buffered >= self.buffer_bytes:
+            self._flush()
+
+    async def consume(self, lines: AsyncIterable[ResultLine]) -> int:
+        """Take every line of a stream (``provider.results(batch_id)``); returns how many."""
+        before = self.lines + self.unexpected
+        async for line in lines:
+            self.add(line)
+        return self.lines + self.unexpected - before
+
+    def retryable(self) -> Iterator[str]:
+        """The custom_ids, ascending, whose outcome so far is a retryable failure or missing.
+
+        Reads the partitions one at a time; feed the ids to ``filter_shard``.
+        """
+        self._flush()
+        size, runs, judges = self.partition_size, self.runs, len(self.judges)
+        for partition in range(self._partitions()):
+            best = self._load(partition)
+            first = partition * size
+            for t in range(first, min(first + size, self.transcripts)):
+                base = (t - first) * judges * runs
+                for j in range(judges):
+                    for r in range(runs):
+                        rec = best.get(base + j * runs + r)
+                        if rec is None or rec.rank == _RETRYABLE:
+                            yield format_custom_id(t, j, r)
+
+    def retryable_in(self, planned: Iterable[tuple[int, Sequence[int]]]) -> Iterator[str]:
+        """:meth:`retryable` over only the requests ``planned`` (a pipeline stage's).
+
+        ``planned`` yields ``(transcript, judge indices)`` in ascending transcript order.
+        """
+        runs = self.runs
+        for t, judges, best in self._planned(planned):
+            base = (t % self.partition_size) * len(self.judges) * runs
+            for j in judges:
+                for r in range(runs):
+                    rec = best.get(base + j * runs + r)
+                    if rec is None or rec.rank == _RETRYABLE:
+                        yield format_custom_id(t, j, r, self.stage)
+
+    def verdicts_in(
+        self, planned: Iterable[tuple[int, Sequence[int]]]
+    ) -> Iterator[tuple[int, dict[str, JudgeVerdict]]]:
+        """Each planned transcript's voted verdicts of the planned judges (a pipeline stage).
+
+        A planned request with no line is an errored run (``missing``), as in :meth:`finish`.
+        """
+        runs_per_judge = self.runs
+        for t, judges, best in self._planned(planned):
+            base = (t % self.partition_size) * len(self.judges) * runs_per_judge
+            verdicts: dict[str, JudgeVerdict] = {}
+            for j in judges:
+                runs: list[RunVerdict] = []
+                for r in range(runs_per_judge):
+                    rec = best.get(base + j * runs_per_judge + r)
+                    if rec is None:
+                        runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
+                    elif rec.rank == _OK:
+                        threshold = self.thresholds[j]
+                        runs.append(
+                            parse_reply(
+                                rec.content, run=r, usage=rec.usage, pass_threshold=threshold
+                            )
+                        )
+                    else:
+                        runs.append(
+                            RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
+                        )
+                name = self.judges[j]
+                verdicts[name] = vote_sorted(name, tuple(runs), self.settings)
+            yield t, verdicts
+
+    def _planned(
+        self, planned: Iterable[tuple[int, Sequence[int]]]
+    ) -> Iterator[tuple[int, Sequence[int], dict[int, _Rec]]]:
+        """``planned`` with each transcript's partition loaded (one partition at a time)."""
+        self._flush()
+        loaded = -1
+        best: dict[int, _Rec] = {}
+        for t, judges in planned:
+            partition = t // self.partition_size
+            if partition != loaded:
+                best = self._load(partition)
+                loaded = partition
+            yield t, judges, best
+
+    def finish(
+        self, index: Iterable[IndexEntry], results_path: Path, *, job_id: str
+    ) -> BatchRunResult:
+        """Vote every request and write the results file durably; return the job's result.
+
+        ``index`` yields the transcript index entries in index order (``iter_index(path)``);
+        a transcript without an entry gets the source ``unknown:<index>``. The file is
+        complete, fsynced and in place (mode 0600) before this returns. Blocking file I/O:
+        call it through ``anyio.to_thread.run_sync`` to keep an event loop responsive.
+        """
+        self._flush()
+        counts = ResultCounts(
+            transcripts=self.transcripts,
+            requests=self.transcripts * len(self.judges) * self.runs,
+            unexpected_lines=self.unexpected,
+            judges={name: JudgeCounts() for name in self.judges},
+        )
+        usage = [0, 0, 0, 0]
+        entries = iter(index)
+        entry: IndexEntry | None = next(entries, None)
+        encode_into = self._encoder.encode_into
+        buffer = bytearray()
+        with atomic_writer(results_path) as file:
+            for partition in range(self._partitions()):
+                best = self._load(partition)
+                first = partition * self.partition_size
+                last = min(first + self.partition_size, self.transcripts)
+                for t in range(first, last):
+                    while entry is not None and entry.index < t:
+                        entry = next(entries, None)
+                    if entry is not None and entry.index == t:
+                        source, preview = entry.source, entry.preview or None
+                    else:
+                        source, preview = f"unknown:{t}", None
+                    evaluation = self._evaluate(t, best, counts, usage, source, preview)
+                    encode_into(evaluation, buffer, -1)
+                    buffer.extend(b"\n")
+                    if len(buffer) >= _FLUSH_AT:
+                        file.write(buffer)
+                        buffer.clear()
+            file.write(buffer)
+        return BatchRunResult(
+            job_id=job_id,
+            status=job_status(counts),
+            counts=counts,
+            usage=Usage(
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                total_tokens=usage[2],
+                cached_input_tokens=usage[3],
+            ),
+            results_path=results_path,
+            evaluations=Evaluations(results_path, self.transcripts),
+            failure=self.common_failure(),
+        )
+
+    def _evaluate(
+        self,
+        t: int,
+        best: dict[int, _Rec],
+        counts: ResultCounts,
+        usage: list[int],
+        source: str,
+        preview: str | None,
+    ) -> TranscriptEvaluation:
+        runs_per_judge = self.runs
+        base = (t % self.partition_size) * len(self.judges) * runs_per_judge
+        verdicts = {}
+        for j, name in enumerate(self.judges):
+            runs: list[RunVerdict] = []
+            for r in range(runs_per_judge):
+                rec = best.get(base + j * runs_per_judge + r)
+                if rec is None:
+                    runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
+                    counts.missing_runs += 1
+                    self._failed(_MISSING)
+                    continue
+                if rec.usage is not None and not rec.cached:
+                    usage[0] += rec.usage.input_tokens
+                    usage[1] += rec.usage.output_tokens
+                    usage[2] += rec.usage.total_tokens
+                    usage[3] += rec.usage.cached_input_tokens
+                if rec.rank == _OK:
+                    run = parse_reply(
+                        rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
+                    )
+                    if rec.cached:
+                        run = msgspec.structs.replace(run, origin="cache")
+                    runs.append(run)
+                    self._varied = True  # a reply came back: the provider worked
+                else:
+                    runs.append(
+                        RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
+                    )
+                    self._failed(rec.error)
+            verdict = vote_sorted(name, tuple(runs), self.settings)
+            counts.errored_runs += verdict.votes["ERRORED"]
+            counts.judges[name].add(verdict.status, verdict.score)
+            verdicts[name] = verdict
+        status = transcript_status(verdicts.values())
+        counts.add(status)
+        return TranscriptEvaluation(
+            index=t, source=source, status=status, verdicts=verdicts, preview=preview
+        )
+
+    def _failed(self, error: ResultError | None) -> None:
+        if self._varied:
+            return
+        if error is None or (self._common is not None and error.code != self._common.code):
+            self._varied = True
+        elif self._common is None:
+            self._common = error
+
+    def common_failure(self) -> ResultError | None:
+        """The error every request of the job failed with, when there is exactly one code and
+        it is not worth retrying (a rejected key, an unknown model); else None."""
+        common = self._common
+        if self._varied or common is None or common.retryable or common.code == "missing":
+            return None
+        return common
+
+    def _partitions(self) -> int:
+        return -(-self.transcripts // self.partition_size)
+
+    def _load(self, partition: int) -> dict[int, _Rec]:
+        """One partition's lines, resolved: the line that counts per request key."""
+        path = self._dir / f"{partition:06d}.jsonl"
+        if not path.exists():
+            return {}
+        records = self._decoder.decode_lines(path.read_bytes())
+        self.peak_partition_records = max(self.peak_partition_records, len(records))
+        per_transcript = len(self.judges) * self.runs
+        runs = self.runs
+        size = self.partition_size
+        best: dict[int, _Rec] = {}
+        for rec in records:
+            key = (rec.t % size) * per_transcript + rec.j * runs + rec.r
+            held = best.get(key)
+            if held is None or rec.rank > held.rank:
+                best[key] = rec
+        return best
+
+    def _flush(self) -> None:
+        for partition, buffer in self._buffers.items():
+            with open(self._dir / f"{partition:06d}.jsonl", "ab", opener=private_opener) as file:
+                file.write(buffer)
+        self._buffers.clear()
+        self._buffered = 0
+
+    def _unexpected(self, custom_id: str) -> None:
+        self.unexpected += 1
+        if len(self.unexpected_ids) < 10:
+            self.unexpected_ids.append(custom_id)
+
+    def close(self) -> None:
+        """Remove the scratch files (the results file is not touched)."""
+        self._buffers.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Aggregator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

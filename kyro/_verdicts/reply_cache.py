@@ -1,0 +1,336 @@
+"""The reply cache: answered requests, so a re-run pays only for what changed.
+
+A reply is stored under a key that hashes everything that decides the answer — the provider,
+the model, the messages, the params, the JSON request and its schema — and the run index, so
+three runs of one judge stay three independent samples (run 1 is never answered with run 0's
+reply). The custom_id is not part of the key: the same request in another job, stage or
+position hits. Only verdicts are stored: a failed request, or a reply that does not parse
+as a verdict, never is, so a re-run asks again.
+
+The store is one SQLite file (``replies.sqlite3``, WAL, 0600) in the cache folder. It is
+bounded by ``max_bytes`` (reply text and usage): when a store pushes it past the cap, the
+oldest entries (by when they were stored) are evicted first; a hit does not refresh an
+entry's age (a lookup only bumps the hit counter). Several processes may share one folder.
+
+Example::
+
+    cache = ReplyCache(Path(".kyro/cache"))
+    keys = RequestKeys("openai")
+    key = keys.key(request, run=0)
+    hit = cache.get(key)              # CachedReply or None
+    cache.put(key, result_line)       # True when stored (a verdict), False otherwise
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kyro._exceptions import KyroError
+from kyro._files import held_briefly
+from kyro._types import JudgeRequest, ResultLine, Usage
+from kyro._verdicts.vote import parse_reply
+
+__all__ = ["DEFAULT_MAX_BYTES", "CacheStats", "CachedReply", "ReplyCache", "RequestKeys"]
+
+DEFAULT_MAX_BYTES = 1 << 30
+"""The default size cap of a cache folder: 1 GiB of replies."""
+
+CACHE_FILE = "replies.sqlite3"
+SETUP_LOCK_FILE = "replies.lock"
+_FORMAT = b"kyro-cache-1\x00"
+_CHUNK = 500
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    seq INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    content TEXT NOT NULL,
+    usage BLOB,
+    size INTEGER NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('bytes', 0), ('hits', 0), ('stored', 0), ('evicted', 0);
+"""
+# Fields of a request that do not change its answer: where it sits in a job, and how many
+# runs travel together in one request (each run is keyed alone).
+_NOT_IN_KEY = ("custom_id", "samples")
+
+
+class CachedReply(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored answer: the reply text and the usage it cost when it was paid for."""
+
+    content: str
+    usage: Usage | None = None
+    stored_at: float = 0.0
+
+
+class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What a cache folder holds: entries, bytes against the cap, and lifetime counters."""
+
+    path: Path
+    entries: int
+    bytes: int
+    max_bytes: int
+    hits: int
+    stored: int
+    evicted: int
+    oldest: float | None = None
+    newest: float | None = None
+
+
+class RequestKeys:
+    """Cache keys for requests of one provider (sha256 digests, 32 bytes).
+
+    The runs of one transcript × judge share their messages object, so the hash of the
+    request is computed once and only the run index is added per run.
+
+    Example::
+
+        keys = RequestKeys("openai")
+        keys.key(request, run=0) != keys.key(request, run=1)   # True
+    """
+
+    __slots__ = ("_encoder", "_last", "provider")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self._encoder = msgspec.json.Encoder(order="sorted")
+        self._last: tuple[JudgeRequest, Any] | None = None
+
+    def key(self, request: JudgeRequest, *, run: int) -> bytes:
+        """The key of ``request``'s run ``run``."""
+        last = self._last
+        if last is not None and _same_answer(last[0], request):
+            base = last[1]
+        else:
+            base = hashlib.sha256(_FORMAT)
+            base.update(self.provider.encode())
+            base.update(b"\x00")
+            fields = msgspec.structs.asdict(request)
+            for name in _NOT_IN_KEY:
+                fields.pop(name, None)
+            base.update(self._encoder.encode(fields))
+            self._last = (request, base)
+        digest = base.copy()
+        digest.update(b"\x00run=%d" % run)
+        result: bytes = digest.digest()
+        return result
+
+
+def _same_answer(a: JudgeRequest, b: JudgeRequest) -> bool:
+    """True when two requests differ only in fields outside the key (the fast path)."""
+    if a.messages is not b.messages:
+        return False
+    for name in a.__struct_fields__:
+        if name not in _NOT_IN_KEY and name != "messages" and getattr(a, name) != getattr(b, name):
+            return False
+    return True
+
+
+class CacheError(KyroError):
+    """The cache folder cannot be used (not writable, not a kyro cache)."""
+
+
+class ReplyCache:
+    """The SQLite store behind the cache (see the module docstring).
+
+    ``clock`` gives the time entries are stamped with (injectable for tests).
+
+    Example::
+
+        with ReplyCache(folder, max_bytes=100 << 20) as cache:
+            hits = cache.get_many(keys)          # {key: CachedReply}
+            print(cache.stats().entries)
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
+        self.folder = Path(folder)
+        self.path = self.folder / CACHE_FILE
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._decode_usage = msgspec.json.Decoder(Usage).decode
+        self._encode = msgspec.json.Encoder().encode
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            # Opened on one thread, used on a worker thread (never two at once).
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(
+                f"cannot use the cache folder {self.folder}: {exc}; pass another folder with "
+                "--cache-dir, or turn the cache off with --no-cache"
+            ) from None
+        try:
+            # Switching a new file to WAL can fail at once ("locked") while another process
+            # or thread does the same, without waiting: the set-up is taken in turns.
+            with held_briefly(self.folder / SETUP_LOCK_FILE):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            self._db.close()
+            raise CacheError(
+                f"cannot use the cache folder {self.folder}: {exc}; pass another folder with "
+                "--cache-dir, or turn the cache off with --no-cache"
+            ) from None
+
+    def __enter__(self) -> ReplyCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._db.close()
+
+    def get(self, key: bytes) -> CachedReply | None:
+        """The stored reply for ``key``, or None."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, CachedReply]:
+        """Stored replies for any of ``keys`` (missing keys are absent from the result)."""
+        found: dict[bytes, CachedReply] = {}
+        chunk: list[bytes] = []
+        for key in keys:
+            chunk.append(key)
+            if len(chunk) == _CHUNK:
+                self._fetch(chunk, found)
+                chunk = []
+        if chunk:
+            self._fetch(chunk, found)
+        if found:
+            self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'hits'", (len(found),))
+        return found
+
+    def _fetch(self, keys: list[bytes], into: dict[bytes, CachedReply]) -> None:
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(
+            f"SELECT key, content, usage, stored_at FROM replies WHERE key IN ({marks})", keys
+        )
+        for key, content, usage, stored_at in rows:
+            into[key] = CachedReply(
+                content=content,
+                usage=self._decode_usage(usage) if usage is not None else None,
+                stored_at=stored_at,
+            )
+
+    def put(self, key: bytes, line: ResultLine, *, provider: str = "", model: str = "") -> bool:
+        """Store one answered request; False (nothing stored) unless it is a verdict."""
+        return self.put_many([(key, line, provider, model)]) == 1
+
+    def put_many(self, items: Iterable[tuple[bytes, ResultLine, str, str]]) -> int:
+        """Store many ``(key, line, provider, model)`` in one transaction; the count stored.
+
+        A line that failed, or whose reply is not a verdict, is skipped; a key already
+        stored keeps its first reply.
+        """
+        now = self._clock()
+        stored = added = 0
+        with _transaction(self._db):
+            for key, line, provider, model in items:
+                if not line.ok or line.content is None or not parse_reply(line.content).valid:
+                    continue
+                usage = self._encode(line.usage) if line.usage is not None else None
+                size = len(line.content.encode()) + (len(usage) if usage else 0)
+                cursor = self._db.execute(
+                    "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                    (key, provider, model, line.content, usage, size, now),
+                )
+                if cursor.rowcount == 1:
+                    stored += 1
+                    added += size
+            if stored:
+                self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'bytes'", (added,))
+                self._db.execute(
+                    "UPDATE meta SET value = value + ? WHERE name = 'stored'", (stored,)
+                )
+                self._evict()
+        return stored
+
+    def _meta(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _evict(self) -> None:
+        """Delete the oldest entries until the total fits under the cap (in a transaction)."""
+        total = self._meta("bytes")
+        evicted = 0
+        while total > self.max_bytes:
+            rows = self._db.execute(
+                "SELECT seq, size FROM replies ORDER BY seq LIMIT ?", (_CHUNK,)
+            ).fetchall()
+            if not rows:
+                total = 0
+                break
+            last = None
+            for seq, size in rows:
+                total -= size
+                evicted += 1
+                last = seq
+                if total <= self.max_bytes:
+                    break
+            self._db.execute("DELETE FROM replies WHERE seq <= ?", (last,))
+        if evicted:
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'bytes'", (total,))
+            self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'evicted'", (evicted,))
+
+    def stats(self) -> CacheStats:
+        """Entries, bytes and lifetime counters of this folder."""
+        entries, oldest, newest = self._db.execute(
+            "SELECT COUNT(*), MIN(stored_at), MAX(stored_at) FROM replies"
+        ).fetchone()
+        return CacheStats(
+            path=self.path,
+            entries=entries,
+            bytes=self._meta("bytes"),
+            max_bytes=self.max_bytes,
+            hits=self._meta("hits"),
+            stored=self._meta("stored"),
+            evicted=self._meta("evicted"),
+            oldest=oldest,
+            newest=newest,
+        )
+
+    def clear(self) -> int:
+        """Remove every entry (counters are reset too); the number removed."""
+        with _transaction(self._db):
+            removed = self._db.execute("DELETE FROM replies").rowcount
+            self._db.execute("UPDATE meta SET value = 0")
+        self._db.execute("VACUUM")
+        return int(removed)
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
