@@ -29,7 +29,8 @@ from typing import Any
 import anyio
 import httpx
 
-from kyro import BatchJobError, BatchJudge, BatchRunResult, RetryPolicy
+from kyro import BatchJobError, BatchJudge, BatchRunResult
+from kyro.provider import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import (
     DropConnectionFault,

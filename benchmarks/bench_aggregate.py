@@ -24,8 +24,9 @@ from pathlib import Path
 
 import msgspec
 
-from kyro import IndexEntry, ResultError, ResultLine, Usage
+from kyro._transcript_index import IndexEntry
 from kyro._verdicts.aggregate import Aggregator
+from kyro.provider import ResultError, ResultLine, Usage
 
 JUDGES = ("relevance", "tone", "safety")
 RUNS = 3

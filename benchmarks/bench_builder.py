@@ -1,7 +1,7 @@
 """Builder throughput and plan memory, each as a ratio against baselines measured in this run.
 
 1. Throughput: N requests (~1.5 KB lines) through kyro's planner + shard builder
-   (``kyro.build_shards`` with the OpenAI encoder, writing shards and the transcript index to a
+   (``build_shards`` with the OpenAI encoder, writing shards and the transcript index to a
    temp dir), against a bare loop that renders the same prompts with ``str.replace`` and
    encodes the same lines with a msgspec Struct and ``encode_into``, and against a per-line
    ``json.dumps`` loop. Targets: kyro ≥ 0.8× bare msgspec, ≥ 3× json.dumps.
@@ -32,6 +32,8 @@ from pathlib import Path
 import msgspec
 
 import kyro
+from kyro._build.plan_build import build_shards
+from kyro._transcripts import Transcript
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 JUDGES = 2
@@ -120,9 +122,9 @@ CONTRACT = kyro.verdict_message().content
 
 def run_kyro(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
     transcripts = (
-        kyro.Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
+        Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
     )
-    summary = kyro.build_shards(
+    summary = build_shards(
         config,
         transcripts,
         encode=encode_request,
@@ -136,9 +138,9 @@ def run_kyro(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
 
 def run_kyro_unwritten(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
     transcripts = (
-        kyro.Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
+        Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
     )
-    summary = kyro.build_shards(
+    summary = build_shards(
         config,
         transcripts,
         encode=encode_request,

@@ -27,6 +27,7 @@ import kyro
 from kyro._build.plan_build import build_shards
 from kyro._cost.estimate import CostEstimator
 from kyro._cost.prices import load_prices
+from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, ResultLine
 from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
@@ -47,7 +48,7 @@ judges:
 """
 
 
-def _transcripts(count: int, changed: set[int]) -> list[kyro.Transcript]:
+def _transcripts(count: int, changed: set[int]) -> list[Transcript]:
     out = []
     for i in range(count):
         text = (
@@ -55,13 +56,13 @@ def _transcripts(count: int, changed: set[int]) -> list[kyro.Transcript]:
             f"assistant: I am sorry about order {i}. Yes: reply with a photo and we refund "
             "within five days. " + ("(edited) " if i in changed else "") + "x" * 600
         )
-        out.append(kyro.Transcript(index=i, source=f"inline:{i}", value=text))
+        out.append(Transcript(index=i, source=f"inline:{i}", value=text))
     return out
 
 
 def _plan(
     config: kyro.JudgesConfig,
-    transcripts: list[kyro.Transcript],
+    transcripts: list[Transcript],
     cache: ReplyCache,
     folder: Path,
     sent: list[tuple[bytes, str]] | None,

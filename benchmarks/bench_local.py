@@ -80,7 +80,7 @@ def serve() -> None:
 
 def write_shard(path: Path, n: int) -> None:
     """A shard of ``n`` requests, written in chunks (flat memory)."""
-    from kyro import JudgeRequest, Message
+    from kyro.provider import JudgeRequest, Message
     from kyro_openai import encode_request
 
     text = "The agent answered the customer's question about refunds politely. " * 4

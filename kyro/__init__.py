@@ -14,15 +14,16 @@ Example::
     job_id = await judge.submit(["transcripts/"], runs=3)
     ...
     result = await judge.check()     # None while the provider is still working
+
+Three faces, one per audience: ``kyro`` (this module) for users; :mod:`kyro.provider` for
+provider authors (the protocol, the request and result types, retries); :mod:`kyro.testing`
+for test doubles and the provider conformance kit. Everything under ``kyro._*`` is private.
 """
 
 from __future__ import annotations
 
-from kyro._build.plan_build import build_shards
-from kyro._build.shards import BuildSummary, Shard, ShardBuilder
 from kyro._config.judges import Judge, JudgesConfig
 from kyro._config.loader import load_config
-from kyro._config.templates import Template
 from kyro._contract import verdict_message, verdict_schema
 from kyro._exceptions import (
     BatchJobError,
@@ -34,33 +35,9 @@ from kyro._exceptions import (
 )
 from kyro._job.batch_judge import BatchJudge
 from kyro._live.live_judge import KyroJudge
-from kyro._plan.planner import aplan_requests, plan_requests
-from kyro._plan.preflight import Preflight, PreflightProblem
-from kyro._provider import BatchProvider, LiveProvider
 from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
-from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
 from kyro._state.progress import BatchProgress, JobProgress, StageProgress
-from kyro._transcript_index import (
-    IndexEntry,
-    TranscriptIndexReader,
-    TranscriptIndexWriter,
-    iter_index,
-)
-from kyro._transcripts import Transcript, aiter_transcripts, iter_transcripts
-from kyro._types import (
-    BatchError,
-    BatchLimits,
-    BatchState,
-    BatchStatus,
-    JudgeRequest,
-    Message,
-    RequestCounts,
-    ResponseSchema,
-    ResultError,
-    ResultLine,
-    Usage,
-)
 from kyro._verdicts.result_types import (
     BatchRunResult,
     Evaluations,
@@ -72,74 +49,47 @@ from kyro._verdicts.result_types import (
     StepOutcome,
     TranscriptEvaluation,
 )
-from kyro._verdicts.vote import VoteSettings, parse_reply, vote
+from kyro._verdicts.vote import VoteSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchError",
     "BatchJobError",
     "BatchJudge",
-    "BatchLimits",
     "BatchProgress",
-    "BatchProvider",
     "BatchRunResult",
-    "BatchState",
-    "BatchStatus",
     "BatchValidationError",
     "BudgetExceededError",
-    "BuildSummary",
     "Evaluations",
-    "IndexEntry",
     "JobBusyError",
     "JobProgress",
     "Judge",
     "JudgeCounts",
-    "JudgeRequest",
     "JudgeVerdict",
     "JudgesConfig",
     "KyroError",
     "KyroJudge",
-    "LiveProvider",
-    "Message",
-    "Preflight",
-    "PreflightProblem",
     "ProviderError",
-    "RequestCounts",
-    "ResponseSchema",
     "ResultCounts",
-    "ResultError",
-    "ResultLine",
-    "RetryPolicy",
     "RunVerdict",
-    "Shard",
-    "ShardBuilder",
     "StageProgress",
     "StepCounts",
     "StepOutcome",
-    "Template",
-    "Transcript",
     "TranscriptEvaluation",
-    "TranscriptIndexReader",
-    "TranscriptIndexWriter",
-    "Usage",
     "VoteSettings",
     "__version__",
-    "aiter_transcripts",
-    "aplan_requests",
     "available_providers",
-    "build_shards",
     "get_provider",
-    "header_problem",
-    "iter_index",
-    "iter_transcripts",
     "load_config",
-    "parse_reply",
-    "plan_requests",
     "redact",
-    "retry_after_seconds",
-    "send_with_retries",
     "verdict_message",
     "verdict_schema",
-    "vote",
 ]
+
+# Each public name says where users import it from: ``kyro.BatchJudge`` in reprs, tracebacks
+# and docs, not the private module that defines it.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith("kyro._"):
+        _value.__module__ = "kyro"
+del _name, _value

@@ -109,7 +109,7 @@ class _Registry:
         if not isinstance(provider, BatchProvider):
             raise KyroError(
                 f"provider {name!r} ({self.target(name)}) built a {type(provider).__name__}, "
-                "which does not implement kyro.BatchProvider."
+                "which does not implement kyro.provider.BatchProvider."
             )
         return provider
 

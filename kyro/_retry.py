@@ -200,7 +200,7 @@ def header_problem(value: str) -> str | None:
 
     Example::
 
-        kyro.header_problem("sk-abc\\r")   # 'it ends in whitespace (a carriage return)'
+        kyro.provider.header_problem("sk-abc\\r")   # 'it ends in whitespace (a carriage return)'
     """
     if value != value.strip():
         end = value[-1] if value[-1].isspace() else value[0]

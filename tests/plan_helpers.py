@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kyro import Judge, JudgesConfig, Template, Transcript
+from kyro import Judge, JudgesConfig
+from kyro._config.templates import Template
+from kyro._transcripts import Transcript
 
 
 def make_judge(

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from kyro import Evaluations, IndexEntry, ResultError, ResultLine, Usage, VoteSettings
+from kyro import Evaluations, VoteSettings
+from kyro._transcript_index import IndexEntry
 from kyro._verdicts.aggregate import Aggregator
+from kyro.provider import ResultError, ResultLine, Usage
 
 OK_REPLY = '{"status": "SUCCESS", "root_cause": "fine"}'
 BAD_REPLY = '{"status": "ERROR", "root_cause": "wrong"}'

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kyro import IndexEntry, ResultError, ResultLine, Usage
+from kyro._transcript_index import IndexEntry
 from kyro._verdicts.aggregate import Aggregator
+from kyro.provider import ResultError, ResultLine, Usage
 
 OK = '{"status": "SUCCESS", "root_cause": "fine"}'
 BAD = '{"status": "ERROR", "root_cause": "wrong"}'

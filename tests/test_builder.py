@@ -10,18 +10,13 @@ import msgspec
 import pytest
 from plan_helpers import make_config, make_judge, texts
 
-from kyro import (
-    BatchLimits,
-    BatchValidationError,
-    JudgeRequest,
-    Message,
-    Preflight,
-    ShardBuilder,
-    Transcript,
-    build_shards,
-    iter_index,
-)
-from kyro._build.shards import _FLUSH_AT, shard_filename
+from kyro import BatchValidationError
+from kyro._build.plan_build import build_shards
+from kyro._build.shards import _FLUSH_AT, ShardBuilder, shard_filename
+from kyro._plan.preflight import Preflight
+from kyro._transcript_index import iter_index
+from kyro._transcripts import Transcript
+from kyro.provider import BatchLimits, JudgeRequest, Message
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 BIG = BatchLimits(max_requests=1_000_000, max_bytes=1 << 40)

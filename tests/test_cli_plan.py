@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kyro import iter_index
+from kyro._transcript_index import iter_index
 from kyro.cli import main
 
 CONFIG = """\

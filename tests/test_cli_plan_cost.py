@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kyro import load_config, plan_requests
+from kyro import load_config
 from kyro._cost.prices import estimate_tokens
+from kyro._plan.planner import plan_requests
 from kyro._transcripts import iter_transcripts
 from kyro._types import ResultLine
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import kyro
-from kyro import Transcript, load_config, verdict_message
+from kyro import load_config, verdict_message
+from kyro._transcripts import Transcript
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

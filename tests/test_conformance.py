@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from kyro import BatchError, BatchLimits, BatchProvider, BatchState, JudgeRequest, Message
+from kyro.provider import BatchError, BatchLimits, BatchProvider, BatchState, JudgeRequest, Message
 from kyro.testing import (
     ConformanceError,
     FakeProvider,

@@ -9,6 +9,7 @@ import pytest
 import kyro
 from kyro._cost.estimate import CostEstimator, max_tokens_of
 from kyro._cost.prices import Rates, cost_usd, estimate_tokens, load_prices, usage_cost
+from kyro._plan.planner import plan_requests
 from kyro._transcripts import iter_transcripts
 from kyro._types import JudgeRequest, Message, Usage
 from kyro_openai.testing._responder import chat_completion
@@ -83,7 +84,7 @@ def test_estimator_error_on_the_emulators_counts() -> None:
     config = kyro.load_config(EXAMPLES / "judges.yml")
     transcripts = list(iter_transcripts([EXAMPLES / "transcripts"]))
     errors = []
-    for request in kyro.plan_requests(config, transcripts, variables={"product": "Tessellate"}):
+    for request in plan_requests(config, transcripts, variables={"product": "Tessellate"}):
         body = {"messages": [{"role": m.role, "content": m.content} for m in request.messages]}
         served = chat_completion(body, "{}", created=0)["usage"]["prompt_tokens"]
         errors.append((estimate_tokens(request.messages) - served) / served)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kyro import BatchValidationError, Transcript, load_config
+from kyro import BatchValidationError, load_config
 from kyro._config.dag import StepGraph
 from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._plan.planner import Planner
+from kyro._transcripts import Transcript
 from kyro.cli import main
 
 # Two roots (a, b), a diamond (a → c, a → d, c + d → e) and an on_failure chain two deep

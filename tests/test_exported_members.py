@@ -6,8 +6,157 @@ import importlib
 
 import pytest
 
+FACES: dict[str, list[str]] = {
+    "kyro": [
+        "BatchJobError",
+        "BatchJudge",
+        "BatchProgress",
+        "BatchRunResult",
+        "BatchValidationError",
+        "BudgetExceededError",
+        "Evaluations",
+        "JobBusyError",
+        "JobProgress",
+        "Judge",
+        "JudgeCounts",
+        "JudgeVerdict",
+        "JudgesConfig",
+        "KyroError",
+        "KyroJudge",
+        "ProviderError",
+        "ResultCounts",
+        "RunVerdict",
+        "StageProgress",
+        "StepCounts",
+        "StepOutcome",
+        "TranscriptEvaluation",
+        "VoteSettings",
+        "__version__",
+        "available_providers",
+        "get_provider",
+        "load_config",
+        "redact",
+        "verdict_message",
+        "verdict_schema",
+    ],
+    "kyro.provider": [
+        "BatchError",
+        "BatchLimits",
+        "BatchProvider",
+        "BatchState",
+        "BatchStatus",
+        "BatchValidationError",
+        "JudgeRequest",
+        "KyroError",
+        "LiveProvider",
+        "Message",
+        "ProviderError",
+        "RequestCounts",
+        "ResponseSchema",
+        "ResultError",
+        "ResultLine",
+        "RetryPolicy",
+        "Usage",
+        "header_problem",
+        "retry_after_seconds",
+        "send_with_retries",
+    ],
+    "kyro.testing": [
+        "ConformanceError",
+        "FakeBatch",
+        "FakeProvider",
+        "ProviderConformance",
+        "Responder",
+        "check_provider",
+        "default_responder",
+    ],
+}
+"""Each face of kyro and exactly the names it offers: users, provider authors, test doubles."""
+
+# The errors a provider raises are offered on both faces; their home (``__module__``) is kyro.
+SHARED_WITH_KYRO = {"BatchValidationError", "KyroError", "ProviderError"}
+
+# Pipeline internals that left the public surface (they freeze no on-disk format as contract).
+INTERNALS = [
+    "BuildSummary",
+    "IndexEntry",
+    "Preflight",
+    "PreflightProblem",
+    "Shard",
+    "ShardBuilder",
+    "Template",
+    "Transcript",
+    "TranscriptIndexReader",
+    "TranscriptIndexWriter",
+    "aiter_transcripts",
+    "aplan_requests",
+    "build_shards",
+    "iter_index",
+    "iter_transcripts",
+    "parse_reply",
+    "plan_requests",
+    "vote",
+]
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_face_exports_exactly_the_expected_names(face: str) -> None:
+    """Each face's ``__all__`` equals its expected list, name for name, in order."""
+    module = importlib.import_module(face)
+    assert list(module.__all__) == FACES[face]
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_face_names_say_where_they_are_imported_from(face: str) -> None:
+    """Every class and function a face exports reports that face (or ``kyro``) as its module."""
+    module = importlib.import_module(face)
+    checked = 0
+    for name in module.__all__:
+        value = getattr(module, name)
+        if not isinstance(value, type) and not callable(value):
+            continue
+        if getattr(value, "__module__", "").startswith(("typing", "collections")):
+            continue  # a type alias such as ``Responder``
+        home = "kyro" if face == "kyro.provider" and name in SHARED_WITH_KYRO else face
+        assert value.__module__ == home, f"{face}.{name} says {value.__module__}"
+        checked += 1
+    assert checked >= len(FACES[face]) // 2
+
+
+def test_reprs_name_the_public_face() -> None:
+    """``repr`` of an exported class names the face users import it from, not a private module."""
+    import kyro
+    import kyro.provider
+    import kyro.testing
+
+    assert repr(kyro.BatchJudge) == "<class 'kyro.BatchJudge'>"
+    assert repr(kyro.provider.BatchLimits) == "<class 'kyro.provider.BatchLimits'>"
+    assert repr(kyro.testing.FakeProvider) == "<class 'kyro.testing.FakeProvider'>"
+    assert kyro.load_config.__module__ == "kyro"
+
+
+@pytest.mark.parametrize("name", INTERNALS)
+def test_pipeline_internals_are_not_public(name: str) -> None:
+    """The shard builder, index, pre-flight and planner are not offered on any face."""
+    for face in FACES:
+        module = importlib.import_module(face)
+        assert name not in module.__all__
+        assert not hasattr(module, name), f"{face}.{name} is still reachable"
+
+
+def test_faces_still_pickle_by_their_public_path() -> None:
+    """A struct of a face round-trips through pickle, found again under its public path."""
+    import pickle
+
+    from kyro.provider import BatchLimits
+
+    limits = BatchLimits(max_requests=3, max_bytes=4096)
+    assert pickle.loads(pickle.dumps(limits)) == limits
+
+
 PACKAGES = [
     "kyro",
+    "kyro.provider",
     "kyro.testing",
     "kyro_openai",
     "kyro_local",

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from kyro import (
-    BatchValidationError,
+from kyro import BatchValidationError
+from kyro._transcript_index import (
     IndexEntry,
-    Transcript,
     TranscriptIndexReader,
     TranscriptIndexWriter,
     iter_index,
 )
+from kyro._transcripts import Transcript
 
 
 def sample() -> list[Transcript]:

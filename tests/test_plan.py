@@ -8,17 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from plan_helpers import make_config, make_judge, texts
 
-from kyro import (
-    BatchValidationError,
-    Message,
-    Preflight,
-    Transcript,
-    aplan_requests,
-    plan_requests,
-    verdict_schema,
-)
+from kyro import BatchValidationError, verdict_schema
 from kyro._contract import VERDICT_INSTRUCTIONS
 from kyro._custom_id import format_custom_id, parse_custom_id
+from kyro._plan.planner import aplan_requests, plan_requests
+from kyro._plan.preflight import Preflight
+from kyro._transcripts import Transcript
+from kyro.provider import Message
 
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from kyro import BatchState, RequestCounts
 from kyro._state.progress import progress_of
 from kyro._state.schema import JobState, ShardState, SubmissionState
+from kyro.provider import BatchState, RequestCounts
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 

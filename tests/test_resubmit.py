@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kyro import BatchValidationError, Shard
+from kyro import BatchValidationError
 from kyro._build.resubmit_files import filter_shard
+from kyro._build.shards import Shard
 
 
 def _shard(tmp_path: Path, ids: list[str]) -> Shard:

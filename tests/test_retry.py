@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from kyro import RetryPolicy, retry_after_seconds, send_with_retries
+from kyro.provider import RetryPolicy, retry_after_seconds, send_with_retries
 
 Reply = Callable[[httpx.Request], httpx.Response]
 

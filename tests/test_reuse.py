@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from plan_helpers import make_config, make_judge, texts
 
-from kyro import JudgeRequest, ResultLine, build_shards, plan_requests
+from kyro._build.plan_build import build_shards
 from kyro._cost.estimate import CostEstimator
 from kyro._cost.prices import load_prices
+from kyro._plan.planner import plan_requests
 from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
+from kyro.provider import JudgeRequest, ResultLine
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 VERDICT = json.dumps({"status": "SUCCESS", "root_cause": "fine"})

@@ -15,17 +15,15 @@ import pytest
 
 from kyro import (
     BatchRunResult,
-    BatchState,
     BatchValidationError,
     Evaluations,
     KyroError,
-    RequestCounts,
     ResultCounts,
-    Usage,
     VoteSettings,
 )
 from kyro._files import FileLock, atomic_write, atomic_writer
 from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
+from kyro.provider import BatchState, RequestCounts, Usage
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 

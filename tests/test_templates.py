@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kyro import BatchValidationError, Template, Transcript
+from kyro import BatchValidationError
+from kyro._config.templates import Template
+from kyro._transcripts import Transcript
 
 STRUCTURED = Transcript(
     index=7,

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from kyro import BatchValidationError, Template, Transcript, aiter_transcripts, iter_transcripts
-from kyro._transcripts import TranscriptItem, transcript_preview
+from kyro import BatchValidationError
+from kyro._config.templates import Template
+from kyro._transcripts import (
+    Transcript,
+    TranscriptItem,
+    aiter_transcripts,
+    iter_transcripts,
+    transcript_preview,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "transcripts"
 

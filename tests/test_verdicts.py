@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kyro import RunVerdict, Usage, parse_reply, vote
+from kyro import RunVerdict
+from kyro._verdicts.vote import parse_reply, vote
+from kyro.provider import Usage
 
 
 def test_plain_json_reply_gives_every_field() -> None:

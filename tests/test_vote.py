@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from kyro import RunVerdict, VoteSettings, vote
+from kyro import RunVerdict, VoteSettings
 from kyro._types import ResultError
+from kyro._verdicts.vote import vote
 
 
 def _runs(*statuses: str) -> list[RunVerdict]:

@@ -58,7 +58,7 @@ def build_shards(
 
         from kyro_openai import OPENAI_LIMITS, encode_request
 
-        summary = build_shards(config, kyro.iter_transcripts(["data/"]), runs=3,
+        summary = build_shards(config, kyro._transcripts.iter_transcripts(["data/"]), runs=3,
                                encode=encode_request, limits=OPENAI_LIMITS, directory="out")
         for shard in summary.shards:
             print(shard.name, shard.lines, shard.bytes, shard.sha256)

@@ -71,7 +71,7 @@ class BuildSummary(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     """What a build produced: shards (in the order they were opened) and totals.
 
     ``estimated_input_tokens`` is characters of message content ÷ 4, rounded up per request.
-    ``transcripts`` and ``requests_by_judge`` are filled by :func:`kyro.build_shards`.
+    ``transcripts`` and ``requests_by_judge`` are filled by :func:`kyro._build.plan_build.build_shards`.
 
     Example::
 
@@ -133,7 +133,7 @@ class ShardBuilder:
     """Encodes requests into shard files under ``directory``, one open shard per model.
 
     ``encode`` is the provider's ``encode(request, buffer)`` (it appends one line with its
-    newline); ``limits`` its :class:`~kyro.BatchLimits`. With ``directory=None`` nothing is
+    newline); ``limits`` its :class:`~kyro.provider.BatchLimits`. With ``directory=None`` nothing is
     written — lines are encoded, counted and dropped, so a plan's shards and bytes are exact
     without touching the disk (and without a sha256).
 

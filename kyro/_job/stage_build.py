@@ -53,8 +53,8 @@ def build_stage(
     """Write stage ``stage``'s shards and plan; return the summary and how many transcripts
     qualified. ``outcomes`` (None for stage 0) must yield one line per transcript, in order.
 
-    Every problem is collected (like :func:`kyro.build_shards`); if any was found, the files
-    written are deleted and one :class:`BatchValidationError` lists them.
+    Every problem is collected (like :func:`kyro._build.plan_build.build_shards`); if any was
+    found, the files written are deleted and one :class:`BatchValidationError` lists them.
     """
     graph = config.graph()
     position = {name: i for i, name in enumerate(graph.names)}

@@ -1,4 +1,4 @@
-"""Planning: transcripts × judges × runs → provider-neutral :class:`~kyro.JudgeRequest` s.
+"""Planning: transcripts × judges × runs → provider-neutral :class:`~kyro.provider.JudgeRequest` s.
 
 A generator, never a list: transcripts are pulled one at a time, each is rendered once per
 judge (one template cache per transcript, so a structured transcript is JSON-encoded once),
@@ -94,7 +94,7 @@ def plan_requests(
 
     Example::
 
-        for request in plan_requests(config, kyro.iter_transcripts(["a.txt"]), runs=3):
+        for request in plan_requests(config, kyro._transcripts.iter_transcripts(["a.txt"]), runs=3):
             provider.encode(request, buffer)
     """
     planner = Planner(config, runs, variables, stage, preflight, samples=samples)
@@ -116,7 +116,7 @@ def aplan_requests(
 
     Example::
 
-        async for request in aplan_requests(config, kyro.aiter_transcripts(items)):
+        async for request in aplan_requests(config, kyro._transcripts.aiter_transcripts(items)):
             builder.add(request)
     """
     planner = Planner(config, runs, variables, stage, preflight, samples=samples)

@@ -66,10 +66,11 @@ class PreflightProblem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
 class Preflight:
     """Collects pre-flight problems; raises one :class:`BatchValidationError` listing them.
 
-    Pass one to :func:`kyro.plan_requests` and :class:`kyro.ShardBuilder` to keep going past
-    a bad item (it is skipped, never written) and see every problem at once. Once
-    ``max_problems`` are collected, :meth:`add` raises at once: a systematic mistake (a
-    misspelt variable) would otherwise repeat for every transcript.
+    Pass one to :func:`kyro._plan.planner.plan_requests` and
+    :class:`kyro._build.shards.ShardBuilder` to keep going past a bad item (it is skipped,
+    never written) and see every problem at once. Once ``max_problems`` are collected,
+    :meth:`add` raises at once: a systematic mistake (a misspelt variable) would otherwise
+    repeat for every transcript.
 
     Example::
 

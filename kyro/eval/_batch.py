@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from kyro import BatchProvider, BatchValidationError
+from kyro import BatchValidationError
 from kyro.eval._export import replace_durably
 from kyro.eval._items import ItemsSource, iter_items
 from kyro.eval._judging import JudgeRun, errored_scores, judge_specs
@@ -39,6 +39,7 @@ from kyro.eval._results import BatchEvalResult, EvalResults, ResultWriter
 from kyro.eval._run import new_batch_id, prepare
 from kyro.eval._scoring import ScorerSpec
 from kyro.eval._spool import ITEMS, TRANSCRIPTS, Spool, item_worker, merge, run_items
+from kyro.provider import BatchProvider
 
 __all__ = ["cancel_eval", "check_eval", "submit_eval"]
 

@@ -21,8 +21,9 @@ from typing import Any
 import anyio
 import msgspec
 
-from kyro import BatchJobError, BatchJudge, BatchProvider, BatchValidationError, JudgeVerdict
+from kyro import BatchJobError, BatchJudge, BatchValidationError, JudgeVerdict
 from kyro.eval._records import ScorerResultSummary, errored_score
+from kyro.provider import BatchProvider
 
 __all__ = [
     "NO_EXPECTED",

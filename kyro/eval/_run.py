@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 
-from kyro import BatchProvider
 from kyro.eval._component import Runner, load_component
 from kyro.eval._items import EvalItem, ItemsSource, iter_items
 from kyro.eval._judging import judge_now, judge_specs
@@ -29,6 +28,7 @@ from kyro.eval._records import BatchEvalItemResult
 from kyro.eval._results import BatchEvalResult, ResultWriter
 from kyro.eval._scoring import ScorerPlan, ScorerSpec, plan_scorers
 from kyro.eval._spool import Spool, item_worker, merge, run_items
+from kyro.provider import BatchProvider
 
 __all__ = ["evaluate", "evaluate_one", "evaluate_sync", "new_batch_id", "prepare"]
 

@@ -38,12 +38,12 @@ import tenacity
 from kyro import (
     BatchJobError,
     BatchJudge,
-    BatchProvider,
     BatchRunResult,
     BatchValidationError,
     KyroError,
     ProviderError,
 )
+from kyro.provider import BatchProvider
 from kyro.serve._outcomes import failed_outcome, outcomes_of
 
 __all__ = ["BatchJudgeExecutor", "Executor", "ProviderFactory", "Reporter", "Work"]

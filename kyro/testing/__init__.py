@@ -1,6 +1,6 @@
 """Test doubles and conformance checks for kyro providers — public API, like the rest of kyro.
 
-* :class:`FakeProvider` is an in-memory :class:`kyro.BatchProvider`: configurable limits,
+* :class:`FakeProvider` is an in-memory :class:`kyro.provider.BatchProvider`: configurable limits,
   replies, final state, poll count, per-line errors and missing lines, with every created batch
   recorded in ``provider.batches``. It persists nothing across processes.
 * :class:`ProviderConformance` and :func:`check_provider` run the rules every provider must
@@ -29,3 +29,10 @@ __all__ = [
     "check_provider",
     "default_responder",
 ]
+
+# Reprs and docs say ``kyro.testing.FakeProvider``, not the private module defining it.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith("kyro.testing._"):
+        _value.__module__ = __name__
+del _name, _value

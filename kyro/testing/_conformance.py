@@ -18,14 +18,13 @@ from typing import Any
 import anyio
 import msgspec
 
-from kyro._provider import BatchProvider
-from kyro._types import BatchState, BatchStatus, JudgeRequest, Message, ResultLine
+from kyro.provider import BatchProvider, BatchState, BatchStatus, JudgeRequest, Message, ResultLine
 
 __all__ = ["ConformanceError", "ProviderConformance", "check_provider"]
 
 
 class ConformanceError(AssertionError):
-    """A provider broke one of the :class:`kyro.BatchProvider` rules.
+    """A provider broke one of the :class:`kyro.provider.BatchProvider` rules.
 
     Example::
 

@@ -1,4 +1,4 @@
-"""``FakeProvider``: an in-memory :class:`kyro.BatchProvider` for tests.
+"""``FakeProvider``: an in-memory :class:`kyro.provider.BatchProvider` for tests.
 
 It writes OpenAI-shaped input lines, reads a submitted shard back, and plays a batch's life
 in memory: pending, then running, then the terminal state you choose after a set number of
@@ -17,13 +17,13 @@ from typing import Any
 import anyio
 import msgspec
 
-from kyro._exceptions import KyroError
-from kyro._types import (
+from kyro.provider import (
     BatchError,
     BatchLimits,
     BatchState,
     BatchStatus,
     JudgeRequest,
+    KyroError,
     Message,
     RequestCounts,
     ResultError,

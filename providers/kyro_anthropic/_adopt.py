@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
-from kyro import KyroError
+from kyro.provider import KyroError
 from kyro_anthropic._wire import MessageBatch
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 
-from kyro import BatchLimits, KyroError
+from kyro.provider import BatchLimits, KyroError
 
 __all__ = ["CHUNK_SIZE", "RequestsBody", "scan_shard"]
 

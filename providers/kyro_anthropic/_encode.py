@@ -34,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from kyro import BatchLimits, BatchValidationError, JudgeRequest
+from kyro.provider import BatchLimits, BatchValidationError, JudgeRequest
 
 __all__ = [
     "ALLOWED_PARAMS",
@@ -230,7 +230,7 @@ def _thinking_on(params: dict[str, Any]) -> bool:
 def request_schema(request: JudgeRequest) -> Any:
     """The verdict schema the request carries, or None (then the provider's own is used).
 
-    kyro's ``response_schema`` is a :class:`kyro.ResponseSchema`; its JSON schema is the
+    kyro's ``response_schema`` is a :class:`kyro.provider.ResponseSchema`; its JSON schema is the
     tool's input schema.
     """
     for name in _SCHEMA_FIELDS:

@@ -1,6 +1,6 @@
 """Headers, retries shaped like the vendor SDK's, and error mapping for the Anthropic provider.
 
-Retries (:func:`kyro.send_with_retries` with :data:`ANTHROPIC_RETRY`, built on tenacity)
+Retries (:func:`kyro.provider.send_with_retries` with :data:`ANTHROPIC_RETRY`, built on tenacity)
 follow the anthropic SDK's rule: by default 2 retries of timeouts, transport errors and
 responses with status 408, 409, 429 or ≥ 500 (529 ``overloaded_error`` included), unless the
 server says ``x-should-retry: true|false``. The wait is the server's ``retry-after-ms`` /
@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro import KyroError, ProviderError, RetryPolicy, retry_after_seconds
+from kyro.provider import KyroError, ProviderError, RetryPolicy, retry_after_seconds
 from kyro_anthropic._wire import ErrorEnvelope
 from kyro_openai import HttpClient, Secret
 

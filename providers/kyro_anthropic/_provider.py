@@ -31,7 +31,7 @@ from types import TracebackType
 import anyio
 import httpx
 
-from kyro import (
+from kyro.provider import (
     BatchLimits,
     BatchState,
     BatchStatus,

@@ -10,8 +10,8 @@ Outcomes, line by line:
 
 * ``succeeded`` → ``ok``; the reply is the verdict tool's ``input`` (as compact JSON) when the
   Message holds a ``tool_use`` block, else its text blocks joined — exactly what
-  :func:`kyro.parse_reply` reads. Usage is ``input_tokens`` (cache reads and writes included)
-  and ``output_tokens``.
+  kyro's reply parser reads. Usage is ``input_tokens`` (cache reads and writes included) and
+  ``output_tokens``.
 * ``errored`` → the error's ``type`` is the code; ``api_error``, ``overloaded_error``,
   ``rate_limit_error`` and ``timeout_error`` clear with time and are retryable, the rest
   (``invalid_request_error``, ``authentication_error``, ``permission_error``,
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kyro import ResultError, ResultLine, Usage
+from kyro.provider import ResultError, ResultLine, Usage
 from kyro_anthropic._wire import ResultLine as WireLine
 from kyro_anthropic._wire import WireMessage, WireResult
 

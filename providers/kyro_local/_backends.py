@@ -20,7 +20,8 @@ import httpx
 import msgspec
 import tenacity
 
-from kyro import RetryPolicy, redact, send_with_retries
+from kyro import redact
+from kyro.provider import RetryPolicy, send_with_retries
 from kyro_local._wire import OutputError, OutputResponse
 
 __all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
@@ -61,8 +62,9 @@ class _ErrorEnvelope(msgspec.Struct):
 class HttpBackend:
     """POST each body to ``{base_url}/chat/completions`` with retries and a per-try deadline.
 
-    Retries follow :func:`kyro.send_with_retries` (timeouts, transport errors, 408/409/429/5xx,
-    honouring ``retry-after``); ``timeout`` bounds each attempt as a whole, connect to last byte.
+    Retries follow :func:`kyro.provider.send_with_retries` (timeouts, transport errors,
+    408/409/429/5xx, honouring ``retry-after``); ``timeout`` bounds each attempt as a whole,
+    connect to last byte.
 
     Example::
 

@@ -18,7 +18,7 @@ import anyio.to_thread
 import httpx
 import msgspec
 
-from kyro import (
+from kyro.provider import (
     BatchError,
     BatchLimits,
     BatchState,

@@ -13,7 +13,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from kyro import BatchState, ResultError, ResultLine
+from kyro.provider import BatchState, ResultError, ResultLine
 from kyro_local._store import BatchRecord, read_line_chunks
 from kyro_local._wire import InputId, line_number
 from kyro_openai import classify_output_line, decode_output_line

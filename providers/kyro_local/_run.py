@@ -23,7 +23,7 @@ import anyio.to_thread
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from kyro import BatchError, BatchState, RequestCounts
+from kyro.provider import BatchError, BatchState, RequestCounts
 from kyro_local._backends import Outcome
 from kyro_local._store import BatchRecord, BatchStore, read_line_chunks
 from kyro_local._wire import InputLine, OutputError, OutputLine, OutputResponse

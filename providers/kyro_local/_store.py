@@ -25,7 +25,7 @@ from typing import IO
 
 import msgspec
 
-from kyro import BatchError, BatchState, RequestCounts
+from kyro.provider import BatchError, BatchState, RequestCounts
 
 __all__ = [
     "BatchRecord",

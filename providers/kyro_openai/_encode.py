@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from kyro import BatchLimits, BatchValidationError, JudgeRequest, Message, ResponseSchema
+from kyro.provider import BatchLimits, BatchValidationError, JudgeRequest, Message, ResponseSchema
 
 __all__ = [
     "CHAT_COMPLETIONS_URL",

@@ -3,7 +3,7 @@
 The API key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only as
 a request header (httpx logs URLs and status lines, never header values), and is scrubbed from
 any server message copied into a :class:`kyro.ProviderError`. Every call goes through
-:func:`kyro.send_with_retries`; what is left after the retries becomes a ``ProviderError``
+:func:`kyro.provider.send_with_retries`; what is left after the retries becomes a ``ProviderError``
 whose message says what to do next, with the status, the error code and the ``x-request-id``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro import KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro.provider import KyroError, ProviderError, RetryPolicy, send_with_retries
 from kyro_openai._wire import ErrorEnvelope
 
 __all__ = [

@@ -29,7 +29,8 @@ import anyio
 import httpx
 import msgspec
 
-from kyro import (
+from kyro import redact
+from kyro.provider import (
     BatchLimits,
     BatchStatus,
     BatchValidationError,
@@ -39,7 +40,6 @@ from kyro import (
     ResultLine,
     RetryPolicy,
     header_problem,
-    redact,
 )
 from kyro_openai._encode import (
     CHAT_COMPLETIONS_URL,

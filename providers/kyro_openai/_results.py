@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import msgspec
 
-from kyro import ResultError, ResultLine, Usage
+from kyro.provider import ResultError, ResultLine, Usage
 from kyro_openai._http import Sleep
 from kyro_openai._wire import OutputLine, WireUsage
 

@@ -1,4 +1,4 @@
-"""Turning an OpenAI (or Azure) Batch object into kyro's neutral :class:`kyro.BatchStatus`.
+"""Turning an OpenAI (or Azure) Batch object into kyro's neutral :class:`kyro.provider.BatchStatus`.
 
 Statuses are read case-insensitively (Azure's older API versions say ``"Validating"``), an
 unknown status is reported as pending with the raw text kept in ``provider_status`` (a poll
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kyro import BatchError, BatchState, BatchStatus, RequestCounts
+from kyro.provider import BatchError, BatchState, BatchStatus, RequestCounts
 from kyro_openai._wire import WireBatch, WireBatchError
 
 __all__ = ["RETRY_LATER_CODES", "batch_status", "parse_timestamp"]

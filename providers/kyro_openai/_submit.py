@@ -1,7 +1,7 @@
 """Submitting a shard: the streamed upload, then a batch created without blind duplicates.
 
 OpenAI has no idempotency key, so a create is resent as is only after an answer that proves
-nothing was made (408, 409, 429 — handled by :func:`kyro.send_with_retries` — or a refused
+nothing was made (408, 409, 429 — handled by :func:`kyro.provider.send_with_retries` — or a refused
 connection). After an ambiguous failure (a 5xx, a timeout or a connection dropped once the
 request was out) the batch list is searched for a batch made from the file just uploaded, and
 that batch is adopted rather than a second one created. Uploads are retried freely: a
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from kyro import KyroError
+from kyro.provider import KyroError
 from kyro_openai._http import Http, decode_json, transport_error
 from kyro_openai._upload import MultipartFile
 from kyro_openai._wire import FileObject, WireBatch

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro import JudgeRequest, Message, RetryPolicy
+from kyro.provider import JudgeRequest, Message, RetryPolicy
 from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 
 NOW = 1_800_000_000.0

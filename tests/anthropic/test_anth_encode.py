@@ -10,7 +10,9 @@ import msgspec
 import pytest
 from anthropic_helpers import CREATE_ITEM_SCHEMA, MODEL, judge_request
 
-from kyro import BatchValidationError, JudgeRequest, Message, parse_reply
+from kyro import BatchValidationError
+from kyro._verdicts.vote import parse_reply
+from kyro.provider import JudgeRequest, Message
 from kyro_anthropic import (
     DEFAULT_MAX_TOKENS,
     VERDICT_SCHEMA,

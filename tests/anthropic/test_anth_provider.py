@@ -20,7 +20,8 @@ from anthropic_helpers import (
 )
 from anthropic_helpers import item as make_item
 
-from kyro import BatchJudge, BatchLimits, BatchState, KyroError, ProviderError, RetryPolicy
+from kyro import BatchJudge, KyroError, ProviderError
+from kyro.provider import BatchLimits, BatchState, RetryPolicy
 from kyro_anthropic import AmbiguousBatchError, AnthropicBatchProvider
 from kyro_anthropic._wire import MessageBatch
 from kyro_anthropic.testing import DropConnectionFault, Emulator, EmulatorConfig, HttpErrorFault

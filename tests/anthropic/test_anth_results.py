@@ -9,7 +9,8 @@ import msgspec
 import pytest
 from anthropic_helpers import write_shard
 
-from kyro import BatchState, ResultLine, parse_reply
+from kyro._verdicts.vote import parse_reply
+from kyro.provider import BatchState, ResultLine
 from kyro_anthropic import AnthropicBatchProvider, classify_result
 from kyro_anthropic._results import decode_line
 from kyro_anthropic._wire import WireResult

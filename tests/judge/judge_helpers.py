@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from kyro import BatchLimits
+from kyro.provider import BatchLimits
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator
 

@@ -24,7 +24,8 @@ import httpx
 import msgspec
 
 import kyro._state.store
-from kyro import BatchJudge, BatchLimits, BatchRunResult
+from kyro import BatchJudge, BatchRunResult
+from kyro.provider import BatchLimits
 from kyro_openai import OpenAIBatchProvider
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from judge_helpers import emulator_provider, write_config
 
-from kyro import BatchJobError, BatchJudge, BudgetExceededError, Usage
+from kyro import BatchJobError, BatchJudge, BudgetExceededError
 from kyro._cost.budget import JobBudget, budget_of, resubmit_refusal
 from kyro._cost.estimate import CostEstimator
 from kyro._cost.prices import load_prices
 from kyro._types import JudgeRequest, Message
+from kyro.provider import Usage
 from kyro_local import LocalProvider
 from kyro_openai.testing import Emulator
 

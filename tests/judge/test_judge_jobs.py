@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from judge_helpers import JUDGES, NOW, config_text, emulator_provider, write_config
 
-from kyro import BatchJobError, BatchJudge, BatchLimits, BatchState, BatchValidationError
+from kyro import BatchJobError, BatchJudge, BatchValidationError
+from kyro.provider import BatchLimits, BatchState
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
 

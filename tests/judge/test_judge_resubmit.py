@@ -9,7 +9,8 @@ import msgspec
 import pytest
 from judge_helpers import NOW, emulator_provider, write_config
 
-from kyro import BatchError, BatchJobError, BatchJudge, BatchState, BatchValidationError
+from kyro import BatchJobError, BatchJudge, BatchValidationError
+from kyro.provider import BatchError, BatchState
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
 

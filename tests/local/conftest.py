@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from kyro import JudgeRequest, Message
+from kyro.provider import JudgeRequest, Message
 from kyro_openai import encode_request
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}

@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from kyro import ResultLine, RetryPolicy, Usage
+from kyro.provider import ResultLine, RetryPolicy, Usage
 from kyro_local import LocalProvider
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kyro import BatchState, ResultLine, RetryPolicy, Usage
+from kyro.provider import BatchState, ResultLine, RetryPolicy, Usage
 from kyro_local import LocalProvider
 
 

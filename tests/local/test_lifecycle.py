@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from kyro import BatchState, JudgeRequest, Message, ProviderError
+from kyro import ProviderError
+from kyro.provider import BatchState, JudgeRequest, Message
 from kyro_local import LocalProvider
 
 _CHECK = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kyro import BatchProvider
+from kyro.provider import BatchProvider
 from kyro.testing import check_provider
 from kyro_local import LocalProvider
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from openai_spec import validate, validate_create_file
 
-from kyro import RetryPolicy
+from kyro.provider import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
 
 BASE = "https://api.test/v1"

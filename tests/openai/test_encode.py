@@ -12,16 +12,11 @@ import pytest
 from plan_helpers import make_config, make_judge
 from spec_schemas import validate_component
 
-from kyro import (
-    BatchLimits,
-    BatchValidationError,
-    JudgeRequest,
-    Message,
-    Transcript,
-    build_shards,
-    verdict_schema,
-)
+from kyro import BatchValidationError, verdict_schema
+from kyro._build.plan_build import build_shards
 from kyro._contract import VERDICT_SCHEMA
+from kyro._transcripts import Transcript
+from kyro.provider import BatchLimits, JudgeRequest, Message
 from kyro_openai import OPENAI_LIMITS, encode_request, supports_structured_outputs
 
 # Stricter than the spec's BatchRequestInput (which requires nothing): what kyro promises.

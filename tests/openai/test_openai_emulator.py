@@ -10,7 +10,8 @@ import httpx
 import pytest
 from openai_fakes import SleepLog, no_sleep
 
-from kyro import BatchState, JudgeRequest, Message, ProviderError, ResultLine, RetryPolicy
+from kyro import ProviderError
+from kyro.provider import BatchState, JudgeRequest, Message, ResultLine, RetryPolicy
 from kyro.testing import check_provider
 from kyro_openai import OpenAIBatchProvider
 

@@ -13,15 +13,8 @@ import pytest
 from openai_fakes import BASE, KEY, FakeApi, SleepLog, batch_json, error_json
 from openai_spec import validate
 
-from kyro import (
-    BatchProvider,
-    BatchState,
-    JudgeRequest,
-    KyroError,
-    Message,
-    ProviderError,
-    RetryPolicy,
-)
+from kyro import KyroError, ProviderError
+from kyro.provider import BatchProvider, BatchState, JudgeRequest, Message, RetryPolicy
 from kyro_openai import OpenAIBatchProvider
 
 

@@ -12,7 +12,8 @@ import msgspec
 import pytest
 from openai_fakes import FakeApi, batch_json
 
-from kyro import KyroError, ProviderError, ResultLine
+from kyro import KyroError, ProviderError
+from kyro.provider import ResultLine
 from kyro_openai import decode_output_line
 from kyro_openai._results import classify
 from kyro_openai._wire import OutputLine

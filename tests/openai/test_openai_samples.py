@@ -7,7 +7,8 @@ import json
 import msgspec
 import pytest
 
-from kyro import BatchValidationError, JudgeRequest, Message, Usage
+from kyro import BatchValidationError
+from kyro.provider import JudgeRequest, Message, Usage
 from kyro_openai import encode_request
 from kyro_openai._results import classify
 from kyro_openai._wire import OutputLine

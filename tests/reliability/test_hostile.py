@@ -43,13 +43,13 @@ from kyro import (
     BatchValidationError,
     JobBusyError,
     ProviderError,
-    iter_transcripts,
     load_config,
-    plan_requests,
     redact,
 )
 from kyro._files import FileLock
+from kyro._plan.planner import plan_requests
 from kyro._state.store import StateStore
+from kyro._transcripts import iter_transcripts
 from kyro._verdicts.vote import MAX_REPLY_CHARS, RAW_KEEP_CHARS, VoteSettings, parse_reply
 from kyro.cli import main
 from kyro.cli._crash import report_internal_error

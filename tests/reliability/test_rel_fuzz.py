@@ -20,16 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from kyro import (
-    BatchLimits,
-    KyroError,
-    RetryPolicy,
-    Template,
-    Transcript,
-    build_shards,
-    iter_transcripts,
-    load_config,
-)
+from kyro import KyroError, load_config
+from kyro._build.plan_build import build_shards
+from kyro._config.templates import Template
+from kyro._transcripts import Transcript, iter_transcripts
+from kyro.provider import BatchLimits, RetryPolicy
 from kyro_openai import OpenAIBatchProvider, encode_request
 
 FUZZ = settings(

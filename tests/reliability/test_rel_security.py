@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from _scenarios import EmulatorProcess, Job, check_until_done, run_kyro, served
 
-from kyro import BatchJudge, BatchRunResult, KyroError, ProviderError, RetryPolicy
+from kyro import BatchJudge, BatchRunResult, KyroError, ProviderError
+from kyro.provider import RetryPolicy
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, default_responder, serve

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from serve_helpers import AUTH, SEED_INPUTS, make_service, post, serving, wait_for
 
-from kyro import RetryPolicy
+from kyro.provider import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, serve
 
