@@ -183,17 +183,3 @@ def test_all_is_sorted_and_complete(package: str) -> None:
     assert public <= set(exported), f"public but not in __all__: {sorted(public - set(exported))}"
     for name in exported:
         assert hasattr(module, name), f"{package}.__all__ names missing {name}"
-
-
-def test_import_kyro_imports_no_provider() -> None:
-    """``import kyro`` loads neither bundled provider (they are found by name, lazily)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, kyro\n"
-        "names = ('kyro_openai', 'kyro_local', 'kyro_anthropic')\n"
-        "print(any(m.startswith(names) for m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
