@@ -73,10 +73,6 @@ ALLOWED_EDGES: Mapping[tuple[str, str], str] = {
     ("kyro._state.schema", "kyro._verdicts.result_types"): "JobState records OverallStatus "
     "and ResultCounts of a finished job",
     ("kyro._state.schema", "kyro._verdicts.vote"): "JobState records the job's VoteSettings",
-    # The one-pass plan-and-build takes the reply-cache gate as an optional parameter; the
-    # gate's cache checks a reply parses before it stores it, which needs the verdict parser.
-    ("kyro._build.plan_build", "kyro._verdicts.cache_gate"): "build_shards(gate=RequestGate) "
-    "lets the reply cache answer requests before they are written",
     # ``kyro plan`` writes provider batch lines without a provider object, so it imports the
     # two encoders it knows directly instead of asking the registry for one.
     ("kyro.cli._plan", "kyro_anthropic"): "kyro plan imports the Anthropic encoder and limits",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -22,11 +22,27 @@ from kyro._transcript_index import INDEX_FILENAME, TranscriptIndexWriter
 from kyro._limits import printable
 from kyro._plan.planner import Planner
 from kyro._plan.preflight import Preflight
-from kyro._verdicts.cache_gate import RequestGate
 from kyro._transcripts import Transcript
-from kyro._types import BatchLimits
+from kyro._types import BatchLimits, JudgeRequest
 
-__all__ = ["build_shards"]
+__all__ = ["RequestFilter", "build_shards"]
+
+
+class RequestFilter(Protocol):
+    """What :func:`build_shards` needs of a gate between the planner and the builder.
+
+    The reply cache's :class:`kyro._verdicts.cache_gate.RequestGate` is one: it answers runs
+    from the cache and estimates cost. The build layer names only this shape, so it does not
+    depend on the verdict layer that gate lives in.
+    """
+
+    def take(self, requests: Sequence[JudgeRequest]) -> list[JudgeRequest]:
+        """Queue one transcript's requests; return those already known to be sent."""
+        ...
+
+    def flush(self) -> list[JudgeRequest]:
+        """Resolve everything queued; return the rest of the requests to send."""
+        ...
 
 
 def build_shards(
@@ -43,14 +59,15 @@ def build_shards(
     max_problems: int = 20,
     on_transcript: Callable[[Transcript], object] | None = None,
     samples: bool = False,
-    gate: RequestGate | None = None,
+    gate: RequestFilter | None = None,
 ) -> BuildSummary:
     """Plan every request, check it, and encode it into shards (and an index) under ``directory``.
 
     With ``directory=None`` the lines are encoded and counted but nothing is written, so the
     summary's shards and bytes are exact either way. ``samples`` sends each transcript ×
-    judge's runs as one request (``n``); a ``gate`` (:class:`kyro._verdicts.cache_gate.RequestGate`)
-    answers runs from the reply cache and estimates cost, so only the rest is written. With
+    judge's runs as one request (``n``); a ``gate`` (a :class:`RequestFilter`, such as the
+    reply cache's gate) answers runs from the reply cache and estimates cost, so only the rest
+    is written. With
     a directory (created if missing), it receives the shard files and
     ``transcripts.index.jsonl``; it must not already hold files of those names.
 
@@ -58,7 +75,7 @@ def build_shards(
 
         from kyro_openai import OPENAI_LIMITS, encode_request
 
-        summary = build_shards(config, kyro._transcripts.iter_transcripts(["data/"]), runs=3,
+        summary = build_shards(config, iter_transcripts(["data/"]), runs=3,
                                encode=encode_request, limits=OPENAI_LIMITS, directory="out")
         for shard in summary.shards:
             print(shard.name, shard.lines, shard.bytes, shard.sha256)

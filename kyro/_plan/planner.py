@@ -94,7 +94,7 @@ def plan_requests(
 
     Example::
 
-        for request in plan_requests(config, kyro._transcripts.iter_transcripts(["a.txt"]), runs=3):
+        for request in plan_requests(config, iter_transcripts(["a.txt"]), runs=3):
             provider.encode(request, buffer)
     """
     planner = Planner(config, runs, variables, stage, preflight, samples=samples)
@@ -116,7 +116,7 @@ def aplan_requests(
 
     Example::
 
-        async for request in aplan_requests(config, kyro._transcripts.aiter_transcripts(items)):
+        async for request in aplan_requests(config, aiter_transcripts(items)):
             builder.add(request)
     """
     planner = Planner(config, runs, variables, stage, preflight, samples=samples)
