@@ -35,6 +35,7 @@ from kyro._exceptions import (
 )
 from kyro._job.batch_judge import BatchJudge
 from kyro._live.live_judge import KyroJudge
+from kyro._public import present as _present
 from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
 from kyro._state.progress import BatchProgress, JobProgress, StageProgress
@@ -86,10 +87,5 @@ __all__ = [
     "verdict_schema",
 ]
 
-# Each public name says where users import it from: ``kyro.BatchJudge`` in reprs, tracebacks
-# and docs, not the private module that defines it.
-for _name in __all__:
-    _value = globals()[_name]
-    if getattr(_value, "__module__", "").startswith("kyro._"):
-        _value.__module__ = "kyro"
-del _name, _value
+# Reprs, pickles and docs name this face, not the private module defining each name.
+_present(globals(), __all__, __name__)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from kyro._exceptions import BatchValidationError, KyroError, ProviderError
 from kyro._provider import BatchProvider, LiveProvider
+from kyro._public import present as _present
 from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
 from kyro._types import (
     BatchError,
@@ -59,9 +60,5 @@ __all__ = [
     "send_with_retries",
 ]
 
-# Reprs and docs say ``kyro.provider.BatchLimits``; the errors keep ``kyro.`` (their home face).
-for _name in __all__:
-    _value = globals()[_name]
-    if getattr(_value, "__module__", "").startswith("kyro._"):
-        _value.__module__ = __name__
-del _name, _value
+# Reprs, pickles and docs name this face, not the private module defining each name.
+_present(globals(), __all__, __name__)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import typing
 
+import msgspec
 import pytest
 
 FACES: dict[str, list[str]] = {
@@ -142,6 +144,38 @@ def test_pipeline_internals_are_not_public(name: str) -> None:
         module = importlib.import_module(face)
         assert name not in module.__all__
         assert not hasattr(module, name), f"{face}.{name} is still reachable"
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_face_classes_still_resolve_their_annotations(face: str) -> None:
+    """After the ``__module__`` rewrite every exported class's annotations still resolve, and
+    msgspec still builds a decoder for every exported Struct."""
+    module = importlib.import_module(face)
+    structs = 0
+    for name in module.__all__:
+        value = getattr(module, name)
+        if not isinstance(value, type):
+            continue
+        hints = typing.get_type_hints(value)
+        assert all(not isinstance(hint, str) for hint in hints.values()), name
+        if issubclass(value, msgspec.Struct):
+            msgspec.json.Decoder(value)
+            structs += 1
+    assert structs >= 1
+
+
+def test_results_decode_by_their_public_type() -> None:
+    """An evaluation encoded to JSON decodes back through ``kyro.TranscriptEvaluation``."""
+    from kyro import JudgeVerdict, TranscriptEvaluation
+
+    evaluation = TranscriptEvaluation(
+        index=0,
+        source="inline:0",
+        status="SUCCESS",
+        verdicts={"tone": JudgeVerdict(judge="tone", status="SUCCESS", votes={"SUCCESS": 1})},
+    )
+    decoded = msgspec.json.decode(msgspec.json.encode(evaluation), type=TranscriptEvaluation)
+    assert decoded == evaluation
 
 
 def test_faces_still_pickle_by_their_public_path() -> None:

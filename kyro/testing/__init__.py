@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from kyro._public import present as _present
 from kyro.testing._conformance import ConformanceError, ProviderConformance, check_provider
 from kyro.testing._fake import FakeBatch, FakeProvider, Responder, default_responder
 
@@ -30,9 +31,5 @@ __all__ = [
     "default_responder",
 ]
 
-# Reprs and docs say ``kyro.testing.FakeProvider``, not the private module defining it.
-for _name in __all__:
-    _value = globals()[_name]
-    if getattr(_value, "__module__", "").startswith("kyro.testing._"):
-        _value.__module__ = __name__
-del _name, _value
+# Reprs, pickles and docs name this face, not the private module defining each name.
+_present(globals(), __all__, __name__)

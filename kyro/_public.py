@@ -1,0 +1,55 @@
+"""Public names say which face they come from: ``kyro.BatchJudge``, ``kyro.provider.BatchLimits``.
+
+Each face (``kyro``, ``kyro.provider``, ``kyro.testing``) re-exports names defined in private
+modules and sets their ``__module__`` to itself, so reprs, tracebacks, pickles and docs name the
+import path users have, not the private module that happens to define them.
+
+Changing ``__module__`` moves where a class's postponed (string) annotations are looked up:
+msgspec and :func:`typing.get_type_hints` evaluate them in ``sys.modules[cls.__module__]``,
+which no longer holds the defining module's names. So before the rewrite, each class's own
+string annotations (and those of its private base classes) are evaluated once in the module
+that wrote them. A class whose annotations name something only a type checker sees
+(``TYPE_CHECKING`` imports) keeps its strings: nothing at runtime could resolve those anyway.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+
+__all__ = ["present"]
+
+
+def _private(module: str) -> bool:
+    parts = module.split(".")
+    return parts[0] == "kyro" and any(part.startswith("_") for part in parts[1:])
+
+
+def _resolve_annotations(cls: type) -> None:
+    """Replace ``cls``'s own string annotations by the objects they name, where all resolve."""
+    own = inspect.get_annotations(cls)
+    if not any(isinstance(value, str) for value in own.values()):
+        return
+    try:
+        resolved = inspect.get_annotations(cls, eval_str=True)
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        return
+    cls.__annotations__ = resolved
+
+
+def present(namespace: Mapping[str, object], names: Iterable[str], face: str) -> None:
+    """Set ``__module__`` of each name a face exports (defined privately) to ``face``.
+
+    Example::
+
+        present(globals(), __all__, __name__)   # at the end of a face's __init__
+    """
+    exported = [namespace[name] for name in names]
+    for value in exported:
+        if isinstance(value, type):
+            for cls in value.__mro__:
+                if _private(cls.__module__):
+                    _resolve_annotations(cls)
+    for value in exported:
+        if _private(getattr(value, "__module__", "")):
+            value.__module__ = face
