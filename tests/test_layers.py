@@ -38,6 +38,7 @@ ROOMS = frozenset({"_config", "_plan", "_build", "_verdicts", "_state", "_job", 
 BASE_ROOMS = frozenset({"_cost"})
 """Rooms in the base tier: they import only base, and any layer may import them."""
 PUBLIC = frozenset({"kyro", "kyro.provider", "testing"})
+PUBLIC_FACES = ("kyro", "kyro.provider", "kyro.testing")
 BELOW_JOB = frozenset({"base", "_config", "_plan", "_build", "_verdicts", "_state"})
 CORE = BELOW_JOB | {"_job", "_live", "_report"}
 ALLOWED: Mapping[str, frozenset[str]] = {
@@ -304,6 +305,24 @@ def test_no_import_cycles() -> None:
     found = cycles(graph_of(EDGES))
     assert [sorted(c) for c in found if c not in ALLOWED_CYCLES] == []
     assert sorted(map(sorted, set(ALLOWED_CYCLES) - set(found))) == []
+
+
+def test_public_layers_import_only_names_a_face_exports() -> None:
+    """eval, serve, the doubles and providers take from a face only names in its ``__all__``."""
+    import importlib
+
+    faces = {face: set(importlib.import_module(face).__all__) for face in PUBLIC_FACES}
+    unexported = []
+    for module, path in MODULES.items():
+        if layer_of(module) not in ("eval", "serve", "testing", "provider"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in faces:
+                wanted = {alias.name for alias in node.names} - faces[node.module]
+                # A submodule of the face (``from kyro.testing import _fake``) is not a name.
+                wanted = {name for name in wanted if f"{node.module}.{name}" not in MODULES}
+                unexported += [f"{path}:{node.lineno}: {node.module}.{n}" for n in sorted(wanted)]
+    assert unexported == []
 
 
 def test_import_kyro_and_its_faces_import_no_provider() -> None:

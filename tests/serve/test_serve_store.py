@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-import kyro.serve
 from kyro import KyroError
 from kyro.serve import (
     SCHEMA_VERSION,
@@ -86,21 +84,3 @@ def test_listing_filters_and_pages(tmp_path: Path) -> None:
     assert ids(ExecutionFilter(judge_id="other")) == []
     assert ids(ExecutionFilter(limit=2, after=(3.0, "e3"))) == ["e2", "e1"]
     store.close()
-
-
-def test_serve_imports_only_the_public_names_of_kyro() -> None:
-    """kyro.serve reaches the rest of kyro through ``kyro``'s public names only."""
-    folder = Path(kyro.serve.__file__).parent
-    for path in folder.glob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                module = node.module
-            elif isinstance(node, ast.Import):
-                module = node.names[0].name
-            else:
-                continue
-            if module.startswith("kyro") and not module.startswith("kyro.serve"):
-                assert module == "kyro", f"{path.name} imports {module}"
-                if isinstance(node, ast.ImportFrom):
-                    assert all(alias.name in kyro.__all__ for alias in node.names), path.name
