@@ -91,7 +91,7 @@ def test_load_reports_an_unimportable_target() -> None:
 def test_load_refuses_objects_that_are_not_providers() -> None:
     """A target that builds something other than a BatchProvider is refused."""
     points = [FakeEntryPoint("weird", "builtins:dict", Dist("x"))]
-    with pytest.raises(KyroError, match=r"does not implement kyro\.BatchProvider"):
+    with pytest.raises(KyroError, match=r"does not implement kyro\.provider\.BatchProvider"):
         _Registry(entry_points=points).load("weird", {})
 
 
