@@ -97,8 +97,8 @@ async def _child_step(url: str, config: str, state_dir: str) -> dict[str, Any]:
 
 
 async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
-    import kyro._job.batch_judge
-    import kyro._job.check
+    import kyro._job.collect
+    import kyro._job.runner
     from kyro._job.collect import aggregate, download_results
 
     phases = {"download": 0.0, "aggregate": 0.0}
@@ -118,8 +118,8 @@ async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
         return collected
 
     # Instrumentation only: time the two phases of check() without changing them.
-    kyro._job.batch_judge.download_results = timed_download  # type: ignore[attr-defined]
-    kyro._job.check.aggregate = timed_aggregate  # type: ignore[attr-defined]
+    kyro._job.runner.download_results = timed_download  # type: ignore[attr-defined]
+    kyro._job.collect.aggregate = timed_aggregate
     judge = _judge(url, config, state_dir)
     start = time.perf_counter()
     result = await judge.check()

@@ -37,7 +37,7 @@ async def main() -> int:
         return 2
     finally:
         await judge.provider.aclose()
-    print(f"submitted {job_id}; state in {judge.store.state_path}")
+    print(f"submitted {job_id}; state in {judge.state_path}")
     return 0
 
 

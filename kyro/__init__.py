@@ -26,14 +26,18 @@ from kyro._config.judges import Judge, JudgesConfig
 from kyro._config.loader import load_config
 from kyro._contract import verdict_message, verdict_schema
 from kyro._exceptions import (
-    BatchJobError,
+    AuthenticationError,
     BatchValidationError,
     BudgetExceededError,
     JobBusyError,
+    JobPendingError,
     KyroError,
+    NoJobError,
     ProviderError,
+    ProviderNotFoundError,
 )
 from kyro._job.batch_judge import BatchJudge
+from kyro._job.job_error import BatchJobError
 from kyro._live.live_judge import KyroJudge
 from kyro._public import present as _present
 from kyro._redact import redact
@@ -55,6 +59,7 @@ from kyro._verdicts.vote import VoteSettings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BatchJobError",
     "BatchJudge",
     "BatchProgress",
@@ -63,6 +68,7 @@ __all__ = [
     "BudgetExceededError",
     "Evaluations",
     "JobBusyError",
+    "JobPendingError",
     "JobProgress",
     "Judge",
     "JudgeCounts",
@@ -70,7 +76,9 @@ __all__ = [
     "JudgesConfig",
     "KyroError",
     "KyroJudge",
+    "NoJobError",
     "ProviderError",
+    "ProviderNotFoundError",
     "ResultCounts",
     "RunVerdict",
     "StageProgress",

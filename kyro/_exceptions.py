@@ -4,38 +4,46 @@ The tree::
 
     KyroError                     anything kyro raises on purpose
     ├── BatchValidationError      bad config, transcripts, variables or state on disk
-    │                             (always names the file, and line:column for YAML)
+    │   │                         (always names the file, and line:column for YAML)
+    │   ├── JobPendingError       submit() while a job of the same config is pending;
+    │   │                         carries its job id (check or cancel it first)
+    │   └── NoJobError            check(), status() or cancel() with no job to act on
     ├── BatchJobError             a job ended failed, expired or cancelled; carries the
-    │                             provider's errors and whatever partial results exist
+    │                             typed status, the provider's errors and the partial
+    │                             BatchRunResult (defined in ``kyro._job.job_error``: it holds a
+    │                             result, which this base module cannot import)
     ├── JobBusyError              another kyro process holds the job's lock; carries its pid
     │                             and since when
     ├── ProviderError             an HTTP or transport failure talking to a provider;
-    │                             carries the status code, error code and request id
+    │   │                         carries the status code, error code and request id
+    │   └── AuthenticationError   the provider refused the credentials (HTTP 401 or 403)
+    ├── ProviderNotFoundError     no installed provider goes by the name asked for;
+    │                             carries the name and the available ones
     └── BudgetExceededError       a submit (or a later stage, or a resubmission) whose cost
                                   ceiling passes ``max_cost``; refused before any upload
 
-Catch ``KyroError`` to handle everything kyro raises; foreign exceptions are always chained
-(``raise ... from exc``) so the original cause stays visible.
+Each subclass is raised where its base was raised before, so an ``except`` of the base still
+catches it. Catch ``KyroError`` to handle everything kyro raises; foreign exceptions are
+always chained (``raise ... from exc``) so the original cause stays visible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from kyro._redact import redact
 
-if TYPE_CHECKING:
-    from kyro._types import BatchError
-
 __all__ = [
-    "BatchJobError",
+    "AuthenticationError",
     "BatchValidationError",
     "BudgetExceededError",
     "JobBusyError",
+    "JobPendingError",
     "KyroError",
+    "NoJobError",
     "ProviderError",
+    "ProviderNotFoundError",
 ]
 
 
@@ -91,35 +99,44 @@ class BatchValidationError(KyroError):
         return ":".join(parts) + ": "
 
 
-class BatchJobError(KyroError):
-    """A job reached a terminal state other than completed: failed, expired or cancelled.
+class JobPendingError(BatchValidationError):
+    """submit() found a job of the same config still pending: nothing new was planned.
 
-    ``errors`` lists the provider's job-level errors; ``result`` holds whatever partial
-    results were gathered (also written to disk, see ``result.results_path``); the state is
-    kept so the job can be resubmitted or inspected.
+    ``job_id`` is the pending job's; ``path`` its state file. Collect it with check() or
+    stop it with cancel(), then submit again.
+
+    Example::
+
+        try:
+            await judge.submit(transcripts)
+        except kyro.JobPendingError as exc:
+            print(f"job {exc.job_id} is still running")
+    """
+
+    def __init__(self, message: str, *, job_id: str, path: str | Path | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message, path=path)
+
+
+class NoJobError(BatchValidationError):
+    """check(), status() or cancel() found no job to act on (or not the job id asked for).
+
+    ``job_id`` is the id asked for (None when none was); ``path`` the state file that is
+    missing. Submit first — or give the state folder the job was submitted with.
 
     Example::
 
         try:
             result = await judge.check()
-        except kyro.BatchJobError as exc:
-            print(exc.status, [e.code for e in exc.errors], exc.result)
+        except kyro.NoJobError:
+            result = None      # nothing submitted yet
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        job_id: str,
-        status: str,
-        errors: Sequence[BatchError] = (),
-        result: Any = None,
+        self, message: str, *, job_id: str | None = None, path: str | Path | None = None
     ) -> None:
         self.job_id = job_id
-        self.status = status
-        self.errors = tuple(errors)
-        self.result = result
-        super().__init__(message)
+        super().__init__(message, path=path)
 
 
 class JobBusyError(KyroError):
@@ -187,6 +204,39 @@ class ProviderError(KyroError):
         suffix = f" ({', '.join(details)})" if details else ""
         prefix = f"{provider}: " if provider else ""
         super().__init__(f"{prefix}{message}{suffix}")
+
+
+class AuthenticationError(ProviderError):
+    """The provider refused the credentials (HTTP 401 or 403): no retry will help.
+
+    Set the key the message names (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``…), or give one
+    allowed to use the organization, project or model, then run the command again.
+
+    Example::
+
+        except kyro.AuthenticationError as exc:
+            print(f"fix the key: {exc}")
+    """
+
+
+class ProviderNotFoundError(KyroError):
+    """No installed provider goes by ``name``: :func:`kyro.get_provider` and ``--provider``.
+
+    ``available`` lists the names that are installed. Install the provider's package, or
+    pick one of those names.
+
+    Example::
+
+        try:
+            kyro.get_provider("opnai")
+        except kyro.ProviderNotFoundError as exc:
+            print(exc.name, exc.available)
+    """
+
+    def __init__(self, message: str, *, name: str, available: Sequence[str] = ()) -> None:
+        self.name = name
+        self.available = tuple(available)
+        super().__init__(message)
 
 
 class BudgetExceededError(KyroError):

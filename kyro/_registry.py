@@ -21,7 +21,7 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from kyro._exceptions import KyroError
+from kyro._exceptions import KyroError, ProviderNotFoundError
 from kyro._provider import BatchProvider
 
 __all__ = ["available_providers", "get_provider", "provider_default_model"]
@@ -77,13 +77,17 @@ class _Registry:
             sources.append(source)
 
     def target(self, name: str) -> str:
-        """The ``module:attr`` registered for ``name``; KyroError when unknown or contested."""
+        """The ``module:attr`` registered for ``name``; :class:`ProviderNotFoundError` when
+        unknown, KyroError when contested."""
         targets = self._claims.get(name)
         if not targets:
-            known = ", ".join(sorted(self.names())) or "none"
-            raise KyroError(
+            names = sorted(self.names())
+            known = ", ".join(names) or "none"
+            raise ProviderNotFoundError(
                 f"unknown provider {name!r}: available providers are {known}. Install the "
-                f"package that registers it in the {ENTRY_POINT_GROUP!r} entry-point group."
+                f"package that registers it in the {ENTRY_POINT_GROUP!r} entry-point group.",
+                name=name,
+                available=names,
             )
         if len(targets) > 1:
             claims = "; ".join(
@@ -146,7 +150,8 @@ def get_provider(name: str, /, **options: Any) -> BatchProvider:
     """Build the provider registered as ``name``, passing ``options`` to its constructor.
 
     The provider's package is imported only now. An unknown name raises
-    :class:`~kyro.KyroError` listing the available ones.
+    :class:`~kyro.ProviderNotFoundError` (a :class:`~kyro.KyroError`) listing the available
+    ones.
 
     Example::
 

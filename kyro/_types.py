@@ -6,12 +6,12 @@ to JSON for the state file, and cannot be mutated behind the core's back.
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
+    "TERMINAL_STATES",
     "BatchError",
     "BatchLimits",
     "BatchState",
@@ -23,6 +23,7 @@ __all__ = [
     "ResultError",
     "ResultLine",
     "Usage",
+    "is_terminal",
 ]
 
 
@@ -95,27 +96,40 @@ class BatchLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_bytes: int
 
 
-class BatchState(str, enum.Enum):
-    """A provider-neutral batch state. ``terminal`` tells whether it can still change."""
+BatchState = Literal[
+    "pending",
+    "running",
+    "finalizing",
+    "completed",
+    "failed",
+    "expired",
+    "cancelling",
+    "cancelled",
+]
+"""A provider-neutral batch state, a plain string as JSON and the state file carry it.
 
-    PENDING = "pending"
-    RUNNING = "running"
-    FINALIZING = "finalizing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLING = "cancelling"
-    CANCELLED = "cancelled"
+``completed``, ``failed``, ``expired`` and ``cancelled`` are terminal (:func:`is_terminal`):
+the batch can no longer change.
 
-    @property
-    def terminal(self) -> bool:
-        """True for completed, failed, expired and cancelled."""
-        return self in _TERMINAL
+Example::
+
+    status = await provider.poll(batch_id)
+    if status.state == "expired":
+        ...
+"""
+
+TERMINAL_STATES: frozenset[BatchState] = frozenset({"completed", "failed", "expired", "cancelled"})
+"""The batch states that can no longer change."""
 
 
-_TERMINAL = frozenset(
-    {BatchState.COMPLETED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED}
-)
+def is_terminal(state: BatchState | None) -> bool:
+    """True once a batch in ``state`` can no longer change (None: not polled yet).
+
+    Example::
+
+        is_terminal("expired"), is_terminal("running")   # (True, False)
+    """
+    return state in TERMINAL_STATES
 
 
 class BatchError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -161,7 +175,7 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     @property
     def terminal(self) -> bool:
         """True once the batch can no longer change (completed, failed, expired, cancelled)."""
-        return self.state.terminal
+        return self.state in TERMINAL_STATES
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from kyro._exceptions import BatchValidationError, KyroError, ProviderError
+from kyro._exceptions import AuthenticationError, BatchValidationError, KyroError, ProviderError
 from kyro._provider import BatchProvider, LiveProvider
 from kyro._public import present as _present
 from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
@@ -35,9 +35,11 @@ from kyro._types import (
     ResultError,
     ResultLine,
     Usage,
+    is_terminal,
 )
 
 __all__ = [
+    "AuthenticationError",
     "BatchError",
     "BatchLimits",
     "BatchProvider",
@@ -56,6 +58,7 @@ __all__ = [
     "RetryPolicy",
     "Usage",
     "header_problem",
+    "is_terminal",
     "retry_after_seconds",
     "send_with_retries",
 ]

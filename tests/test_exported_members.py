@@ -10,6 +10,7 @@ import pytest
 
 FACES: dict[str, list[str]] = {
     "kyro": [
+        "AuthenticationError",
         "BatchJobError",
         "BatchJudge",
         "BatchProgress",
@@ -18,6 +19,7 @@ FACES: dict[str, list[str]] = {
         "BudgetExceededError",
         "Evaluations",
         "JobBusyError",
+        "JobPendingError",
         "JobProgress",
         "Judge",
         "JudgeCounts",
@@ -25,7 +27,9 @@ FACES: dict[str, list[str]] = {
         "JudgesConfig",
         "KyroError",
         "KyroJudge",
+        "NoJobError",
         "ProviderError",
+        "ProviderNotFoundError",
         "ResultCounts",
         "RunVerdict",
         "StageProgress",
@@ -42,6 +46,7 @@ FACES: dict[str, list[str]] = {
         "verdict_schema",
     ],
     "kyro.provider": [
+        "AuthenticationError",
         "BatchError",
         "BatchLimits",
         "BatchProvider",
@@ -60,6 +65,7 @@ FACES: dict[str, list[str]] = {
         "RetryPolicy",
         "Usage",
         "header_problem",
+        "is_terminal",
         "retry_after_seconds",
         "send_with_retries",
     ],
@@ -76,7 +82,7 @@ FACES: dict[str, list[str]] = {
 """Each face of kyro and exactly the names it offers: users, provider authors, test doubles."""
 
 # The errors a provider raises are offered on both faces; their home (``__module__``) is kyro.
-SHARED_WITH_KYRO = {"BatchValidationError", "KyroError", "ProviderError"}
+SHARED_WITH_KYRO = {"AuthenticationError", "BatchValidationError", "KyroError", "ProviderError"}
 
 # Pipeline internals that left the public surface (they freeze no on-disk format as contract).
 INTERNALS = [
@@ -217,3 +223,30 @@ def test_all_is_sorted_and_complete(package: str) -> None:
     assert public <= set(exported), f"public but not in __all__: {sorted(public - set(exported))}"
     for name in exported:
         assert hasattr(module, name), f"{package}.__all__ names missing {name}"
+
+
+def test_error_tree_is_exported_with_its_bases() -> None:
+    """Every error kyro raises is a public name of ``kyro``, under the base it subclasses."""
+    import kyro
+
+    bases = {
+        "KyroError": Exception,
+        "BatchValidationError": kyro.KyroError,
+        "JobPendingError": kyro.BatchValidationError,
+        "NoJobError": kyro.BatchValidationError,
+        "BatchJobError": kyro.KyroError,
+        "JobBusyError": kyro.KyroError,
+        "ProviderError": kyro.KyroError,
+        "AuthenticationError": kyro.ProviderError,
+        "ProviderNotFoundError": kyro.KyroError,
+        "BudgetExceededError": kyro.KyroError,
+    }
+    exported = {
+        name
+        for name in kyro.__all__
+        if isinstance(getattr(kyro, name), type) and issubclass(getattr(kyro, name), Exception)
+    }
+    assert exported == set(bases)
+    for name, base in bases.items():
+        error = getattr(kyro, name)
+        assert error.__bases__ == (base,), name

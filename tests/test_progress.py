@@ -26,8 +26,8 @@ def _attempt(number: int, lines: int, counts: RequestCounts | None, state: Batch
 
 def test_totals_add_completions_over_attempts_and_take_the_latest_failures() -> None:
     """Requests finished by the first batch still count once a resubmission has taken over."""
-    first = _attempt(1, 10, RequestCounts(total=10, completed=6, failed=4), BatchState.EXPIRED)
-    second = _attempt(2, 4, RequestCounts(total=4, completed=3, failed=1), BatchState.COMPLETED)
+    first = _attempt(1, 10, RequestCounts(total=10, completed=6, failed=4), "expired")
+    second = _attempt(2, 4, RequestCounts(total=4, completed=3, failed=1), "completed")
     shard = ShardState(
         index=0,
         name="shards/s.jsonl",

@@ -23,7 +23,7 @@ from kyro import (
 )
 from kyro._files import FileLock, atomic_write, atomic_writer
 from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
-from kyro.provider import BatchState, RequestCounts, Usage
+from kyro.provider import RequestCounts, Usage
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 
@@ -225,7 +225,7 @@ def test_poll_fields_round_trip(tmp_path: Path) -> None:
         via="fallback",
         reason="resubmit",
         batch_id="b2",
-        state=BatchState.EXPIRED,
+        state="expired",
         counts=RequestCounts(total=2, completed=1),
         observed_at=NOW,
         downloaded=True,
@@ -250,9 +250,9 @@ def test_state_helpers_replace_by_number() -> None:
         ShardState(index=1, name="b", model="m", lines=1, bytes=1, sha256="")
     )
     assert [s.index for s in updated.shards] == [0, 1]
-    done = msgspec.structs.replace(sent, state=BatchState.COMPLETED)
+    done = msgspec.structs.replace(sent, state="completed")
     final = updated.with_shard(updated.shards[0].with_attempt(done))
-    assert [a.state for a in final.shards[0].attempts] == [BatchState.COMPLETED, None]
+    assert [a.state for a in final.shards[0].attempts] == ["completed", None]
 
 
 async def test_lock_excludes_another_task(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from kyro._verdicts.job_cache import JobCache
 from kyro._verdicts.result_types import BatchRunResult
 from kyro._verdicts.vote import VoteSettings
 
-__all__ = ["Collected", "aggregate", "download_results", "read_download"]
+__all__ = ["Aggregation", "Collected", "aggregate", "download_results", "read_download"]
 
 _log = logging.getLogger("kyro")
 _encoder = msgspec.json.Encoder()
@@ -131,3 +131,29 @@ def _store(job_cache: JobCache, downloads: Sequence[Path]) -> None:
             job_cache.store_replies(read_download(path))
     except (KyroError, sqlite3.Error, OSError) as exc:
         _log.warning("the reply cache could not store this job's replies: %s", exc)
+
+
+class Aggregation(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything :func:`aggregate` reads for one plain job, from its state and store.
+
+    Example::
+
+        collected = runner.aggregation(state).run(finish=True)
+    """
+
+    downloads: tuple[Path, ...]
+    work_dir: Path
+    index_path: Path
+    results_path: Path
+    job_id: str
+    judges: tuple[str, ...]
+    runs: int
+    transcripts: int
+    settings: VoteSettings
+    thresholds: tuple[float, ...]
+    samples: int
+    reuse_dir: Path | None
+
+    def run(self, *, finish: bool) -> Collected:
+        """Aggregate the downloads (blocking file I/O: call it in a worker thread)."""
+        return aggregate(**msgspec.structs.asdict(self), finish=finish)

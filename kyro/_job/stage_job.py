@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio.to_thread
 import msgspec
@@ -33,6 +32,7 @@ from kyro._config.judges import JudgesConfig, recorded_models
 from kyro._exceptions import BatchValidationError
 from kyro._files import atomic_writer
 from kyro._job.collect import read_download
+from kyro._job.runner import JobRunner
 from kyro._job.stage_build import build_stage
 from kyro._job.stage_files import (
     StageOutcomes,
@@ -49,9 +49,6 @@ from kyro._verdicts.result_types import (
     JudgeVerdict,
 )
 from kyro._verdicts.steps import ResultsWriter, pipeline_evaluation
-
-if TYPE_CHECKING:
-    from kyro._job.batch_judge import BatchJudge
 
 __all__ = ["collect_stage", "finish_pipeline", "next_stage"]
 
@@ -110,17 +107,17 @@ def _merged(
         yield line
 
 
-async def collect_stage(judge: BatchJudge, state: JobState) -> tuple[frozenset[str], int]:
+async def collect_stage(runner: JobRunner, state: JobState) -> tuple[frozenset[str], int]:
     """Vote the current stage and write its outcomes; return what to retry and how many
     result lines belonged to no request of the stage."""
-    with judge.store.writing(judge.store.sidecar):
-        return await anyio.to_thread.run_sync(_collect, judge.store, state)
+    with runner.store.writing(runner.store.sidecar):
+        return await anyio.to_thread.run_sync(_collect, runner.store, state)
 
 
-def _config_of(judge: BatchJudge, state: JobState) -> JudgesConfig:
+def _config_of(runner: JobRunner, state: JobState) -> JudgesConfig:
     """The job's config, which must be the one it was submitted with (later stages need it),
     with the models stage 0 resolved (``state.models``), whatever ``model=`` is now."""
-    config = judge.submitted_config(state)
+    config = runner.submitted_config(state)
     if config.sha256 != state.config_sha256:
         raise BatchValidationError(
             f"job {state.job_id} is a pipeline, and its later stages are planned from its "
@@ -131,11 +128,11 @@ def _config_of(judge: BatchJudge, state: JobState) -> JudgesConfig:
     return recorded_models(config, state.models)
 
 
-async def next_stage(judge: BatchJudge, state: JobState, unexpected: int) -> JobState | None:
+async def next_stage(runner: JobRunner, state: JobState, unexpected: int) -> JobState | None:
     """Plan the next stage with qualifying transcripts; the state to save (not yet saved and
     not yet submitted), or None when no later stage has any."""
-    store = judge.store
-    config = _config_of(judge, state)
+    store = runner.store
+    config = _config_of(runner, state)
     outcomes = store.outcomes_path(state.stage)
     records: list[StageRecord] = []
     for stage in range(state.stage + 1, state.stages):
@@ -148,8 +145,8 @@ async def next_stage(judge: BatchJudge, state: JobState, unexpected: int) -> Job
                 stage,
                 iter_stored_transcripts(store.transcripts_path),
                 iter_outcomes(outcomes),
-                encode=judge.provider.encode,
-                limits=judge.provider.limits,
+                encode=runner.provider.encode,
+                limits=runner.provider.limits,
                 directory=directory,
                 plan_path=store.plan_path(stage),
                 runs=state.runs,
@@ -220,15 +217,15 @@ def _finish(
 
 
 async def finish_pipeline(
-    judge: BatchJudge, state: JobState, *, reached: int, unexpected: int
+    runner: JobRunner, state: JobState, *, reached: int, unexpected: int
 ) -> BatchRunResult:
     """Write the job's results file from its outcomes so far; ``reached`` stages ran.
 
     With ``reached`` equal to the current stage (cancelled before any of its batches went
     out), the outcomes are those the stage was planned from.
     """
-    store = judge.store
-    config = _config_of(judge, state)
+    store = runner.store
+    config = _config_of(runner, state)
     if reached > state.stage:
         outcomes: Path | None = store.outcomes_path(state.stage)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from kyro._state.schema import JobState, StageRecord
-from kyro._types import BatchError, BatchState, RequestCounts
+from kyro._types import BatchError, BatchState, RequestCounts, is_terminal
 
 __all__ = ["BatchProgress", "JobProgress", "StageProgress", "progress_of"]
 
@@ -72,7 +72,7 @@ class JobProgress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     @property
     def terminal(self) -> bool:
         """True when every batch has reached a terminal state."""
-        return all(b.state is not None and b.state.terminal for b in self.batches)
+        return all(is_terminal(b.state) for b in self.batches)
 
 
 def progress_of(state: JobState) -> JobProgress:

@@ -27,12 +27,11 @@ from kyro._custom_id import format_custom_id, parse_custom_id
 from kyro._files import atomic_writer, private_opener
 from kyro._transcript_index import IndexEntry
 from kyro._types import ResultError, ResultLine, Usage
+from kyro._verdicts.counting import CountsBuilder
 from kyro._verdicts.result_types import (
     BatchRunResult,
     Evaluations,
-    JudgeCounts,
     JudgeVerdict,
-    ResultCounts,
     RunVerdict,
     TranscriptEvaluation,
     job_status,
@@ -297,11 +296,11 @@ class Aggregator:
         call it through ``anyio.to_thread.run_sync`` to keep an event loop responsive.
         """
         self._flush()
-        counts = ResultCounts(
+        counts = CountsBuilder(
+            judges=self.judges,
             transcripts=self.transcripts,
             requests=self.transcripts * len(self.judges) * self.runs,
             unexpected_lines=self.unexpected,
-            judges={name: JudgeCounts() for name in self.judges},
         )
         usage = [0, 0, 0, 0]
         entries = iter(index)
@@ -327,10 +326,11 @@ class Aggregator:
                         file.write(buffer)
                         buffer.clear()
             file.write(buffer)
+        totals = counts.build()
         return BatchRunResult(
             job_id=job_id,
-            status=job_status(counts),
-            counts=counts,
+            status=job_status(totals),
+            counts=totals,
             usage=Usage(
                 input_tokens=usage[0],
                 output_tokens=usage[1],
@@ -346,7 +346,7 @@ class Aggregator:
         self,
         t: int,
         best: dict[int, _Rec],
-        counts: ResultCounts,
+        counts: CountsBuilder,
         usage: list[int],
         source: str,
         preview: str | None,

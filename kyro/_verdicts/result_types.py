@@ -158,8 +158,8 @@ class TranscriptEvaluation(msgspec.Struct, frozen=True, kw_only=True, omit_defau
     steps: dict[str, StepOutcome] = {}
 
 
-class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """How one judge voted across all transcripts (mutable while a result is being counted).
+class JudgeCounts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How one judge voted across all transcripts.
 
     Example::
 
@@ -174,21 +174,13 @@ class JudgeCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     scored: int = 0
     score_sum: float = 0.0
 
-    def add(self, status: VerdictStatus, score: float | None = None) -> None:
-        """Count one verdict (and its mean score, when it has one)."""
-        name = "na" if status == "NA" else status.lower()
-        setattr(self, name, getattr(self, name) + 1)
-        if score is not None:
-            self.scored += 1
-            self.score_sum += score
-
     @property
     def mean_score(self) -> float | None:
         """The mean of this judge's verdict scores (None when no verdict had a score)."""
         return self.score_sum / self.scored if self.scored else None
 
 
-class StepCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
+class StepCounts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How often one pipeline step ran, was skipped or not triggered, and fell back.
 
     ``fell_back`` counts the transcripts where the step failed and its fallback's verdict
@@ -205,21 +197,8 @@ class StepCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     fell_back: int = 0
     not_reached: int = 0
 
-    def add(self, outcome: StepOutcome) -> None:
-        """Count one transcript's outcome of this step."""
-        if outcome.state == "RAN":
-            self.ran += 1
-        elif outcome.state == "SKIPPED":
-            self.skipped += 1
-        elif outcome.state == "NOT_REACHED":
-            self.not_reached += 1
-        else:
-            self.not_triggered += 1
-        if outcome.effective_from is not None:
-            self.fell_back += 1
 
-
-class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ResultCounts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Totals of a job: transcripts per status, runs, and per-judge verdicts.
 
     ``requests`` is transcripts × judges × runs (for a pipeline, the requests its steps
@@ -232,7 +211,8 @@ class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
         result.counts.success, result.counts.errored, result.counts.judges["tone"].error
 
     ``judges`` counts verdicts of judges that ran; ``steps`` (pipelines only) counts per step
-    how often it ran, was skipped, was not triggered and fell back.
+    how often it ran, was skipped, was not triggered and fell back. Frozen, like the
+    result that holds it (kyro counts with a private builder while it writes the results).
     """
 
     transcripts: int = 0
@@ -246,11 +226,6 @@ class ResultCounts(msgspec.Struct, kw_only=True, omit_defaults=True):
     unexpected_lines: int = 0
     judges: dict[str, JudgeCounts] = {}
     steps: dict[str, StepCounts] = {}
-
-    def add(self, status: OverallStatus) -> None:
-        """Count one transcript."""
-        name = status.lower()
-        setattr(self, name, getattr(self, name) + 1)
 
 
 _CHECKPOINT_EVERY = 256

@@ -16,13 +16,11 @@ import msgspec
 
 from kyro._config.dag import StepGraph
 from kyro._types import Usage
+from kyro._verdicts.counting import CountsBuilder
 from kyro._verdicts.result_types import (
     BatchRunResult,
     Evaluations,
-    JudgeCounts,
     JudgeVerdict,
-    ResultCounts,
-    StepCounts,
     StepOutcome,
     TranscriptEvaluation,
     job_status,
@@ -120,12 +118,12 @@ def pipeline_evaluation(
     )
 
 
-def tally(counts: ResultCounts, evaluation: TranscriptEvaluation) -> Usage:
+def tally(counts: CountsBuilder, evaluation: TranscriptEvaluation) -> Usage:
     """Count one evaluation into ``counts`` (transcripts, runs, judges, steps); return its usage.
 
     Example::
 
-        counts = ResultCounts()
+        counts = CountsBuilder()
         usage = sum((tally(counts, e) for e in evaluations), Usage())
     """
     counts.transcripts += 1
@@ -137,12 +135,12 @@ def tally(counts: ResultCounts, evaluation: TranscriptEvaluation) -> Usage:
         counts.missing_runs += sum(
             1 for r in verdict.runs if r.error is not None and r.error.code == "missing"
         )
-        counts.judges.setdefault(name, JudgeCounts()).add(verdict.status)
+        counts.judge(name).add(verdict.status)
         for run in verdict.runs:
             if run.usage is not None:
                 usage = usage + run.usage
     for name, outcome in evaluation.steps.items():
-        counts.steps.setdefault(name, StepCounts()).add(outcome)
+        counts.step(name).add(outcome)
     return usage
 
 
@@ -166,11 +164,9 @@ class ResultsWriter:
         self, file: IO[bytes], names: tuple[str, ...], *, pipeline: bool, unexpected: int = 0
     ) -> None:
         self.file = file
-        self.counts = ResultCounts(
-            judges={name: JudgeCounts() for name in names}, unexpected_lines=unexpected
+        self.counts = CountsBuilder(
+            judges=names, steps=names if pipeline else (), unexpected_lines=unexpected
         )
-        if pipeline:
-            self.counts.steps = {name: StepCounts() for name in names}
         self.usage = Usage()
         self._buffer = bytearray()
 
@@ -189,11 +185,12 @@ class ResultsWriter:
 
     def result(self, job_id: str, path: Path) -> BatchRunResult:
         """The run's result, once the file at ``path`` is complete."""
+        counts = self.counts.build()
         return BatchRunResult(
             job_id=job_id,
-            status=job_status(self.counts),
-            counts=self.counts,
+            status=job_status(counts),
+            counts=counts,
             usage=self.usage,
             results_path=path,
-            evaluations=Evaluations(path, self.counts.transcripts),
+            evaluations=Evaluations(path, counts.transcripts),
         )

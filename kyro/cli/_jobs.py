@@ -14,9 +14,9 @@ from typing import Any
 
 import anyio
 
-from kyro._exceptions import BatchJobError, BatchValidationError, ProviderError
+from kyro._exceptions import BatchValidationError, ProviderError
 from kyro._job.batch_judge import BatchJudge
-from kyro._state.progress import progress_of
+from kyro._job.job_error import BatchJobError
 from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._argtypes import interval_seconds
@@ -144,7 +144,7 @@ def tracked_judge(args: argparse.Namespace) -> tuple[BatchJudge, Activity]:
     """
     activity = Activity(console(), enabled=not args.quiet)
     judge = make_judge(args, ProgressProvider(make_provider(args), activity))
-    check_exports(args, judge.store.state_dir)
+    check_exports(args, judge.state_dir)
     return judge, activity
 
 
@@ -185,9 +185,9 @@ def _submit(args: argparse.Namespace) -> int:
             job_id = anyio.run(go)
     except ProviderError as exc:
         print(f"provider error: {exc}", file=sys.stderr)
-        if judge.store.state_path.exists():
+        if judge.state_path.exists():
             print(
-                f"the job is saved in {judge.store.state_path}: run the same submit again to "
+                f"the job is saved in {judge.state_path}: run the same submit again to "
                 "resume it (batches already created are adopted, never duplicated)",
                 file=sys.stderr,
             )
@@ -200,7 +200,7 @@ def _submit(args: argparse.Namespace) -> int:
             folder = cache_dir_of(args, Path(args.config))
             for line in format_cost(judge.last_estimate, hits=gate_hits, cache=folder):
                 print(line)
-        out.print(f"submitted job {job_id}; state saved in {judge.store.state_path}")
+        out.print(f"submitted job {job_id}; state saved in {judge.state_path}")
         provider = "" if args.provider == "openai" else f" --provider {args.provider}"
         out.print(f"collect it later with: python3 -m kyro check {args.config}{provider}")
     return ExitCode.OK
@@ -223,9 +223,8 @@ async def wait_for_result(
         result = await judge.check(job)
         if result is not None or not wait:
             return result
-        state = judge.store.load()
-        if activity is not None and state is not None:
-            progress = progress_of(state)
+        progress = judge.saved_progress()
+        if activity is not None and progress is not None:
             activity.show(
                 f"waiting for the provider ({progress.phase}): {progress.totals.completed:,} "
                 f"of {progress.requests:,} requests done; next poll in {interval:g}s"
@@ -296,7 +295,7 @@ def report_job_error(exc: BatchJobError, args: argparse.Namespace) -> int:
     for error in exc.errors:
         where = f" (line {error.line})" if error.line is not None else ""
         out.print(f"  {error.code}{where}: {error.message}")
-    if isinstance(exc.result, BatchRunResult):
+    if exc.result is not None:
         finish(exc.result, args)
     print(f"error: {exc}", file=sys.stderr)
     return ExitCode.JOB_FAILED

@@ -150,7 +150,7 @@ def print_progress(progress: JobProgress, out: Console) -> None:
             f"{batch.attempt}{' (fallback)' if batch.provider == 'fallback' else ''}",
             batch.model,
             batch.batch_id or "(being created)",
-            batch.state.value if batch.state else "submitted",
+            batch.state if batch.state else "submitted",
             str(counts.completed),
             str(counts.failed),
             str(counts.total or batch.lines),

@@ -19,7 +19,8 @@ from typing import Any
 import anyio
 
 from kyro._config.loader import load_config
-from kyro._exceptions import BatchJobError, BatchValidationError
+from kyro._exceptions import BatchValidationError
+from kyro._job.job_error import BatchJobError
 from kyro._live.live_judge import KyroJudge, new_run_id, run_to_file
 from kyro._provider import LiveProvider
 from kyro._state.store import StateStore

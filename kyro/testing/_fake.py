@@ -29,6 +29,7 @@ from kyro.provider import (
     ResultError,
     ResultLine,
     Usage,
+    is_terminal,
 )
 
 __all__ = ["FakeBatch", "FakeProvider", "Responder", "default_responder"]
@@ -36,7 +37,7 @@ __all__ = ["FakeBatch", "FakeProvider", "Responder", "default_responder"]
 Responder = Callable[[str, dict[str, Any]], str]
 """``(custom_id, request body) -> reply text`` for one request."""
 
-_UNFINISHED_CODES = {BatchState.EXPIRED: "batch_expired", BatchState.CANCELLED: "batch_cancelled"}
+_UNFINISHED_CODES = {"expired": "batch_expired", "cancelled": "batch_cancelled"}
 
 
 class _Line(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +73,7 @@ class FakeBatch(msgspec.Struct, kw_only=True):
     batch_id: str
     metadata: dict[str, str]
     requests: list[_Line]
-    state: BatchState = BatchState.PENDING
+    state: BatchState = "pending"
     polls: int = 0
     errors: tuple[BatchError, ...] = ()
 
@@ -103,7 +104,7 @@ class FakeProvider:
         *,
         limits: BatchLimits = BatchLimits(max_requests=1_000, max_bytes=10 * 1024 * 1024),
         responder: Responder = default_responder,
-        final_state: BatchState = BatchState.COMPLETED,
+        final_state: BatchState = "completed",
         polls_until_done: int = 1,
         line_errors: Mapping[str, str] | None = None,
         missing: Collection[str] = (),
@@ -112,8 +113,8 @@ class FakeProvider:
         ),
         url: str = "/v1/chat/completions",
     ) -> None:
-        if not final_state.terminal:
-            raise ValueError(f"final_state must be terminal, not {final_state.value}")
+        if not is_terminal(final_state):
+            raise ValueError(f"final_state must be terminal, not {final_state}")
         self.limits = limits
         self.responder = responder
         self.final_state = final_state
@@ -147,10 +148,10 @@ class FakeProvider:
         )
         ids = [request.custom_id for request in requests]
         if len(set(ids)) != len(ids):
-            batch.state = BatchState.FAILED
+            batch.state = "failed"
             batch.errors = (BatchError(code="duplicate_custom_id", message="duplicate custom_id"),)
         elif len(ids) > self.limits.max_requests or len(data) > self.limits.max_bytes:
-            batch.state = BatchState.FAILED
+            batch.state = "failed"
             batch.errors = (BatchError(code="too_many_tasks", message="over the fake's limits"),)
         self.batches.append(batch)
         return batch.batch_id
@@ -163,7 +164,7 @@ class FakeProvider:
 
     def _status(self, batch: FakeBatch) -> BatchStatus:
         total = len(batch.requests)
-        done = total if batch.state is BatchState.COMPLETED else 0
+        done = total if batch.state == "completed" else 0
         if batch.state in _UNFINISHED_CODES:
             done = (total + 1) // 2
         failed = len([r for r in batch.requests[:done] if r.custom_id in self.line_errors])
@@ -173,29 +174,29 @@ class FakeProvider:
             request_counts=RequestCounts(total=total, completed=done - failed, failed=failed),
             errors=batch.errors,
             metadata=dict(batch.metadata),
-            provider_status=batch.state.value,
+            provider_status=batch.state,
         )
 
     async def poll(self, batch_id: str) -> BatchStatus:
         """Advance the batch one step: pending → running → … → ``final_state``."""
         batch = self._batch(batch_id)
-        if not batch.state.terminal:
+        if not is_terminal(batch.state):
             batch.polls += 1
-            if batch.state is BatchState.CANCELLING:
-                batch.state = BatchState.CANCELLED
+            if batch.state == "cancelling":
+                batch.state = "cancelled"
             elif batch.polls >= self.polls_until_done:
                 batch.state = self.final_state
-                if self.final_state is BatchState.FAILED:
+                if self.final_state == "failed":
                     batch.errors = self.failure_errors
             else:
-                batch.state = BatchState.RUNNING
+                batch.state = "running"
         return self._status(batch)
 
     async def cancel(self, batch_id: str) -> BatchStatus:
         """A running batch turns ``cancelling`` (``cancelled`` at the next poll)."""
         batch = self._batch(batch_id)
-        if not batch.state.terminal:
-            batch.state = BatchState.CANCELLING
+        if not is_terminal(batch.state):
+            batch.state = "cancelling"
         return self._status(batch)
 
     async def find(self, metadata: Mapping[str, str]) -> list[BatchStatus]:
@@ -209,14 +210,14 @@ class FakeProvider:
     async def results(self, batch_id: str) -> AsyncIterator[ResultLine]:
         """Each request once: replies, configured errors, unfinished and missing ones."""
         batch = self._batch(batch_id)
-        if not batch.state.terminal:
-            raise KyroError(f"fake batch {batch_id} is {batch.state.value}: poll it to the end")
+        if not is_terminal(batch.state):
+            raise KyroError(f"fake batch {batch_id} is {batch.state}: poll it to the end")
         done = self._status(batch).request_counts
         finished = done.completed + done.failed
         unfinished_code = _UNFINISHED_CODES.get(batch.state)
         for index, request in enumerate(batch.requests):
             custom_id = request.custom_id
-            if custom_id in self.missing or batch.state is BatchState.FAILED:
+            if custom_id in self.missing or batch.state == "failed":
                 yield _error(custom_id, "missing", "in no result file", retryable=True)
             elif index >= finished and unfinished_code:
                 yield _error(custom_id, unfinished_code, "did not run", retryable=True)

@@ -24,7 +24,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro.provider import KyroError, ProviderError, RetryPolicy, retry_after_seconds
+from kyro.provider import (
+    AuthenticationError,
+    KyroError,
+    ProviderError,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from kyro_anthropic._wire import ErrorEnvelope
 from kyro_openai import HttpClient, Secret
 
@@ -130,7 +136,8 @@ class Http(HttpClient):
         else:
             hint = "the request was rejected"
         detail = f": {text}" if text else ""
-        return ProviderError(
+        error = AuthenticationError if status in (401, 403) else ProviderError
+        return error(
             f"{action} failed, {hint}{detail}",
             status_code=status,
             code=code,

@@ -97,20 +97,21 @@ def batch_status(batch: MessageBatch) -> BatchStatus:
         batch_status(MessageBatch(id="msgbatch_1", processing_status="ended")).terminal  # True
     """
     raw = batch.processing_status or ""
+    state: BatchState
     counts = batch.request_counts
     if raw == "in_progress":
-        state = BatchState.RUNNING
+        state = "running"
     elif raw == "canceling":
-        state = BatchState.CANCELLING
+        state = "cancelling"
     elif raw == "ended":
         if batch.cancel_initiated_at:
-            state = BatchState.CANCELLED
+            state = "cancelled"
         elif counts is not None and counts.expired:
-            state = BatchState.EXPIRED
+            state = "expired"
         else:
-            state = BatchState.COMPLETED
+            state = "completed"
     else:
-        state = BatchState.PENDING
+        state = "pending"
     return BatchStatus(
         batch_id=batch.id,
         state=state,
@@ -386,7 +387,7 @@ class AnthropicBatchProvider:
 
         Example::
 
-            status = await provider.cancel("msgbatch_01")   # BatchState.CANCELLING
+            status = await provider.cancel("msgbatch_01")   # "cancelling"
         """
         action = f"cancelling batch {batch_id}"
         try:

@@ -19,6 +19,7 @@ import httpx
 import msgspec
 
 from kyro.provider import (
+    AuthenticationError,
     BatchError,
     BatchLimits,
     BatchState,
@@ -31,6 +32,7 @@ from kyro.provider import (
     ResultLine,
     RetryPolicy,
     header_problem,
+    is_terminal,
 )
 from kyro_local._backends import CallableBackend, Handler, HttpBackend
 from kyro_local._results import read_results
@@ -187,7 +189,8 @@ class LocalProvider:
         The same backend, retries and timeouts as a batch line, and the same reading of the
         reply; at most ``concurrency`` requests are in flight at once across all callers.
         A failed request is a ``ResultLine`` with ``ok=False``; only a refused credential
-        (HTTP 401/403), which would fail every request alike, raises :class:`ProviderError`.
+        (HTTP 401/403), which would fail every request alike, raises
+        :class:`kyro.AuthenticationError` (a :class:`ProviderError`).
 
         Example::
 
@@ -206,7 +209,7 @@ class LocalProvider:
                 response = None
                 error = OutputError(code="local_error", message=f"{type(exc).__name__}: {exc}")
         if response is not None and response.status_code in (401, 403):
-            raise ProviderError(
+            raise AuthenticationError(
                 f"{self._backend.endpoint} refused the credentials"
                 + (f": {error.message}" if error is not None else "")
                 + "; check the API key (OPENAI_API_KEY for the command line)",
@@ -238,7 +241,7 @@ class LocalProvider:
         total = await anyio.to_thread.run_sync(count_lines, path)
         record = BatchRecord(
             batch_id=self._store.new_id(),
-            state=BatchState.RUNNING,
+            state="running",
             metadata=meta,
             created_at=time.time(),
             counts=RequestCounts(total=total),
@@ -268,7 +271,7 @@ class LocalProvider:
         """The batch's state and counts; a batch whose process died reads as ``expired``."""
         run = self._runs.get(batch_id)
         if run is not None:
-            state = BatchState.CANCELLING if run.cancelling else BatchState.RUNNING
+            state: BatchState = "cancelling" if run.cancelling else "running"
             return _status(run.snapshot(state))
         return _status(await self._load(batch_id))
 
@@ -281,7 +284,7 @@ class LocalProvider:
 
     async def _results(self, batch_id: str) -> AsyncIterator[ResultLine]:
         run = self._runs.get(batch_id)
-        record = run.snapshot(BatchState.RUNNING) if run is not None else None
+        record = run.snapshot("running") if run is not None else None
         if record is None:
             record = await self._load(batch_id)
         async for line in read_results(self._store.folder(batch_id), record):
@@ -301,17 +304,17 @@ class LocalProvider:
             await run.done.wait()
             return _status(run.record)
         record = await self._load(batch_id)
-        if record.state.terminal:
+        if is_terminal(record.state):
             return _status(record)
         if not owner_alive(record):
             record = msgspec.structs.replace(
-                record, state=BatchState.CANCELLED, finished_at=time.time(), errors=()
+                record, state="cancelled", finished_at=time.time(), errors=()
             )
             await anyio.to_thread.run_sync(self._store.write, record)
             return _status(record)
         await anyio.to_thread.run_sync(self._store.request_cancel, batch_id)
         with anyio.move_on_after(3 * BatchRun.checkpoint_interval):
-            while not record.state.terminal:
+            while not is_terminal(record.state):
                 await anyio.sleep(0.05)
                 record = await self._load(batch_id)
         return _status(record)
@@ -346,12 +349,12 @@ class LocalProvider:
                 code="batch_not_found",
                 provider=self.name,
             )
-        if record.state in (BatchState.RUNNING, BatchState.CANCELLING):
+        if record.state in ("running", "cancelling"):
             if not owner_alive(record):
                 record = _interrupted(record)
                 await anyio.to_thread.run_sync(self._store.write, record)
-            elif record.state is BatchState.RUNNING and self._store.cancel_requested(batch_id):
-                record = msgspec.structs.replace(record, state=BatchState.CANCELLING)
+            elif record.state == "running" and self._store.cancel_requested(batch_id):
+                record = msgspec.structs.replace(record, state="cancelling")
         return record
 
 
@@ -362,7 +365,7 @@ def _interrupted(record: BatchRecord) -> BatchRecord:
     )
     error = BatchError(code="interrupted", message=message, retry_later=True)
     return msgspec.structs.replace(
-        record, state=BatchState.EXPIRED, finished_at=time.time(), errors=(error,)
+        record, state="expired", finished_at=time.time(), errors=(error,)
     )
 
 
@@ -375,5 +378,5 @@ def _status(record: BatchRecord) -> BatchStatus:
         errors=record.errors,
         metadata=record.metadata,
         created_at=record.created_at,
-        provider_status="interrupted" if interrupted else record.state.value,
+        provider_status="interrupted" if interrupted else record.state,
     )

@@ -13,7 +13,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from kyro.provider import BatchState, ResultError, ResultLine
+from kyro.provider import ResultError, ResultLine, is_terminal
 from kyro_local._store import BatchRecord, read_line_chunks
 from kyro_local._wire import InputId, line_number
 from kyro_openai import classify_output_line, decode_output_line
@@ -55,10 +55,10 @@ async def _lines(path: Path) -> AsyncIterator[bytes]:
 
 
 def _missing_error(record: BatchRecord) -> ResultError:
-    if record.state is BatchState.CANCELLED:
+    if record.state == "cancelled":
         message = f"batch {record.batch_id} was cancelled before this request finished"
         return ResultError(code="batch_cancelled", message=message, retryable=True)
-    message = f"batch {record.batch_id} ended ({record.state.value}) before this request finished"
+    message = f"batch {record.batch_id} ended ({record.state}) before this request finished"
     return ResultError(code="missing", message=message, retryable=True)
 
 
@@ -86,7 +86,7 @@ async def read_results(folder: Path, record: BatchRecord) -> AsyncIterator[Resul
         if number is not None:
             done.add(number)
         yield classify_output_line(line)
-    if not record.state.terminal or (record.state is BatchState.COMPLETED and not skipped):
+    if not is_terminal(record.state) or (record.state == "completed" and not skipped):
         return
     error = _missing_error(record)
     number = 0

@@ -102,7 +102,7 @@ class BatchRun:
 
     async def run(self) -> BatchState:
         """Run every line; return the final state (completed or cancelled)."""
-        state = BatchState.COMPLETED
+        state: BatchState = "completed"
         errors: tuple[BatchError, ...] = ()
         send_in, receive_in = anyio.create_memory_object_stream[tuple[int, bytes]](
             self._concurrency
@@ -119,14 +119,14 @@ class BatchRun:
                     receive_in.close()
                     send_out.close()
         except BaseException as exc:
-            state = BatchState.CANCELLED
+            state = "cancelled"
             if isinstance(exc, Exception):
-                state = BatchState.FAILED
+                state = "failed"
                 errors = (BatchError(code="local_error", message=f"{type(exc).__name__}: {exc}"),)
             raise
         finally:
-            if self._scope.cancel_called and state is BatchState.COMPLETED:
-                state = BatchState.CANCELLED
+            if self._scope.cancel_called and state == "completed":
+                state = "cancelled"
             final = msgspec.structs.replace(
                 self.snapshot(state), finished_at=time.time(), errors=errors
             )
@@ -238,4 +238,4 @@ class BatchRun:
             if await anyio.to_thread.run_sync(self._store.cancel_requested, batch_id):
                 self.cancel()
                 return
-            await anyio.to_thread.run_sync(self._store.write, self.snapshot(BatchState.RUNNING))
+            await anyio.to_thread.run_sync(self._store.write, self.snapshot("running"))

@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro.provider import KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro.provider import (
+    AuthenticationError,
+    KyroError,
+    ProviderError,
+    RetryPolicy,
+    send_with_retries,
+)
 from kyro_openai._wire import ErrorEnvelope
 
 __all__ = [
@@ -79,7 +85,8 @@ def error_from_response(
     secret: Secret | None,
     azure: bool = False,
 ) -> ProviderError:
-    """A ProviderError for an error response, with a message that says what to do.
+    """A ProviderError for an error response, with a message that says what to do
+    (an :class:`kyro.AuthenticationError` for 401 and 403).
 
     Example::
 
@@ -112,7 +119,8 @@ def error_from_response(
     else:
         hint = "the request was rejected"
     detail = f": {server_message}" if server_message else ""
-    return ProviderError(
+    error = AuthenticationError if status in (401, 403) else ProviderError
+    return error(
         f"{action} failed, {hint}{detail}",
         status_code=status,
         code=code,

@@ -312,7 +312,7 @@ class OpenAIBatchProvider:
 
         Example::
 
-            status = await provider.cancel("batch_abc123")   # BatchState.CANCELLING
+            status = await provider.cancel("batch_abc123")   # "cancelling"
         """
         action = f"cancelling batch {batch_id}"
         try:

@@ -16,16 +16,16 @@ from kyro_openai._wire import WireBatch, WireBatchError
 __all__ = ["RETRY_LATER_CODES", "batch_status", "parse_timestamp"]
 
 _STATES: dict[str, BatchState] = {
-    "validating": BatchState.PENDING,
-    "queued": BatchState.PENDING,
-    "in_progress": BatchState.RUNNING,
-    "inprogress": BatchState.RUNNING,
-    "finalizing": BatchState.FINALIZING,
-    "completed": BatchState.COMPLETED,
-    "failed": BatchState.FAILED,
-    "expired": BatchState.EXPIRED,
-    "cancelling": BatchState.CANCELLING,
-    "cancelled": BatchState.CANCELLED,
+    "validating": "pending",
+    "queued": "pending",
+    "in_progress": "running",
+    "inprogress": "running",
+    "finalizing": "finalizing",
+    "completed": "completed",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelling": "cancelling",
+    "cancelled": "cancelled",
 }
 
 #: Job-level error codes that are not the input's fault: resubmit the same file later.
@@ -81,7 +81,7 @@ def batch_status(batch: WireBatch) -> BatchStatus:
     errors = batch.errors.data if batch.errors is not None and batch.errors.data else []
     return BatchStatus(
         batch_id=batch.id,
-        state=_STATES.get(key, BatchState.PENDING),
+        state=_STATES.get(key, "pending"),
         request_counts=RequestCounts(
             total=(counts.total or 0) if counts else 0,
             completed=(counts.completed or 0) if counts else 0,

@@ -21,7 +21,7 @@ from anthropic_helpers import (
 from anthropic_helpers import item as make_item
 
 from kyro import BatchJudge, KyroError, ProviderError
-from kyro.provider import BatchLimits, BatchState, RetryPolicy
+from kyro.provider import BatchLimits, RetryPolicy
 from kyro_anthropic import AmbiguousBatchError, AnthropicBatchProvider
 from kyro_anthropic._wire import MessageBatch
 from kyro_anthropic.testing import DropConnectionFault, Emulator, EmulatorConfig, HttpErrorFault
@@ -303,7 +303,7 @@ async def test_results_of_a_running_batch_are_refused(tmp_path: Path) -> None:
             write_shard(provider, tmp_path / "s.jsonl", 2)
             batch_id = await provider.submit(tmp_path / "s.jsonl", metadata={})
             status = await provider.poll(batch_id)
-            assert (status.state, status.request_counts.total) == (BatchState.RUNNING, 2)
+            assert (status.state, status.request_counts.total) == ("running", 2)
             with pytest.raises(KyroError, match="still in_progress"):
                 _ = [line async for line in provider.results(batch_id)]
 

@@ -183,7 +183,7 @@ async def test_a_recovery_submit_writes_a_fresh_intent_first(
         await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(TRANSCRIPTS)
     recording = RecordingProvider(**_options(live, client))
     judge = BatchJudge(recording, config, state_dir=tmp_path / "state")
-    crashed_intent = judge.store.load().shards[0].attempts[0].intent_at  # type: ignore[union-attr]
+    crashed_intent = judge._runner.store.load().shards[0].attempts[0].intent_at  # type: ignore[union-attr]
     await judge.submit(TRANSCRIPTS)
     first = recording.submitted[0]
     assert first["kyro_shard"] == "0"

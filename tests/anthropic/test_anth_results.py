@@ -10,7 +10,7 @@ import pytest
 from anthropic_helpers import write_shard
 
 from kyro._verdicts.vote import parse_reply
-from kyro.provider import BatchState, ResultLine
+from kyro.provider import ResultLine
 from kyro_anthropic import AnthropicBatchProvider, classify_result
 from kyro_anthropic._results import decode_line
 from kyro_anthropic._wire import WireResult
@@ -98,7 +98,7 @@ async def test_expired_and_canceled_requests_are_retryable_and_name_the_batch_st
     batch_id = await provider.submit(tmp_path / "s.jsonl", metadata={})
     status = await provider.poll(batch_id)
     assert (status.state, status.request_counts.completed, status.request_counts.failed) == (
-        BatchState.EXPIRED,
+        "expired",
         1,
         3,
     )

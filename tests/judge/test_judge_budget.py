@@ -38,7 +38,7 @@ async def test_max_cost_refuses_before_upload_and_keeps_no_job(
     assert error.estimate_usd is not None
     assert error.estimate_usd < error.ceiling_usd
     assert emulator.stats().files_uploaded == 0
-    assert not judge.store.state_path.exists()
+    assert not judge._runner.store.state_path.exists()
     assert judge.last_estimate is not None
     assert judge.last_estimate.totals().runs == 5 * 2 * 2
 

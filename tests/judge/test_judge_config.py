@@ -20,7 +20,7 @@ async def test_config_of_only_version_and_judges_runs_with_the_provider_default(
     provider = FakeProvider()
     judge = BatchJudge(provider, ONLY_JUDGES, state_dir=tmp_path / "state")
     await judge.submit(["hello there"])
-    state = json.loads(judge.store.state_path.read_text())
+    state = json.loads(judge._runner.store.state_path.read_text())
     assert state["models"] == {"polite": "fake-judge"}
     assert state["config_path"] == judge.owner
     result = await judge.check()
@@ -40,7 +40,7 @@ async def test_model_argument_and_a_loaded_config(tmp_path: Path) -> None:
     judge = BatchJudge(FakeProvider(), load_config(path), model="gpt-4.1-mini")
     assert judge.load().judges[0].model == "gpt-4.1-mini"
     assert judge.load().judges[0].model_source == "argument"
-    assert judge.store.state_dir == tmp_path / ".kyro"
+    assert judge._runner.store.state_dir == tmp_path / ".kyro"
 
 
 def test_config_of_another_type_is_a_clear_error() -> None:

@@ -64,7 +64,7 @@ async def test_damaged_state_file_is_refused_and_left_untouched(
     provider = FakeProvider()
     judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
     await judge.submit(["a", "b"])
-    state_path = judge.store.state_path
+    state_path = judge._runner.store.state_path
     data = state_path.read_bytes()
     damaged = data[: len(data) // 2] if damage == "truncate" else b"\x00{not json" + data
     state_path.write_bytes(damaged)

@@ -108,7 +108,7 @@ async def test_check_returns_none_until_the_last_stage_and_sends_only_who_qualif
         result = await judge.check()
         if result is not None:
             break
-        state = judge.store.load()
+        state = judge._runner.store.load()
         assert state is not None
         stages_seen.append(state.stage)
     assert result is not None
@@ -158,7 +158,7 @@ async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path
     await judge.submit([data], variables=VARS)
     for _ in range(3):
         assert await judge.check() is None
-    assert judge.store.load().stage == 1  # type: ignore[union-attr]
+    assert judge._runner.store.load().stage == 1  # type: ignore[union-attr]
     await judge.cancel()
     with pytest.raises(BatchJobError) as info:
         await judge.check()
@@ -225,13 +225,13 @@ async def test_transcripts_are_kept_private_and_removed_when_done(tmp_path: Path
     config, data = write_pipeline(tmp_path)
     judge = BatchJudge(fake(polls_until_done=2), config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
-    kept = judge.store.transcripts_path
+    kept = judge._runner.store.transcripts_path
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert len(kept.read_text().splitlines()) == len(PLANS)
     while await judge.check() is None:
         pass
     assert not kept.exists()
-    assert not judge.store.stages_dir.exists()
+    assert not judge._runner.store.stages_dir.exists()
 
 
 async def test_a_changed_config_stops_the_next_stage_with_a_clear_error(tmp_path: Path) -> None:
@@ -243,7 +243,7 @@ async def test_a_changed_config_stops_the_next_stage_with_a_clear_error(tmp_path
     config.write_text(config.read_text().replace("Reply in JSON.", "Reply in JSON!"))
     with pytest.raises(BatchValidationError, match="changed since the job was submitted"):
         await judge.check()
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert isinstance(state, JobState)
     assert (state.stage, len(provider.batches)) == (0, 1)
 
@@ -269,7 +269,7 @@ async def test_pipeline_state_records_its_format_stages_and_variables(tmp_path: 
     config, data = write_pipeline(tmp_path)
     judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     assert (state.format, state.stages, state.variables) == (2, 5, VARS)
 
@@ -294,7 +294,7 @@ async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) ->
     await judge.submit([data], variables=VARS)
     with pytest.raises(ProviderError):
         await judge.check()
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     assert (state.stage, state.status) == (1, "submitting")
     await judge.cancel()
@@ -328,7 +328,7 @@ async def test_an_edited_pipeline_state_is_refused_and_left_untouched(tmp_path: 
     config, data = write_pipeline(tmp_path)
     judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
-    path = judge.store.state_path
+    path = judge._runner.store.state_path
     edited = path.read_bytes().replace(b'"requests":12', b'"requests":13')
     assert edited != path.read_bytes()
     path.write_bytes(edited)
@@ -383,11 +383,11 @@ async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_pat
     config, data = write_pipeline(tmp_path)
     judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     assert state.pipeline
     assert state.models == dict.fromkeys(STEPS, "judge-model")
-    path = judge.store.state_path
+    path = judge._runner.store.state_path
     edited = path.read_bytes().replace(b'"models":{"relevance"', b'"models":{"ghost"')
     assert edited != path.read_bytes()
     path.write_bytes(edited)
@@ -409,10 +409,10 @@ async def test_a_pipeline_job_sends_each_run_alone_without_the_cache_or_a_budget
             await judge.submit([data], runs=3, variables=VARS, max_cost=10.0)
         assert emulator.stats().batches_created == 0
         await judge.submit([data], runs=3, variables=VARS)
-        state = judge.store.load()
+        state = judge._runner.store.load()
         assert state is not None
         assert (state.samples, state.cached_runs, state.budget) == (1, 0, None)
-        assert JobCache.load(reuse_dir_of(judge.store)) is None
+        assert JobCache.load(reuse_dir_of(judge._runner.store)) is None
         result = await judge.check()
     assert result is not None
     assert result.counts.requests == 31 * 3

@@ -10,7 +10,7 @@ import pytest
 from judge_helpers import NOW, emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BatchValidationError
-from kyro.provider import BatchError, BatchState
+from kyro.provider import BatchError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
 
@@ -43,17 +43,17 @@ async def test_expired_batch_resubmits_only_unfinished_requests(tmp_path: Path) 
     emulator.advance(60)
 
     assert await judge.check() is None  # expired -> resubmitted -> the new batch is running
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     first, second = state.shards[0].attempts
-    assert (first.state, second.reason, second.lines) == (BatchState.EXPIRED, "resubmit", 5)
+    assert (first.state, second.reason, second.lines) == ("expired", "resubmit", 5)
     assert first.batch_id is not None
     finished = {
         json.loads(line)["custom_id"]
-        for line in judge.store.download_path(first.batch_id).read_text().splitlines()
+        for line in judge._runner.store.download_path(first.batch_id).read_text().splitlines()
         if json.loads(line)["ok"]
     }
-    resent = _ids(judge.store.resolve(second.file))
+    resent = _ids(judge._runner.store.resolve(second.file))
     assert len(finished) == 3
     assert sorted(resent) == sorted(ALL_IDS - finished)
     assert emulator.stats().batches_created == 2
@@ -65,7 +65,7 @@ async def test_expired_batch_resubmits_only_unfinished_requests(tmp_path: Path) 
     assert result.counts.errored_runs == 0
     assert sum(v.votes["ERRORED"] for e in result.evaluations for v in e.verdicts.values()) == 0
     assert len(result.results_path.read_text().splitlines()) == TRANSCRIPTS
-    assert judge.store.load() is None
+    assert judge._runner.store.load() is None
 
 
 async def test_expired_without_resubmits_raises_with_partial_result(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ async def test_expired_without_resubmits_raises_with_partial_result(tmp_path: Pa
     assert codes == ["batch_expired"] * 5
     assert len([run for run in runs if run.valid]) == 3
     assert result.counts.errored_runs == 5
-    assert judge.store.state_path.is_file()
+    assert judge._runner.store.state_path.is_file()
     assert emulator.stats().batches_created == 1
 
 
@@ -103,7 +103,7 @@ async def test_token_limit_waits_then_resubmits_the_same_shard(tmp_path: Path) -
 
     eager = _judge(tmp_path, emulator, token_limit_wait=0)
     assert await eager.check() is None  # resubmitted; the new batch is running
-    state = eager.store.load()
+    state = eager._runner.store.load()
     assert state is not None
     first, second = state.shards[0].attempts
     assert [e.code for e in first.errors] == ["token_limit_exceeded"]
@@ -131,14 +131,14 @@ async def test_refused_input_fails_the_job_with_the_provider_errors(tmp_path: Pa
     assert "8 requests" in error.errors[0].message
     assert "too_many_tasks" in str(error)
     assert error.result.counts.errored == TRANSCRIPTS
-    assert judge.store.state_path.is_file()
+    assert judge._runner.store.state_path.is_file()
     assert emulator.stats().batches_created == 1  # refused input is never sent again
 
 
 async def test_failed_job_surfaces_error_lines(tmp_path: Path) -> None:
     """Job-level errors keep their code, message and line number."""
     failure = BatchError(code="invalid_json_line", message="line 2 is not JSON", line=2)
-    provider = FakeProvider(final_state=BatchState.FAILED, failure_errors=[failure])
+    provider = FakeProvider(final_state="failed", failure_errors=[failure])
     judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
     await judge.submit(["a", "b"])
 
@@ -181,10 +181,10 @@ async def test_rechecking_an_ended_job_that_resubmits_makes_it_pending_again(
 
     judge = _judge(tmp_path, emulator, max_resubmits=2)
     assert await judge.check() is None  # the 5 expired requests went out again
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     assert (state.status, len(state.shards[0].attempts)) == ("pending", 2)
     with pytest.raises(BatchValidationError, match="still pending"):
         await judge.submit(["another"])
     assert emulator.stats().batches_created == 2
-    assert judge.store.load() == state
+    assert judge._runner.store.load() == state

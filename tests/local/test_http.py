@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kyro.provider import BatchState, ResultLine, RetryPolicy, Usage
+from kyro.provider import ResultLine, RetryPolicy, Usage
 from kyro_local import LocalProvider
 
 
@@ -40,7 +40,7 @@ async def test_reply_content_usage_and_status(server: Any, make_shard: Any, tmp_
     }
     assert lines["t0-j0-r0"].usage == Usage(input_tokens=3, output_tokens=2, total_tokens=5)
     status = await LocalProvider(server.base_url, state_dir=tmp_path / "s").poll(batch_id)
-    assert status.state is BatchState.COMPLETED
+    assert status.state == "completed"
     assert (status.request_counts.total, status.request_counts.completed) == (3, 3)
 
 
@@ -120,7 +120,7 @@ async def test_refused_connection_is_an_errored_line(
     assert {line.error.code for line in lines.values() if line.error} == {"connection_error"}
     assert all(line.error and line.error.retryable for line in lines.values())
     status = await provider.poll(batch_id)
-    assert (status.state, status.request_counts.failed) == (BatchState.COMPLETED, 2)
+    assert (status.state, status.request_counts.failed) == ("completed", 2)
 
 
 async def test_api_key_is_sent_but_never_shown_or_stored(

@@ -655,7 +655,7 @@ async def _pending_job(folder: Path) -> tuple[BatchJudge, Path]:
     config, transcript = _files(folder)
     judge = BatchJudge(FakeProvider(polls_until_done=100), config, state_dir=folder / "state")
     await judge.submit([transcript, "user: two\n"], runs=2)
-    return judge, judge.store.state_path
+    return judge, judge._runner.store.state_path
 
 
 def _edit(path: Path, change: Any) -> bytes:
@@ -706,12 +706,12 @@ async def test_an_edited_state_is_refused_and_left_untouched(
 async def test_a_pending_state_loads_as_it_was_saved(tmp_path: Path) -> None:
     """The cross-check accepts what kyro itself writes, at every step of a job."""
     judge, _ = await _pending_job(tmp_path)
-    state = judge.store.load()
+    state = judge._runner.store.load()
     assert state is not None
     assert state.transcripts == 2
     assert state.runs == 2
     await judge.cancel()
-    assert judge.store.load() is not None
+    assert judge._runner.store.load() is not None
 
 
 # -- 8. params checked before they cost money ------------------------------------------------
@@ -759,14 +759,14 @@ async def test_a_deleted_shards_folder_is_named_as_gone(tmp_path: Path) -> None:
     config, transcript = _files(tmp_path)
     judge = BatchJudge(FakeProvider(), config, state_dir=tmp_path / "state")
     job_id = await judge.submit([transcript])
-    shutil.rmtree(judge.store.shards_dir)
+    shutil.rmtree(judge._runner.store.shards_dir)
     with pytest.raises(BatchValidationError) as caught:
         await judge.check()
     message = str(caught.value)
     assert "is gone from its state folder" in message
     assert "cannot write" not in message
     assert "transcripts.index.jsonl" in message
-    state = judge.store.load()  # the job is kept, its progress saved
+    state = judge._runner.store.load()  # the job is kept, its progress saved
     assert state is not None
     assert state.job_id == job_id
 
