@@ -277,7 +277,12 @@ async def test_run_many_holds_a_bounded_window_behind_a_slow_transcript(tmp_path
             seen.extend(e.index for e in await run_all(judge, items, concurrency=2))
 
         group.start_soon(consume)
-        await anyio.sleep(0.3)
+        with anyio.fail_after(60):  # the window fills, however loaded the machine
+            while len(started) < 8:
+                await anyio.sleep(0.01)
+        for _ in range(100):  # and stays full: give any further start every chance to happen
+            await anyio.sleep(0)
+        await anyio.sleep(0.1)
         while_stuck = len(started)
         release.set()
     assert while_stuck == 8
