@@ -260,10 +260,13 @@ async def test_run_many_holds_a_bounded_window_behind_a_slow_transcript(tmp_path
     path.write_text("model: m\njudges:\n  - {name: a, prompt: 'x {{input}} JSON'}\n")
     started: list[str] = []
     release = anyio.Event()
+    window_full = anyio.Event()
 
     async def handler(body: dict[str, Any]) -> str:
         text = body["messages"][-1]["content"]
         started.append(text)
+        if len(started) == 8:
+            window_full.set()
         if "item-0 " in text:
             await release.wait()
         return '{"status": "SUCCESS"}'
@@ -278,11 +281,8 @@ async def test_run_many_holds_a_bounded_window_behind_a_slow_transcript(tmp_path
 
         group.start_soon(consume)
         with anyio.fail_after(60):  # the window fills, however loaded the machine
-            while len(started) < 8:
-                await anyio.sleep(0.01)
-        for _ in range(100):  # and stays full: give any further start every chance to happen
-            await anyio.sleep(0)
-        await anyio.sleep(0.1)
+            await window_full.wait()
+        await anyio.sleep(0.1)  # and stays full: any further start has its chance here
         while_stuck = len(started)
         release.set()
     assert while_stuck == 8

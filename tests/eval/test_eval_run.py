@@ -122,6 +122,8 @@ async def test_sync_components_run_in_threads_under_the_concurrency_limit() -> N
     active = peak = 0
     loop_thread = threading.get_ident()
     threads = set()
+    # Three at a time meet here: a fourth at once would raise the peak, fewer would time out.
+    together = threading.Barrier(3, timeout=30)
 
     def slow_double(n: int) -> int:
         nonlocal active, peak
@@ -129,7 +131,8 @@ async def test_sync_components_run_in_threads_under_the_concurrency_limit() -> N
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.02)
+        together.wait()
+        time.sleep(0.005)
         with lock:
             active -= 1
         return n * 2
