@@ -93,9 +93,13 @@ class ServeApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        async with self.pool.running(grace=self.grace):
-            yield
-        await anyio.to_thread.run_sync(self.store.close)
+        try:
+            async with self.pool.running(grace=self.grace):
+                yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.pool.executor.aclose()
+                await anyio.to_thread.run_sync(self.store.close)
 
     async def healthz(self, request: Request) -> Response:
         unfinished = await anyio.to_thread.run_sync(self.store.unfinished)  # the database answers

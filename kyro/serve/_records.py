@@ -22,6 +22,7 @@ __all__ = [
     "Execution",
     "ExecutionFilter",
     "Item",
+    "ItemChange",
     "ItemError",
     "ItemOutcome",
     "Store",
@@ -82,6 +83,15 @@ class ItemOutcome(msgspec.Struct, frozen=True, kw_only=True):
     status: Literal["completed", "failed"]
     evaluator_results: tuple[EvaluatorResult, ...] = ()
     error: ItemError | None = None
+
+
+class ItemChange(msgspec.Struct, frozen=True, kw_only=True):
+    """Item transitions of one execution: ``started`` move to processing, then ``finished``
+    are recorded (in that order, so an item may start and finish in one change)."""
+
+    execution_id: str
+    started: tuple[int, ...] = ()
+    finished: tuple[ItemOutcome, ...] = ()
 
 
 class Execution(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,12 +161,13 @@ class Store(Protocol):
         """Move a pending execution to processing (no-op when it already is)."""
         ...
 
-    def start_items(self, execution_id: str, indices: Sequence[int]) -> None:
-        """Move these items from pending to processing."""
-        ...
+    def record_items(self, changes: Sequence[ItemChange]) -> None:
+        """Apply every change, in order, in one transaction (the workers' group commit).
 
-    def finish_items(self, execution_id: str, outcomes: Sequence[ItemOutcome]) -> None:
-        """Record each outcome (its item becomes completed or failed) and update the counts."""
+        A started item moves from pending to processing; a finished one from pending or
+        processing to its outcome's status, counted once (an item already finished is left
+        as it is: a resumed job reporting it again changes nothing).
+        """
         ...
 
     def finish_execution(

@@ -24,8 +24,8 @@ from kyro.serve._records import (
     Execution,
     ExecutionFilter,
     ExecutionStatus,
+    ItemChange,
     ItemError,
-    ItemOutcome,
     Version,
 )
 from kyro.serve._sqlite_schema import (
@@ -231,35 +231,37 @@ class SQLiteStore:
                 (at, execution_id),
             )
 
-    def start_items(self, execution_id: str, indices: Sequence[int]) -> None:
+    def record_items(self, changes: Sequence[ItemChange]) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE items SET status = 'processing' "
-                "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
-                [(execution_id, i) for i in indices],
-            )
-
-    def finish_items(self, execution_id: str, outcomes: Sequence[ItemOutcome]) -> None:
-        with self._transaction() as db:
-            for outcome in outcomes:
-                cursor = db.execute(
-                    "UPDATE items SET status = ?, results = ?, error = ? WHERE execution_id = ? "
-                    "AND idx = ? AND status IN ('pending', 'processing')",
-                    (
-                        outcome.status,
-                        encoder.encode(outcome.evaluator_results),
-                        encoder.encode(outcome.error) if outcome.error else None,
-                        execution_id,
-                        outcome.index,
-                    ),
-                )
-                if cursor.rowcount != 1:  # already recorded (a resumed group): count it once
-                    continue
-                column = "completed_count" if outcome.status == "completed" else "failed_count"
-                db.execute(
-                    f"UPDATE executions SET {column} = {column} + 1 WHERE execution_id = ?",
-                    (execution_id,),
-                )
+            for change in changes:
+                if change.started:
+                    db.executemany(
+                        "UPDATE items SET status = 'processing' "
+                        "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
+                        [(change.execution_id, i) for i in change.started],
+                    )
+                done = {"completed": 0, "failed": 0}
+                for outcome in change.finished:
+                    cursor = db.execute(
+                        "UPDATE items SET status = ?, results = ?, error = ? "
+                        "WHERE execution_id = ? AND idx = ? "
+                        "AND status IN ('pending', 'processing')",
+                        (
+                            outcome.status,
+                            encoder.encode(outcome.evaluator_results),
+                            encoder.encode(outcome.error) if outcome.error else None,
+                            change.execution_id,
+                            outcome.index,
+                        ),
+                    )
+                    if cursor.rowcount == 1:  # else already recorded: count it once
+                        done[outcome.status] += 1
+                if done["completed"] or done["failed"]:
+                    db.execute(
+                        "UPDATE executions SET completed_count = completed_count + ?, "
+                        "failed_count = failed_count + ? WHERE execution_id = ?",
+                        (done["completed"], done["failed"], change.execution_id),
+                    )
 
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus, at: float, error: ItemError | None

@@ -3,7 +3,8 @@
 Shapes follow the hosted batch-execute API: an execution carries ``batch_execution_id``,
 ``status``, ``total_count`` and ``items``; an item ``index``, ``status``, ``input`` (all five
 fields, absent ones null) and ``evaluator_results`` of ``score``, ``justification`` and
-``evaluator_name``. Times are ISO 8601 in UTC.
+``evaluator_name`` (and the verdict's ``status``: SUCCESS, ERROR, NA, or SKIPPED/ERRORED for
+a pipeline step, see :mod:`kyro.serve._outcomes`). Times are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -76,7 +77,12 @@ def _item(item: Item) -> dict[str, Any]:
         "status": item.status,
         "input": {key: item.input.get(key) for key in INPUT_FIELDS},
         "evaluator_results": [
-            {"score": r.score, "justification": r.justification, "evaluator_name": r.evaluator_name}
+            {
+                "score": r.score,
+                "justification": r.justification,
+                "evaluator_name": r.evaluator_name,
+                "status": r.status,
+            }
             for r in item.evaluator_results
         ],
         "error": _error(item.error),
