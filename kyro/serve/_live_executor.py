@@ -12,8 +12,8 @@ moves on, and a restarted server evaluates only items not recorded as completed 
 So an item finished before a crash is never sent again; an item that was in flight — its
 request sent, its outcome not yet committed — is sent again from the start (every run of
 every step it needed). With a live endpoint that may bill those few requests twice; at most
-``concurrency`` items are sent and not yet recorded at any moment. Use a batch provider where no request
-may ever be paid for twice.
+``concurrency`` items are sent and not yet recorded at any moment. Use a batch provider where
+no request may ever be paid for twice.
 
 The service keeps no reply cache: every item is sent, and posting the same input twice gets
 two independent judgments.
