@@ -86,8 +86,8 @@ def register(subparsers: Any) -> None:
         "--concurrency",
         type=int,
         default=16,
-        help="items evaluated at once across all executions, and requests in flight "
-        "(local; default 16)",
+        help="local provider: items evaluated at once across all executions, and requests "
+        "in flight (default 16); a crash re-sends at most twice this many items",
     )
     parser.add_argument(
         "--workers",

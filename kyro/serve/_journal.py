@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 
 import anyio
@@ -27,6 +29,8 @@ import anyio.to_thread
 from kyro.serve._records import ItemChange, ItemOutcome, Store
 
 __all__ = ["Journal"]
+
+_log = logging.getLogger("kyro.serve")
 
 
 class _Batch:
@@ -75,9 +79,16 @@ class Journal:
         if not batch.changes:
             batch.committed.set()
             return
+        started = time.perf_counter()
         with anyio.CancelScope(shield=True):
             try:
                 await anyio.to_thread.run_sync(self.store.record_items, batch.changes)
             except Exception as exc:  # every waiter of this batch sees it
                 batch.error = exc
+                _log.error("cannot record item changes: %s", type(exc).__name__)
             batch.committed.set()
+        _log.debug(
+            "committed %d item changes in %.1f ms",
+            len(batch.changes),
+            (time.perf_counter() - started) * 1000,
+        )

@@ -7,13 +7,15 @@ own evaluation is done, whatever the other items are doing. At most ``concurrenc
 are evaluated at once across all executions (first come, first served, so concurrent
 executions share the slots fairly); the provider bounds the requests in flight on its own.
 
-What a restart re-sends: an item's outcome is committed to the store before the executor
-moves on, and a restarted server evaluates only items not recorded as completed or failed.
-So an item finished before a crash is never sent again; an item that was in flight — its
-request sent, its outcome not yet committed — is sent again from the start (every run of
-every step it needed). With a live endpoint that may bill those few requests twice; at most
-``concurrency`` items are sent and not yet recorded at any moment. Use a batch provider where
-no request may ever be paid for twice.
+What a restart re-sends: an item's outcome is committed to the store (group commit, see
+:mod:`kyro.serve._journal`) before it counts as done, and a restarted server evaluates only
+items not recorded as completed or failed. So an item finished before a crash is never sent
+again; an item that was in flight — its requests sent, its outcome not yet committed — is
+sent again from the start (every run of every step it needed). With a live endpoint those
+few requests may be billed twice. How many: at most ``in_flight`` items (default twice
+``concurrency``) are sent and not yet recorded at any moment — ``concurrency`` being
+evaluated, the rest finished and waiting for their commit, so a slow disk does not idle the
+provider. Use a batch provider where no request may ever be paid for twice.
 
 The service keeps no reply cache: every item is sent, and posting the same input twice gets
 two independent judgments.
@@ -55,17 +57,22 @@ class LiveExecutor:
         executor = LiveExecutor(LocalProvider(base_url=URL, concurrency=16), concurrency=16)
     """
 
-    def __init__(self, provider: LiveProvider, *, concurrency: int = 16) -> None:
+    def __init__(
+        self, provider: LiveProvider, *, concurrency: int = 16, in_flight: int | None = None
+    ) -> None:
         if not isinstance(provider, LiveProvider):
             raise TypeError(
                 f"{type(provider).__name__} cannot run requests live (it has no "
                 "complete(request)); use BatchJudgeExecutor for a batch provider"
             )
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        in_flight = 2 * concurrency if in_flight is None else in_flight
+        if concurrency < 1 or in_flight < concurrency:
+            raise ValueError("concurrency must be at least 1, and in_flight at least concurrency")
         self.provider = provider
         self.concurrency = concurrency
-        self._slots = anyio.Semaphore(concurrency)
+        self.in_flight = in_flight
+        self._evaluating = anyio.Semaphore(concurrency)
+        self._unrecorded = anyio.Semaphore(in_flight)
         self._judges: dict[Path, KyroJudge] = {}
 
     def forget(self, execution_id: str) -> None:
@@ -81,7 +88,7 @@ class LiveExecutor:
             for index in range(len(work.inputs)):
                 if index in work.done:
                     continue
-                await self._slots.acquire()
+                await self._unrecorded.acquire()
                 tasks.start_soon(self._item, judge, work, index, report)
 
     async def _judge(self, config: Path) -> KyroJudge:
@@ -93,14 +100,15 @@ class LiveExecutor:
         return judge
 
     async def _item(self, judge: KyroJudge, work: Work, index: int, report: Reporter) -> None:
-        """Evaluate one item and report its outcome, holding one slot until it is committed
-        (so at most ``concurrency`` items are ever sent and not yet recorded)."""
+        """Evaluate one item and report its outcome; it holds one of the ``in_flight`` slots
+        (taken by :meth:`execute`) until its outcome is committed."""
         try:
-            await report.started((index,))
-            outcome = await self._evaluate(judge, work, index)
+            async with self._evaluating:
+                await report.started((index,))
+                outcome = await self._evaluate(judge, work, index)
             await report.finished((outcome,))
         finally:
-            self._slots.release()
+            self._unrecorded.release()
 
     async def _evaluate(self, judge: KyroJudge, work: Work, index: int) -> ItemOutcome:
         transcript = Transcript(

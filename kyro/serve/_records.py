@@ -25,6 +25,7 @@ __all__ = [
     "ItemChange",
     "ItemError",
     "ItemOutcome",
+    "RawItem",
     "Store",
     "Version",
 ]
@@ -74,6 +75,20 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
     input: dict[str, Any]
     evaluator_results: tuple[EvaluatorResult, ...] = ()
     error: ItemError | None = None
+
+
+class RawItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An item as stored, its JSON left encoded: what a status poll sends on unchanged.
+
+    ``input`` holds all five input fields; ``results`` the ``EvaluatorResult`` list (None
+    before the item finishes); ``error`` an ``ItemError`` or None.
+    """
+
+    index: int
+    status: ItemStatus
+    input: msgspec.Raw
+    results: msgspec.Raw | None = None
+    error: msgspec.Raw | None = None
 
 
 class ItemOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,6 +162,10 @@ class Store(Protocol):
 
     def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
         """One execution (with its items unless ``items=False``), or None."""
+        ...
+
+    def execution_raw(self, execution_id: str) -> tuple[Execution, list[RawItem]] | None:
+        """One execution and its items as stored (one consistent read), or None."""
         ...
 
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:

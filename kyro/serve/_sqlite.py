@@ -26,6 +26,7 @@ from kyro.serve._records import (
     ExecutionStatus,
     ItemChange,
     ItemError,
+    RawItem,
     Version,
 )
 from kyro.serve._sqlite_schema import (
@@ -35,6 +36,7 @@ from kyro.serve._sqlite_schema import (
     encoder,
     execution_of,
     item_of,
+    raw_item_of,
     version_of,
 )
 
@@ -192,6 +194,20 @@ class SQLiteStore:
                 (execution_id,),
             ).fetchall()
         return msgspec.structs.replace(found, items=tuple(item_of(r) for r in rows))
+
+    def execution_raw(self, execution_id: str) -> tuple[Execution, list[RawItem]] | None:
+        with self._snapshot() as db:
+            row = db.execute(
+                f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            rows = db.execute(
+                "SELECT idx, status, input, results, error FROM items "
+                "WHERE execution_id = ? ORDER BY idx",
+                (execution_id,),
+            ).fetchall()
+        return execution_of(row), [raw_item_of(r) for r in rows]
 
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:
         clauses: list[str] = []
