@@ -179,35 +179,32 @@ class SQLiteStore:
             )
 
     def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
-        with self._snapshot() as db:
-            row = db.execute(
-                f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            found = execution_of(row)
-            if not items:
-                return found
-            rows = db.execute(
-                "SELECT idx, status, input, results, error FROM items "
-                "WHERE execution_id = ? ORDER BY idx",
-                (execution_id,),
-            ).fetchall()
-        return msgspec.structs.replace(found, items=tuple(item_of(r) for r in rows))
+        found = self._rows(execution_id, items=items)
+        if found is None:
+            return None
+        execution, rows = found
+        return msgspec.structs.replace(execution, items=tuple(item_of(r) for r in rows))
 
     def execution_raw(self, execution_id: str) -> tuple[Execution, list[RawItem]] | None:
+        found = self._rows(execution_id, items=True)
+        return None if found is None else (found[0], [raw_item_of(r) for r in found[1]])
+
+    def _rows(self, execution_id: str, *, items: bool) -> tuple[Execution, list[Any]] | None:
+        """The execution and (unless ``items`` is False) its item rows, in one snapshot."""
         with self._snapshot() as db:
             row = db.execute(
                 f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
             ).fetchone()
             if row is None:
                 return None
-            rows = db.execute(
-                "SELECT idx, status, input, results, error FROM items "
-                "WHERE execution_id = ? ORDER BY idx",
-                (execution_id,),
-            ).fetchall()
-        return execution_of(row), [raw_item_of(r) for r in rows]
+            rows = []
+            if items:
+                rows = db.execute(
+                    "SELECT idx, status, input, results, error FROM items "
+                    "WHERE execution_id = ? ORDER BY idx",
+                    (execution_id,),
+                ).fetchall()
+        return execution_of(row), rows
 
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:
         clauses: list[str] = []
