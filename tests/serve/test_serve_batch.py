@@ -105,3 +105,21 @@ def test_a_refusing_provider_fails_the_execution(tmp_path: Path, judges_dir: Pat
     assert "emulated" not in view["items"][0]["error"]["message"]
     assert stats.batches_created == 0
     assert stats.faults_fired == 1
+
+
+def test_the_same_inputs_twice_are_judged_twice(tmp_path: Path, judges_dir: Path) -> None:
+    """The service keeps no reply cache: a second execution of the same inputs is sent again
+    as its own batch, and no cache folder is written."""
+    with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
+        factory = batch(lambda _: OpenAIBatchProvider(base_url=api, api_key="emulated"))
+        service = make_service([judges_dir], tmp_path / "data", factory)
+        with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
+            views = [
+                wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+                for _ in range(2)
+            ]
+        stats = emulator.stats()
+    assert [v["completed_count"] for v in views] == [3, 3]
+    assert stats.batches_created == 2
+    assert stats.files_uploaded == 2
+    assert not [p for p in (tmp_path / "data").rglob("*") if "cache" in p.name]
