@@ -13,6 +13,8 @@ Exits 1 when a target is missed.
    same executions run in this process by ``KyroJudge.run_many`` with the same provider
    settings (20 concurrent ``run_many`` calls, no HTTP, no store); target ≥ 0.8×. The
    server's latency includes up to one poll interval (``POLL``) of the client noticing.
+   CPU seconds are printed too (the server's, the polling clients', the in-process run's):
+   on a loaded machine the wall-clock ratio follows the CPU share each side gets.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import tenacity
 
 CLIENTS = 20
@@ -55,6 +58,16 @@ _REPLY = '{"status": "SUCCESS", "root_cause": "relevant", "score": 0.9}'
 def judge(body: dict[str, Any]) -> str:
     """The callable judge: an instant verdict, so the service is what gets measured."""
     return _REPLY
+
+
+class _Status(msgspec.Struct):
+    """The fields of a status poll the clients look at (the rest is skipped, not decoded)."""
+
+    status: str
+    completed_count: int
+
+
+_status = msgspec.json.Decoder(_Status)
 
 
 def _inputs(n: int) -> list[dict[str, str]]:
@@ -91,10 +104,10 @@ async def _client_loop(
         url = response.json()["status_url"]
         while True:
             await anyio.sleep(POLL)
-            view = (await _get(client, url)).json()
-            if view["status"] in ("completed", "failed"):
+            view = _status.decode((await _get(client, url)).content)
+            if view.status in ("completed", "failed"):
                 break
-        assert view["completed_count"] == INPUTS, view["status"]
+        assert view.completed_count == INPUTS, view.status
         latencies.append(time.perf_counter() - started)
 
 
@@ -144,6 +157,12 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     """Run both phases, print the figures; 1 when a target is missed."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,8 +197,13 @@ def main() -> int:
                 f"{11 * first} (10× more): ratio {large / small:.2f}× (target ≤ 1.3×)"
             )
 
+            cpu = time.process_time()
             base_s, base_lat = anyio.run(_in_process, judges / "relevance.yml", ROUNDS)
+            base_cpu = time.process_time() - cpu
+            cpu, server_cpu = time.process_time(), _cpu_seconds(server.pid)
             serve_s, serve_lat = anyio.run(_drive, url, ROUNDS)
+            client_cpu = time.process_time() - cpu
+            server_cpu = _cpu_seconds(server.pid) - server_cpu
             executions = CLIENTS * ROUNDS
             base_rate, serve_rate = executions / base_s, executions / serve_s
             print(f"executions: {executions} × {INPUTS} inputs, {CLIENTS} concurrent clients")
@@ -190,6 +214,10 @@ def main() -> int:
             print(
                 f"kyro serve (HTTP):             {serve_rate:7.2f} executions/s  "
                 f"p95 {_p95(serve_lat):6.2f} s"
+            )
+            print(
+                f"CPU seconds: in-process {base_cpu:.1f}; server {server_cpu:.1f} "
+                f"(+ {client_cpu:.1f} in the {CLIENTS} polling clients)"
             )
             ratio = serve_rate / base_rate
             print(
