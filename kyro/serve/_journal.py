@@ -49,6 +49,7 @@ class Journal:
         self.store = store
         self._batch = _Batch()
         self._queued = anyio.Event()
+        self._flushing = anyio.Lock()  # one commit at a time, in queue order
 
     def start(self, execution_id: str, indices: Sequence[int]) -> None:
         """Queue these items' move to processing; written with the next commit."""
@@ -74,19 +75,21 @@ class Journal:
 
     async def flush(self) -> None:
         """Commit what is queued now (shielded: a transaction started is seen through)."""
-        batch, self._batch = self._batch, _Batch()
-        self._queued = anyio.Event()
-        if not batch.changes:
-            batch.committed.set()
-            return
-        started = time.perf_counter()
         with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(self.store.record_items, batch.changes)
-            except Exception as exc:  # every waiter of this batch sees it
-                batch.error = exc
-                _log.error("cannot record item changes: %s", type(exc).__name__)
-            batch.committed.set()
+            async with self._flushing:
+                batch, self._batch = self._batch, _Batch()
+                self._queued = anyio.Event()
+                if batch.changes:
+                    await self._commit(batch)
+                batch.committed.set()
+
+    async def _commit(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(self.store.record_items, batch.changes)
+        except Exception as exc:  # every waiter of this batch sees it
+            batch.error = exc
+            _log.error("cannot record item changes: %s", type(exc).__name__)
         _log.debug(
             "committed %d item changes in %.1f ms",
             len(batch.changes),
