@@ -25,25 +25,38 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 
-from kyro import (
-    BatchValidationError,
-    KyroError,
-    KyroJudge,
-    LiveProvider,
-    ProviderError,
-    Transcript,
-)
+from kyro import BatchValidationError, KyroError, KyroJudge, ProviderError
 from kyro.serve._executor import Reporter, Work, transcript_value
 from kyro.serve._outcomes import evaluation_outcome, failed_outcome
 from kyro.serve._records import ItemOutcome
 
-__all__ = ["LiveExecutor"]
+__all__ = ["LiveBackend", "LiveExecutor"]
 
 _log = logging.getLogger("kyro.serve")
+
+
+@runtime_checkable
+class LiveBackend(Protocol):
+    """What the live path needs of a provider: ``kyro.KyroJudge``'s live provider protocol
+    (one request in, its outcome out, now). ``kyro_local.LocalProvider`` is one."""
+
+    @property
+    def name(self) -> str:
+        """Short registry name (``local``)."""
+        ...
+
+    async def complete(self, request: Any) -> Any:
+        """Send one request now; its result line."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
 
 
 class LiveExecutor:
@@ -58,9 +71,9 @@ class LiveExecutor:
     """
 
     def __init__(
-        self, provider: LiveProvider, *, concurrency: int = 16, in_flight: int | None = None
+        self, provider: LiveBackend, *, concurrency: int = 16, in_flight: int | None = None
     ) -> None:
-        if not isinstance(provider, LiveProvider):
+        if not isinstance(provider, LiveBackend):
             raise TypeError(
                 f"{type(provider).__name__} cannot run requests live (it has no "
                 "complete(request)); use BatchJudgeExecutor for a batch provider"
@@ -111,11 +124,8 @@ class LiveExecutor:
             self._unrecorded.release()
 
     async def _evaluate(self, judge: KyroJudge, work: Work, index: int) -> ItemOutcome:
-        transcript = Transcript(
-            index=index, source=f"inline:{index}", value=transcript_value(work.inputs[index])
-        )
         try:
-            evaluation = await judge.run(transcript)
+            evaluation = await judge.run(transcript_value(work.inputs[index]))
         except KyroError as exc:  # a refused credential, a template the input cannot fill
             _log.warning(
                 "execution %s item %d failed: %s", work.execution_id, index, type(exc).__name__
