@@ -51,7 +51,8 @@ steps:
 
 class StepJudge:
     """Replies by step and request: ``reject`` fails the gate, ``weak`` fails detail (so the
-    review runs), ``prose`` gets a gate reply that is not JSON. Thread-safe call counts."""
+    review runs), ``broken`` gets a detail reply that is not JSON (the review runs too),
+    ``prose`` a gate reply that is not JSON. Thread-safe call counts."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
@@ -65,6 +66,8 @@ class StepJudge:
             return "looks fine to me"
         if step == "gate" and "reject" in request:
             return json.dumps({"status": "ERROR", "root_cause": "off topic"})
+        if step == "detail" and "broken" in request:
+            return "no idea"
         if step == "detail" and "weak" in request:
             return json.dumps({"status": "ERROR", "root_cause": "too vague", "score": 0.2})
         return json.dumps({"status": "SUCCESS", "root_cause": f"{step} ok", "score": 0.9})
@@ -74,7 +77,7 @@ class StepJudge:
         return self(body)
 
 
-INPUTS = [{"request": r, "response": "r"} for r in ("good", "reject", "weak", "prose")]
+INPUTS = [{"request": r, "response": "r"} for r in ("good", "reject", "weak", "prose", "broken")]
 
 
 def _results(item: dict[str, Any]) -> list[tuple[str, float | None, str, str | None]]:
@@ -85,9 +88,9 @@ def _results(item: dict[str, Any]) -> list[tuple[str, float | None, str, str | N
 
 
 def _check_pipeline_view(view: dict[str, Any]) -> None:
-    """The four items of INPUTS as both paths must report them."""
+    """The five items of INPUTS as both paths must report them."""
     assert view["status"] == "completed"
-    good, reject, weak, prose = view["items"]
+    good, reject, weak, prose, broken = view["items"]
     assert good["status"] == "completed"
     assert _results(good) == [
         ("gate", 0.9, "SUCCESS", "gate ok"),
@@ -110,7 +113,15 @@ def _check_pipeline_view(view: dict[str, Any]) -> None:
     assert _results(prose) == [
         ("detail", None, "SKIPPED", "skipped: dependency 'gate' ended ERRORED"),
     ]
-    assert (view["completed_count"], view["failed_count"]) == (3, 1)
+    assert broken["status"] == "completed"  # the fallback decided for the broken step
+    gate, detail, review = _results(broken)
+    assert gate == ("gate", 0.9, "SUCCESS", "gate ok")
+    assert detail[:3] == ("detail", None, "ERRORED")
+    assert detail[3] is not None
+    assert detail[3].startswith("no verdict (unparseable_reply")
+    assert detail[3].endswith("its fallback 'review' decided")
+    assert review == ("review", 0.9, "SUCCESS", "review ok")
+    assert (view["completed_count"], view["failed_count"]) == (4, 1)
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -139,6 +150,9 @@ def test_a_pipeline_runs_live_step_by_step(tmp_path: Path) -> None:
         "detail:weak": 1,
         "review:weak": 1,
         "gate:prose": 1,
+        "gate:broken": 1,
+        "detail:broken": 1,
+        "review:broken": 1,
     }
 
 
@@ -156,7 +170,7 @@ def test_a_pipeline_runs_as_staged_batches(tmp_path: Path) -> None:
     _check_pipeline_view(view)
     assert stats.batches_created == 3  # gate; detail; review
     assert stats.chat_completions == 0
-    assert sum(judge.calls.values()) == 7
+    assert sum(judge.calls.values()) == 10
 
 
 def test_scores_are_the_judges_own_else_from_the_status(tmp_path: Path) -> None:
