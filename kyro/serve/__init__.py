@@ -36,7 +36,7 @@ from __future__ import annotations
 from kyro.serve._app import ServeApp
 from kyro.serve._auth import ENV_KEYS, KeyRing, load_keys
 from kyro.serve._executor import BatchJudgeExecutor, Executor, ProviderFactory, Reporter, Work
-from kyro.serve._live_executor import LiveBackend, LiveExecutor
+from kyro.serve._live_executor import LiveExecutor
 from kyro.serve._records import (
     EvaluatorResult,
     Execution,
@@ -65,7 +65,6 @@ __all__ = [
     "ItemError",
     "ItemOutcome",
     "KeyRing",
-    "LiveBackend",
     "LiveExecutor",
     "ProviderFactory",
     "Reporter",

@@ -25,38 +25,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 
 from kyro import BatchValidationError, KyroError, KyroJudge, ProviderError
+from kyro.provider import LiveProvider
 from kyro.serve._executor import Reporter, Work, transcript_value
 from kyro.serve._outcomes import evaluation_outcome, failed_outcome
 from kyro.serve._records import ItemOutcome
 
-__all__ = ["LiveBackend", "LiveExecutor"]
+__all__ = ["LiveExecutor"]
 
 _log = logging.getLogger("kyro.serve")
-
-
-@runtime_checkable
-class LiveBackend(Protocol):
-    """What the live path needs of a provider: ``kyro.KyroJudge``'s live provider protocol
-    (one request in, its outcome out, now). ``kyro_local.LocalProvider`` is one."""
-
-    @property
-    def name(self) -> str:
-        """Short registry name (``local``)."""
-        ...
-
-    async def complete(self, request: Any) -> Any:
-        """Send one request now; its result line."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...
 
 
 class LiveExecutor:
@@ -71,9 +52,9 @@ class LiveExecutor:
     """
 
     def __init__(
-        self, provider: LiveBackend, *, concurrency: int = 16, in_flight: int | None = None
+        self, provider: LiveProvider, *, concurrency: int = 16, in_flight: int | None = None
     ) -> None:
-        if not isinstance(provider, LiveBackend):
+        if not isinstance(provider, LiveProvider):
             raise TypeError(
                 f"{type(provider).__name__} cannot run requests live (it has no "
                 "complete(request)); use BatchJudgeExecutor for a batch provider"
