@@ -1,8 +1,9 @@
 """``kyro serve``: the batch-execute REST service over your judge configs, on 127.0.0.1.
 
 The service lives in ``kyro.serve`` (the ``serve`` extra: starlette, uvicorn), imported only
-when this command runs. The provider is built lazily through the registry; each execution
-group gets its own provider instance, which keeps its files in the group's folder.
+when this command runs. The provider is built lazily through the registry: the local
+provider is one shared live provider (items evaluated as they come); a batch provider gets
+an instance per BatchJudge call, each execution one batch.
 """
 
 from __future__ import annotations
@@ -82,16 +83,17 @@ def register(subparsers: Any) -> None:
         help="judge with a Python callable instead of an endpoint (local provider)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="requests in flight per group (local)"
-    )
-    parser.add_argument("--workers", type=int, default=8, help="groups running at once")
-    parser.add_argument(
-        "--groups",
+        "--concurrency",
         type=int,
-        default=4,
-        help="groups an execution is split into with a live provider, so items finish in "
-        "steps; each group is one crash-safe job, so more groups cost throughput (default "
-        "4; a batch provider sends each execution as one batch)",
+        default=16,
+        help="local provider: items evaluated at once across all executions, and requests "
+        "in flight (default 16); a crash re-sends at most twice this many items",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="batch jobs submitted or checked at once (batch providers; default 8)",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=30.0, help="seconds between batch polls"
@@ -111,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         from kyro.serve import (
             BatchJudgeExecutor,
+            Executor,
             KeyRing,
+            LiveExecutor,
             build_service,
             configure_logging,
             load_keys,
@@ -124,24 +128,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.BAD_INPUT
-    for name in ("concurrency", "workers", "groups", "max_body_bytes"):
+    for name in ("concurrency", "workers", "max_body_bytes"):
         if getattr(args, name) < 1:
             raise BatchValidationError(f"--{name.replace('_', '-')} must be at least 1")
     keys_file = Path(args.api_keys_file) if args.api_keys_file else None
     keys = KeyRing(load_keys(os.environ.get("KYRO_SERVE_API_KEYS"), keys_file))
     factory = _provider_factory(args)
-    live = args.provider == "local"
+
+    def executor(jobs: Path) -> Executor:
+        if args.provider == "local":
+            return LiveExecutor(factory(jobs / "local"), concurrency=args.concurrency)
+        return BatchJudgeExecutor(
+            factory, jobs_dir=jobs, workers=args.workers, poll_interval=args.poll_interval
+        )
+
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     service = build_service(
         args.judges,
         data_dir=Path(args.data_dir),
-        executor=lambda jobs: BatchJudgeExecutor(
-            factory,
-            jobs_dir=jobs,
-            groups=args.groups if live else 1,
-            workers=args.workers,
-            poll_interval=args.poll_interval,
-        ),
+        executor=executor,
         keys=keys,
         max_body_bytes=args.max_body_bytes,
         grace=args.grace,
@@ -160,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _provider_factory(args: argparse.Namespace) -> Any:
-    """A function making one group's provider, its files in the folder it is given."""
+    """A function making a provider, its files (if any) in the folder it is given."""
     options: dict[str, Any] = {}
     if args.provider == "local":
         options["concurrency"] = args.concurrency

@@ -41,6 +41,7 @@ from kyro.serve._views import (
     error_response,
     execution_view,
     judge_view,
+    raw_execution_view,
     status_url,
     version_view,
 )
@@ -93,9 +94,13 @@ class ServeApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        async with self.pool.running(grace=self.grace):
-            yield
-        await anyio.to_thread.run_sync(self.store.close)
+        try:
+            async with self.pool.running(grace=self.grace):
+                yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.pool.executor.aclose()
+                await anyio.to_thread.run_sync(self.store.close)
 
     async def healthz(self, request: Request) -> Response:
         unfinished = await anyio.to_thread.run_sync(self.store.unfinished)  # the database answers
@@ -174,10 +179,10 @@ class ServeApp:
 
     async def get_execution(self, request: Request) -> Response:
         execution_id = request.path_params["execution_id"]
-        found = await anyio.to_thread.run_sync(self.store.execution, execution_id)
+        found = await anyio.to_thread.run_sync(self.store.execution_raw, execution_id)
         if found is None:
             return error_response(404, f"no batch execution {execution_id}")
-        return JSONResponse(execution_view(found))
+        return JSONResponse(raw_execution_view(*found))
 
     async def list_executions(self, request: Request) -> Response:
         query = request.query_params
@@ -216,9 +221,7 @@ class ServeApp:
             params["cursor"] = _encode_cursor((last.created_at, last.execution_id))
             next_url = str(request.url.replace_query_params(**params))
             next_url = "/v1/judges/batch-executions/?" + next_url.partition("?")[2]
-        return JSONResponse(
-            {"next": next_url, "results": [execution_view(e, items=False) for e in page]}
-        )
+        return JSONResponse({"next": next_url, "results": [execution_view(e) for e in page]})
 
     async def _judge(self, judge_id: str) -> ServedJudge | None:
         """The judge, refreshed from disk when its files changed (in a worker thread)."""

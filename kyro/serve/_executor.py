@@ -1,23 +1,19 @@
 """Running an execution's items: the one interface the workers use, and its BatchJudge form.
 
 An :class:`Executor` gets an execution's items and the config of its judge version and
-reports each item's outcome as it finishes. :class:`BatchJudgeExecutor` runs the items in
-groups, each group one :class:`kyro.BatchJudge` job with its own state folder under the data
-folder, so everything BatchJudge guarantees holds per group: the intent is on disk before each
-remote step, and a restarted server resumes a group with ``check()`` — adopting the batch it
-already created — instead of sending it again.
+reports each item's outcome as it finishes. Two ship: :class:`kyro.serve.LiveExecutor`
+(a live provider, item by item) and :class:`BatchJudgeExecutor` here, for batch providers.
 
-* Through a live provider (a ``LocalProvider`` over an endpoint or a callable), ``submit``
-  does the work; an execution is split into ``groups`` groups (at most), run side by side, so
-  items finish — and show ``completed`` — group by group. Each group pays for a job's
-  durable state (a dozen or so fsyncs), so the number of groups trades progress detail for
-  throughput: with an instant callable judge, 20 executions of 100 inputs ran about 3.5×
-  faster as one group each than as 4, and 2× faster as 4 than as 10 (default 4).
-* Through a batch provider, an execution is one group, one batch at half price; the execution
-  stays ``processing`` while the batch is polled every ``poll_interval`` seconds.
-
-Groups are fixed by the execution's size, never by what is left, so a resumed group is the
-same job with the same items. A group whose outcomes are recorded is skipped on resume.
+:class:`BatchJudgeExecutor` runs an execution as one :class:`kyro.BatchJudge` job (or, with
+``groups``, a few) with its own state folder under the data folder, so everything BatchJudge
+guarantees holds: the intent is on disk before each remote step, and a restarted server
+resumes the job with ``check()`` — adopting the batch it already created — instead of sending
+it again. The execution is one batch at half price, its items ``processing`` while the batch
+is polled every ``poll_interval`` seconds; a pipeline config runs as BatchJudge's staged job
+(each ``check`` that finds a stage done submits the next). Groups are fixed by the
+execution's size, never by what is left, so a resumed group is the same job with the same
+items; a group whose outcomes are recorded is skipped on resume. The jobs use no reply cache:
+every item is sent.
 """
 
 from __future__ import annotations
@@ -46,7 +42,14 @@ from kyro import (
 from kyro.provider import BatchProvider
 from kyro.serve._outcomes import failed_outcome, outcomes_of
 
-__all__ = ["BatchJudgeExecutor", "Executor", "ProviderFactory", "Reporter", "Work"]
+__all__ = [
+    "BatchJudgeExecutor",
+    "Executor",
+    "ProviderFactory",
+    "Reporter",
+    "Work",
+    "transcript_value",
+]
 
 _log = logging.getLogger("kyro.serve")
 
@@ -65,14 +68,18 @@ class Work(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Reporter(Protocol):
-    """Where an executor reports progress; each call is committed before it returns."""
+    """Where an executor reports progress.
+
+    ``started`` is queued for the next commit (progress shown to clients; always written
+    before the item's outcome); ``finished`` returns once the outcomes are committed.
+    """
 
     async def started(self, indices: Sequence[int]) -> None:
         """These items are being evaluated now."""
         ...
 
     async def finished(self, outcomes: Sequence[Any]) -> None:
-        """These items are done (``ItemOutcome`` each)."""
+        """These items are done (``ItemOutcome`` each); committed when this returns."""
         ...
 
 
@@ -87,6 +94,10 @@ class Executor(Protocol):
         """Drop whatever the executor kept on disk for a finished execution."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the executor holds (connections) when the server stops."""
+        ...
+
 
 class BatchJudgeExecutor:
     """:class:`Executor` through BatchJudge jobs (see the module docstring).
@@ -94,9 +105,9 @@ class BatchJudgeExecutor:
     Example::
 
         executor = BatchJudgeExecutor(
-            lambda folder: LocalProvider(handler=judge_fn, state_dir=folder),
+            lambda folder: OpenAIBatchProvider(),
             jobs_dir=Path("serve-data/jobs"),
-            groups=4,
+            poll_interval=60,
         )
     """
 
@@ -105,7 +116,7 @@ class BatchJudgeExecutor:
         provider: ProviderFactory,
         *,
         jobs_dir: Path,
-        groups: int = 4,
+        groups: int = 1,
         workers: int = 8,
         poll_interval: float = 30.0,
         max_wait: float = 300.0,
@@ -124,6 +135,9 @@ class BatchJudgeExecutor:
 
     def forget(self, execution_id: str) -> None:
         shutil.rmtree(self.jobs_dir / execution_id, ignore_errors=True)
+
+    async def aclose(self) -> None:
+        """Nothing to close: each BatchJudge call makes and closes its own provider."""
 
     async def execute(self, work: Work, report: Reporter) -> None:
         size = math.ceil(len(work.inputs) / self.groups)
@@ -170,7 +184,7 @@ class BatchJudgeExecutor:
         async with self._limiter:
             await report.started(indices)
             if not resumable:
-                transcripts = [_transcript(work.inputs[i]) for i in indices]
+                transcripts = [transcript_value(work.inputs[i]) for i in indices]
                 await self._retrying(self._step, work, folder, transcripts)
             result = await self._retrying(self._step, work, folder, None)
         while result is None:
@@ -196,7 +210,7 @@ class BatchJudgeExecutor:
 
         async def call() -> BatchRunResult | None:
             judge = BatchJudge(
-                self.provider(folder / "provider"), work.config_path, state_dir=folder
+                self.provider(folder / "provider"), work.config_path, state_dir=folder, cache=False
             )
             outcome: list[BatchRunResult | Exception | None] = []
 
@@ -278,6 +292,6 @@ def _log_retry(state: tenacity.RetryCallState) -> None:
     )
 
 
-def _transcript(value: dict[str, Any]) -> dict[str, Any]:
+def transcript_value(value: dict[str, Any]) -> dict[str, Any]:
     """An input as the judges see it: ``{{input.request}}`` and friends; nulls left out."""
     return {key: v for key, v in value.items() if v is not None}

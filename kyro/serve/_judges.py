@@ -2,7 +2,8 @@
 
 Every config given to ``--judges`` (a file, or every ``*.yml``/``*.yaml`` of a folder) is one
 judge; its id is the config's ``name:``, else the file's stem. Each judge of the config (each
-step of a pipeline) is one evaluator. A version is the config's bytes plus the prompt files it
+step of a pipeline: ``depends_on`` and ``on_failure`` work as everywhere in kyro) is one
+evaluator. A version is the config's bytes plus the prompt files it
 reads: its id is derived from that content (the same content always has the same id), it is
 recorded in the store the first time it is served, and it is written out whole under the data
 folder, so a pinned version still runs after the file on disk has changed. The latest version
@@ -167,12 +168,6 @@ def _inside(name: str, config: Path) -> str:
 
 
 def _check_servable(config: JudgesConfig, path: Path) -> None:
-    if config.uses_pipeline:
-        raise BatchValidationError(
-            "this config uses depends_on/on_failure, which kyro serve cannot run yet; "
-            "serve each step as its own judge, or remove the links",
-            path=path,
-        )
     for judge in config.judges:
         for field in judge.fields:
             head, _, rest = field.partition(".")

@@ -22,8 +22,10 @@ __all__ = [
     "Execution",
     "ExecutionFilter",
     "Item",
+    "ItemChange",
     "ItemError",
     "ItemOutcome",
+    "RawItem",
     "Store",
     "Version",
 ]
@@ -75,6 +77,20 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
     error: ItemError | None = None
 
 
+class RawItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An item as stored, its JSON left encoded: what a status poll sends on unchanged.
+
+    ``input`` holds all five input fields; ``results`` the ``EvaluatorResult`` list (None
+    before the item finishes); ``error`` an ``ItemError`` or None.
+    """
+
+    index: int
+    status: ItemStatus
+    input: msgspec.Raw
+    results: msgspec.Raw | None = None
+    error: msgspec.Raw | None = None
+
+
 class ItemOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What an executor reports for one finished item."""
 
@@ -82,6 +98,15 @@ class ItemOutcome(msgspec.Struct, frozen=True, kw_only=True):
     status: Literal["completed", "failed"]
     evaluator_results: tuple[EvaluatorResult, ...] = ()
     error: ItemError | None = None
+
+
+class ItemChange(msgspec.Struct, frozen=True, kw_only=True):
+    """Item transitions of one execution: ``started`` move to processing, then ``finished``
+    are recorded (in that order, so an item may start and finish in one change)."""
+
+    execution_id: str
+    started: tuple[int, ...] = ()
+    finished: tuple[ItemOutcome, ...] = ()
 
 
 class Execution(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +164,10 @@ class Store(Protocol):
         """One execution (with its items unless ``items=False``), or None."""
         ...
 
+    def execution_raw(self, execution_id: str) -> tuple[Execution, list[RawItem]] | None:
+        """One execution and its items as stored (one consistent read), or None."""
+        ...
+
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:
         """Executions matching ``where``, newest first, at most ``where.limit`` (no items)."""
         ...
@@ -151,12 +180,13 @@ class Store(Protocol):
         """Move a pending execution to processing (no-op when it already is)."""
         ...
 
-    def start_items(self, execution_id: str, indices: Sequence[int]) -> None:
-        """Move these items from pending to processing."""
-        ...
+    def record_items(self, changes: Sequence[ItemChange]) -> None:
+        """Apply every change, in order, in one transaction (the workers' group commit).
 
-    def finish_items(self, execution_id: str, outcomes: Sequence[ItemOutcome]) -> None:
-        """Record each outcome (its item becomes completed or failed) and update the counts."""
+        A started item moves from pending to processing; a finished one from pending or
+        processing to its outcome's status, counted once (an item already finished is left
+        as it is: a resumed job reporting it again changes nothing).
+        """
         ...
 
     def finish_execution(

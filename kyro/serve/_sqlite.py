@@ -24,8 +24,9 @@ from kyro.serve._records import (
     Execution,
     ExecutionFilter,
     ExecutionStatus,
+    ItemChange,
     ItemError,
-    ItemOutcome,
+    RawItem,
     Version,
 )
 from kyro.serve._sqlite_schema import (
@@ -35,6 +36,7 @@ from kyro.serve._sqlite_schema import (
     encoder,
     execution_of,
     item_of,
+    raw_item_of,
     version_of,
 )
 
@@ -177,21 +179,32 @@ class SQLiteStore:
             )
 
     def execution(self, execution_id: str, *, items: bool = True) -> Execution | None:
+        found = self._rows(execution_id, items=items)
+        if found is None:
+            return None
+        execution, rows = found
+        return msgspec.structs.replace(execution, items=tuple(item_of(r) for r in rows))
+
+    def execution_raw(self, execution_id: str) -> tuple[Execution, list[RawItem]] | None:
+        found = self._rows(execution_id, items=True)
+        return None if found is None else (found[0], [raw_item_of(r) for r in found[1]])
+
+    def _rows(self, execution_id: str, *, items: bool) -> tuple[Execution, list[Any]] | None:
+        """The execution and (unless ``items`` is False) its item rows, in one snapshot."""
         with self._snapshot() as db:
             row = db.execute(
                 f"SELECT {COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
             ).fetchone()
             if row is None:
                 return None
-            found = execution_of(row)
-            if not items:
-                return found
-            rows = db.execute(
-                "SELECT idx, status, input, results, error FROM items "
-                "WHERE execution_id = ? ORDER BY idx",
-                (execution_id,),
-            ).fetchall()
-        return msgspec.structs.replace(found, items=tuple(item_of(r) for r in rows))
+            rows = []
+            if items:
+                rows = db.execute(
+                    "SELECT idx, status, input, results, error FROM items "
+                    "WHERE execution_id = ? ORDER BY idx",
+                    (execution_id,),
+                ).fetchall()
+        return execution_of(row), rows
 
     def list_executions(self, where: ExecutionFilter) -> list[Execution]:
         clauses: list[str] = []
@@ -231,35 +244,37 @@ class SQLiteStore:
                 (at, execution_id),
             )
 
-    def start_items(self, execution_id: str, indices: Sequence[int]) -> None:
+    def record_items(self, changes: Sequence[ItemChange]) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE items SET status = 'processing' "
-                "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
-                [(execution_id, i) for i in indices],
-            )
-
-    def finish_items(self, execution_id: str, outcomes: Sequence[ItemOutcome]) -> None:
-        with self._transaction() as db:
-            for outcome in outcomes:
-                cursor = db.execute(
-                    "UPDATE items SET status = ?, results = ?, error = ? WHERE execution_id = ? "
-                    "AND idx = ? AND status IN ('pending', 'processing')",
-                    (
-                        outcome.status,
-                        encoder.encode(outcome.evaluator_results),
-                        encoder.encode(outcome.error) if outcome.error else None,
-                        execution_id,
-                        outcome.index,
-                    ),
-                )
-                if cursor.rowcount != 1:  # already recorded (a resumed group): count it once
-                    continue
-                column = "completed_count" if outcome.status == "completed" else "failed_count"
-                db.execute(
-                    f"UPDATE executions SET {column} = {column} + 1 WHERE execution_id = ?",
-                    (execution_id,),
-                )
+            for change in changes:
+                if change.started:
+                    db.executemany(
+                        "UPDATE items SET status = 'processing' "
+                        "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
+                        [(change.execution_id, i) for i in change.started],
+                    )
+                done = {"completed": 0, "failed": 0}
+                for outcome in change.finished:
+                    cursor = db.execute(
+                        "UPDATE items SET status = ?, results = ?, error = ? "
+                        "WHERE execution_id = ? AND idx = ? "
+                        "AND status IN ('pending', 'processing')",
+                        (
+                            outcome.status,
+                            encoder.encode(outcome.evaluator_results),
+                            encoder.encode(outcome.error) if outcome.error else None,
+                            change.execution_id,
+                            outcome.index,
+                        ),
+                    )
+                    if cursor.rowcount == 1:  # else already recorded: count it once
+                        done[outcome.status] += 1
+                if done["completed"] or done["failed"]:
+                    db.execute(
+                        "UPDATE executions SET completed_count = completed_count + ?, "
+                        "failed_count = failed_count + ? WHERE execution_id = ?",
+                        (done["completed"], done["failed"], change.execution_id),
+                    )
 
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus, at: float, error: ItemError | None

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from kyro.serve._records import EvaluatorResult, Execution, Item, ItemError, Version
+from kyro.serve._records import EvaluatorResult, Execution, Item, ItemError, RawItem, Version
 
 __all__ = [
     "COLUMNS",
@@ -16,6 +16,7 @@ __all__ = [
     "encoder",
     "execution_of",
     "item_of",
+    "raw_item_of",
     "version_of",
 ]
 
@@ -93,4 +94,15 @@ def item_of(row: Sequence[Any]) -> Item:
         input=_inputs.decode(row[2]),
         evaluator_results=_results.decode(row[3]) if row[3] else (),
         error=_errors.decode(row[4]) if row[4] else None,
+    )
+
+
+def raw_item_of(row: Sequence[Any]) -> RawItem:
+    """An ``items`` row with its JSON columns left encoded."""
+    return RawItem(
+        index=row[0],
+        status=row[1],
+        input=msgspec.Raw(row[2]),
+        results=msgspec.Raw(row[3]) if row[3] else None,
+        error=msgspec.Raw(row[4]) if row[4] else None,
     )

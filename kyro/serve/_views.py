@@ -3,7 +3,8 @@
 Shapes follow the hosted batch-execute API: an execution carries ``batch_execution_id``,
 ``status``, ``total_count`` and ``items``; an item ``index``, ``status``, ``input`` (all five
 fields, absent ones null) and ``evaluator_results`` of ``score``, ``justification`` and
-``evaluator_name``. Times are ISO 8601 in UTC.
+``evaluator_name`` (and the verdict's ``status``: SUCCESS, ERROR, NA, or SKIPPED/ERRORED for
+a pipeline step, see :mod:`kyro.serve._outcomes`). Times are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -12,22 +13,22 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 from starlette.responses import Response
 
-from kyro.serve._body import INPUT_FIELDS, Problem
+from kyro.serve._body import Problem
 from kyro.serve._judges import ServedJudge
-from kyro.serve._records import Execution, Item, ItemError, Version
+from kyro.serve._records import Execution, ItemError, RawItem, Version
 
 __all__ = [
     "JSONResponse",
     "error_response",
     "execution_view",
     "judge_view",
+    "raw_execution_view",
     "status_url",
     "version_view",
 ]
-
-import msgspec
 
 _encoder = msgspec.json.Encoder()
 
@@ -70,21 +71,42 @@ def _error(error: ItemError | None) -> dict[str, str] | None:
     return None if error is None else {"code": error.code, "message": error.message}
 
 
-def _item(item: Item) -> dict[str, Any]:
-    return {
-        "index": item.index,
-        "status": item.status,
-        "input": {key: item.input.get(key) for key in INPUT_FIELDS},
-        "evaluator_results": [
-            {"score": r.score, "justification": r.justification, "evaluator_name": r.evaluator_name}
-            for r in item.evaluator_results
-        ],
-        "error": _error(item.error),
-    }
+class _ItemView(msgspec.Struct, frozen=True, kw_only=True):
+    """An item as the API shows it, from its stored JSON (nothing decoded)."""
+
+    index: int
+    status: str
+    input: msgspec.Raw
+    evaluator_results: msgspec.Raw
+    error: msgspec.Raw | None
 
 
-def execution_view(execution: Execution, *, items: bool = True) -> dict[str, Any]:
-    """An execution as the API shows it (a listing leaves ``items`` out)."""
+_NO_RESULTS = msgspec.Raw(b"[]")
+
+
+def raw_execution_view(execution: Execution, items: Sequence[RawItem]) -> dict[str, Any]:
+    """:func:`execution_view` from stored rows: the items' JSON is passed on as stored.
+
+    Stored items hold the same fields the API shows (the input's five fields; each
+    result's ``evaluator_name``, ``score``, ``justification`` and ``status``; the error's
+    ``code`` and ``message``), so a status poll decodes and re-encodes nothing.
+    """
+    view = execution_view(execution)
+    view["items"] = [
+        _ItemView(
+            index=item.index,
+            status=item.status,
+            input=item.input,
+            evaluator_results=item.results or _NO_RESULTS,
+            error=item.error,
+        )
+        for item in items
+    ]
+    return view
+
+
+def execution_view(execution: Execution) -> dict[str, Any]:
+    """An execution as a listing shows it (:func:`raw_execution_view` adds the items)."""
     done = execution.completed_count + execution.failed_count
     view: dict[str, Any] = {
         "batch_execution_id": execution.execution_id,
@@ -102,8 +124,6 @@ def execution_view(execution: Execution, *, items: bool = True) -> dict[str, Any
         "error": _error(execution.error),
         "status_url": status_url(execution.execution_id),
     }
-    if items:
-        view["items"] = [_item(item) for item in execution.items]
     return view
 
 

@@ -2,10 +2,12 @@
 
 The pool runs in the application's lifespan. ``start`` is called after an execution is
 committed; at startup every execution still pending or processing is started again, and the
-executor skips the items already recorded. Each step is committed through the store before
-the next begins. At shutdown the pool waits up to ``grace`` seconds for running executions,
-then cancels them: their items stay ``processing`` in the store and their groups' state stays
-on disk, so the next start resumes them where they stopped (parked, never lost).
+executor skips the items already recorded. Item transitions go through a :class:`Journal`
+(group commit): an outcome is on disk before the executor is told it is recorded, and the
+execution ends only after all of them. At shutdown the pool waits up to ``grace`` seconds
+for running executions, then cancels them and commits what was queued: unfinished items stay
+``pending`` or ``processing`` in the store (and a batch job's state stays on disk), so the
+next start resumes them (parked, never lost).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from kyro.serve._executor import Executor, Work
+from kyro.serve._journal import Journal
 from kyro.serve._judges import JudgeRegistry
 from kyro.serve._records import Execution, ItemError, ItemOutcome, Store
 
@@ -30,17 +33,17 @@ _log = logging.getLogger("kyro.serve")
 
 
 class _Report:
-    """The executor's reporter for one execution: every call is a committed transition."""
+    """The executor's reporter for one execution, through the pool's journal."""
 
-    def __init__(self, store: Store, execution_id: str) -> None:
-        self.store = store
+    def __init__(self, journal: Journal, execution_id: str) -> None:
+        self.journal = journal
         self.execution_id = execution_id
 
     async def started(self, indices: Sequence[int]) -> None:
-        await anyio.to_thread.run_sync(self.store.start_items, self.execution_id, list(indices))
+        self.journal.start(self.execution_id, indices)
 
     async def finished(self, outcomes: Sequence[Any]) -> None:
-        await anyio.to_thread.run_sync(self.store.finish_items, self.execution_id, list(outcomes))
+        await self.journal.finish(self.execution_id, outcomes)
 
 
 class WorkerPool:
@@ -66,6 +69,7 @@ class WorkerPool:
         self.registry = registry
         self.executor = executor
         self.clock = clock
+        self.journal = Journal(store)
         self._limiter = anyio.CapacityLimiter(active)
         self._tasks: TaskGroup | None = None
         self._running = 0
@@ -75,20 +79,25 @@ class WorkerPool:
     @contextlib.asynccontextmanager
     async def running(self, *, grace: float) -> AsyncIterator[WorkerPool]:
         """Serve inside the block; on leaving, wait up to ``grace`` seconds, then park."""
-        async with anyio.create_task_group() as tasks:
-            self._tasks = tasks
-            try:
-                await self._resume()
-                yield self
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
-                    await self._idle.wait()
-                if self._running:
-                    _log.info(
-                        "parking %d running executions; a restart resumes them", self._running
-                    )
-                tasks.cancel_scope.cancel()
-                self._tasks = None
+        async with anyio.create_task_group() as committing:
+            committing.start_soon(self.journal.run)
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                try:
+                    await self._resume()
+                    yield self
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
+                        await self._idle.wait()
+                    if self._running:
+                        _log.info(
+                            "parking %d running executions; a restart resumes them",
+                            self._running,
+                        )
+                    tasks.cancel_scope.cancel()
+                    self._tasks = None
+            await self.journal.flush()  # what the cancelled items had queued
+            committing.cancel_scope.cancel()
 
     async def _resume(self) -> int:
         unfinished = await anyio.to_thread.run_sync(self.store.unfinished)
@@ -138,7 +147,7 @@ class WorkerPool:
             done=frozenset(i.index for i in execution.items if i.status in ("completed", "failed")),
         )
         del execution
-        await self.executor.execute(work, _Report(self.store, execution_id))
+        await self.executor.execute(work, _Report(self.journal, execution_id))
         # Items the executor returned without an outcome for are never left hanging.
         final = await self._fail_rest(execution_id, "missing", "the executor gave no result")
         if final.completed_count == 0:
@@ -159,7 +168,7 @@ class WorkerPool:
         ]
         if not rest:
             return found
-        await _Report(self.store, execution_id).finished(rest)
+        await self.journal.finish(execution_id, rest)
         again = await anyio.to_thread.run_sync(
             lambda: self.store.execution(execution_id, items=False)
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import AUTH, CountingJudge, local_factory, make_service, serving, write_judge
+from serve_helpers import AUTH, CountingJudge, live, make_service, serving, write_judge
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def judges_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def url(tmp_path: Path, judges_dir: Path, judge: CountingJudge) -> Iterator[str]:
     """A live-provider server over the callable judge; its base URL."""
-    service = make_service([judges_dir], tmp_path / "data", local_factory(judge))
+    service = make_service([judges_dir], tmp_path / "data", live(judge))
     with serving(service) as base:
         yield base
 

@@ -12,14 +12,22 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
-from kyro.serve import BatchJudgeExecutor, KeyRing, ProviderFactory, ServeApp, build_service
+from kyro.serve import (
+    BatchJudgeExecutor,
+    Executor,
+    KeyRing,
+    LiveExecutor,
+    ProviderFactory,
+    ServeApp,
+    build_service,
+)
 
 KEY = "serve-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Api-Key {KEY}"}
@@ -94,37 +102,38 @@ class CountingJudge:
         return json.dumps({"status": "SUCCESS", "root_cause": f"judged: {request}", "score": score})
 
 
-def local_factory(handler: Any, concurrency: int = 8) -> ProviderFactory:
-    """One LocalProvider per group over ``handler``."""
+def live(handler: Any, concurrency: int = 8) -> Callable[[Path], Executor]:
+    """The live executor over a LocalProvider calling ``handler``."""
     from kyro_local import LocalProvider
 
-    return lambda folder: LocalProvider(handler=handler, state_dir=folder, concurrency=concurrency)
+    return lambda jobs: LiveExecutor(
+        LocalProvider(handler=handler, state_dir=jobs / "local", concurrency=concurrency),
+        concurrency=concurrency,
+    )
+
+
+def batch(
+    factory: ProviderFactory, *, poll_interval: float = 0.05, sleep: Any = None
+) -> Callable[[Path], Executor]:
+    """The BatchJudge executor over ``factory``; ``sleep`` replaces its waits."""
+    waits = {} if sleep is None else {"sleep": sleep}
+    return lambda jobs: BatchJudgeExecutor(
+        factory, jobs_dir=jobs, workers=4, poll_interval=poll_interval, **waits
+    )
 
 
 def make_service(
     judges: list[Path],
     data_dir: Path,
-    factory: ProviderFactory,
+    executor: Callable[[Path], Executor],
     *,
-    groups: int = 10,
-    workers: int = 4,
-    poll_interval: float = 0.05,
     max_body_bytes: int = 1024 * 1024,
-    sleep: Any = None,
 ) -> ServeApp:
-    """A service over ``judges`` with the test key; ``sleep`` replaces the executor's waits."""
-    waits = {} if sleep is None else {"sleep": sleep}
+    """A service over ``judges`` with the test key."""
     return build_service(
         judges,
         data_dir=data_dir,
-        executor=lambda jobs: BatchJudgeExecutor(
-            factory,
-            jobs_dir=jobs,
-            groups=groups,
-            workers=workers,
-            poll_interval=poll_interval,
-            **waits,
-        ),
+        executor=executor,
         keys=KeyRing([KEY]),
         max_body_bytes=max_body_bytes,
         grace=1.0,

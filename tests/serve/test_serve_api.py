@@ -10,7 +10,7 @@ from serve_helpers import (
     AUTH,
     SEED_INPUTS,
     CountingJudge,
-    local_factory,
+    live,
     make_service,
     post,
     serving,
@@ -53,13 +53,14 @@ def test_seed_example_end_to_end(client: httpx.Client, judge: CountingJudge) -> 
             "score": 0.95,
             "justification": "judged: What is the capital of France?",
             "evaluator_name": "Relevance",
+            "status": "SUCCESS",
         }
     ]
     assert [i["evaluator_results"][0]["score"] for i in view["items"]] == [0.95, 0.4, 0.4]
     assert sum(judge.calls.values()) == 3
 
 
-def test_items_move_from_processing_to_completed_group_by_group(
+def test_items_complete_one_by_one_while_another_is_held(
     client: httpx.Client, judge: CountingJudge
 ) -> None:
     """While one item's judge call is held, the others are completed and it is processing."""
@@ -162,7 +163,7 @@ def test_healthz_needs_no_key(url: str, tmp_path: Path) -> None:
 def test_items_stay_pending_until_a_worker_takes_them(tmp_path: Path, judges_dir: Path) -> None:
     """With the only worker held by one item, the other items read pending, not processing."""
     judge = CountingJudge()
-    service = make_service([judges_dir], tmp_path / "one", local_factory(judge), workers=1)
+    service = make_service([judges_dir], tmp_path / "one", live(judge, concurrency=1))
     inputs = [{"request": f"block {i}", "response": "r"} for i in range(3)]
     with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
         execution_id = post(client, "relevance", {"inputs": inputs})

@@ -9,9 +9,10 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from serve_helpers import AUTH, SEED_INPUTS, make_service, post, serving, wait_for
+from serve_helpers import AUTH, SEED_INPUTS, batch, make_service, post, serving, wait_for
 
 from kyro.provider import RetryPolicy
+from kyro.serve import ProviderFactory
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, serve
 
@@ -33,9 +34,7 @@ def test_a_batch_execution_stays_processing_until_the_batch_is_done(
         service = make_service(
             [judges_dir],
             tmp_path / "data",
-            lambda folder: OpenAIBatchProvider(base_url=api, api_key="emulated"),
-            groups=1,
-            poll_interval=0.05,
+            batch(lambda folder: OpenAIBatchProvider(base_url=api, api_key="emulated")),
         )
         with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
             execution_id = post(client, "relevance", {"inputs": SEED_INPUTS, "tags": ["batch"]})
@@ -66,7 +65,7 @@ async def _short(seconds: float) -> None:
     await anyio.sleep(min(seconds, 0.05))
 
 
-def _no_retries(api: str) -> object:
+def _no_retries(api: str) -> ProviderFactory:
     return lambda folder: OpenAIBatchProvider(
         base_url=api, api_key="emulated", retry=RetryPolicy(max_retries=0)
     )
@@ -77,7 +76,7 @@ def test_a_provider_outage_is_retried_until_it_ends(tmp_path: Path, judges_dir: 
     with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
         emulator.faults.server_error(times=4, status=503)
         service = make_service(
-            [judges_dir], tmp_path / "data", _no_retries(api), groups=1, sleep=_short
+            [judges_dir], tmp_path / "data", batch(_no_retries(api), sleep=_short)
         )
         with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
             view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
@@ -93,7 +92,7 @@ def test_a_refusing_provider_fails_the_execution(tmp_path: Path, judges_dir: Pat
     with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
         emulator.faults.add(HttpErrorFault(status=401, code="invalid_api_key", times=None))
         service = make_service(
-            [judges_dir], tmp_path / "data", _no_retries(api), groups=1, sleep=_short
+            [judges_dir], tmp_path / "data", batch(_no_retries(api), sleep=_short)
         )
         with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
             view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
@@ -106,3 +105,21 @@ def test_a_refusing_provider_fails_the_execution(tmp_path: Path, judges_dir: Pat
     assert "emulated" not in view["items"][0]["error"]["message"]
     assert stats.batches_created == 0
     assert stats.faults_fired == 1
+
+
+def test_the_same_inputs_twice_are_judged_twice(tmp_path: Path, judges_dir: Path) -> None:
+    """The service keeps no reply cache: a second execution of the same inputs is sent again
+    as its own batch, and no cache folder is written."""
+    with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:
+        factory = batch(lambda _: OpenAIBatchProvider(base_url=api, api_key="emulated"))
+        service = make_service([judges_dir], tmp_path / "data", factory)
+        with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
+            views = [
+                wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+                for _ in range(2)
+            ]
+        stats = emulator.stats()
+    assert [v["completed_count"] for v in views] == [3, 3]
+    assert stats.batches_created == 2
+    assert stats.files_uploaded == 2
+    assert not [p for p in (tmp_path / "data").rglob("*") if "cache" in p.name]

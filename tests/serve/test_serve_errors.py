@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import AUTH, KEY, CountingJudge, local_factory, make_service, serving
+from serve_helpers import AUTH, KEY, CountingJudge, live, make_service, serving
 
 from kyro.serve import configure_logging
 
@@ -42,9 +42,7 @@ def log_lines() -> Iterator[list[str]]:
 @pytest.fixture
 def small(tmp_path: Path, judges_dir: Path, judge: CountingJudge) -> Iterator[str]:
     """A server whose bodies are capped at 4 KiB."""
-    service = make_service(
-        [judges_dir], tmp_path / "small", local_factory(judge), max_body_bytes=4096
-    )
+    service = make_service([judges_dir], tmp_path / "small", live(judge), max_body_bytes=4096)
     with serving(service) as base:
         yield base
 
@@ -157,7 +155,7 @@ def test_fields_the_judge_needs_are_required(tmp_path: Path, judge: CountingJudg
         "Request: {{input.request}} Contexts: {{input.contexts}}'\n    output_format: json\n",
         encoding="utf-8",
     )
-    service = make_service([folder], tmp_path / "data", local_factory(judge))
+    service = make_service([folder], tmp_path / "data", live(judge))
     with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
         inputs = [
             {"request": "Request: q", "response": "a", "contexts": ["c"]},
@@ -213,7 +211,7 @@ def test_no_key_transcript_or_trace_in_errors_or_logs(
     log_lines: list[str], tmp_path: Path, judges_dir: Path, judge: CountingJudge
 ) -> None:
     """Error bodies and every log line stay free of keys, transcripts and tracebacks."""
-    service = make_service([judges_dir], tmp_path / "data", local_factory(judge))
+    service = make_service([judges_dir], tmp_path / "data", live(judge))
     with serving(service) as base:
         bodies = [
             httpx.get(f"{base}/v1/judges/", headers={"Authorization": f"Api-Key {KEY}-wrong"}),

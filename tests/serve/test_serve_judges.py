@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import httpx
-from serve_helpers import AUTH, CountingJudge, local_factory, make_service, post, serving, wait_for
+from serve_helpers import AUTH, CountingJudge, live, make_service, post, serving, wait_for
 from serve_helpers import write_judge as write
 
 
@@ -14,7 +14,7 @@ def test_versions_are_content_addressed_and_pinnable(tmp_path: Path, judge: Coun
     """Editing a config adds a version, the newest by default; a pinned old one still runs."""
     folder = tmp_path / "judges"
     path = write(folder, "version one")
-    service = make_service([folder], tmp_path / "data", local_factory(judge))
+    service = make_service([folder], tmp_path / "data", live(judge))
     with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
         first = client.get("/v1/judges/relevance/").json()
         assert first["evaluators"] == ["Relevance"]
@@ -40,7 +40,7 @@ def test_versions_are_content_addressed_and_pinnable(tmp_path: Path, judge: Coun
 
     # The same content under another server and data folder gets the same id.
     write(tmp_path / "elsewhere", "version two")
-    again = make_service([tmp_path / "elsewhere"], tmp_path / "data2", local_factory(judge))
+    again = make_service([tmp_path / "elsewhere"], tmp_path / "data2", live(judge))
     assert again.registry.judges["relevance"].version.version_id == v2
 
 
@@ -52,7 +52,7 @@ def test_a_version_of_another_judge_is_404(tmp_path: Path, judge: CountingJudge)
         (folder / "relevance.yml").read_text().replace("name: relevance", "name: tone"),
         encoding="utf-8",
     )
-    service = make_service([folder], tmp_path / "data", local_factory(judge))
+    service = make_service([folder], tmp_path / "data", live(judge))
     with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
         listed = client.get("/v1/judges/").json()["results"]
         assert [j["id"] for j in listed] == ["relevance", "tone"]
@@ -109,7 +109,7 @@ def test_a_broken_edit_keeps_the_last_good_version(tmp_path: Path, judge: Counti
     """A config saved with a mistake while serving is not served; the last good one stays."""
     folder = tmp_path / "judges"
     path = write(folder, "good")
-    service = make_service([folder], tmp_path / "data", local_factory(judge))
+    service = make_service([folder], tmp_path / "data", live(judge))
     with serving(service) as base, httpx.Client(base_url=base, headers=AUTH) as client:
         good = client.get("/v1/judges/relevance/").json()["latest_version_id"]
         path.write_text("version: 1\njudges: [oops", encoding="utf-8")

@@ -88,12 +88,13 @@ def test_kill9_with_a_batch_provider_resumes_without_a_second_batch(
 def test_kill9_with_a_live_provider_loses_nothing_and_resends_no_finished_request(
     tmp_path: Path, judges: Path
 ) -> None:
-    """Killed with -9 mid-execution, a restarted server completes every item; requests that
-    had finished are never sent again, and only the few in flight at the kill are resent."""
+    """Killed with -9 mid-execution, a restarted server completes every item; items recorded
+    as finished are never sent again, and only the items in flight at the kill (sent, not
+    yet recorded: at most twice --concurrency) are sent again, once."""
     responder = SlowCountingResponder(delay=0.1)
     with Emulator(EmulatorConfig(), responder=responder) as emulator, serve(emulator) as api:
         args = ["--judges", str(judges), "--data-dir", str(tmp_path / "data"), "--base-url", api]
-        args += ["--groups", "10", "--workers", "2", "--concurrency", "2"]
+        args += ["--concurrency", "2"]
         inputs = [{"request": f"item {i}", "response": "r"} for i in range(40)]
         first = ServerProcess(args, {"OPENAI_API_KEY": "emulated"}, tmp_path / "server.log")
         with _client(first) as client:
@@ -111,8 +112,11 @@ def test_kill9_with_a_live_provider_loses_nothing_and_resends_no_finished_reques
     ]
     assert set(responder.calls) == {f"item {i}" for i in range(40)}
     assert all(responder.calls[r] == 1 for r in done_before)
-    # At most workers × concurrency requests were in flight at the kill; only those are resent.
-    assert sum(responder.calls.values()) <= 40 + 2 * 2
+    # At most 2 × --concurrency items were sent and not yet recorded at the kill.
+    resent = {r for r, n in responder.calls.items() if n > 1}
+    assert max(responder.calls.values()) <= 2
+    assert len(resent) <= 2 * 2
+    assert not resent & done_before
 
 
 def test_sigterm_parks_running_work_and_a_restart_finishes_it(tmp_path: Path, judges: Path) -> None:
@@ -120,7 +124,7 @@ def test_sigterm_parks_running_work_and_a_restart_finishes_it(tmp_path: Path, ju
     responder = SlowCountingResponder(delay=0.2)
     with Emulator(EmulatorConfig(), responder=responder) as emulator, serve(emulator) as api:
         args = ["--judges", str(judges), "--data-dir", str(tmp_path / "data"), "--base-url", api]
-        args += ["--groups", "10", "--workers", "1", "--concurrency", "1", "--grace", "0.5"]
+        args += ["--concurrency", "1", "--grace", "0.5"]
         inputs = [{"request": f"item {i}", "response": "r"} for i in range(20)]
         first = ServerProcess(args, {"OPENAI_API_KEY": "emulated"}, tmp_path / "server.log")
         with _client(first) as client:

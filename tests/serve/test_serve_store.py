@@ -13,6 +13,7 @@ from kyro.serve import (
     EvaluatorResult,
     Execution,
     ExecutionFilter,
+    ItemChange,
     ItemOutcome,
     SQLiteStore,
 )
@@ -55,11 +56,12 @@ def test_an_outcome_recorded_twice_counts_once(tmp_path: Path) -> None:
     """A resumed group reporting the same items again changes nothing the second time."""
     store = SQLiteStore(tmp_path / "s.sqlite3")
     store.create_execution(_execution("e1", 1.0), [{"request": "a"}, {"request": "b"}])
-    store.start_items("e1", [0, 1])
+    store.record_items([ItemChange(execution_id="e1", started=(0, 1))])
     result = EvaluatorResult(evaluator_name="R", score=1.0, justification="ok", status="SUCCESS")
     outcome = ItemOutcome(index=0, status="completed", evaluator_results=(result,))
-    store.finish_items("e1", [outcome])
-    store.finish_items("e1", [ItemOutcome(index=0, status="failed")])
+    store.record_items([ItemChange(execution_id="e1", finished=(outcome,))])
+    again = ItemOutcome(index=0, status="failed")
+    store.record_items([ItemChange(execution_id="e1", started=(0,), finished=(again,))])
     found = store.execution("e1")
     assert found is not None
     assert (found.completed_count, found.failed_count) == (1, 0)
