@@ -20,9 +20,8 @@ import httpx
 import msgspec
 import tenacity
 
-from kyro import redact
-from kyro.provider import RetryPolicy, send_with_retries
-from kyro_local._wire import OutputError, OutputResponse
+from kyro import RetryPolicy, redact, send_with_retries
+from kyro_openai.wire import LineError, LineResponse
 
 __all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
 
@@ -32,7 +31,7 @@ Reply = str | Mapping[str, Any]
 Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
 """A callable backend: takes the request body dict, returns (or awaits to) a :data:`Reply`."""
 
-Outcome = tuple[OutputResponse | None, OutputError | None]
+Outcome = tuple[LineResponse[msgspec.Raw] | None, LineError | None]
 
 _CONNECTIONS_PER_POOL = 8
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException)
@@ -132,11 +131,11 @@ class HttpBackend:
             response = await send_with_retries(send, policy=self._retry, sleep=self._sleep)
         except httpx.TimeoutException:
             message = f"no reply from {self.endpoint} within {self._timeout:g} s"
-            return None, OutputError(code="timeout", message=message)
+            return None, LineError(code="timeout", message=message)
         except httpx.TransportError as exc:
             detail = str(exc) or type(exc).__name__
             message = f"could not reach {self.endpoint}: {detail}"
-            return None, OutputError(code="connection_error", message=message)
+            return None, LineError(code="connection_error", message=message)
         return self._outcome(response)
 
     def _outcome(self, response: httpx.Response) -> Outcome:
@@ -146,9 +145,11 @@ class HttpBackend:
         if 200 <= status < 300:
             if body is None:
                 message = f"HTTP {status} from {self.endpoint} with a body that is not JSON"
-                reply = OutputResponse(status_code=status, request_id=request_id)
-                return reply, OutputError(code="invalid_response", message=message)
-            return OutputResponse(status_code=status, request_id=request_id, body=body), None
+                reply: LineResponse[msgspec.Raw] = LineResponse(
+                    status_code=status, request_id=request_id
+                )
+                return reply, LineError(code="invalid_response", message=message)
+            return LineResponse(status_code=status, request_id=request_id, body=body), None
         code, detail = f"http_{status}", response.text[:300].strip()
         if body is None:
             envelope = {"error": {"message": detail, "type": "non_json_response"}}
@@ -162,8 +163,8 @@ class HttpBackend:
                 code = fields.code or code
                 detail = fields.message or detail
         message = f"HTTP {status} from {self.endpoint}: {detail}".rstrip(": ")
-        reply = OutputResponse(status_code=status, request_id=request_id, body=body)
-        return reply, OutputError(code=code, message=message)
+        reply = LineResponse(status_code=status, request_id=request_id, body=body)
+        return reply, LineError(code=code, message=message)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this backend created it."""
@@ -239,13 +240,13 @@ class CallableBackend:
             reply: Any = await retrying(self._call_once, body)
         except _TIMEOUTS:
             message = f"{self.endpoint} gave no reply within {self._timeout:g} s"
-            return None, OutputError(code="timeout", message=message)
+            return None, LineError(code="timeout", message=message)
         except _CONNECTION as exc:
             message = f"{self.endpoint} raised {type(exc).__name__}: {exc}"
-            return None, OutputError(code="connection_error", message=message)
+            return None, LineError(code="connection_error", message=message)
         except Exception as exc:
             message = f"{self.endpoint} raised {type(exc).__name__}: {exc}"
-            return None, OutputError(code="callable_error", message=message)
+            return None, LineError(code="callable_error", message=message)
         return self._outcome(reply, body)
 
     def _outcome(self, reply: Any, body: msgspec.Raw) -> Outcome:
@@ -273,13 +274,13 @@ class CallableBackend:
                 f"{self.endpoint} returned {kind}: return the reply text "
                 "or a chat.completion dict (choices[0].message.content)"
             )
-            return None, OutputError(code="callable_error", message=message)
+            return None, LineError(code="callable_error", message=message)
         try:
             raw = msgspec.Raw(msgspec.json.encode(completion))
         except (TypeError, msgspec.EncodeError) as exc:
             message = f"{self.endpoint} returned a reply that is not JSON: {exc}"
-            return None, OutputError(code="callable_error", message=message)
-        return OutputResponse(status_code=200, body=raw), None
+            return None, LineError(code="callable_error", message=message)
+        return LineResponse(status_code=200, body=raw), None
 
     async def aclose(self) -> None:
         """Nothing to release: the handler belongs to the caller."""

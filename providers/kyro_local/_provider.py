@@ -38,12 +38,12 @@ from kyro_local._backends import CallableBackend, Handler, HttpBackend
 from kyro_local._results import read_results
 from kyro_local._run import BatchRun
 from kyro_local._store import BatchRecord, BatchStore, count_lines, owner_alive
-from kyro_local._wire import InputLine, OutputError, OutputLine
 from kyro_openai import DEFAULT_MODEL, classify_output_line, decode_output_line, encode_request
+from kyro_openai.wire import LineError, OutputLine, RequestLine
 
 __all__ = ["DEFAULT_LIMITS", "LocalProvider", "default_state_dir"]
 
-_input_decoder = msgspec.json.Decoder(InputLine)
+_input_decoder = msgspec.json.Decoder(RequestLine[msgspec.Raw])
 _output_encoder = msgspec.json.Encoder()
 
 DEFAULT_LIMITS = BatchLimits(max_requests=1_000_000, max_bytes=2 * 1024 * 1024 * 1024)
@@ -207,7 +207,7 @@ class LocalProvider:
                 response, error = await self._backend(body)
             except Exception as exc:  # a backend bug must not sink the other requests
                 response = None
-                error = OutputError(code="local_error", message=f"{type(exc).__name__}: {exc}")
+                error = LineError(code="local_error", message=f"{type(exc).__name__}: {exc}")
         if response is not None and response.status_code in (401, 403):
             raise AuthenticationError(
                 f"{self._backend.endpoint} refused the credentials"

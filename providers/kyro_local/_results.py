@@ -15,8 +15,7 @@ import msgspec
 
 from kyro.provider import ResultError, ResultLine, is_terminal
 from kyro_local._store import BatchRecord, read_line_chunks
-from kyro_local._wire import InputId, line_number
-from kyro_openai import classify_output_line, decode_output_line
+from kyro_openai.wire import InputId, classify_output_line, decode_output_line
 
 __all__ = ["read_results"]
 
@@ -60,6 +59,21 @@ def _missing_error(record: BatchRecord) -> ResultError:
         return ResultError(code="batch_cancelled", message=message, retryable=True)
     message = f"batch {record.batch_id} ended ({record.state}) before this request finished"
     return ResultError(code="missing", message=message, retryable=True)
+
+
+def line_number(output_id: str) -> int | None:
+    """The input line number an output line's ``id`` names, or None for a foreign id.
+
+    kyro_local writes each result line's ``id`` as ``<batch id>_req_<n>``, ``n`` being the
+    1-based line of the request in the input shard, so a reader can tell which input lines
+    have an outcome without keeping every custom_id in memory.
+
+    Example::
+
+        line_number("batch_local_ab12_req_7")   # 7
+    """
+    _, sep, tail = output_id.rpartition("_req_")
+    return int(tail) if sep and tail.isdigit() else None
 
 
 async def read_results(folder: Path, record: BatchRecord) -> AsyncIterator[ResultLine]:

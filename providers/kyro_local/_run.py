@@ -26,13 +26,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from kyro.provider import BatchError, BatchState, RequestCounts
 from kyro_local._backends import Outcome
 from kyro_local._store import BatchRecord, BatchStore, read_line_chunks
-from kyro_local._wire import InputLine, OutputError, OutputLine, OutputResponse
+from kyro_openai.wire import LineError, LineResponse, OutputLine, RequestLine
 
 __all__ = ["Backend", "BatchRun"]
 
 _FLUSH_BYTES = 256 * 1024
 _CHUNK_LINES = 512
-_input_decoder = msgspec.json.Decoder(InputLine)
+_input_decoder = msgspec.json.Decoder(RequestLine[msgspec.Raw])
 _output_encoder = msgspec.json.Encoder()
 
 _Done = tuple[bool, bytes]  # (ok, the encoded output line)
@@ -180,22 +180,25 @@ class BatchRun:
             request = _input_decoder.decode(raw)
         except msgspec.DecodeError as exc:
             message = f"input line {number} is not a request line: {exc}"
-            invalid = OutputError(code="invalid_request", message=message)
-            out = OutputLine(id=line_id, custom_id=f"line-{number}", error=invalid)
+            invalid = LineError(code="invalid_request", message=message)
+            out: OutputLine[msgspec.Raw] = OutputLine(
+                id=line_id, custom_id=f"line-{number}", error=invalid
+            )
             return False, _output_encoder.encode(out) + b"\n"
-        response: OutputResponse | None = None
-        error: OutputError | None = None
+        response: LineResponse[msgspec.Raw] | None = None
+        error: LineError | None = None
         if not request.url.endswith("/chat/completions"):
             message = f"url {request.url!r} is not served here: use /v1/chat/completions"
-            error = OutputError(code="invalid_request", message=message)
+            error = LineError(code="invalid_request", message=message)
         else:
             try:
                 response, error = await self._backend(request.body)
             except Exception as exc:  # a backend bug must not sink the other lines
                 message = f"{type(exc).__name__}: {exc}"
-                response, error = None, OutputError(code="local_error", message=message)
+                response, error = None, LineError(code="local_error", message=message)
         out = OutputLine(id=line_id, custom_id=request.custom_id, response=response, error=error)
-        ok = error is None and response is not None and 200 <= response.status_code < 300
+        status = response.status_code if response is not None else None
+        ok = error is None and status is not None and 200 <= status < 300
         return ok, _output_encoder.encode(out) + b"\n"
 
     def _take(self, item: _Done, buf: bytearray) -> None:

@@ -16,14 +16,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from kyro.provider import (
-    AuthenticationError,
-    KyroError,
-    ProviderError,
-    RetryPolicy,
-    send_with_retries,
-)
-from kyro_openai._wire import ErrorEnvelope
+from kyro import KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro_openai._api import ErrorEnvelope
 
 __all__ = [
     "Http",

@@ -41,12 +41,7 @@ from kyro.provider import (
     RetryPolicy,
     header_problem,
 )
-from kyro_openai._encode import (
-    CHAT_COMPLETIONS_URL,
-    DEFAULT_MODEL,
-    OPENAI_LIMITS,
-    encode_request,
-)
+from kyro_openai._api import BatchList, WireBatch
 from kyro_openai._http import (
     Http,
     Secret,
@@ -56,7 +51,7 @@ from kyro_openai._http import (
     missing_key_error,
     transport_error,
 )
-from kyro_openai._results import classify, decode_line, iter_lines, missing_line
+from kyro_openai._results import iter_lines, missing_line
 from kyro_openai._status import batch_status, parse_timestamp
 from kyro_openai._submit import (
     check_expiry,
@@ -65,9 +60,21 @@ from kyro_openai._submit import (
     upload_fields,
     upload_shard,
 )
-from kyro_openai._wire import BatchList, InputLine, WireBatch
+from kyro_openai.wire import (
+    CHAT_COMPLETIONS_URL,
+    InputId,
+    classify_output_line,
+    decode_output_line,
+    encode_request,
+)
 
-__all__ = ["OpenAIBatchProvider"]
+__all__ = ["DEFAULT_MODEL", "OPENAI_LIMITS", "OpenAIBatchProvider"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The model of judges that name none (judge, config, ``model=``/``--model``, ``KYRO_MODEL``)."""
+
+OPENAI_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
+"""OpenAI's documented limits per batch: 50,000 requests and 200 MB per input file."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
@@ -376,16 +383,16 @@ class OpenAIBatchProvider:
             if not file_id:
                 continue
             async for raw in self._file_lines(file_id):
-                line = decode_line(raw)
+                line = decode_output_line(raw)
                 if line is None or line.custom_id in seen:
                     continue
                 seen.add(line.custom_id)
-                yield classify(line)
+                yield classify_output_line(line)
         total = status.request_counts.total
         if batch.input_file_id and (total == 0 or len(seen) < total):
             async for raw in self._file_lines(batch.input_file_id):
                 try:
-                    custom_id = msgspec.json.decode(raw, type=InputLine).custom_id
+                    custom_id = msgspec.json.decode(raw, type=InputId).custom_id
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
                 if custom_id not in seen:

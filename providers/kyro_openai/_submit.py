@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import tenacity
 
-from kyro.provider import KyroError
+from kyro import KyroError
+from kyro_openai._api import FileObject, WireBatch
 from kyro_openai._http import Http, decode_json, transport_error
 from kyro_openai._upload import MultipartFile
-from kyro_openai._wire import FileObject, WireBatch
 
 __all__ = ["check_expiry", "check_metadata", "create_batch", "upload_fields", "upload_shard"]
 

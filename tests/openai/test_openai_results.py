@@ -15,8 +15,8 @@ from openai_fakes import FakeApi, batch_json
 from kyro import KyroError, ProviderError
 from kyro.provider import ResultLine
 from kyro_openai import decode_output_line
-from kyro_openai._results import classify
-from kyro_openai._wire import OutputLine
+from kyro_openai.wire import ChatBody, OutputLine
+from kyro_openai.wire import classify_output_line as classify
 
 
 def ok_line(custom_id: str, content: str = '{"status": "SUCCESS"}') -> dict[str, Any]:
@@ -87,9 +87,9 @@ async def collect(api: FakeApi, batch_id: str = "batch_1", **options: Any) -> li
     return [line async for line in api.provider(**options).results(batch_id)]
 
 
-def as_line(data: dict[str, Any]) -> OutputLine:
+def as_line(data: dict[str, Any]) -> OutputLine[ChatBody]:
     """Decode a dict as a wire output line."""
-    return msgspec.json.decode(json.dumps(data), type=OutputLine)
+    return msgspec.json.decode(json.dumps(data), type=OutputLine[ChatBody])
 
 
 @pytest.mark.parametrize(

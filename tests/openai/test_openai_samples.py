@@ -10,8 +10,8 @@ import pytest
 from kyro import BatchValidationError
 from kyro.provider import JudgeRequest, Message, Usage
 from kyro_openai import encode_request
-from kyro_openai._results import classify
-from kyro_openai._wire import OutputLine
+from kyro_openai.wire import ChatBody, OutputLine
+from kyro_openai.wire import classify_output_line as classify
 
 MESSAGES = (Message(role="user", content="Reply in JSON: is it polite?"),)
 
@@ -75,7 +75,7 @@ def test_classify_reads_every_choice_in_index_order() -> None:
         },
     }
     raw = {"custom_id": "t0-j0-r0", "response": {"status_code": 200, "body": body}}
-    line = classify(msgspec.json.decode(json.dumps(raw), type=OutputLine))
+    line = classify(msgspec.json.decode(json.dumps(raw), type=OutputLine[ChatBody]))
     assert line.ok
     assert line.content == "A"
     assert line.choices == ("A", "B", "C")
@@ -86,5 +86,5 @@ def test_classify_reads_every_choice_in_index_order() -> None:
         "custom_id": "x",
         "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "only"}}]}},
     }
-    one = classify(msgspec.json.decode(json.dumps(single), type=OutputLine))
+    one = classify(msgspec.json.decode(json.dumps(single), type=OutputLine[ChatBody]))
     assert (one.content, one.choices) == ("only", ())

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kyro_openai._encode import supports_structured_outputs
 from kyro_openai.testing._responder import prompt_text
+from kyro_openai.wire import supports_structured_outputs
 
 __all__ = ["response_format_error"]
 

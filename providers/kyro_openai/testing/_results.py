@@ -17,7 +17,8 @@ import msgspec
 from kyro_openai.testing._faults import LineFault
 from kyro_openai.testing._responder import chat_completion, choice_count, malform
 from kyro_openai.testing._response_format import response_format_error
-from kyro_openai.testing._wire import LineError, LineResponse, OutputLine, error_body, new_id
+from kyro_openai.testing._wire import error_body, new_id
+from kyro_openai.wire import LineError, LineResponse, OutputLine, RequestLine
 
 __all__ = ["ResultSummary", "write_results"]
 
@@ -29,11 +30,6 @@ _EXPIRED = LineError(
     code="batch_expired",
     message="This request could not be executed before the completion window expired.",
 )
-
-
-class _Request(msgspec.Struct):
-    custom_id: str
-    body: dict[str, Any]
 
 
 class ResultSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,7 +56,7 @@ class _ShuffledWriter:
         self._parts = [path.with_name(f"{path.name}.{n}") for n in range(_BUCKETS)]
         self._files: list[BinaryIO] = [part.open("wb") for part in self._parts]
 
-    def write(self, line: OutputLine) -> None:
+    def write(self, line: OutputLine[dict[str, Any]]) -> None:
         self._encoder.encode_into(line, self._buffer)
         self._buffer.extend(b"\n")
         self._files[self.lines % _BUCKETS].write(self._buffer)
@@ -104,7 +100,7 @@ def write_results(
                                 endpoint="/v1/chat/completions", done=10, expired=False,
                                 reply=lambda body, custom_id: "{}", created=0)
     """
-    decoder = msgspec.json.Decoder(_Request)
+    decoder = msgspec.json.Decoder(RequestLine[dict[str, Any]])
     output = _ShuffledWriter(out_dir / f"{batch_id}_output.jsonl")
     errors = _ShuffledWriter(out_dir / f"{batch_id}_error.jsonl")
     completed = failed = input_tokens = output_tokens = 0
@@ -163,7 +159,11 @@ def write_results(
 
 
 def _answer(
-    request: _Request, endpoint: str, reply: Reply, created: int, fault: LineFault | None
+    request: RequestLine[dict[str, Any]],
+    endpoint: str,
+    reply: Reply,
+    created: int,
+    fault: LineFault | None,
 ) -> tuple[int, dict[str, Any]]:
     """The status code and body of one request's response."""
     if fault is not None and fault.mode == "http_error":

@@ -1,4 +1,5 @@
-"""The emulator's wire objects, shaped like the OpenAI spec, and its error envelope.
+"""The emulator's API objects, shaped like the OpenAI spec, and its error envelope (result
+lines are :mod:`kyro_openai.wire`'s).
 
 Every optional field is present and ``null`` when unset, as the real service sends them.
 """
@@ -19,9 +20,6 @@ __all__ = [
     "BatchUsage",
     "Counts",
     "FileObject",
-    "LineError",
-    "LineResponse",
-    "OutputLine",
     "error_body",
     "error_response",
     "json_response",
@@ -113,30 +111,6 @@ class BatchObject(msgspec.Struct, frozen=True, kw_only=True):
     request_counts: Counts = Counts()
     usage: BatchUsage = msgspec.field(default_factory=BatchUsage)
     metadata: dict[str, str] | None = None
-
-
-class LineResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """``response`` of an output line: the endpoint's status, request id and body."""
-
-    status_code: int
-    request_id: str
-    body: dict[str, Any]
-
-
-class LineError(msgspec.Struct, frozen=True, kw_only=True):
-    """``error`` of an output line: a failure that was not an HTTP response."""
-
-    code: str
-    message: str
-
-
-class OutputLine(msgspec.Struct, frozen=True, kw_only=True):
-    """One line of an output or error file (spec ``BatchRequestOutput``)."""
-
-    id: str
-    custom_id: str
-    response: LineResponse | None
-    error: LineError | None
 
 
 class ApiError(Exception):
