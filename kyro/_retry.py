@@ -1,10 +1,11 @@
-"""Retries for HTTP providers, composed from tenacity and shaped like the official OpenAI SDK.
+"""Retries for HTTP providers: the neutral policy, composed from tenacity.
 
-What is retried: timeouts and transport errors, and responses with status 408, 409, 429 or
-≥ 500 — unless the server says otherwise with ``x-should-retry: true|false``, or the error code
-is ``insufficient_quota`` (billing, which no retry fixes). How long to wait: the server's
-``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) when it is in (0, 120] s; a
-longer ask is not retried (the error is raised at once) — or, with
+What is retried is the provider's call, not the core's: timeouts and transport errors always,
+and a response when the ``transient`` rule the provider passes says so (the OpenAI-compatible
+rule is :func:`kyro_openai.wire.should_retry`; each provider package keeps its own). Without
+one, only HTTP's own "try again" statuses are retried: 408, 429 and ≥ 500. How long to wait:
+the server's ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) when it is in
+(0, 120] s; a longer ask is not retried (the error is raised at once) — or, with
 ``RetryPolicy(long_retry_after="backoff")`` (the anthropic SDK's rule), ignored; with no usable
 header, exponential backoff from 0.5 s doubling to at most 8 s, reduced by up to 25 % of jitter.
 """
@@ -15,16 +16,24 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 import httpx
 import msgspec
 import tenacity
 
-__all__ = ["RetryPolicy", "header_problem", "retry_after_seconds", "send_with_retries"]
+__all__ = [
+    "RetryPolicy",
+    "Transient",
+    "header_problem",
+    "http_transient",
+    "retry_after_seconds",
+    "send_with_retries",
+]
 
-_RETRY_STATUSES = frozenset({408, 409, 429})
+Transient = Callable[[httpx.Response], bool]
+"""A provider's rule: is this failed response (its body already read) worth sending again?"""
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,26 +91,15 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     return float(email.utils.mktime_tz(parsed)) - time.time()
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body: Any = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
+def http_transient(response: httpx.Response) -> bool:
+    """HTTP's own "try again later": 408, 429 and every 5xx (the rule when a provider names none).
 
+    Example::
 
-def _should_retry(response: httpx.Response) -> bool:
-    override = response.headers.get("x-should-retry")
-    if override == "true":
-        return True
-    if override == "false":
-        return False
+        http_transient(httpx.Response(503)), http_transient(httpx.Response(409))   # True, False
+    """
     status = response.status_code
-    if status not in _RETRY_STATUSES and status < 500:
-        return False
-    return not (status == 429 and _error_code(response) == "insufficient_quota")
+    return status >= 500 or status in (408, 429)
 
 
 def _backoff(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
@@ -122,18 +120,21 @@ async def send_with_retries(
     *,
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    transient: Transient = http_transient,
 ) -> httpx.Response:
     """Call ``send`` until it yields a response that needs no retry, and return that response.
 
     Transport errors and timeouts are retried and re-raised (as httpx exceptions) once the
-    policy is spent; a retryable status is retried and, once the policy is spent or the server
+    policy is spent; a failed response that ``transient`` (the provider's rule) calls worth
+    another try is retried and, once the policy is spent or the server
     asks for more than ``max_retry_after`` seconds, returned for the caller to turn into its
     own error. A retried response is closed before the next attempt, so ``send`` may open
     streaming responses.
 
     Example::
 
-        response = await send_with_retries(lambda: client.get("/v1/batches/batch_1"))
+        response = await send_with_retries(lambda: client.get("/v1/batches/batch_1"),
+                                           transient=kyro_openai.wire.should_retry)
     """
     started = time.monotonic()
 
@@ -141,8 +142,8 @@ async def send_with_retries(
         response = await send()
         if response.status_code < 400:
             return response
-        await response.aread()  # error bodies are small; the quota code lives in them
-        if not _should_retry(response):
+        await response.aread()  # error bodies are small; a provider's rule may read them
+        if not transient(response):
             return response
         delay = retry_after_seconds(response.headers)
         if delay is not None and delay > policy.max_retry_after:

@@ -40,7 +40,7 @@ def scripted(*replies: httpx.Response | Exception) -> tuple[httpx.AsyncClient, l
 
 
 async def run(client: httpx.AsyncClient, sleep: Recorder, **policy: float) -> httpx.Response:
-    """GET once through send_with_retries with the given policy."""
+    """GET once through send_with_retries with the given policy and the default rule."""
     return await send_with_retries(
         lambda: client.get("http://test/v1/batches"),
         policy=RetryPolicy(**policy),  # type: ignore[arg-type]
@@ -108,18 +108,19 @@ async def test_retry_after_over_the_cap_backs_off_when_the_policy_says_so() -> N
     assert second == 60.0
 
 
-@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
-async def test_retryable_statuses_are_retried(status: int) -> None:
-    """408, 409, 429 and 5xx are retried."""
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+async def test_default_rule_retries_http_try_again_statuses(status: int) -> None:
+    """Without a provider's rule, 408, 429 and 5xx (HTTP's own "try again") are retried."""
     client, calls = scripted(httpx.Response(status), httpx.Response(200))
     response = await run(client, Recorder())
     assert response.status_code == 200
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-async def test_other_client_errors_are_not_retried(status: int) -> None:
-    """Other 4xx answers come back after one attempt."""
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_default_rule_returns_other_client_errors_at_once(status: int) -> None:
+    """Other 4xx answers (409 included: retrying a conflict is a vendor's call) come back after
+    one attempt."""
     client, calls = scripted(httpx.Response(status))
     sleep = Recorder()
     response = await run(client, sleep)
@@ -127,28 +128,33 @@ async def test_other_client_errors_are_not_retried(status: int) -> None:
     assert (len(calls), sleep.delays) == (1, [])
 
 
-async def test_x_should_retry_true_forces_a_retry() -> None:
-    """x-should-retry: true retries even a 400."""
-    first = httpx.Response(400, headers={"x-should-retry": "true"})
-    client, calls = scripted(first, httpx.Response(200))
+async def test_default_rule_knows_no_vendor_header_or_code() -> None:
+    """The neutral default ignores ``x-should-retry`` and error codes (providers' rules)."""
+    forced = httpx.Response(400, headers={"x-should-retry": "true"})
+    client, calls = scripted(forced)
+    assert (await run(client, Recorder())).status_code == 400
+    client, calls_quota = scripted(quota_429(), httpx.Response(200))
     assert (await run(client, Recorder())).status_code == 200
+    assert (len(calls), len(calls_quota)) == (1, 2)
+
+
+async def test_the_providers_rule_decides_what_is_retried() -> None:
+    """A ``transient`` rule replaces the default, and sees the failed response with its body."""
+    seen: list[tuple[int, bytes]] = []
+
+    def teapots_only(response: httpx.Response) -> bool:
+        seen.append((response.status_code, response.content))
+        return response.status_code == 418
+
+    client, calls = scripted(
+        httpx.Response(418, content=b"brewing"), httpx.Response(503), httpx.Response(200)
+    )
+    response = await send_with_retries(
+        lambda: client.get("http://test/v1/batches"), sleep=Recorder(), transient=teapots_only
+    )
+    assert response.status_code == 503
     assert len(calls) == 2
-
-
-async def test_x_should_retry_false_stops_a_retry() -> None:
-    """x-should-retry: false is obeyed even for a 503."""
-    client, calls = scripted(httpx.Response(503, headers={"x-should-retry": "false"}))
-    assert (await run(client, Recorder())).status_code == 503
-    assert len(calls) == 1
-
-
-async def test_insufficient_quota_is_not_retried() -> None:
-    """A 429 insufficient_quota is billing: returned after one attempt, with its body read."""
-    client, calls = scripted(quota_429())
-    response = await run(client, Recorder())
-    assert response.status_code == 429
-    assert response.json()["error"]["code"] == "insufficient_quota"
-    assert len(calls) == 1
+    assert seen == [(418, b"brewing"), (503, b"")]
 
 
 async def test_exhausted_retries_return_the_last_response() -> None:

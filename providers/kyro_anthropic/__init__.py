@@ -24,10 +24,10 @@ from kyro_anthropic._encode import (
     VERDICT_TOOL,
     encode_request,
 )
-from kyro_anthropic._http import ANTHROPIC_RETRY
 from kyro_anthropic._provider import AnthropicBatchProvider, batch_status
 from kyro_anthropic._results import classify as classify_result
 from kyro_anthropic._results import reply_text
+from kyro_anthropic._retry import ANTHROPIC_RETRY
 
 __all__ = [  # noqa: RUF022  # plain sorted(), as tests/test_exported_members.py checks
     "ALLOWED_PARAMS",

@@ -1,78 +1,42 @@
-"""Headers, retries shaped like the vendor SDK's, and error mapping for the Anthropic provider.
+"""Headers, the retried calls and error mapping for the Anthropic provider.
 
-Retries (:func:`kyro.provider.send_with_retries` with :data:`ANTHROPIC_RETRY`, built on tenacity)
-follow the anthropic SDK's rule: by default 2 retries of timeouts, transport errors and
-responses with status 408, 409, 429 or ≥ 500 (529 ``overloaded_error`` included), unless the
-server says ``x-should-retry: true|false``. The wait is the server's ``retry-after-ms`` /
-``retry-after`` only when it asks for more than 0 and at most 60 seconds; any other ask is
-ignored (not obeyed, not fatal) and the wait is exponential backoff from 0.5 s doubling to at
-most 8 s, less up to 25 % of jitter.
+Every call goes through :func:`kyro.send_with_retries` with Anthropic's rule set
+(:mod:`kyro_anthropic._retry`: what is worth retrying, and how patiently).
 
 The HTTP plumbing (one client, fresh request per attempt, debug logs of status lines and request
 ids, never headers) is kyro_openai's :class:`~kyro_openai.HttpClient`, with Anthropic's error
-words. The key lives in a :class:`~kyro_openai.Secret` whose repr and str are masked, goes on
-the wire only in the ``x-api-key`` header, and is scrubbed from any server text copied into a
-:class:`kyro.ProviderError`.
+words and retry rule. The key lives in a :class:`~kyro_openai.Secret` whose repr and str are
+masked, goes on the wire only in the ``x-api-key`` header, and is scrubbed from any server text
+copied into a :class:`kyro.ProviderError`.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import msgspec
 
-from kyro.provider import (
-    AuthenticationError,
-    KyroError,
-    ProviderError,
-    RetryPolicy,
-    retry_after_seconds,
-)
+from kyro import KyroError, ProviderError
+from kyro_anthropic._retry import should_retry
 from kyro_anthropic._wire import ErrorEnvelope
 from kyro_openai import HttpClient, Secret
 
 __all__ = [
-    "ANTHROPIC_RETRY",
     "API_VERSION",
-    "MAX_RETRY_AFTER",
     "Http",
     "Secret",
     "Sleep",
     "decode_json",
     "error_code",
-    "retry_wait",
     "transport_error",
 ]
 
 API_VERSION = "2023-06-01"
 """The ``anthropic-version`` header sent with every call."""
 
-MAX_RETRY_AFTER = 60.0
-"""The longest ``retry-after`` obeyed, in seconds (the SDK's rule)."""
-
 Sleep = Callable[[float], Awaitable[None]]
-
-
-ANTHROPIC_RETRY = RetryPolicy(max_retry_after=MAX_RETRY_AFTER, long_retry_after="backoff")
-"""The vendor SDK's retry rule: 2 retries, ``retry-after`` obeyed up to 60 s, else backoff."""
-
-
-def retry_wait(response: httpx.Response | None, retries_taken: int, policy: RetryPolicy) -> float:
-    """Seconds to wait before resending a create: a reasonable server ask, else backoff.
-
-    Example::
-
-        retry_wait(httpx.Response(503, headers={"retry-after": "3"}), 0, ANTHROPIC_RETRY)  # 3.0
-    """
-    if response is not None:
-        asked = retry_after_seconds(response.headers)
-        if asked is not None and 0 < asked <= policy.max_retry_after:
-            return asked
-    delay = min(policy.initial_backoff * 2.0**retries_taken, policy.max_backoff)
-    return delay * (1.0 - 0.25 * random.random())
 
 
 def _server_message(response: httpx.Response) -> tuple[str | None, str]:
@@ -116,6 +80,10 @@ class Http(HttpClient):
     """kyro_openai's HTTP plumbing with Anthropic's request id header and error words."""
 
     request_id_header = "request-id"
+
+    def transient(self, response: httpx.Response) -> bool:
+        """Whether a failed response is worth sending again (Anthropic's rule)."""
+        return should_retry(response)
 
     def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
         """The ProviderError for an error response left after retries, saying what to do."""

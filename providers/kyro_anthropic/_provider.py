@@ -52,17 +52,15 @@ from kyro_anthropic._adopt import (
 from kyro_anthropic._body import RequestsBody, scan_shard
 from kyro_anthropic._encode import ANTHROPIC_LIMITS, DEFAULT_MAX_TOKENS, encode_request
 from kyro_anthropic._http import (
-    ANTHROPIC_RETRY,
     API_VERSION,
-    MAX_RETRY_AFTER,
     Http,
     Secret,
     Sleep,
     decode_json,
-    retry_wait,
     transport_error,
 )
 from kyro_anthropic._results import decode_line
+from kyro_anthropic._retry import ANTHROPIC_RETRY, MAX_RETRY_AFTER, retry_wait
 from kyro_anthropic._wire import BatchList, MessageBatch
 from kyro_openai import iter_download_lines
 

@@ -24,16 +24,12 @@ from __future__ import annotations
 
 import msgspec
 
-from kyro.provider import ResultError, ResultLine, Usage
+from kyro import ResultError, ResultLine, Usage
+from kyro_anthropic._retry import RETRYABLE_ERROR_TYPES
 from kyro_anthropic._wire import ResultLine as WireLine
 from kyro_anthropic._wire import WireMessage, WireResult
 
-__all__ = ["RETRYABLE_ERROR_TYPES", "classify", "decode_line", "reply_text"]
-
-RETRYABLE_ERROR_TYPES = frozenset(
-    {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
-)
-"""Errored results worth sending again unchanged."""
+__all__ = ["classify", "decode_line", "reply_text"]
 
 _DECODER = msgspec.json.Decoder(WireLine)
 _encoder = msgspec.json.Encoder()

@@ -21,7 +21,7 @@ import msgspec
 import tenacity
 
 from kyro import RetryPolicy, redact, send_with_retries
-from kyro_openai.wire import LineError, LineResponse
+from kyro_openai.wire import LineError, LineResponse, should_retry
 
 __all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
 
@@ -61,9 +61,9 @@ class _ErrorEnvelope(msgspec.Struct):
 class HttpBackend:
     """POST each body to ``{base_url}/chat/completions`` with retries and a per-try deadline.
 
-    Retries follow :func:`kyro.provider.send_with_retries` (timeouts, transport errors,
-    408/409/429/5xx, honouring ``retry-after``); ``timeout`` bounds each attempt as a whole,
-    connect to last byte.
+    Retries follow :func:`kyro.send_with_retries` with the OpenAI-compatible rule
+    (:func:`kyro_openai.wire.should_retry`: timeouts, transport errors, 408/409/429/5xx,
+    honouring ``retry-after``); ``timeout`` bounds each attempt as a whole, connect to last byte.
 
     Example::
 
@@ -128,7 +128,9 @@ class HttpBackend:
             raise httpx.TimeoutException("per-request deadline passed")
 
         try:
-            response = await send_with_retries(send, policy=self._retry, sleep=self._sleep)
+            response = await send_with_retries(
+                send, policy=self._retry, sleep=self._sleep, transient=should_retry
+            )
         except httpx.TimeoutException:
             message = f"no reply from {self.endpoint} within {self._timeout:g} s"
             return None, LineError(code="timeout", message=message)

@@ -3,7 +3,8 @@
 The API key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only as
 a request header (httpx logs URLs and status lines, never header values), and is scrubbed from
 any server message copied into a :class:`kyro.ProviderError`. Every call goes through
-:func:`kyro.provider.send_with_retries`; what is left after the retries becomes a ``ProviderError``
+:func:`kyro.send_with_retries` with the OpenAI-compatible rule of what is worth retrying
+(:func:`kyro_openai.wire.should_retry`); what is left after the retries becomes a ``ProviderError``
 whose message says what to do next, with the status, the error code and the ``x-request-id``.
 """
 
@@ -18,6 +19,7 @@ import msgspec
 
 from kyro import KyroError, ProviderError, RetryPolicy, send_with_retries
 from kyro_openai._api import ErrorEnvelope
+from kyro_openai.wire import should_retry
 
 __all__ = [
     "Http",
@@ -141,7 +143,8 @@ class Http:
     """One client, its headers and its retry policy: the provider's only way to the network.
 
     Another HTTP provider may reuse it (``kyro_openai.HttpClient``): override :meth:`fail`
-    and :meth:`unreachable` for its own error words, and :attr:`request_id_header`.
+    and :meth:`unreachable` for its own error words, :meth:`transient` for its own rule of
+    what is worth retrying, and :attr:`request_id_header`.
     """
 
     request_id_header = "x-request-id"
@@ -188,6 +191,10 @@ class Http:
         )
         return response
 
+    def transient(self, response: httpx.Response) -> bool:
+        """Whether a failed response is worth sending again (the OpenAI-compatible rule)."""
+        return should_retry(response)
+
     def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
         """The ProviderError for an error response left after retries."""
         return error_from_response(
@@ -226,7 +233,9 @@ class Http:
     ) -> httpx.Response:
         """Like :meth:`call`, for a caller that sends each attempt itself."""
         try:
-            response = await send_with_retries(send, policy=self.retry, sleep=self.sleep)
+            response = await send_with_retries(
+                send, policy=self.retry, sleep=self.sleep, transient=self.transient
+            )
         except httpx.TransportError as exc:
             raise self.unreachable(exc, action=action) from exc
         if response.is_success:
