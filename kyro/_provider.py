@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
 
-__all__ = ["BatchProvider", "LiveProvider"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["BatchProvider", "CommandLineHooks", "LiveProvider"]
 
 
 @runtime_checkable
@@ -125,4 +128,49 @@ class LiveProvider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and other resources."""
+        ...
+
+
+class CommandLineHooks(Protocol):
+    """What a provider *class* may define to join ``python3 -m kyro`` — each part optional.
+
+    The command line knows no provider by name: for ``--provider NAME`` it asks the registry for
+    the class and uses, where the class defines them:
+
+    * ``add_cli_options(group)`` (classmethod): add the provider's own options to the
+      command's parser (an argparse argument group of ``plan``, ``submit``, ``check``,
+      ``status``, ``cancel`` and ``run``). Prefix them with the provider's name
+      (``--local-concurrency``) so they never clash with kyro's own.
+    * ``from_cli_args(args, *, state_dir)`` (classmethod): build the provider from the parsed
+      options. ``args.base_url`` is kyro's ``--base-url`` (None when not given) and
+      ``state_dir`` the job's state folder, where the provider may keep files of its own.
+      Without it the command line calls the class with no arguments, or with ``base_url=``
+      when ``--base-url`` was given. Bad options raise :class:`kyro.BatchValidationError`.
+    * ``runs_on_submit`` (class attribute, default False): ``submit`` runs the requests itself
+      before it returns, so progress asks ``find(metadata)`` how far it got meanwhile.
+
+    ``kyro plan`` builds the provider the same way, then only calls ``encode`` and reads
+    ``limits``, ``default_model`` and ``supports_samples``: building one must not touch the
+    network or need a key.
+
+    Example::
+
+        class AcmeProvider:
+            @classmethod
+            def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:
+                group.add_argument("--acme-region", default="eu")
+
+            @classmethod
+            def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> AcmeProvider:
+                return cls(region=args.acme_region, base_url=args.base_url)
+    """
+
+    @classmethod
+    def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:
+        """Add the provider's own options (prefixed with its name)."""
+        ...
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> BatchProvider:
+        """Build the provider from the parsed options."""
         ...

@@ -24,7 +24,13 @@ from typing import Any, Protocol
 from kyro._exceptions import KyroError, ProviderNotFoundError
 from kyro._provider import BatchProvider
 
-__all__ = ["available_providers", "get_provider", "provider_default_model"]
+__all__ = [
+    "available_providers",
+    "checked_provider",
+    "get_provider",
+    "provider_class",
+    "provider_default_model",
+]
 
 ENTRY_POINT_GROUP = "kyro.providers"
 _BUILTIN_SOURCE = "kyro (built-in)"
@@ -109,7 +115,10 @@ class _Registry:
 
     def load(self, name: str, options: Mapping[str, Any]) -> BatchProvider:
         """Import the provider registered as ``name`` and build it with ``options``."""
-        provider = self.factory(name)(**options)
+        return self.checked(name, self.factory(name)(**options))
+
+    def checked(self, name: str, provider: object) -> BatchProvider:
+        """``provider`` itself when it implements the protocol; KyroError naming it otherwise."""
         if not isinstance(provider, BatchProvider):
             raise KyroError(
                 f"provider {name!r} ({self.target(name)}) built a {type(provider).__name__}, "
@@ -171,3 +180,26 @@ def provider_default_model(name: str) -> str | None:
     """
     value = getattr(_Registry().factory(name), "default_model", None)
     return value if isinstance(value, str) and value.strip() else None
+
+
+def provider_class(name: str) -> Any:
+    """The object registered as ``name`` (a provider class), imported but not called.
+
+    What the command line asks for a provider's class-level hooks (see
+    :class:`kyro._provider.CommandLineHooks`). An unknown name raises :class:`~kyro.KyroError`.
+
+    Example::
+
+        provider_class("openai").default_model   # 'gpt-4o-mini'
+    """
+    return _Registry().factory(name)
+
+
+def checked_provider(name: str, provider: object) -> BatchProvider:
+    """``provider`` (built by the class registered as ``name``) once it is a BatchProvider.
+
+    Example::
+
+        checked_provider("acme", AcmeProvider.from_cli_args(args, state_dir=folder))
+    """
+    return _Registry().checked(name, provider)

@@ -35,6 +35,7 @@ from kyro.cli import (
 )
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
+from kyro.cli._providers import add_options as add_provider_options
 
 __all__ = ["ExitCode", "main"]
 
@@ -66,8 +67,12 @@ exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input,
 `python3 -m kyro COMMAND --help` shows each command."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered.
+
+    With ``argv``, the provider it asks for (``--provider``, else the command's default) adds
+    its own options to that command's parser, so they parse and show in ``--help``.
+    """
     parser = argparse.ArgumentParser(
         prog="kyro",
         description="LLM-as-judge evaluation at volume through provider Batch APIs.",
@@ -77,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:
         module.register(subparsers)
+    add_provider_options(subparsers, argv)
     return parser
 
 
@@ -88,7 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kyro.cli import main
         code = main(["validate", "examples/judges.yml"])
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(argv)
+    except KyroError as exc:  # a provider whose options clash with kyro's own
+        _say(f"error: {exc}")
+        return ExitCode.BAD_INPUT
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

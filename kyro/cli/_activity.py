@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from kyro._exceptions import KyroError
 from kyro._provider import BatchProvider
 from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
+from kyro.cli._providers import runs_on_submit
 
 __all__ = ["Activity", "ProgressProvider"]
 
@@ -124,11 +125,13 @@ class ProgressProvider:
             self.activity.show(f"planning: {self._encoded:,} requests written")
 
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
-        """Submit through the wrapped provider; a local run reports its requests as they end."""
+        """Submit through the wrapped provider; a provider that runs the requests itself
+        (``runs_on_submit``) reports them as they end."""
         shard = metadata.get("kyro_shard", "?")
-        verb = "running" if self.inner.name == "local" else "uploading"
+        runs = runs_on_submit(self.inner)
+        verb = "running" if runs else "uploading"
         self.activity.show(f"{verb} shard {shard} ({path.name})")
-        if self.inner.name != "local" or not self.activity.enabled:
+        if not runs or not self.activity.enabled:
             return await self.inner.submit(path, metadata=metadata)
         # The run's own error is re-raised after the group, so it is never wrapped in an
         # exception group (the CLI maps each KyroError to its exit code).

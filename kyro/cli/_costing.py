@@ -85,15 +85,18 @@ def make_gate(
     cache_dir: Path | None,
     *,
     create: bool = False,
+    scope: str | None = None,
 ) -> tuple[RequestGate, CostEstimator, ReplyCache | None]:
-    """A gate over the cache (opened only if it exists, unless ``create``) and an estimator."""
+    """A gate over the cache (opened only if it exists, unless ``create``) and an estimator.
+
+    ``scope`` is the provider's scope in the reply cache (``cache_scope_of(provider)``, what
+    BatchJudge uses); without one, the provider's name.
+    """
     estimator = CostEstimator(prices, provider, batch=True)
     cache = None
     if cache_dir is not None and (create or (cache_dir / CACHE_FILE).exists()):
         cache = ReplyCache(cache_dir)
-    # The scope of the reply cache: what BatchJudge uses for this provider.
-    scope = "openai-chat" if provider == "openai" else provider
-    keys = RequestKeys(scope) if cache is not None else None
+    keys = RequestKeys(scope or provider) if cache is not None else None
     return RequestGate(judges, cache=cache, keys=keys, estimator=estimator), estimator, cache
 
 

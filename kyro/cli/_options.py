@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from kyro._exceptions import BatchValidationError
 from kyro._job.batch_judge import BatchJudge
@@ -18,6 +17,8 @@ from kyro._registry import available_providers, get_provider
 from kyro._verdicts.vote import VoteSettings
 from kyro.cli._argtypes import check_base_url, interval_seconds, run_count, vote_count
 from kyro.cli._plan import parse_variables
+from kyro.cli._providers import build as build_provider
+from kyro.cli._providers import mark as mark_provider_command
 
 __all__ = [
     "add_job_options",
@@ -59,6 +60,7 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only the essentials, no progress"
     )
+    mark_provider_command(parser)
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -123,29 +125,14 @@ def state_dir_of(args: argparse.Namespace) -> Path:
     return Path(args.config).parent / ".kyro"
 
 
-def _provider_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.base_url:
-        options["base_url"] = args.base_url
-    if name == "local":
-        options["state_dir"] = state_dir_of(args) / "local"
-        if not args.base_url and not os.environ.get("OPENAI_BASE_URL"):
-            raise BatchValidationError(
-                "the local provider needs an OpenAI-compatible endpoint: pass --base-url "
-                "(e.g. http://127.0.0.1:11434/v1 for Ollama)"
-            )
-        options.setdefault("base_url", os.environ.get("OPENAI_BASE_URL"))
-        options["api_key"] = os.environ.get("OPENAI_API_KEY")
-    return options
-
-
 def make_provider(args: argparse.Namespace) -> BatchProvider:
-    """The provider the command's options name (its base URL checked first)."""
+    """The provider the command's options name (its base URL checked first), built by its
+    class through the registry (:mod:`kyro.cli._providers`)."""
     if args.base_url:
         check_base_url(args.base_url, "--base-url")
     elif os.environ.get("OPENAI_BASE_URL"):
         check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
-    return get_provider(args.provider, **_provider_options(args.provider, args))
+    return build_provider(args, state_dir=state_dir_of(args))
 
 
 def add_fallback_options(parser: argparse.ArgumentParser) -> None:

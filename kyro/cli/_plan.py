@@ -2,7 +2,9 @@
 
 Every request is planned, checked and encoded exactly as ``submit`` would, so the shard count
 and byte sizes printed are exact; without ``--write`` the encoded lines are counted and
-dropped. No API key is needed: the provider's encoder is used, never its HTTP client.
+dropped. No API key is needed: the provider is built as ``submit`` builds it (through the
+registry and its class's hooks, any provider alike), but only its encoder, limits and default
+model are used, never the network.
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kyro._build.plan_build import build_shards
-from kyro._build.shards import BuildSummary, EncodeFn
-from kyro._config.judges import JudgesConfig, resolve_models
+import anyio
+
+from kyro._build import build_shards
+from kyro._builder import BuildSummary
+from kyro._config import JudgesConfig, resolve_models
 from kyro._exceptions import BatchValidationError
-from kyro._registry import provider_default_model
-from kyro._transcript_index import INDEX_FILENAME
+from kyro._index import INDEX_FILENAME
+from kyro._provider import BatchProvider
+from kyro._registry import available_providers
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
-from kyro.cli._argtypes import run_count
+from kyro.cli._argtypes import check_base_url, run_count
 from kyro.cli._exit import ExitCode
+from kyro.cli._providers import build as build_provider
+from kyro.cli._providers import mark as mark_provider_command
 
 __all__ = ["parse_variables", "register", "transcript_paths"]
 
@@ -65,8 +72,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--provider",
         default="openai",
-        choices=["openai", "anthropic"],
-        help="whose input format and limits to use (default openai)",
+        help="whose input format and limits to use (default openai; installed: "
+        f"{', '.join(sorted(available_providers()))})",
+    )
+    parser.add_argument(
+        "--base-url",
+        help="the API base URL the batch would go to (never called; default: the provider's own)",
     )
     parser.add_argument(
         "--model",
@@ -79,6 +90,7 @@ def register(subparsers: Any) -> None:
 
     add_cost_options(parser)
     add_cache_options(parser)
+    mark_provider_command(parser)
     parser.set_defaults(func=run)
 
 
@@ -128,16 +140,16 @@ def transcript_paths(items: Sequence[str]) -> list[Path]:
     return paths
 
 
-def _provider_format(name: str) -> tuple[EncodeFn, BatchLimits, str | None]:
-    # Only the provider's encoder, limits and default model; its HTTP client is never built.
-    if name == "anthropic":
-        from kyro_anthropic import ANTHROPIC_LIMITS
-        from kyro_anthropic import encode_request as encode_anthropic
-
-        return encode_anthropic, ANTHROPIC_LIMITS, provider_default_model("anthropic")
-    from kyro_openai import DEFAULT_MODEL, OPENAI_LIMITS, encode_request
-
-    return encode_request, OPENAI_LIMITS, DEFAULT_MODEL
+@contextmanager
+def _planning_provider(args: argparse.Namespace) -> Iterator[BatchProvider]:
+    """The provider ``--provider`` names, built like submit builds it, closed after planning."""
+    if args.base_url:
+        check_base_url(args.base_url, "--base-url")
+    provider = build_provider(args, state_dir=Path(args.config).parent / ".kyro")
+    try:
+        yield provider
+    finally:
+        anyio.run(provider.aclose)
 
 
 def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:
@@ -152,28 +164,36 @@ def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, print the summary, and (with ``--write``) leave the files in DIR."""
-    from kyro._config.loader import load_config
-    from kyro._transcripts import iter_transcripts
-
     variables = parse_variables(args.var)
     if args.max_problems < 1:
         raise BatchValidationError(f"--max-problems must be at least 1, got {args.max_problems}")
-    from kyro._cost.estimate import check_budget
+    with _planning_provider(args) as provider:
+        return _plan(args, provider, variables)
+
+
+def _plan(args: argparse.Namespace, provider: BatchProvider, variables: dict[str, str]) -> int:
+    from kyro._config_load import load_config
+    from kyro._estimate import check_budget
+    from kyro._jobreuse import cache_scope_of, wants_samples
+    from kyro._transcripts import iter_transcripts
     from kyro.cli._costing import cache_dir_of, format_cost, make_gate, max_cost_of, prices_of
 
-    encode, base_limits, default_model = _provider_format(args.provider)
-    limits = _limits(base_limits, args)
+    limits = _limits(provider.limits, args)
     max_cost = max_cost_of(args)
     config = load_config(args.config)
     config = resolve_models(
         config,
         model=getattr(args, "model", None),
-        provider_default=default_model,
+        provider_default=getattr(provider, "default_model", None),
         provider=args.provider,
     )
     cache_dir = cache_dir_of(args, config.path)
     gate, estimator, cache = make_gate(
-        [judge.name for judge in config.judges], args.provider, prices_of(args), cache_dir
+        [judge.name for judge in config.judges],
+        args.provider,
+        prices_of(args),
+        cache_dir,
+        scope=cache_scope_of(provider),
     )
     transcripts = iter_transcripts(transcript_paths(args.transcripts))
     try:
@@ -181,15 +201,15 @@ def run(args: argparse.Namespace) -> int:
             summary = build_shards(
                 config,
                 transcripts,
-                encode=encode,
+                encode=provider.encode,
                 limits=limits,
                 directory=args.write,
                 runs=args.runs,
                 variables=variables,
                 max_problems=args.max_problems,
                 on_transcript=advance,
-                # Only OpenAI's chat body takes n; Anthropic's Messages API has no samples.
-                samples=args.samples and config.samples and args.provider == "openai",
+                # Runs travel as n samples where the provider takes them for every model.
+                samples=wants_samples(provider, config, args.runs, args.samples),
                 gate=gate,
             )
     finally:

@@ -5,7 +5,8 @@ every request straight to an OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp
 OpenAI's live API, kyro's emulator), then prints the verdicts. With ``--provider openai`` it
 submits a batch and polls until done instead.
 
-A pipeline config (``depends_on``/``on_failure``) through the local provider is walked live by
+A pipeline config (``depends_on``/``on_failure``) through a provider that answers live (one
+whose class has ``complete``, as the local provider's does) is walked live by
 :class:`kyro.KyroJudge`: each transcript's steps run as soon as what they wait for is decided,
 ``--concurrency`` transcripts at a time; the results file lands in the state folder.
 """
@@ -53,6 +54,7 @@ from kyro.cli._options import (
     vote_settings,
 )
 from kyro.cli._plan import transcript_paths
+from kyro.cli._providers import answers_live
 from kyro.cli._report import console
 
 __all__ = ["register"]
@@ -96,7 +98,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     variables = parse_variables(args.var)
-    if args.provider == "local" and load_config(args.config).uses_pipeline:
+    if answers_live(args.provider) and load_config(args.config).uses_pipeline:
         return _run_live(args, variables)
     max_cost = max_cost_of(args)
     judge, activity = tracked_judge(args)

@@ -7,6 +7,7 @@ later one read it like a finished remote batch.
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import time
@@ -78,6 +79,39 @@ class LocalProvider:
 
     name = "local"
     default_model: str = DEFAULT_MODEL
+    runs_on_submit = True
+    """``submit`` runs the requests itself before it returns (progress asks ``find``)."""
+
+    @classmethod
+    def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:
+        """``--local-concurrency``: how many requests run at once (the command line's hook)."""
+        group.add_argument(
+            "--local-concurrency",
+            type=int,
+            default=16,
+            metavar="N",
+            help="requests the local provider runs at once (default 16)",
+        )
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> LocalProvider:
+        """The provider the command line asks for: ``--base-url`` (else ``OPENAI_BASE_URL``)
+        with ``OPENAI_API_KEY``, its batches under ``<state_dir>/local``."""
+        base_url = getattr(args, "base_url", None) or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise BatchValidationError(
+                "the local provider needs an OpenAI-compatible endpoint: pass --base-url "
+                "(e.g. http://127.0.0.1:11434/v1 for Ollama)"
+            )
+        concurrency = getattr(args, "local_concurrency", 16)
+        if concurrency < 1:
+            raise BatchValidationError(f"--local-concurrency must be at least 1, got {concurrency}")
+        return cls(
+            base_url=base_url,
+            api_key=os.environ.get("OPENAI_API_KEY"),
+            state_dir=state_dir / "local",
+            concurrency=concurrency,
+        )
 
     def __init__(
         self,

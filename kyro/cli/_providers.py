@@ -1,0 +1,94 @@
+"""The command line's way to a provider: the registry and the class's own hooks, no names.
+
+A command that works through a provider (``plan``, ``submit``, ``check``, ``status``,
+``cancel``, ``run``) marks its parser with :func:`mark`. Before parsing, :func:`add_options`
+finds the ``--provider`` the command line names (or the command's default), imports that one
+class through the registry, and lets it add its own options (``add_cli_options``); after
+parsing, :func:`build` builds it (``from_cli_args``, else the class with ``base_url=``) — see
+:class:`kyro._provider.CommandLineHooks`. A third-party provider registered in the
+``kyro.providers`` entry-point group gets every one of those commands as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kyro._exceptions import KyroError
+from kyro._provider import BatchProvider
+from kyro._registry import checked_provider, get_provider, provider_class
+
+__all__ = ["add_options", "answers_live", "build", "mark", "runs_on_submit"]
+
+_MARK = "provider_hooks"
+
+
+def mark(parser: argparse.ArgumentParser) -> None:
+    """Say that ``parser``'s command builds the provider its ``--provider`` names."""
+    parser.set_defaults(**{_MARK: True})
+
+
+def add_options(subparsers: Any, argv: Sequence[str]) -> None:
+    """Add the options of the provider ``argv`` asks for to its command's parser.
+
+    Nothing is imported for a command that builds no provider. An unknown or unloadable
+    provider adds nothing here: building it later raises the registry's own error.
+    Raises :class:`kyro.KyroError` when the provider's options clash with kyro's.
+    """
+    if not argv or argv[0] not in subparsers.choices:
+        return
+    parser: argparse.ArgumentParser = subparsers.choices[argv[0]]
+    if not parser.get_default(_MARK):
+        return
+    name = _requested(argv[1:], parser.get_default("provider"))
+    try:
+        cls = provider_class(name)
+    except KyroError:
+        return
+    hook = getattr(cls, "add_cli_options", None)
+    if hook is None:
+        return
+    group = parser.add_argument_group(f"options of the {name} provider")
+    try:
+        hook(group)
+    except argparse.ArgumentError as exc:
+        raise KyroError(
+            f"the {name} provider's command-line options clash with kyro's own ({exc}); "
+            "its add_cli_options should prefix them with the provider's name"
+        ) from exc
+
+
+def _requested(argv: Sequence[str], default: str) -> str:
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--provider", default=default)
+    known, _ = pre.parse_known_args(argv)
+    return str(known.provider)
+
+
+def build(args: argparse.Namespace, *, state_dir: Path) -> BatchProvider:
+    """The provider ``args.provider`` names, built by its class from the parsed options."""
+    name: str = args.provider
+    hook = getattr(provider_class(name), "from_cli_args", None)
+    if hook is not None:
+        return checked_provider(name, hook(args, state_dir=state_dir))
+    base_url = getattr(args, "base_url", None)
+    return get_provider(name, **({"base_url": base_url} if base_url else {}))
+
+
+def runs_on_submit(provider: object) -> bool:
+    """Whether ``provider.submit`` runs the requests itself before it returns."""
+    return bool(getattr(provider, "runs_on_submit", False))
+
+
+def answers_live(name: str) -> bool:
+    """Whether the class registered as ``name`` answers requests live (has ``complete``).
+
+    An unknown name is False here; building it raises the registry's own error.
+    """
+    try:
+        cls = provider_class(name)
+    except KyroError:
+        return False
+    return callable(getattr(cls, "complete", None))

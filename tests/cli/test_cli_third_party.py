@@ -1,0 +1,136 @@
+"""A provider the command line has never heard of, registered as any plugin registers itself
+(a distribution with a ``kyro.providers`` entry point), plans and submits with its own options."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_kyro
+
+PROVIDER = '''
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kyro import BatchLimits, BatchValidationError
+from kyro.testing import FakeProvider
+
+
+class AcmeProvider(FakeProvider):
+    """A third-party provider: its own name, default model, limits and one option."""
+
+    name = "acme"
+    default_model = "acme-judge-1"
+
+    @classmethod
+    def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--acme-region", default="us", help="the Acme region to run in")
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> AcmeProvider:
+        if args.acme_region not in ("us", "eu"):
+            raise BatchValidationError(f"--acme-region must be us or eu, not {args.acme_region}")
+        return cls(
+            limits=BatchLimits(max_requests=2, max_bytes=1_000_000),
+            url=f"/{args.acme_region}/v1/chat/completions",
+        )
+'''
+
+CONFIG = """\
+version: 1
+judges:
+  - name: polite
+    prompt: "Is this reply polite? {{input}}"
+    output_format: json
+"""
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose import path holds the acme package and its installed metadata."""
+    site = tmp_path / "site"
+    (site / "acme_kyro").mkdir(parents=True)
+    (site / "acme_kyro" / "__init__.py").write_text(PROVIDER, encoding="utf-8")
+    dist = site / "acme_kyro-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-kyro\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[kyro.providers]\nacme = acme_kyro:AcmeProvider\n", encoding="utf-8"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KYRO_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture
+def acme_job(tmp_path: Path) -> Path:
+    """A one-judge config (no model named) and three transcripts; returns the config."""
+    (tmp_path / "judges.yml").write_text(CONFIG, encoding="utf-8")
+    folder = tmp_path / "transcripts"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"reply {name}: thank you!", encoding="utf-8")
+    return tmp_path / "judges.yml"
+
+
+def test_plan_uses_the_plugins_limits_model_encoder_and_option(
+    plugin_env: dict[str, str], acme_job: Path, tmp_path: Path
+) -> None:
+    """``plan --provider acme`` shards at the plugin's limits with its default model and its
+    encoder, built from its own ``--acme-region`` option."""
+    out = tmp_path / "plan-out"
+    args = ["plan", str(acme_job), str(tmp_path / "transcripts"), "--provider", "acme"]
+    done = run_kyro([*args, "--acme-region", "eu", "--write", str(out)], plugin_env)
+    assert done.returncode == 0, done.stderr
+    assert "limits per shard (acme): 2 requests, 1,000,000 bytes" in done.stdout
+    assert "acme-judge-1: 3 requests" in done.stdout
+    assert "in 2 shards" in done.stdout
+    lines = [
+        json.loads(line)
+        for shard in sorted(out.glob("*.jsonl"))
+        if shard.name != "transcripts.index.jsonl"
+        for line in shard.read_text(encoding="utf-8").splitlines()
+    ]
+    assert [line["url"] for line in lines] == ["/eu/v1/chat/completions"] * 3
+    assert {line["body"]["model"] for line in lines} == {"acme-judge-1"}
+
+
+def test_submit_builds_the_plugin_from_its_options(
+    plugin_env: dict[str, str], acme_job: Path, tmp_path: Path
+) -> None:
+    """``submit --provider acme`` runs through the plugin; a bad value of its own option is the
+    plugin's clear error with exit 2, and ``--help`` lists the option."""
+    args = ["submit", str(acme_job), str(tmp_path / "transcripts"), "--provider", "acme"]
+    done = run_kyro([*args, "--acme-region", "eu", "-q"], plugin_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("kyro-")
+    state = json.loads((tmp_path / ".kyro" / "judges.batch-state.json").read_text())
+    assert state["provider"] == "acme"
+    assert state["models"] == {"polite": "acme-judge-1"}
+    batches = [attempt["batch_id"] for shard in state["shards"] for attempt in shard["attempts"]]
+    assert batches == ["fakebatch_1", "fakebatch_2"]  # the plugin's limit: 2 requests a batch
+    bad = run_kyro([*args, "--acme-region", "mars"], plugin_env)
+    assert bad.returncode == 2
+    assert "--acme-region must be us or eu, not mars" in bad.stderr
+    helped = run_kyro(["submit", "--provider", "acme", "--help"], plugin_env)
+    assert helped.returncode == 0
+    assert "options of the acme provider" in helped.stdout
+    assert "--acme-region" in helped.stdout
+
+
+def test_an_unknown_provider_is_named_with_the_installed_ones(
+    plugin_env: dict[str, str], acme_job: Path, tmp_path: Path
+) -> None:
+    """``plan --provider nope`` exits 2 naming the providers that exist, the plugin among them."""
+    done = run_kyro(
+        ["plan", str(acme_job), str(tmp_path / "transcripts"), "--provider", "nope"], plugin_env
+    )
+    assert done.returncode == 2
+    assert "unknown provider 'nope'" in done.stderr
+    assert "acme" in done.stderr
