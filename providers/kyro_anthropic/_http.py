@@ -13,12 +13,11 @@ copied into a :class:`kyro.ProviderError`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import msgspec
 
-from kyro import KyroError, ProviderError
+from kyro import ProviderError
 from kyro_anthropic._retry import should_retry
 from kyro_anthropic._wire import ErrorEnvelope
 from kyro_openai import HttpClient, Secret
@@ -28,9 +27,7 @@ __all__ = [
     "Http",
     "Secret",
     "Sleep",
-    "decode_json",
     "error_code",
-    "transport_error",
 ]
 
 API_VERSION = "2023-06-01"
@@ -62,24 +59,12 @@ _HINTS = {
 }
 
 
-def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderError:
-    """A ProviderError (status None) for a timeout or connection failure; chain it with ``from``.
-
-    Example::
-
-        raise transport_error(exc, action="listing batches", base_url=url) from exc
-    """
-    return ProviderError(
-        f"{action} failed: no answer from {base_url} ({type(exc).__name__}); check the network "
-        "and ANTHROPIC_BASE_URL (or base_url=), then try again",
-        provider="anthropic",
-    )
-
-
 class Http(HttpClient):
     """kyro_openai's HTTP plumbing with Anthropic's request id header and error words."""
 
     request_id_header = "request-id"
+    provider = "anthropic"
+    base_url_setting = "ANTHROPIC_BASE_URL"
 
     def transient(self, response: httpx.Response) -> bool:
         """Whether a failed response is worth sending again (Anthropic's rule)."""
@@ -112,17 +97,3 @@ class Http(HttpClient):
             request_id=response.headers.get(self.request_id_header),
             provider="anthropic",
         )
-
-    def unreachable(self, exc: Exception, *, action: str) -> ProviderError:
-        """The ProviderError for a timeout or connection failure left after retries."""
-        return transport_error(exc, action=action, base_url=self.base_url)
-
-
-def decode_json(response: httpx.Response, kind: type[Any], action: str) -> Any:
-    """Decode a success body as ``kind``; KyroError naming the call if it does not fit."""
-    try:
-        return msgspec.json.decode(response.content, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise KyroError(
-            f"{action}: the server's answer is not a valid {kind.__name__}: {exc}"
-        ) from exc

@@ -37,7 +37,6 @@ from kyro.provider import (
     BatchStatus,
     JudgeRequest,
     KyroError,
-    ProviderError,
     RequestCounts,
     ResultLine,
     RetryPolicy,
@@ -56,13 +55,10 @@ from kyro_anthropic._http import (
     Http,
     Secret,
     Sleep,
-    decode_json,
-    transport_error,
 )
 from kyro_anthropic._results import decode_line
 from kyro_anthropic._retry import ANTHROPIC_RETRY, MAX_RETRY_AFTER, retry_wait
 from kyro_anthropic._wire import BatchList, MessageBatch
-from kyro_openai import iter_download_lines
 
 __all__ = ["AnthropicBatchProvider", "batch_status"]
 
@@ -183,7 +179,7 @@ class AnthropicBatchProvider:
         self.clock_skew = clock_skew
         self.workspace_id = workspace_id
         self.claude_only = claude_only
-        self._owns_client = client is None
+        owns_client = client is None
         if client is None:
             client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         attempts = retry.max_retries + 1
@@ -197,6 +193,7 @@ class AnthropicBatchProvider:
             retry=retry,
             sleep=sleep,
             secret=self._secret,
+            owns_client=owns_client,
         )
 
     def __repr__(self) -> str:
@@ -291,10 +288,10 @@ class AnthropicBatchProvider:
                     if exc.response is not None:
                         raise http.fail(exc.response, action=action, hint_404="") from None
                     cause = exc.cause or exc
-                    raise transport_error(cause, action=action, base_url=self.base_url) from cause
+                    raise http.unreachable(cause, action=action) from cause
                 await http.sleep(retry_wait(exc.response, attempts - 1, http.retry))
                 continue
-            batch: MessageBatch = decode_json(response, MessageBatch, action)
+            batch: MessageBatch = self._http.decode(response, MessageBatch, action)
             return batch.id
 
     async def _created_since(self, started: float, requests: int, action: str) -> str | None:
@@ -317,7 +314,7 @@ class AnthropicBatchProvider:
                 functools.partial(self._http.build, "GET", _BATCHES, params=params),
                 action="listing batches",
             )
-            page: BatchList = decode_json(response, BatchList, "listing batches")
+            page: BatchList = self._http.decode(response, BatchList, "listing batches")
             for batch in page.data:
                 yield batch
             after = page.last_id or (page.data[-1].id if page.data else None)
@@ -365,7 +362,7 @@ class AnthropicBatchProvider:
             action=action,
             hint_404=self._hint_404(batch_id),
         )
-        batch: MessageBatch = decode_json(response, MessageBatch, action)
+        batch: MessageBatch = self._http.decode(response, MessageBatch, action)
         return batch
 
     async def poll(self, batch_id: str) -> BatchStatus:
@@ -388,20 +385,15 @@ class AnthropicBatchProvider:
             status = await provider.cancel("msgbatch_01")   # "cancelling"
         """
         action = f"cancelling batch {batch_id}"
-        try:
-            response = await self._http.call(
-                lambda: self._http.build("POST", f"{_BATCHES}/{batch_id}/cancel"),
-                action=action,
-                hint_404=self._hint_404(batch_id),
-            )
-        except ProviderError as exc:
-            if exc.status_code not in (400, 409):
-                raise
-            status = await self.poll(batch_id)
-            if not status.terminal:
-                raise
-            return status
-        return batch_status(decode_json(response, MessageBatch, action))
+        return await self._http.cancel(
+            f"{_BATCHES}/{batch_id}/cancel",
+            action=action,
+            hint_404=self._hint_404(batch_id),
+            status_of=lambda response: batch_status(
+                self._http.decode(response, MessageBatch, action)
+            ),
+            poll=lambda: self.poll(batch_id),
+        )
 
     # -- results -----------------------------------------------------------------------------
 
@@ -433,23 +425,11 @@ class AnthropicBatchProvider:
                 f"batch {batch_id} is still {status.provider_status}: poll until it has "
                 "ended before reading its results"
             )
-        url = self._results_url(batch)
-        action = f"downloading the results of batch {batch_id}"
-
-        async def open_response() -> httpx.Response:
-            return await self._http.call(
-                lambda: self._http.build("GET", url, headers={"Accept": "application/binary"}),
-                action=action,
-                hint_404=f"the results of {batch_id} are gone: they are kept 29 days",
-                stream=True,
-            )
-
         seen: set[str] = set()
-        async for raw in iter_download_lines(
-            open_response,
-            max_resumes=self._http.retry.max_retries,
-            sleep=self._http.sleep,
-            give_up=lambda exc: transport_error(exc, action=action, base_url=self.base_url),
+        async for raw in self._http.download_lines(
+            self._results_url(batch),
+            action=f"downloading the results of batch {batch_id}",
+            hint_404=f"the results of {batch_id} are gone: they are kept 29 days",
         ):
             line = decode_line(raw)
             if line is None or line.custom_id in seen:
@@ -464,8 +444,7 @@ class AnthropicBatchProvider:
 
             await provider.aclose()
         """
-        if self._owns_client:
-            await self._http.client.aclose()
+        await self._http.aclose()
 
     async def __aenter__(self) -> AnthropicBatchProvider:
         return self

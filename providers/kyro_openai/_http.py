@@ -11,14 +11,15 @@ whose message says what to do next, with the status, the error code and the ``x-
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
-from kyro import KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro import BatchStatus, KyroError, ProviderError, RetryPolicy, send_with_retries
 from kyro_openai._api import ErrorEnvelope
+from kyro_openai._results import iter_lines
 from kyro_openai.wire import should_retry
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
 logger = logging.getLogger("kyro_openai")
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Secret:
@@ -125,8 +127,17 @@ def error_from_response(
     )
 
 
-def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderError:
+def transport_error(
+    exc: Exception,
+    *,
+    action: str,
+    base_url: str,
+    provider: str = "openai",
+    setting: str = "OPENAI_BASE_URL",
+) -> ProviderError:
     """A ProviderError (status None) for a timeout or connection failure; chain it with ``from``.
+
+    ``setting`` names the environment variable of the base URL the user should check.
 
     Example::
 
@@ -134,8 +145,8 @@ def transport_error(exc: Exception, *, action: str, base_url: str) -> ProviderEr
     """
     return ProviderError(
         f"{action} failed: no answer from {base_url} ({type(exc).__name__}); check the network "
-        "and OPENAI_BASE_URL (or base_url=), then try again",
-        provider="openai",
+        f"and {setting} (or base_url=), then try again",
+        provider=provider,
     )
 
 
@@ -143,12 +154,19 @@ class Http:
     """One client, its headers and its retry policy: the provider's only way to the network.
 
     Another HTTP provider may reuse it (``kyro_openai.HttpClient``): override :meth:`fail`
-    and :meth:`unreachable` for its own error words, :meth:`transient` for its own rule of
-    what is worth retrying, and :attr:`request_id_header`.
+    for its own error words, :meth:`transient` for its own rule of what is worth retrying,
+    and :attr:`request_id_header`, :attr:`provider` and :attr:`base_url_setting`. It owns
+    the steps every batch provider takes alike: a cancel that tolerates an ended batch
+    (:meth:`cancel`), a resumable line-by-line download (:meth:`download_lines`), decoding
+    (:meth:`decode`) and closing the client it was given to own (:meth:`aclose`).
     """
 
     request_id_header = "x-request-id"
     """The response header that carries the server's request id (logged, and kept on errors)."""
+    provider = "openai"
+    """The provider named on errors."""
+    base_url_setting = "OPENAI_BASE_URL"
+    """The environment variable of the base URL, named when the server does not answer."""
 
     def __init__(
         self,
@@ -160,8 +178,10 @@ class Http:
         sleep: Sleep,
         secret: Secret | None,
         azure: bool = False,
+        owns_client: bool = False,
     ) -> None:
         self.client = client
+        self.owns_client = owns_client
         self.base_url = base_url
         self._headers = headers
         self.retry = retry
@@ -203,7 +223,69 @@ class Http:
 
     def unreachable(self, exc: Exception, *, action: str) -> ProviderError:
         """The ProviderError for a timeout or connection failure left after retries."""
-        return transport_error(exc, action=action, base_url=self.base_url)
+        return transport_error(
+            exc,
+            action=action,
+            base_url=self.base_url,
+            provider=self.provider,
+            setting=self.base_url_setting,
+        )
+
+    def decode(self, response: httpx.Response, kind: type[T], action: str) -> T:
+        """A success body decoded as ``kind``; KyroError naming the call if it does not fit."""
+        decoded: T = decode_json(response, kind, action)
+        return decoded
+
+    async def cancel(
+        self,
+        path: str,
+        *,
+        action: str,
+        hint_404: str,
+        status_of: Callable[[httpx.Response], BatchStatus],
+        poll: Callable[[], Awaitable[BatchStatus]],
+    ) -> BatchStatus:
+        """POST a cancel to ``path`` and return the batch's status (``status_of`` reads it).
+
+        Both APIs refuse (400 or 409) to cancel a batch that already ended: that is no error
+        here — when ``poll()`` then finds the batch ended, its terminal status is returned.
+        """
+        try:
+            response = await self.call(
+                lambda: self.build("POST", path), action=action, hint_404=hint_404
+            )
+        except ProviderError as exc:
+            if exc.status_code not in (400, 409):
+                raise
+            status = await poll()
+            if not status.terminal:
+                raise
+            return status
+        return status_of(response)
+
+    def download_lines(self, path: str, *, action: str, hint_404: str) -> AsyncIterator[bytes]:
+        """The non-empty lines of the file at ``path`` (a URL or API path), streamed and
+        resumed after a dropped connection (see :func:`kyro_openai.iter_download_lines`)."""
+
+        async def open_response() -> httpx.Response:
+            return await self.call(
+                lambda: self.build("GET", path, headers={"Accept": "application/binary"}),
+                action=action,
+                hint_404=hint_404,
+                stream=True,
+            )
+
+        return iter_lines(
+            open_response,
+            max_resumes=self.retry.max_retries,
+            sleep=self.sleep,
+            give_up=lambda exc: self.unreachable(exc, action=action),
+        )
+
+    async def aclose(self) -> None:
+        """Close the client if it was given to own (an injected one is left open)."""
+        if self.owns_client:
+            await self.client.aclose()
 
     async def call(
         self,

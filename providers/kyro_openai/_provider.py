@@ -36,7 +36,6 @@ from kyro.provider import (
     BatchValidationError,
     JudgeRequest,
     KyroError,
-    ProviderError,
     ResultLine,
     RetryPolicy,
     header_problem,
@@ -49,9 +48,8 @@ from kyro_openai._http import (
     bad_key_error,
     decode_json,
     missing_key_error,
-    transport_error,
 )
-from kyro_openai._results import iter_lines, missing_line
+from kyro_openai._results import missing_line
 from kyro_openai._status import batch_status, parse_timestamp
 from kyro_openai._submit import (
     check_expiry,
@@ -136,7 +134,7 @@ class OpenAIBatchProvider:
         self.limits = limits or (AZURE_LIMITS if azure else OPENAI_LIMITS)
         self.file_expires_after = check_expiry("file_expires_after", file_expires_after)
         self.output_expires_after = check_expiry("output_expires_after", output_expires_after)
-        self._owns_client = client is None
+        owns_client = client is None
         if client is None:
             client = httpx.AsyncClient(
                 timeout=timeout,
@@ -151,6 +149,7 @@ class OpenAIBatchProvider:
             sleep=sleep,
             secret=self._secret,
             azure=azure,
+            owns_client=owns_client,
         )
 
     def __repr__(self) -> str:
@@ -322,21 +321,13 @@ class OpenAIBatchProvider:
             status = await provider.cancel("batch_abc123")   # "cancelling"
         """
         action = f"cancelling batch {batch_id}"
-        try:
-            response = await self._http.call(
-                lambda: self._http.build("POST", f"/batches/{batch_id}/cancel"),
-                action=action,
-                hint_404=self._hint_404_batch(batch_id),
-            )
-        except ProviderError as exc:
-            # OpenAI refuses (400) to cancel a batch that already ended: that is no error here.
-            if exc.status_code not in (400, 409):
-                raise
-            status = await self.poll(batch_id)
-            if not status.terminal:
-                raise
-            return status
-        return batch_status(decode_json(response, WireBatch, action))
+        return await self._http.cancel(
+            f"/batches/{batch_id}/cancel",
+            action=action,
+            hint_404=self._hint_404_batch(batch_id),
+            status_of=lambda response: batch_status(decode_json(response, WireBatch, action)),
+            poll=lambda: self.poll(batch_id),
+        )
 
     async def find(
         self, metadata: Mapping[str, str], *, created_after: float | None = None
@@ -400,23 +391,10 @@ class OpenAIBatchProvider:
                     yield missing_line(custom_id)
 
     def _file_lines(self, file_id: str) -> AsyncIterator[bytes]:
-        action = f"downloading file {file_id}"
-
-        async def open_response() -> httpx.Response:
-            return await self._http.call(
-                lambda: self._http.build(
-                    "GET", f"/files/{file_id}/content", headers={"Accept": "application/binary"}
-                ),
-                action=action,
-                hint_404=f"file {file_id} is gone: result files expire 30 days after the batch",
-                stream=True,
-            )
-
-        return iter_lines(
-            open_response,
-            max_resumes=self._http.retry.max_retries,
-            sleep=self._http.sleep,
-            give_up=lambda exc: transport_error(exc, action=action, base_url=self.base_url),
+        return self._http.download_lines(
+            f"/files/{file_id}/content",
+            action=f"downloading file {file_id}",
+            hint_404=f"file {file_id} is gone: result files expire 30 days after the batch",
         )
 
     async def aclose(self) -> None:
@@ -426,8 +404,7 @@ class OpenAIBatchProvider:
 
             await provider.aclose()
         """
-        if self._owns_client:
-            await self._http.client.aclose()
+        await self._http.aclose()
 
     async def __aenter__(self) -> OpenAIBatchProvider:
         return self

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 
 from kyro import ResultError, ResultLine
-from kyro_openai._http import Sleep
 
 __all__ = ["iter_lines", "missing_line"]
 
@@ -36,7 +35,7 @@ async def iter_lines(
     open_response: Callable[[], Awaitable[httpx.Response]],
     *,
     max_resumes: int,
-    sleep: Sleep,
+    sleep: Callable[[float], Awaitable[None]],
     give_up: Callable[[httpx.TransportError], Exception],
 ) -> AsyncIterator[bytes]:
     """Yield a download's non-empty lines (without ``b"\\n"``), resuming after a drop.
