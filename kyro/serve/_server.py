@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import signal
 import socket
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from kyro.serve._executor import Executor
 from kyro.serve._judges import JudgeRegistry, find_configs
 from kyro.serve._sqlite import SQLiteStore
 from kyro.serve._worker import WorkerPool
+from kyro.testing.serving import bind, run_until_stopped, socket_url
 
 __all__ = ["DATABASE_NAME", "build_service", "configure_logging", "run_server"]
 
@@ -106,13 +105,7 @@ def run_server(
     on_bound: Callable[[str], object] = print,
 ) -> None:
     """Serve until SIGINT/SIGTERM; ``on_bound`` gets ``http://host:port`` once bound."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(512)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    sock = bind(host, port, backlog=512, inheritable=False)
     config = uvicorn.Config(
         service.app,
         http="h11",
@@ -130,27 +123,9 @@ def run_server(
     async def startup(sockets: list[socket.socket] | None = None) -> None:
         await original(sockets=sockets)
         if not server.should_exit:
-            on_bound(f"http://{shown}:{bound_port}")
+            on_bound(socket_url(sock))
 
     server.startup = startup  # type: ignore[method-assign]
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; this handler
-    # (restored by then) turns that into a normal return instead of a death by signal.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _stopped)
-    try:
-        with sock:
-            server.run(sockets=[sock])
-    except _Stopped:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class _Stopped(Exception):
-    """SIGTERM arrived after the graceful shutdown: leave ``run_server`` normally."""
-
-
-def _stopped(signum: int, frame: object) -> None:
-    raise _Stopped
+    # Returns normally on SIGTERM, after the graceful shutdown (see kyro.testing.serving).
+    with sock:
+        run_until_stopped(server, sock)

@@ -1,5 +1,5 @@
 """Serving the emulator over real HTTP with uvicorn: in a background thread, or in the
-foreground for ``python3 -m kyro emulator``.
+foreground for ``python3 -m kyro emulator`` (both through :mod:`kyro.testing.serving`).
 
 Anything with an ASGI ``app`` can be served this way (the Message Batches emulator is too);
 ``path`` is what the printed base URL ends with (``/v1`` here, as ``OPENAI_BASE_URL`` wants).
@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from kyro.testing.serving import bind, run_in_thread, run_until_stopped, socket_url
 from kyro_openai.testing._emulator import Emulator
 from kyro_openai.testing._guard import DroppedConnection
 
-__all__ = ["Servable", "base_url", "bind", "serve", "serve_forever"]
+__all__ = ["Servable", "serve", "serve_forever"]
 
 
 class Servable(Protocol):
@@ -43,29 +40,6 @@ class _HideDrops(logging.Filter):
 
 
 _FILTER = _HideDrops()
-
-
-def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port).
-
-    Example::
-
-        sock = bind()                     # 127.0.0.1, a free port
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def base_url(sock: socket.socket, path: str = "/v1") -> str:
-    """The API base URL (``http://host:port/v1``) of a bound socket."""
-    host, port = sock.getsockname()[:2]
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}{path}"
 
 
 def _server(emulator: Servable, log_level: str) -> uvicorn.Server:
@@ -91,28 +65,9 @@ def serve_forever(
 
         serve_forever(Emulator(), port=8000)      # prints http://127.0.0.1:8000/v1
     """
-    # uvicorn re-raises the signal it stopped on once it has shut down; with SIGTERM's default
-    # action that would kill the process before the emulator's temporary files are removed.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        with bind(host, port) as sock:
-            on_bound(base_url(sock, path))
-            _server(emulator, log_level).run(sockets=[sock])
-    except _Stopped:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class _Stopped(Exception):
-    """SIGTERM arrived: leave ``serve_forever`` normally."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stopped
+    with bind(host, port) as sock:
+        on_bound(socket_url(sock, path))
+        run_until_stopped(_server(emulator, log_level), sock)
 
 
 @contextlib.contextmanager
@@ -133,20 +88,9 @@ def serve(
             httpx.get(url + "/batches", headers={"Authorization": "Bearer x"})
     """
     emulator = emulator or Emulator()
-    sock = bind(host, port)
     server = _server(emulator, log_level)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="kyro-emulator", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the kyro emulator did not start")
-            time.sleep(0.005)  # waiting for another thread, never in async code
-        yield base_url(sock, path)
-    finally:
-        server.should_exit = True
-        thread.join(startup_timeout)
-        sock.close()
+    with (
+        bind(host, port) as sock,
+        run_in_thread(server, sock, name="kyro-emulator", startup_timeout=startup_timeout),
+    ):
+        yield socket_url(sock, path)

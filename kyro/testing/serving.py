@@ -1,0 +1,117 @@
+"""Serving an ASGI app over real HTTP with uvicorn: the one way kyro's servers run.
+
+The emulators (``kyro_openai.testing``, ``kyro_anthropic.testing``) and ``kyro serve`` all bind
+their socket, run uvicorn and stop here, so they start and stop alike:
+
+* :func:`bind` listens on ``host:port`` (port 0: any free port) before the server starts, so
+  the URL is known — and printed — before the first request can arrive.
+* :func:`run_until_stopped` serves in this thread until SIGINT or SIGTERM and then *returns*:
+  uvicorn shuts down gracefully on SIGTERM and raises the signal again, which with SIGTERM's
+  default action would kill the process before its ``finally`` blocks (temporary files, a
+  store's last commit) ran; a handler installed for the run turns that into a normal return.
+* :func:`run_in_thread` serves in a daemon thread for as long as a ``with`` block lasts.
+
+It needs uvicorn (the ``emulator`` or ``serve`` extra), imported with this module only.
+
+Example::
+
+    server = uvicorn.Server(uvicorn.Config(app, http="h11", lifespan="off"))
+    with bind() as sock, run_in_thread(server, sock):
+        httpx.get(socket_url(sock, "/v1") + "/models")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+__all__ = ["bind", "run_in_thread", "run_until_stopped", "socket_url"]
+
+
+def bind(
+    host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128, inheritable: bool = True
+) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port); ``inheritable`` lets a
+    child process serve the same socket.
+
+    Example::
+
+        sock = bind()                     # 127.0.0.1, a free port
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(inheritable)
+    return sock
+
+
+def socket_url(sock: socket.socket, path: str = "") -> str:
+    """``http://host:port`` of a bound socket, followed by ``path`` (``/v1``…).
+
+    Example::
+
+        socket_url(bind(port=8000), "/v1")   # 'http://127.0.0.1:8000/v1'
+    """
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{path}"
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: leave :func:`run_until_stopped` normally."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+def run_until_stopped(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve on ``sock`` in this thread until SIGINT or SIGTERM, then return normally.
+
+    The SIGTERM handler is installed only in the main thread (elsewhere the signal is not
+    ours to take) and restored afterwards.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def run_in_thread(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    *,
+    name: str = "kyro-server",
+    startup_timeout: float = 10.0,
+) -> Iterator[None]:
+    """Serve on ``sock`` in a daemon thread while the block runs; stop and join it after.
+
+    Raises RuntimeError when the server has not started within ``startup_timeout`` seconds.
+    """
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server {name} did not start")
+            time.sleep(0.005)  # waiting for another thread, never in async code
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(startup_timeout)
