@@ -11,13 +11,12 @@ Scopes: ``api`` (every call), ``create``, ``list``, ``retrieve``, ``cancel``, ``
 
 from __future__ import annotations
 
-import hashlib
-import random
-import threading
 from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
+
+from kyro.testing.faults import FaultBook, picked
 
 __all__ = [
     "CreationPlan",
@@ -100,12 +99,9 @@ class LineFault(_Base, frozen=True, kw_only=True, tag="line"):
 
     def matches(self, custom_id: str, seed: int) -> bool:
         """Whether this fault applies to the request with ``custom_id``."""
-        if custom_id in self.custom_ids:
-            return True
-        if self.fraction <= 0.0:
-            return False
-        digest = hashlib.sha256(f"{seed}:{self.mode}:{custom_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2.0**64 < self.fraction
+        return picked(
+            custom_id, custom_ids=self.custom_ids, fraction=self.fraction, seed=seed, salt=self.mode
+        )
 
 
 class ExpireFault(_Base, frozen=True, kw_only=True, tag="expire"):
@@ -119,6 +115,7 @@ Fault = HttpErrorFault | DropConnectionFault | LatencyFault | LineFault | Expire
 """Any fault; decode JSON with ``msgspec.json.decode(data, type=Fault)``."""
 
 HttpAction = HttpErrorFault | DropConnectionFault
+_ACTIONS = (HttpErrorFault, DropConnectionFault)
 
 
 class CreationPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,15 +125,7 @@ class CreationPlan(msgspec.Struct, frozen=True, kw_only=True):
     expire_after_lines: int | None = None
 
 
-class _Armed:
-    __slots__ = ("fault", "left")
-
-    def __init__(self, fault: Fault, left: int | None) -> None:
-        self.fault = fault
-        self.left = left
-
-
-class Faults:
+class Faults(FaultBook[Fault]):
     """The armed faults of one emulator (thread-safe).
 
     Example::
@@ -145,28 +134,7 @@ class Faults:
         emulator.faults.add(LineFault(mode="errored", custom_ids=frozenset({"t0-j0-r0"})))
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        self._armed: list[_Armed] = []
-        self._lock = threading.Lock()
-        self._random = random.Random(seed)
-        self.fired = 0
-
-    def add(self, *faults: Fault) -> None:
-        """Arm ``faults``; each fires per its own ``times`` / ``probability``."""
-        with self._lock:
-            for fault in faults:
-                left = getattr(fault, "times", None)
-                self._armed.append(_Armed(fault, left))
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._armed.clear()
-
-    def active(self) -> list[Fault]:
-        """The faults still armed."""
-        with self._lock:
-            return [entry.fault for entry in self._armed]
+    standing_kinds = (LineFault,)
 
     def rate_limit(self, times: int | None = 1, *, retry_after: float | None = None) -> None:
         """429 ``rate_limit_error`` on the next ``times`` calls."""
@@ -209,44 +177,14 @@ class Faults:
 
     def take_http(self, scopes: frozenset[str]) -> tuple[float, HttpAction | None]:
         """(latency to wait, the error or drop to answer with) for one call in ``scopes``."""
-        delay = 0.0
-        action: HttpAction | None = None
-        with self._lock:
-            for entry in self._armed:
-                fault = entry.fault
-                if isinstance(fault, (LineFault, ExpireFault)) or fault.scope not in scopes:
-                    continue
-                if isinstance(fault, LatencyFault):
-                    if self._fire(entry, fault.probability):
-                        delay += fault.seconds
-                elif action is None and self._fire(entry, fault.probability):
-                    action = fault
-            self._prune()
+        delay, action = self.draw_http(scopes, (LatencyFault,), _ACTIONS)
+        assert action is None or isinstance(action, _ACTIONS)
         return delay, action
 
     def take_creation(self) -> CreationPlan:
         """The line faults and expiry a batch created now captures (expiry faults are used up)."""
-        with self._lock:
-            lines = tuple(e.fault for e in self._armed if isinstance(e.fault, LineFault))
-            expire: int | None = None
-            for entry in self._armed:
-                if isinstance(entry.fault, ExpireFault) and (entry.left or 0) > 0:
-                    entry.left = (entry.left or 0) - 1
-                    expire = entry.fault.after_lines
-                    self.fired += 1
-                    break
-            self._prune()
-        return CreationPlan(lines=lines, expire_after_lines=expire)
-
-    def _fire(self, entry: _Armed, probability: float | None) -> bool:
-        if probability is not None and self._random.random() >= probability:
-            return False
-        if entry.left is not None:
-            entry.left -= 1
-        self.fired += 1
-        return True
-
-    def _prune(self) -> None:
-        self._armed = [
-            e for e in self._armed if isinstance(e.fault, LineFault) or e.left is None or e.left > 0
-        ]
+        expire = self.use_one(ExpireFault)
+        return CreationPlan(
+            lines=self.standing(LineFault),
+            expire_after_lines=expire.after_lines if expire is not None else None,
+        )

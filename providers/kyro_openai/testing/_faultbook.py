@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
-import threading
 from collections.abc import Iterable
 
 import msgspec
 
+from kyro.testing.faults import FaultBook
 from kyro_openai.testing._faults import (
     DropConnectionFault,
     DropDownloadFault,
@@ -23,7 +22,7 @@ from kyro_openai.testing._faults import (
 
 __all__ = ["CreationPlan", "Faults"]
 
-_HTTP_KINDS = (LatencyFault, HttpErrorFault, DropConnectionFault, DropDownloadFault)
+_ACTIONS = (HttpErrorFault, DropConnectionFault, DropDownloadFault)
 
 
 class CreationPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,12 +33,7 @@ class CreationPlan(msgspec.Struct, frozen=True, kw_only=True):
     line_faults: tuple[LineFault, ...] = ()
 
 
-class _Armed(msgspec.Struct):
-    fault: Fault
-    remaining: int | None
-
-
-class Faults:
+class Faults(FaultBook[Fault]):
     """The faults armed on one emulator; thread-safe, so tests may arm them while it serves.
 
     Example::
@@ -48,32 +42,7 @@ class Faults:
         emulator.faults.line_errors(custom_ids={"t0-j0-r0"})
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        self._lock = threading.Lock()
-        self._rng = random.Random(seed)
-        self._armed: list[_Armed] = []
-        self._lines: list[LineFault] = []
-        self.fired = 0
-
-    def add(self, *faults: Fault) -> None:
-        """Arm faults (any kind)."""
-        with self._lock:
-            for fault in faults:
-                if isinstance(fault, LineFault):
-                    self._lines.append(fault)
-                else:
-                    self._armed.append(_Armed(fault, fault.times))
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._armed.clear()
-            self._lines.clear()
-
-    def active(self) -> list[Fault]:
-        """The faults still armed, in the order they were added."""
-        with self._lock:
-            return [entry.fault for entry in self._armed] + list(self._lines)
+    standing_kinds = (LineFault,)
 
     def rate_limit(
         self, times: int | None = 1, *, retry_after: float | None = 1.0, scope: Scope = "api"
@@ -142,47 +111,15 @@ class Faults:
 
     def take_http(self, scopes: frozenset[str]) -> tuple[float, HttpAction | None]:
         """Consume the faults for one call: total latency, and the action to take if any."""
-        delay = 0.0
-        action: HttpAction | None = None
-        with self._lock:
-            for entry in self._armed:
-                fault = entry.fault
-                if not isinstance(fault, _HTTP_KINDS) or fault.scope not in scopes:
-                    continue
-                if isinstance(fault, LatencyFault):
-                    if self._fire(entry, fault.probability):
-                        delay += fault.seconds
-                elif action is None and self._fire(entry, fault.probability):
-                    action = fault
-            self._prune()
+        delay, action = self.draw_http(scopes, (LatencyFault,), _ACTIONS)
+        assert action is None or isinstance(action, _ACTIONS)
         return delay, action
 
     def take_creation(self) -> CreationPlan:
         """Consume the creation faults for one new batch and capture the line faults."""
-        token_limit = False
-        expire_after: int | None = None
-        with self._lock:
-            for entry in self._armed:
-                fault = entry.fault
-                if isinstance(fault, TokenLimitFault) and not token_limit:
-                    token_limit = self._fire(entry, None)
-                elif isinstance(fault, ExpireFault) and expire_after is None:
-                    self._fire(entry, None)
-                    expire_after = fault.after_lines
-            self._prune()
-            return CreationPlan(
-                token_limit=token_limit,
-                expire_after_lines=expire_after,
-                line_faults=tuple(self._lines),
-            )
-
-    def _fire(self, entry: _Armed, probability: float | None) -> bool:
-        if probability is not None and self._rng.random() >= probability:
-            return False
-        if entry.remaining is not None:
-            entry.remaining -= 1
-        self.fired += 1
-        return True
-
-    def _prune(self) -> None:
-        self._armed[:] = [entry for entry in self._armed if entry.remaining != 0]
+        expire = self.use_one(ExpireFault)
+        return CreationPlan(
+            token_limit=self.use_one(TokenLimitFault) is not None,
+            expire_after_lines=expire.after_lines if expire is not None else None,
+            line_faults=self.standing(LineFault),
+        )

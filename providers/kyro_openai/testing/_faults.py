@@ -11,10 +11,11 @@ The armed faults live in :class:`kyro_openai.testing.Faults` (``_faultbook``).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import msgspec
+
+from kyro.testing.faults import picked
 
 __all__ = [
     "DropConnectionFault",
@@ -105,12 +106,9 @@ class LineFault(_Base, frozen=True, kw_only=True, tag="line"):
 
     def matches(self, custom_id: str, seed: int) -> bool:
         """Whether this fault applies to the request with ``custom_id``."""
-        if custom_id in self.custom_ids:
-            return True
-        if self.fraction <= 0.0:
-            return False
-        digest = hashlib.sha256(f"{seed}:{self.mode}:{custom_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2.0**64 < self.fraction
+        return picked(
+            custom_id, custom_ids=self.custom_ids, fraction=self.fraction, seed=seed, salt=self.mode
+        )
 
 
 class TokenLimitFault(_Base, frozen=True, kw_only=True, tag="token_limit_exceeded"):
