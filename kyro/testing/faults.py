@@ -15,10 +15,12 @@ Example::
 
     class Faults(FaultBook[Fault]):
         standing_kinds = (LineFault,)
+        latency_kinds = (LatencyFault,)
+        action_kinds = (HttpErrorFault, DropConnectionFault)
 
     faults = Faults(seed=7)
     faults.add(HttpErrorFault(status=429, times=2))
-    delay, action = faults.draw_http(frozenset({"api"}), (LatencyFault,), (HttpErrorFault,))
+    delay, action = faults.take_http(frozenset({"api"}))
 """
 
 from __future__ import annotations
@@ -65,11 +67,14 @@ class _Armed(Generic[F]):
 class FaultBook(Generic[F]):
     """The faults armed on one emulator; thread-safe, so tests may arm them while it serves.
 
-    ``standing_kinds``: the fault types that stay armed until :meth:`clear` (line faults).
-    ``fired`` counts every use of a fault.
+    ``standing_kinds``: the fault types that stay armed until :meth:`clear` (line faults);
+    ``latency_kinds`` and ``action_kinds``: the HTTP faults that delay a call and those that
+    answer it (:meth:`take_http`). ``fired`` counts every use of a fault.
     """
 
     standing_kinds: ClassVar[tuple[type, ...]] = ()
+    latency_kinds: ClassVar[tuple[type, ...]] = ()
+    action_kinds: ClassVar[tuple[type, ...]] = ()
 
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
@@ -94,16 +99,12 @@ class FaultBook(Generic[F]):
         with self._lock:
             return [entry.fault for entry in self._armed]
 
-    def draw_http(
-        self,
-        scopes: frozenset[str],
-        latencies: tuple[type, ...],
-        actions: tuple[type[K], ...],
-    ) -> tuple[float, K | None]:
-        """Use the faults for one call in ``scopes``: the total latency of the ``latencies``
-        faults that fire, and the first of the ``actions`` faults that fires (or None)."""
+    def take_http(self, scopes: frozenset[str]) -> tuple[float, F | None]:
+        """Use the faults for one call in ``scopes``: the total latency of the latency faults
+        that fire, and the first error or drop fault that fires (or None)."""
+        latencies, actions = self.latency_kinds, self.action_kinds
         delay = 0.0
-        action: K | None = None
+        action: F | None = None
         with self._lock:
             for entry in self._armed:
                 fault = entry.fault

@@ -135,6 +135,8 @@ class Faults(FaultBook[Fault]):
     """
 
     standing_kinds = (LineFault,)
+    latency_kinds = (LatencyFault,)
+    action_kinds = _ACTIONS
 
     def rate_limit(self, times: int | None = 1, *, retry_after: float | None = None) -> None:
         """429 ``rate_limit_error`` on the next ``times`` calls."""
@@ -174,12 +176,6 @@ class Faults(FaultBook[Fault]):
     def expire_next(self, *, after_lines: int = 0, times: int = 1) -> None:
         """The next ``times`` batches expire once ``after_lines`` requests have finished."""
         self.add(ExpireFault(after_lines=after_lines, times=times))
-
-    def take_http(self, scopes: frozenset[str]) -> tuple[float, HttpAction | None]:
-        """(latency to wait, the error or drop to answer with) for one call in ``scopes``."""
-        delay, action = self.draw_http(scopes, (LatencyFault,), _ACTIONS)
-        assert action is None or isinstance(action, _ACTIONS)
-        return delay, action
 
     def take_creation(self) -> CreationPlan:
         """The line faults and expiry a batch created now captures (expiry faults are used up)."""

@@ -12,7 +12,6 @@ from kyro_openai.testing._faults import (
     DropDownloadFault,
     ExpireFault,
     Fault,
-    HttpAction,
     HttpErrorFault,
     LatencyFault,
     LineFault,
@@ -43,6 +42,8 @@ class Faults(FaultBook[Fault]):
     """
 
     standing_kinds = (LineFault,)
+    latency_kinds = (LatencyFault,)
+    action_kinds = _ACTIONS
 
     def rate_limit(
         self, times: int | None = 1, *, retry_after: float | None = 1.0, scope: Scope = "api"
@@ -108,12 +109,6 @@ class Faults(FaultBook[Fault]):
     def expire_next(self, *, after_lines: int = 0, times: int = 1) -> None:
         """The next ``times`` batches expire after ``after_lines`` finished requests."""
         self.add(ExpireFault(after_lines=after_lines, times=times))
-
-    def take_http(self, scopes: frozenset[str]) -> tuple[float, HttpAction | None]:
-        """Consume the faults for one call: total latency, and the action to take if any."""
-        delay, action = self.draw_http(scopes, (LatencyFault,), _ACTIONS)
-        assert action is None or isinstance(action, _ACTIONS)
-        return delay, action
 
     def take_creation(self) -> CreationPlan:
         """Consume the creation faults for one new batch and capture the line faults."""
