@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 import httpx
 import msgspec
 
-from kyro import ProviderError
 from kyro_anthropic._retry import should_retry
 from kyro_anthropic._wire import ErrorEnvelope
 from kyro_openai import HttpClient, Secret
@@ -70,30 +69,20 @@ class Http(HttpClient):
         """Whether a failed response is worth sending again (Anthropic's rule)."""
         return should_retry(response)
 
-    def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
-        """The ProviderError for an error response left after retries, saying what to do."""
-        status = response.status_code
-        code, text = _server_message(response)
-        if self._secret is not None and self._secret.reveal():
-            text = text.replace(self._secret.reveal(), "<secret>")
+    def server_message(self, response: httpx.Response) -> tuple[str | None, str]:
+        """(``error.type``, message) of Anthropic's error envelope."""
+        return _server_message(response)
+
+    def hint(self, status: int, code: str | None, hint_404: str) -> str:
+        """What to do about an error response left after retries."""
         if status == 404:
-            hint = hint_404
-        elif status in _HINTS:
-            hint = _HINTS[status]
-        elif code == "billing_error":
-            hint = (
+            return hint_404
+        if status in _HINTS:
+            return _HINTS[status]
+        if code == "billing_error":
+            return (
                 "the account cannot be billed: check its plan and credits (retrying will not help)"
             )
-        elif status >= 500:
-            hint = "the service kept failing after retries: try again later"
-        else:
-            hint = "the request was rejected"
-        detail = f": {text}" if text else ""
-        error = AuthenticationError if status in (401, 403) else ProviderError
-        return error(
-            f"{action} failed, {hint}{detail}",
-            status_code=status,
-            code=code,
-            request_id=response.headers.get(self.request_id_header),
-            provider="anthropic",
-        )
+        if status >= 500:
+            return "the service kept failing after retries: try again later"
+        return "the request was rejected"

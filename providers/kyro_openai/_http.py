@@ -26,7 +26,6 @@ __all__ = [
     "Http",
     "Secret",
     "decode_json",
-    "error_from_response",
     "missing_key_error",
     "transport_error",
 ]
@@ -75,56 +74,27 @@ def _server_message(response: httpx.Response) -> tuple[str | None, str]:
     return code, error.message or ""
 
 
-def error_from_response(
-    response: httpx.Response,
-    *,
-    action: str,
-    hint_404: str,
-    secret: Secret | None,
-    azure: bool = False,
-) -> ProviderError:
-    """A ProviderError for an error response, with a message that says what to do
-    (an :class:`kyro.AuthenticationError` for 401 and 403).
-
-    Example::
-
-        raise error_from_response(response, action="retrieving batch b1",
-                                  hint_404="check the batch id", secret=None)
-    """
-    status = response.status_code
-    code, server_message = _server_message(response)
-    if secret is not None and secret.reveal():
-        server_message = server_message.replace(secret.reveal(), "<secret>")
+def _hint(status: int, code: str | None, hint_404: str, *, azure: bool) -> str:
     if status == 401:
-        hint = (
+        return (
             "the api-key was rejected: check the key of this Azure resource"
             if azure
             else "the API key was rejected: check OPENAI_API_KEY (or api_key=)"
         )
-    elif status == 403:
-        hint = (
+    if status == 403:
+        return (
             "the key may not use this organization or project: "
             "check OPENAI_ORG_ID and OPENAI_PROJECT_ID"
         )
-    elif status == 404:
-        hint = hint_404
-    elif status == 429 and code == "insufficient_quota":
-        hint = "the account is out of quota: check billing and plan limits; retrying will not help"
-    elif status == 429:
-        hint = "still rate limited after retrying: wait and try again later"
-    elif status >= 500:
-        hint = "the service kept failing after retries: try again later"
-    else:
-        hint = "the request was rejected"
-    detail = f": {server_message}" if server_message else ""
-    error = AuthenticationError if status in (401, 403) else ProviderError
-    return error(
-        f"{action} failed, {hint}{detail}",
-        status_code=status,
-        code=code,
-        request_id=response.headers.get("x-request-id"),
-        provider="openai",
-    )
+    if status == 404:
+        return hint_404
+    if status == 429 and code == "insufficient_quota":
+        return "the account is out of quota: check billing and plan limits; retrying will not help"
+    if status == 429:
+        return "still rate limited after retrying: wait and try again later"
+    if status >= 500:
+        return "the service kept failing after retries: try again later"
+    return "the request was rejected"
 
 
 def transport_error(
@@ -153,9 +123,10 @@ def transport_error(
 class Http:
     """One client, its headers and its retry policy: the provider's only way to the network.
 
-    Another HTTP provider may reuse it (``kyro_openai.HttpClient``): override :meth:`fail`
-    for its own error words, :meth:`transient` for its own rule of what is worth retrying,
-    and :attr:`request_id_header`, :attr:`provider` and :attr:`base_url_setting`. It owns
+    Another HTTP provider may reuse it (``kyro_openai.HttpClient``): override
+    :meth:`server_message` and :meth:`hint` for its own error envelope and words,
+    :meth:`transient` for its own rule of what is worth retrying, and
+    :attr:`request_id_header`, :attr:`provider` and :attr:`base_url_setting`. It owns
     the steps every batch provider takes alike: a cancel that tolerates an ended batch
     (:meth:`cancel`), a resumable line-by-line download (:meth:`download_lines`), decoding
     (:meth:`decode`) and closing the client it was given to own (:meth:`aclose`).
@@ -215,10 +186,28 @@ class Http:
         """Whether a failed response is worth sending again (the OpenAI-compatible rule)."""
         return should_retry(response)
 
+    def server_message(self, response: httpx.Response) -> tuple[str | None, str]:
+        """(error code, message) of an error body; the raw start of a body that is no envelope."""
+        return _server_message(response)
+
+    def hint(self, status: int, code: str | None, hint_404: str) -> str:
+        """What to do about an error response left after retries (the words of the message)."""
+        return _hint(status, code, hint_404, azure=self._azure)
+
     def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
-        """The ProviderError for an error response left after retries."""
-        return error_from_response(
-            response, action=action, hint_404=hint_404, secret=self._secret, azure=self._azure
+        """The ProviderError for an error response left after retries: what failed, what to do
+        (:meth:`hint`), the server's own words (the key scrubbed), code and request id."""
+        status = response.status_code
+        code, text = self.server_message(response)
+        if self._secret is not None and self._secret.reveal():
+            text = text.replace(self._secret.reveal(), "<secret>")
+        detail = f": {text}" if text else ""
+        return ProviderError(
+            f"{action} failed, {self.hint(status, code, hint_404)}{detail}",
+            status_code=status,
+            code=code,
+            request_id=response.headers.get(self.request_id_header),
+            provider=self.provider,
         )
 
     def unreachable(self, exc: Exception, *, action: str) -> ProviderError:
