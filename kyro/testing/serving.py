@@ -10,6 +10,9 @@ their socket, run uvicorn and stop here, so they start and stop alike:
   default action would kill the process before its ``finally`` blocks (temporary files, a
   store's last commit) ran; a handler installed for the run turns that into a normal return.
 * :func:`run_in_thread` serves in a daemon thread for as long as a ``with`` block lasts.
+* :func:`with_header`, :func:`drop_connection` and :class:`DroppedConnection`: the ASGI
+  pieces an emulator uses to stamp a request id on every answer and to drop a connection on
+  purpose (an injected fault; :class:`HideDrops` keeps those out of uvicorn's error log).
 
 It needs uvicorn (the ``emulator`` or ``serve`` extra), imported with this module only.
 
@@ -23,15 +26,76 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+import httpx
 import uvicorn
 
-__all__ = ["bind", "run_in_thread", "run_until_stopped", "socket_url"]
+if TYPE_CHECKING:
+    from starlette.types import Message, Send
+
+__all__ = [
+    "DroppedConnection",
+    "HideDrops",
+    "bind",
+    "drop_connection",
+    "run_in_thread",
+    "run_until_stopped",
+    "socket_url",
+    "with_header",
+]
+
+_DROP_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [(b"x-kyro dropped connection", b"1")],  # illegal name: nothing is written
+}
+
+
+class DroppedConnection(httpx.RemoteProtocolError):
+    """Raised by an emulator to drop a connection on purpose (an injected fault).
+
+    Over real HTTP the client sees ``httpx.RemoteProtocolError``; mounted in-process through
+    ``httpx.ASGITransport`` this exception itself (a subclass of it) reaches the client.
+    """
+
+
+class HideDrops(logging.Filter):
+    """Keeps injected connection drops out of uvicorn's error log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+async def drop_connection(send: Send, what: str = "the connection") -> None:
+    """Close the connection with no response (uvicorn's h11 refuses the illegal header that
+    starts it, so nothing goes out), raising :class:`DroppedConnection`."""
+    with contextlib.suppress(Exception):
+        await send(_DROP_START)
+    raise DroppedConnection(f"the kyro emulator dropped {what} (injected fault)")
+
+
+def with_header(send: Send, name: bytes, value: bytes) -> Send:
+    """A ``send`` that adds the header ``name: value`` to the response it starts.
+
+    Example::
+
+        send = with_header(send, b"x-request-id", b"req_1")
+    """
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", []), (name, value)])
+        await send(message)
+
+    return stamped
 
 
 def bind(

@@ -24,7 +24,6 @@ TEXT`` (batches whose requests contain TEXT, with their request count and digest
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,13 +34,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kyro.testing.serving import DroppedConnection, drop_connection, with_header
 from kyro_anthropic.testing._faults import (
     DropConnectionFault,
     Fault,
     HttpErrorFault,
 )
 from kyro_anthropic.testing._validate import ApiError
-from kyro_openai.testing import DroppedConnection
 
 if TYPE_CHECKING:
     from kyro_anthropic.testing._emulator import Emulator
@@ -62,11 +61,6 @@ _STATUS_TYPES = {
     500: "api_error",
     504: "timeout_error",
     529: "overloaded_error",
-}
-_DROP_START: Message = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [(b"x-kyro dropped connection", b"1")],  # illegal name: nothing is written
 }
 
 
@@ -267,12 +261,6 @@ def _fault_response(fault: HttpErrorFault) -> Response:
     return error_response(status, type_, message, headers)
 
 
-async def _drop(send: Send) -> None:
-    with contextlib.suppress(Exception):
-        await send(_DROP_START)
-    raise DroppedConnection("the kyro emulator dropped the connection (injected fault)")
-
-
 def _swallow_then_drop(send: Send, after_bytes: int | None) -> Send:
     """A ``send`` that drops the connection: at once (the call still runs), or mid-body."""
     sent = 0
@@ -281,7 +269,7 @@ def _swallow_then_drop(send: Send, after_bytes: int | None) -> Send:
         nonlocal sent
         if after_bytes is None:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await _drop(send)
+                await drop_connection(send)
             return
         if message["type"] == "http.response.body":
             body: bytes = message.get("body", b"")
@@ -315,11 +303,7 @@ class Guard:
 
         request_id = new_id("req_").encode()
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"request-id", request_id)]
-                message = dict(message, headers=headers)
-            await send(message)
+        send_with_id = with_header(send, b"request-id", request_id)
 
         path: str = scope["path"]
         if path.startswith("/_emulator"):
@@ -349,7 +333,7 @@ class Guard:
             await _fault_response(action)(scope, receive, send_with_id)
         elif isinstance(action, DropConnectionFault):
             if action.when == "before" and action.after_bytes is None:
-                await _drop(send_with_id)
+                await drop_connection(send_with_id)
             await self.app(scope, receive, _swallow_then_drop(send_with_id, action.after_bytes))
         else:
             await self.app(scope, receive, send_with_id)

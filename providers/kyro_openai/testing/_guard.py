@@ -12,13 +12,12 @@ reading (in-process: when the request is sent).
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kyro.testing.serving import DroppedConnection, drop_connection, with_header
 from kyro_openai.testing._faults import DropConnectionFault, DropDownloadFault, HttpErrorFault
 from kyro_openai.testing._wire import error_response, new_id
 
@@ -26,16 +25,6 @@ if TYPE_CHECKING:
     from kyro_openai.testing._emulator import Emulator
 
 __all__ = ["DroppedConnection", "Guard"]
-
-_DROP_START: Message = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [(b"x-kyro dropped connection", b"1")],  # illegal name: nothing is written
-}
-
-
-class DroppedConnection(httpx.RemoteProtocolError):
-    """Raised by the emulator to drop a connection on purpose (an injected fault)."""
 
 
 def _route_scopes(path: str) -> frozenset[str]:
@@ -104,12 +93,7 @@ class Guard:
             return
         request_id = new_id("req_", 32).encode()
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(
-                    message, headers=[*message.get("headers", []), (b"x-request-id", request_id)]
-                )
-            await send(message)
+        send_with_id = with_header(send, b"x-request-id", request_id)
 
         path: str = scope["path"]
         if path.startswith("/_emulator"):
@@ -132,7 +116,7 @@ class Guard:
             if isinstance(action, HttpErrorFault):
                 await _fault_response(action)(scope, receive, send_with_id)
             elif isinstance(action, DropConnectionFault):
-                await _drop(send_with_id)
+                await drop_connection(send_with_id)
             elif isinstance(action, DropDownloadFault):
                 await self.app(scope, receive, _cut_after(send_with_id, action.after_bytes))
             else:
@@ -140,13 +124,6 @@ class Guard:
         finally:
             if chat:
                 counters.bump("chat_in_flight", -1)
-
-
-async def _drop(send: Send) -> None:
-    # uvicorn's h11 refuses the illegal header, so nothing goes out, as intended.
-    with contextlib.suppress(Exception):
-        await send(_DROP_START)
-    raise DroppedConnection("the kyro emulator dropped the connection (injected fault)")
 
 
 def _cut_after(send: Send, limit: int) -> Send:

@@ -15,9 +15,8 @@ from typing import Protocol
 import uvicorn
 from starlette.types import ASGIApp
 
-from kyro.testing.serving import bind, run_in_thread, run_until_stopped, socket_url
+from kyro.testing.serving import HideDrops, bind, run_in_thread, run_until_stopped, socket_url
 from kyro_openai.testing._emulator import Emulator
-from kyro_openai.testing._guard import DroppedConnection
 
 __all__ = ["Servable", "serve", "serve_forever"]
 
@@ -31,15 +30,7 @@ class Servable(Protocol):
         ...
 
 
-class _HideDrops(logging.Filter):
-    """Keeps injected connection drops out of uvicorn's error log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, DroppedConnection)
-
-
-_FILTER = _HideDrops()
+_FILTER = HideDrops()
 
 
 def _server(emulator: Servable, log_level: str) -> uvicorn.Server:
