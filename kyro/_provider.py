@@ -145,7 +145,7 @@ class CommandLineHooks(Protocol):
       options. ``args.base_url`` is kyro's ``--base-url`` (None when not given) and
       ``state_dir`` the job's state folder, where the provider may keep files of its own.
       Without it the command line calls the class with no arguments, or with ``base_url=``
-      when ``--base-url`` was given. Bad options raise :class:`kyro.BatchValidationError`.
+      when ``--base-url`` was given. Bad options raise :class:`kyro.provider.BatchValidationError`.
     * ``runs_on_submit`` (class attribute, default False): ``submit`` runs the requests itself
       before it returns, so progress asks ``find(metadata)`` how far it got meanwhile.
 

@@ -186,7 +186,7 @@ def provider_class(name: str) -> Any:
     """The object registered as ``name`` (a provider class), imported but not called.
 
     What the command line asks for a provider's class-level hooks (see
-    :class:`kyro._provider.CommandLineHooks`). An unknown name raises :class:`~kyro.KyroError`.
+    :class:`kyro.provider.CommandLineHooks`). An unknown name raises :class:`~kyro.KyroError`.
 
     Example::
 

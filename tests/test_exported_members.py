@@ -53,6 +53,7 @@ FACES: dict[str, list[str]] = {
         "BatchState",
         "BatchStatus",
         "BatchValidationError",
+        "CommandLineHooks",
         "JudgeRequest",
         "KyroError",
         "LiveProvider",

@@ -12,11 +12,14 @@ import msgspec
 import pytest
 from plan_helpers import make_config, make_judge, texts
 
-from kyro import IndexEntry, ResultError, ResultLine, Usage, VoteSettings, build_shards
-from kyro._aggregate import Aggregator
-from kyro._cache import CacheError
-from kyro._collect import aggregate
-from kyro._jobcache import JobCache
+from kyro import VoteSettings
+from kyro._build.plan_build import build_shards
+from kyro._job.collect import aggregate
+from kyro._transcript_index import IndexEntry
+from kyro._verdicts.aggregate import Aggregator
+from kyro._verdicts.job_cache import JobCache
+from kyro._verdicts.reply_cache import CacheError
+from kyro.provider import ResultError, ResultLine, Usage
 from kyro_openai import OPENAI_LIMITS, encode_request
 
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 50}))

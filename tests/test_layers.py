@@ -77,10 +77,6 @@ ALLOWED_EDGES: Mapping[tuple[str, str], str] = {
     # The test doubles' face presents its names as ``kyro.testing.X`` with the helper the
     # other two faces use; the doubles themselves import the public faces only.
     ("kyro.testing", "kyro._public"): "the face sets its exports' __module__ like kyro does",
-    # ``kyro plan`` writes provider batch lines without a provider object, so it imports the
-    # two encoders it knows directly instead of asking the registry for one.
-    ("kyro.cli._plan", "kyro_anthropic"): "kyro plan imports the Anthropic encoder and limits",
-    ("kyro.cli._plan", "kyro_openai"): "kyro plan imports the OpenAI encoder, limits and model",
 }
 """Rule-breaking edges that exist today, each with the reason it is still there."""
 
@@ -279,8 +275,8 @@ def test_the_walk_sees_the_whole_tree() -> None:
     assert ROOMS | {"base", "kyro", "kyro.provider", "testing", "eval", "serve", "cli"} <= layers
     assert {"kyro_openai", "kyro_local", "kyro_anthropic"} <= set(MODULES)
     pairs = {(edge.source, edge.target) for edge in EDGES}
-    assert ("kyro.eval._export", "kyro.eval._results") in pairs  # a TYPE_CHECKING import
-    assert ("kyro.cli._plan", "kyro_openai") in pairs  # a function-level import
+    assert ("kyro._job.stage_job", "kyro._job.batch_judge") in pairs  # a TYPE_CHECKING import
+    assert ("kyro.cli._plan", "kyro._config.loader") in pairs  # a function-level import
 
 
 def test_no_import_breaks_a_layer_rule() -> None:

@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from kyro._build import build_shards
-from kyro._builder import BuildSummary
-from kyro._config import JudgesConfig, resolve_models
+from kyro._build.plan_build import build_shards
+from kyro._build.shards import BuildSummary
+from kyro._config.judges import JudgesConfig, resolve_models
 from kyro._exceptions import BatchValidationError
-from kyro._index import INDEX_FILENAME
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers
+from kyro._transcript_index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import check_base_url, run_count
@@ -172,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, provider: BatchProvider, variables: dict[str, str]) -> int:
-    from kyro._config_load import load_config
-    from kyro._estimate import check_budget
-    from kyro._jobreuse import cache_scope_of, wants_samples
+    from kyro._config.loader import load_config
+    from kyro._cost.estimate import check_budget
+    from kyro._job.submit_reuse import cache_scope_of, wants_samples
     from kyro._transcripts import iter_transcripts
     from kyro.cli._costing import cache_dir_of, format_cost, make_gate, max_cost_of, prices_of
 

@@ -5,7 +5,7 @@ A command that works through a provider (``plan``, ``submit``, ``check``, ``stat
 finds the ``--provider`` the command line names (or the command's default), imports that one
 class through the registry, and lets it add its own options (``add_cli_options``); after
 parsing, :func:`build` builds it (``from_cli_args``, else the class with ``base_url=``) — see
-:class:`kyro._provider.CommandLineHooks`. A third-party provider registered in the
+:class:`kyro.provider.CommandLineHooks`. A third-party provider registered in the
 ``kyro.providers`` entry-point group gets every one of those commands as is.
 """
 

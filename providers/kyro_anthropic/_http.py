@@ -1,6 +1,6 @@
 """Headers, the retried calls and error mapping for the Anthropic provider.
 
-Every call goes through :func:`kyro.send_with_retries` with Anthropic's rule set
+Every call goes through :func:`kyro.provider.send_with_retries` with Anthropic's rule set
 (:mod:`kyro_anthropic._retry`: what is worth retrying, and how patiently).
 
 The HTTP plumbing (one client, fresh request per attempt, debug logs of status lines and request

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kyro import ResultError, ResultLine, Usage
+from kyro.provider import ResultError, ResultLine, Usage
 from kyro_anthropic._retry import RETRYABLE_ERROR_TYPES
 from kyro_anthropic._wire import ResultLine as WireLine
 from kyro_anthropic._wire import WireMessage, WireResult

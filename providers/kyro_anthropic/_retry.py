@@ -3,7 +3,7 @@
 It follows the anthropic SDK. A call is sent again after a timeout or transport error, or a
 response with status 408, 409, 429 or ≥ 500 (529 ``overloaded_error`` included), unless the
 server says ``x-should-retry: true|false`` (:func:`should_retry`, the ``transient`` rule passed
-to :func:`kyro.send_with_retries`). By default 2 retries; the wait is the server's
+to :func:`kyro.provider.send_with_retries`). By default 2 retries; the wait is the server's
 ``retry-after-ms`` / ``retry-after`` only when it asks for more than 0 and at most 60 seconds;
 any other ask is ignored (not obeyed, not fatal) and the wait is exponential backoff from 0.5 s
 doubling to at most 8 s, less up to 25 % of jitter (:data:`ANTHROPIC_RETRY`, :func:`retry_wait`).
@@ -17,7 +17,7 @@ import random
 
 import httpx
 
-from kyro import RetryPolicy, retry_after_seconds
+from kyro.provider import RetryPolicy, retry_after_seconds
 
 __all__ = [
     "ANTHROPIC_RETRY",

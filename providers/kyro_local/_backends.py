@@ -20,7 +20,8 @@ import httpx
 import msgspec
 import tenacity
 
-from kyro import RetryPolicy, redact, send_with_retries
+from kyro import redact
+from kyro.provider import RetryPolicy, send_with_retries
 from kyro_openai.wire import LineError, LineResponse, should_retry
 
 __all__ = ["CallableBackend", "Handler", "HttpBackend", "Outcome", "Reply"]
@@ -61,7 +62,7 @@ class _ErrorEnvelope(msgspec.Struct):
 class HttpBackend:
     """POST each body to ``{base_url}/chat/completions`` with retries and a per-try deadline.
 
-    Retries follow :func:`kyro.send_with_retries` with the OpenAI-compatible rule
+    Retries follow :func:`kyro.provider.send_with_retries` with the OpenAI-compatible rule
     (:func:`kyro_openai.wire.should_retry`: timeouts, transport errors, 408/409/429/5xx,
     honouring ``retry-after``); ``timeout`` bounds each attempt as a whole, connect to last byte.
 

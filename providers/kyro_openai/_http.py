@@ -3,7 +3,7 @@
 The API key lives in a :class:`Secret` whose repr and str are masked, goes on the wire only as
 a request header (httpx logs URLs and status lines, never header values), and is scrubbed from
 any server message copied into a :class:`kyro.ProviderError`. Every call goes through
-:func:`kyro.send_with_retries` with the OpenAI-compatible rule of what is worth retrying
+:func:`kyro.provider.send_with_retries` with the OpenAI-compatible rule of what is worth retrying
 (:func:`kyro_openai.wire.should_retry`); what is left after the retries becomes a ``ProviderError``
 whose message says what to do next, with the status, the error code and the ``x-request-id``.
 """
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from kyro import BatchStatus, KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro.provider import BatchStatus, KyroError, ProviderError, RetryPolicy, send_with_retries
 from kyro_openai._api import ErrorEnvelope
 from kyro_openai._results import iter_lines
 from kyro_openai.wire import should_retry

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
-from kyro import ResultError, ResultLine
+from kyro.provider import ResultError, ResultLine
 
 __all__ = ["iter_lines", "missing_line"]
 

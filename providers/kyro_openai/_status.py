@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kyro import BatchError, BatchState, BatchStatus, RequestCounts
+from kyro.provider import BatchError, BatchState, BatchStatus, RequestCounts
 from kyro_openai._api import WireBatch, WireBatchError
 
 __all__ = ["RETRY_LATER_CODES", "batch_status", "parse_timestamp"]

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from kyro import KyroError
+from kyro.provider import KyroError
 from kyro_openai._api import FileObject, WireBatch
 from kyro_openai._http import Http, decode_json, transport_error
 from kyro_openai._upload import MultipartFile

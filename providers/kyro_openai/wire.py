@@ -42,7 +42,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 import msgspec
 
-from kyro import (
+from kyro.provider import (
     BatchValidationError,
     JudgeRequest,
     Message,
@@ -118,7 +118,7 @@ def should_retry(response: httpx.Response) -> bool:
     The server's ``x-should-retry: true|false`` decides when present; else a transient
     status (:data:`TRANSIENT_STATUSES`, or 5xx) unless the body's ``error.code`` is one no
     retry fixes (``insufficient_quota``). The body must already be read. It is the ``transient``
-    rule the OpenAI provider and kyro_local pass to :func:`kyro.send_with_retries`.
+    rule the OpenAI provider and kyro_local pass to :func:`kyro.provider.send_with_retries`.
 
     Example::
 

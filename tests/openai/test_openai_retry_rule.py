@@ -6,7 +6,8 @@ import httpx
 import pytest
 from openai_fakes import KEY, error_json, no_sleep
 
-from kyro import ProviderError, RetryPolicy
+from kyro import ProviderError
+from kyro.provider import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.wire import (
     NEVER_RETRY_CODES,

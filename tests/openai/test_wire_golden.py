@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from kyro import JudgeRequest, Message, ResponseSchema, verdict_schema
+from kyro import verdict_schema
+from kyro.provider import JudgeRequest, Message, ResponseSchema
 from kyro_openai.wire import LineError, LineResponse, OutputLine, encode_request
 
 DATA = Path(__file__).parent / "data"
