@@ -33,9 +33,9 @@ def mark(parser: argparse.ArgumentParser) -> None:
 def add_options(subparsers: Any, argv: Sequence[str]) -> None:
     """Add the options of the provider ``argv`` asks for to its command's parser.
 
-    Nothing is imported for a command that builds no provider. An unknown or unloadable
-    provider adds nothing here: building it later raises the registry's own error.
-    Raises :class:`kyro.KyroError` when the provider's options clash with kyro's.
+    Nothing is imported for a command that builds no provider. Raises the registry's
+    :class:`kyro.KyroError` for an unknown or unloadable provider (before its options could
+    be taken for typos), and one when the provider's options clash with kyro's.
     """
     if not argv or argv[0] not in subparsers.choices:
         return
@@ -43,11 +43,7 @@ def add_options(subparsers: Any, argv: Sequence[str]) -> None:
     if not parser.get_default(_MARK):
         return
     name = _requested(argv[1:], parser.get_default("provider"))
-    try:
-        cls = provider_class(name)
-    except KyroError:
-        return
-    hook = getattr(cls, "add_cli_options", None)
+    hook = getattr(provider_class(name), "add_cli_options", None)
     if hook is None:
         return
     group = parser.add_argument_group(f"options of the {name} provider")

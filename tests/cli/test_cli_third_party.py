@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kyro import BatchLimits, BatchValidationError
+from kyro.provider import BatchLimits, BatchValidationError
 from kyro.testing import FakeProvider
 
 
@@ -122,6 +122,20 @@ def test_submit_builds_the_plugin_from_its_options(
     assert helped.returncode == 0
     assert "options of the acme provider" in helped.stdout
     assert "--acme-region" in helped.stdout
+
+
+def test_a_plugin_that_cannot_load_says_so_before_its_options_are_parsed(
+    plugin_env: dict[str, str], acme_job: Path, tmp_path: Path
+) -> None:
+    """A broken plugin is named with the import error, not reported as unknown options."""
+    site = Path(plugin_env["PYTHONPATH"].split(os.pathsep)[0])
+    (site / "acme_kyro" / "__init__.py").write_text("import acme_missing_dependency\n")
+    args = ["plan", str(acme_job), str(tmp_path / "transcripts"), "--provider", "acme"]
+    done = run_kyro([*args, "--acme-region", "eu"], plugin_env)
+    assert done.returncode == 2
+    assert "provider 'acme' is registered as 'acme_kyro:AcmeProvider'" in done.stderr
+    assert "acme_missing_dependency" in done.stderr
+    assert "unrecognized arguments" not in done.stderr
 
 
 def test_an_unknown_provider_is_named_with_the_installed_ones(
