@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from kyro._exceptions import BatchValidationError, KyroError, ProviderError
+from kyro._exceptions import AuthenticationError, BatchValidationError, KyroError, ProviderError
 from kyro._provider import BatchProvider, CommandLineHooks, LiveProvider
 from kyro._public import present as _present
 from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries

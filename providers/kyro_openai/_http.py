@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from kyro.provider import BatchStatus, KyroError, ProviderError, RetryPolicy, send_with_retries
+from kyro.provider import (
+    AuthenticationError,
+    BatchStatus,
+    KyroError,
+    ProviderError,
+    RetryPolicy,
+    send_with_retries,
+)
 from kyro_openai._api import ErrorEnvelope
 from kyro_openai._results import iter_lines
 from kyro_openai.wire import should_retry
@@ -195,14 +202,16 @@ class Http:
         return _hint(status, code, hint_404, azure=self._azure)
 
     def fail(self, response: httpx.Response, *, action: str, hint_404: str) -> ProviderError:
-        """The ProviderError for an error response left after retries: what failed, what to do
+        """The ProviderError for an error response left after retries (an
+        :class:`kyro.AuthenticationError` for 401 and 403): what failed, what to do
         (:meth:`hint`), the server's own words (the key scrubbed), code and request id."""
         status = response.status_code
         code, text = self.server_message(response)
         if self._secret is not None and self._secret.reveal():
             text = text.replace(self._secret.reveal(), "<secret>")
         detail = f": {text}" if text else ""
-        return ProviderError(
+        error = AuthenticationError if status in (401, 403) else ProviderError
+        return error(
             f"{action} failed, {self.hint(status, code, hint_404)}{detail}",
             status_code=status,
             code=code,
