@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from plan_helpers import make_config, make_judge, texts
 
 from kyro._build.plan_build import build_shards
 from kyro._cost.estimate import CostEstimator
@@ -16,6 +16,7 @@ from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro.provider import JudgeRequest, ResultLine
 from kyro_openai import OPENAI_LIMITS, encode_request
+from tests.plan_helpers import make_config, make_judge, texts
 
 VERDICT = json.dumps({"status": "SUCCESS", "root_cause": "fine"})
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 100}))
@@ -30,7 +31,7 @@ def _fill(cache: ReplyCache, transcript: int, runs: list[int]) -> None:
         assert cache.put(keys.key(request, run=run), line)
 
 
-def _build(tmp_path: Path, gate: RequestGate, *, samples: bool) -> list[dict[str, object]]:
+def _build(tmp_path: Path, gate: RequestGate, *, samples: bool) -> list[dict[str, Any]]:
     out = tmp_path / f"shards-{samples}"
     build_shards(
         CONFIG,

@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from kyro._custom_id import format_custom_id, parse_custom_id
-from kyro._files import atomic_writer, private_opener
+from kyro._files import LOCAL_DISK, DurableIO, private_opener
 from kyro._transcript_index import IndexEntry
 from kyro._types import ResultError, ResultLine, Usage
 from kyro._verdicts.counting import CountsBuilder
@@ -286,7 +286,12 @@ class Aggregator:
             yield t, judges, best
 
     def finish(
-        self, index: Iterable[IndexEntry], results_path: Path, *, job_id: str
+        self,
+        index: Iterable[IndexEntry],
+        results_path: Path,
+        *,
+        job_id: str,
+        disk: DurableIO = LOCAL_DISK,
     ) -> BatchRunResult:
         """Vote every request and write the results file durably; return the job's result.
 
@@ -307,7 +312,7 @@ class Aggregator:
         entry: IndexEntry | None = next(entries, None)
         encode_into = self._encoder.encode_into
         buffer = bytearray()
-        with atomic_writer(results_path) as file:
+        with disk.atomic_writer(results_path) as file:
             for partition in range(self._partitions()):
                 best = self._load(partition)
                 first = partition * self.partition_size

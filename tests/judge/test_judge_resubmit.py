@@ -7,12 +7,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from judge_helpers import NOW, emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BatchValidationError
 from kyro.provider import BatchError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.judge.judge_helpers import NOW, emulator_provider, write_config
 
 TRANSCRIPTS = 4  # x 2 judges x 1 run = 8 requests, one shard
 ALL_IDS = {f"t{t}-j{j}-r0" for t in range(TRANSCRIPTS) for j in range(2)}
