@@ -111,7 +111,7 @@ class DurableIO(Protocol):
     """The durable writes of a job's state folder: the state, downloads, results.
 
     :class:`LocalDisk` is the real one; a test passes a double (a disk that fails with
-    ENOSPC, one that refuses new files) to :class:`~kyro._state.StateStore` or
+    ENOSPC, one that refuses new files) to :class:`~kyro._state.store.StateStore` or
     ``BatchJudge(disk=...)``.
     """
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from kyro import BatchLimits, BatchProvider, BatchStatus, JudgeRequest, ResultLine
+from kyro.provider import BatchLimits, BatchProvider, BatchStatus, JudgeRequest, ResultLine
 
 __all__ = ["CrashingProvider", "ProviderCrash"]
 
