@@ -64,6 +64,7 @@ async def test_status_reports_progress_and_cancel_ends_the_job_cancelled(tmp_pat
         await judge.check()
     error = info.value
     assert (error.status, error.job_id) == ("cancelled", job_id)
+    assert error.result is not None
     assert error.result.results_path.is_file()
     runs = [r for e in error.result.evaluations for v in e.verdicts.values() for r in v.runs]
     assert len([r for r in runs if r.valid]) == 3
@@ -89,6 +90,7 @@ async def test_status_and_cancel_of_an_interrupted_submit(tmp_path: Path) -> Non
     with pytest.raises(BatchJobError) as info:
         await judge.check()
     assert info.value.status == "cancelled"
+    assert info.value.result is not None
     assert info.value.result.counts.missing_runs == 4  # shards 1 and 2 were never sent
     assert [b.metadata["kyro_shard"] for b in provider.batches] == ["0"]
 

@@ -165,6 +165,7 @@ async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path
         await judge.check()
     assert info.value.status == "cancelled"
     assert len(provider.batches) == 2
+    assert info.value.result is not None
     evaluation = next(iter(info.value.result.evaluations))
     assert evaluation.steps["relevance"].state == "RAN"
     assert evaluation.steps["quality"].state == "NOT_REACHED"
@@ -304,6 +305,7 @@ async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) ->
         await judge.check()
     assert info.value.status == "cancelled"
     assert len(provider.batches) == 1
+    assert info.value.result is not None
     first = next(iter(info.value.result.evaluations))
     assert first.steps["relevance"].state == "RAN"
     assert first.steps["accuracy"].state == "NOT_REACHED"
