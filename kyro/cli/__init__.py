@@ -8,10 +8,10 @@ documented exit codes (see :class:`kyro.cli._exit.ExitCode`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from kyro._exceptions import (
     BatchValidationError,
@@ -21,37 +21,11 @@ from kyro._exceptions import (
     ProviderError,
 )
 from kyro._redact import redact
-from kyro.cli import (
-    _cachecmd,
-    _demo,
-    _emulator,
-    _eval,
-    _htmlreport,
-    _jobs,
-    _plan,
-    _run,
-    _serve,
-    _validate,
-)
+from kyro.cli._commands import COMMANDS
 from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
-
-# Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = (
-    _demo,
-    _validate,
-    _plan,
-    _jobs,
-    _run,
-    _eval,
-    _serve,
-    _htmlreport,
-    _cachecmd,
-    _emulator,
-)
-
 
 _EPILOG = """\
 examples:
@@ -66,8 +40,12 @@ exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input,
 `python3 -m kyro COMMAND --help` shows each command."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered.
+
+    ``lazy`` loads only the module of ``command`` (None: none at all); every other command is
+    added by name and summary alone, which is all the top-level ``--help`` shows.
+    """
     parser = argparse.ArgumentParser(
         prog="kyro",
         description="LLM-as-judge evaluation at volume through provider Batch APIs.",
@@ -75,8 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _COMMANDS:
-        module.register(subparsers)
+    wanted = {module for name, module, _ in COMMANDS if name == command or not lazy}
+    registered: set[str] = set()
+    for name, module, summary in COMMANDS:
+        if module not in wanted:
+            subparsers.add_parser(name, help=summary)
+        elif module not in registered:
+            registered.add(module)
+            importlib.import_module(f"kyro.cli.{module}").register(subparsers)
     return parser
 
 
@@ -88,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kyro.cli import main
         code = main(["validate", "examples/judges.yml"])
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command, lazy=True)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

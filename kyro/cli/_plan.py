@@ -23,6 +23,7 @@ from kyro._transcript_index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import run_count
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 
 __all__ = ["parse_variables", "register", "transcript_paths"]
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     """Add the ``plan`` sub-command."""
     parser = subparsers.add_parser(
         "plan",
-        help="show the requests, shards and bytes a submit would produce",
+        help=summary("plan"),
         description=(
             "Plan transcripts × judges × runs into provider batch files and print requests per "
             "judge and model, shards, bytes and an input-token estimate. Nothing is uploaded."

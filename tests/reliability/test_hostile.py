@@ -230,7 +230,7 @@ def test_main_turns_an_unexpected_exception_into_exit_70(
     """main() answers a foreign exception from a command with 70, never 1 (the gate code)."""
     parser = argparse.ArgumentParser(prog="kyro")
     parser.set_defaults(func=lambda args: 1 // 0, verbose=0)
-    monkeypatch.setattr(kyro.cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(kyro.cli, "build_parser", lambda *args, **kwargs: parser)
     assert main([]) == ExitCode.INTERNAL
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError" in err
