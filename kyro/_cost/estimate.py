@@ -80,7 +80,7 @@ class CostTotals(msgspec.Struct, frozen=True, kw_only=True):
 class CostEstimator:
     """Accumulates planned requests per judge × model and prices them (see the module doc)."""
 
-    __slots__ = ("_last", "_lines", "batch", "provider", "table")
+    __slots__ = ("_judge_line", "_last", "_lines", "batch", "provider", "table")
 
     def __init__(self, table: PriceTable, provider: str, *, batch: bool = True) -> None:
         self.table = table
@@ -88,6 +88,11 @@ class CostEstimator:
         self.batch = batch
         self._lines: dict[tuple[str, str], CostLine] = {}
         self._last: tuple[tuple[Message, ...], int] | None = None
+        # The previous request's judge, model, params (and a copy, so a dict changed in place
+        # is noticed), its line and output cap: the requests of one judge come in runs, and
+        # this skips the lookups for every request after the first.
+        self._judge_line: tuple[str, str, dict[str, Any], dict[str, Any], CostLine, int | None]
+        self._judge_line = ("", "", {}, {}, CostLine(judge="", model=""), None)
 
     def _line(self, judge: str, model: str) -> CostLine:
         line = self._lines.get((judge, model))
@@ -97,7 +102,17 @@ class CostEstimator:
 
     def add(self, judge: str, request: JudgeRequest, *, samples: int = 1) -> None:
         """Count one request to be sent, carrying ``samples`` runs (``n``)."""
-        line = self._line(judge, request.model)
+        last_judge, last_model, params, seen, line, cap = self._judge_line
+        if not (
+            judge == last_judge
+            and request.model == last_model
+            and request.params is params
+            and params == seen
+        ):
+            params = request.params
+            line = self._line(judge, request.model)
+            cap = max_tokens_of(params)
+            self._judge_line = (judge, request.model, params, dict(params), line, cap)
         last = self._last
         if last is not None and last[0] is request.messages:
             tokens = last[1]
@@ -108,7 +123,6 @@ class CostEstimator:
         line.requests += 1
         line.input_tokens += tokens
         line.saved_input_tokens += tokens * (samples - 1)
-        cap = max_tokens_of(request.params)
         if cap is None:
             line.uncapped_samples += samples
         else:

@@ -74,6 +74,9 @@ class RequestGate:
         self.sent_runs = 0
         self._pending: list[tuple[JudgeRequest, list[bytes]]] = []
         self._pending_keys = 0
+        # Judge name by custom_id suffix ("-j1-r0"): a plan has judges × runs of them, and
+        # looking one up costs less per request than parsing the id with the regex.
+        self._names: dict[str, str] = {}
 
     def take(self, requests: Sequence[JudgeRequest]) -> list[JudgeRequest]:
         """Queue one transcript's requests; return the requests now known to be sent."""
@@ -135,11 +138,18 @@ class RequestGate:
     def _name(self, judge: int) -> str:
         return self.judges[judge] if judge < len(self.judges) else f"judge {judge}"
 
+    def _judge_of(self, custom_id: str) -> str:
+        suffix = custom_id[custom_id.rfind("-j") :]
+        name = self._names.get(suffix)
+        if name is None:
+            _, judge, _ = _split_id(custom_id)  # the suffix alone decides whether it parses
+            name = self._names[suffix] = self._name(judge)
+        return name
+
     def _sent(self, request: JudgeRequest, run_keys: list[bytes] | None) -> None:
         self.sent_runs += request.samples
         if self.estimator is not None:
-            _, judge, _ = _split_id(request.custom_id)
-            self.estimator.add(self._name(judge), request, samples=request.samples)
+            self.estimator.add(self._judge_of(request.custom_id), request, samples=request.samples)
         if self.on_sent is not None and run_keys is not None:
             head, judge, first = _split_id(request.custom_id)
             for offset, run_key in enumerate(run_keys):

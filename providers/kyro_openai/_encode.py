@@ -104,6 +104,8 @@ _JSON_OBJECT = msgspec.Raw(b'{"type":"json_object"}')
 _schema_formats: dict[int, tuple[ResponseSchema, msgspec.Raw]] = {}
 _PARAMS_CACHE_SIZE = 256
 _params_cache: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
+# supports_structured_outputs by model name: a plan asks it once per request, of a few models.
+_structured_by_model: dict[str, bool] = {}
 _HEAD = b'{"custom_id":'
 # The previous request's messages, model, response_format, url, params (the dict and a shallow
 # copy, so a dict changed in place is noticed), its line after the custom_id, and samples.
@@ -127,11 +129,15 @@ def response_format_for(
     if "response_format" in request.params:
         return None
     schema = request.response_schema
-    wanted = (
-        supports_structured_outputs(request.model)
-        if structured_outputs is None
-        else structured_outputs
-    )
+    wanted = structured_outputs
+    if wanted is None:
+        wanted = _structured_by_model.get(request.model)
+        if wanted is None:
+            if len(_structured_by_model) >= _PARAMS_CACHE_SIZE:
+                _structured_by_model.clear()
+            wanted = _structured_by_model[request.model] = supports_structured_outputs(
+                request.model
+            )
     if schema is not None and wanted:
         cached = _schema_formats.get(id(schema))
         if cached is not None and cached[0] is schema:
