@@ -80,12 +80,25 @@ class Targets:
             self.missed.append(figure)
         return value
 
-    def limit(self, figure: str, measured: float, *, at_most: float, unit: str = "") -> None:
-        """Print a row for a figure with an absolute budget (no baseline can stand in for it)."""
-        ok = measured <= at_most
+    def limit(
+        self,
+        figure: str,
+        measured: float,
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        unit: str = "",
+    ) -> None:
+        """Print a row for a figure with an absolute budget (lines/s, ms, a share of requests)."""
+        if at_least is not None:
+            target, ok = f">= {_show(at_least, unit)}", measured >= at_least
+        elif at_most is not None:
+            target, ok = f"<= {_show(at_most, unit)}", measured <= at_most
+        else:
+            raise ValueError("give at_least or at_most")
         print(
             f"  {figure:<44} {_show(measured, unit):>12} {'':>12} {'':>7}  "
-            f"{'<= ' + _show(at_most, unit):<9} {'OK' if ok else 'MISS'}"
+            f"{target:<9} {'OK' if ok else 'MISS'}"
         )
         if not ok:
             self.missed.append(figure)
