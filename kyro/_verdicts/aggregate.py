@@ -42,6 +42,10 @@ from kyro._verdicts.vote import VoteSettings, parse_reply, vote_sorted
 __all__ = ["Aggregator"]
 
 _OK, _FAILED, _RETRYABLE = 2, 1, 0
+# Why a second parser: nearly every line of a single-stage job has a plain "t<i>-j<j>-r<r>" id,
+# and one fullmatch of this pattern reads it in a fraction of parse_custom_id's time (which
+# also handles stage prefixes and returns a struct) — at a million lines that is seconds.
+# Anything it does not match, and every line of a later stage, goes to parse_custom_id.
 _FAST_ID = re.compile(r"t(\d+)-j(\d+)-r(\d+)")
 _MISSING = ResultError(
     code="missing", message="no result line came back for this request", retryable=True

@@ -98,6 +98,12 @@ class _Line(msgspec.Struct, frozen=True):
     body: _Body
 
 
+# Why module-level state: the encoder is the plain function ``encode(request, buffer)`` that
+# the builder calls once per request, so whatever outlives one call lives here. One Encoder
+# (building one costs more than encoding a line). The caches below are keyed by the id() of
+# an object every request of a judge shares (its schema, its params dict) and keep that object
+# alive inside the entry, so an id can never be reused by another object while its entry
+# stands; each is cleared at 256 entries, so memory stays bounded in a long-lived process.
 _encoder = msgspec.json.Encoder()
 _JSON_OBJECT = msgspec.Raw(b'{"type":"json_object"}')
 # Encoded json_schema formats, by the ResponseSchema object (kept, so its id stays unique).
@@ -109,6 +115,10 @@ _structured_by_model: dict[str, bool] = {}
 _HEAD = b'{"custom_id":'
 # The previous request's messages, model, response_format, url, params (the dict and a shallow
 # copy, so a dict changed in place is noticed), its line after the custom_id, and samples.
+# Why: the runs of one transcript × judge arrive one after another with the very same
+# messages object, so every run after the first costs one custom_id encode instead of a whole
+# line. It is one immutable tuple, read once and replaced whole: two threads encoding at once
+# can only reuse a tail whose every input matched, which is the same bytes.
 _Last = tuple[
     tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes, int
 ]
