@@ -127,3 +127,26 @@ def test_request_keys_ignore_samples() -> None:
     assert isinstance(carried, JudgeRequest)
     assert carried.samples == 3
     assert RequestKeys("openai").key(single, run=0) == RequestKeys("openai").key(carried, run=0)
+
+
+def test_gate_without_cache_counts_runs_of_a_judge_as_one_add_each() -> None:
+    """Counting a transcript's runs together gives the estimator the same lines as one by one."""
+    config = make_config(
+        make_judge("tone", params={"max_tokens": 100}), make_judge("facts", model="gpt-4o")
+    )
+    names = [judge.name for judge in config.judges]
+    requests = list(plan_requests(config, texts(3), runs=3))
+    grouped = CostEstimator(load_prices(), "openai")
+    gate = RequestGate(names, estimator=grouped)
+    by_transcript = [requests[i : i + 6] for i in range(0, len(requests), 6)]
+    sent = [request for chunk in by_transcript for request in gate.take(chunk)]
+    single = CostEstimator(load_prices(), "openai")
+    for request in requests:
+        single.add(names[int(request.custom_id.split("-j")[1][0])], request)
+    assert sent == requests
+    assert gate.sent_runs == 18
+    assert grouped.lines() == single.lines()
+    assert [(line.judge, line.runs, line.requests) for line in grouped.lines()] == [
+        ("tone", 9, 9),
+        ("facts", 9, 9),
+    ]

@@ -100,8 +100,8 @@ class CostEstimator:
             line = self._lines[(judge, model)] = CostLine(judge=judge, model=model)
         return line
 
-    def add(self, judge: str, request: JudgeRequest, *, samples: int = 1) -> None:
-        """Count one request to be sent, carrying ``samples`` runs (``n``)."""
+    def add(self, judge: str, request: JudgeRequest, *, samples: int = 1, count: int = 1) -> None:
+        """Count ``count`` requests like ``request`` to be sent, each carrying ``samples`` runs."""
         last_judge, last_model, params, seen, line, cap = self._judge_line
         if not (
             judge == last_judge
@@ -119,16 +119,17 @@ class CostEstimator:
         else:
             tokens = estimate_tokens(request.messages)
             self._last = (request.messages, tokens)
-        line.runs += samples
-        line.requests += 1
-        line.input_tokens += tokens
-        line.saved_input_tokens += tokens * (samples - 1)
+        runs = samples * count
+        line.runs += runs
+        line.requests += count
+        line.input_tokens += tokens * count
+        line.saved_input_tokens += tokens * (samples - 1) * count
         if cap is None:
-            line.uncapped_samples += samples
+            line.uncapped_samples += runs
         else:
-            line.ceiling_output_tokens += cap * samples
+            line.ceiling_output_tokens += cap * runs
         typical = self.table.typical_output_tokens
-        line.typical_output_tokens += (typical if cap is None else min(typical, cap)) * samples
+        line.typical_output_tokens += (typical if cap is None else min(typical, cap)) * runs
 
     def add_cached(self, judge: str, model: str, runs: int = 1) -> None:
         """Count runs the cache answers: planned, never sent, never billed."""
