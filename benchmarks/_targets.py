@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import sys
 
-__all__ = ["HEADER", "Targets", "machine_load", "peak_rss_kb"]
+__all__ = ["HEADER", "Targets", "child_peak_mib", "machine_load", "peak_rss_kb"]
 
 HEADER = f"  {'figure':<44} {'measured':>12} {'baseline':>12} {'ratio':>7}  {'target':<9} result"
 
@@ -35,6 +36,19 @@ def machine_load() -> str:
 def peak_rss_kb() -> int:
     """This process's peak resident set size in KiB (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def child_peak_mib(script: str, *args: str) -> float:
+    """Run ``script`` with ``args`` in a fresh interpreter; the peak RSS it prints last, in MiB.
+
+    Example::
+
+        small, large = (child_peak_mib(__file__, "--rss", str(n)) for n in (10_000, 100_000))
+    """
+    out = subprocess.run(
+        [sys.executable, script, *args], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1]) / 1024
 
 
 class Targets:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from _targets import Targets
+from _targets import Targets, child_peak_mib
 
 from kyro.eval import evaluate, scorer
 
@@ -116,12 +115,7 @@ def rss_child(n: int) -> None:
 
 def memory(targets: Targets, sizes: tuple[int, int]) -> None:
     """Peak RSS of a fresh child per size, and their ratio."""
-    peaks = []
-    for n in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--rss", str(n)], capture_output=True, text=True, check=True
-        )
-        peaks.append(int(out.stdout.split()[-1]) / 1024)
+    peaks = [child_peak_mib(__file__, "--rss", str(n)) for n in sizes]
     small, large = sizes
     targets.ratio(
         f"evaluate peak RSS {large:,} vs {small:,} items",

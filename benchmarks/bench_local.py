@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _targets import Targets
+from _targets import Targets, child_peak_mib
 
 LATENCY = 0.1
 CONCURRENCY_LEVELS = (32, 128)
@@ -224,12 +224,7 @@ def throughput(targets: Targets, rounds: int) -> None:
 
 def memory(targets: Targets, sizes: tuple[int, int]) -> None:
     """Part 2: peak RSS of a fresh child per size."""
-    peaks = []
-    for n in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--rss", str(n)], capture_output=True, text=True, check=True
-        )
-        peaks.append(int(out.stdout.strip()) / 1024)
+    peaks = [child_peak_mib(__file__, "--rss", str(n)) for n in sizes]
     targets.ratio(
         f"peak RSS {sizes[1]:,} vs {sizes[0]:,} requests",
         peaks[1],
