@@ -141,6 +141,6 @@ def _show(value: float, unit: str) -> str:
         return f"{value:.0f} ms"
     if unit == "MiB":
         return f"{value:.1f} MiB"
-    if unit:
-        return f"{value:,.0f} {unit}"
-    return f"{value:,.2f}"
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    number = f"{value:,.{digits}f}"
+    return f"{number} {unit}" if unit else number
