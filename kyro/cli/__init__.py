@@ -22,7 +22,6 @@ from kyro._exceptions import (
 )
 from kyro._redact import redact
 from kyro.cli._commands import COMMANDS
-from kyro.cli._crash import report_internal_error
 from kyro.cli._exit import ExitCode
 
 __all__ = ["ExitCode", "main"]
@@ -107,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.close(devnull)
         return 141
     except Exception as exc:  # a bug in kyro: one line, the traceback kept for the report
+        # Imported here: writing a crash log needs tempfile and traceback, which every
+        # command that does not crash (and `--help`) would otherwise load for nothing.
+        from kyro.cli._crash import report_internal_error
+
         return report_internal_error(exc, verbose=getattr(args, "verbose", 0))
 
 

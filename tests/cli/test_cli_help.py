@@ -111,7 +111,7 @@ def test_top_level_help_imports_no_dependency_provider_or_command() -> None:
     assert tops.isdisjoint(HEAVY + PROVIDERS)
     assert "kyro.cli" in loaded
     commands = {name for name in loaded if name.startswith("kyro.cli.")}
-    assert commands == {"kyro.cli._commands", "kyro.cli._crash", "kyro.cli._exit"}
+    assert commands == {"kyro.cli._commands", "kyro.cli._exit"}
 
 
 def test_a_command_help_loads_only_that_command() -> None:
