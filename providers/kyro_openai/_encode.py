@@ -113,14 +113,23 @@ _params_cache: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
 # supports_structured_outputs by model name: a plan asks it once per request, of a few models.
 _structured_by_model: dict[str, bool] = {}
 _HEAD = b'{"custom_id":'
-# The previous request's messages, model, response_format, url, params (the dict and a shallow
-# copy, so a dict changed in place is noticed), its line after the custom_id, and samples.
+# The previous request's messages, model, response schema, url, params (the dict and a shallow
+# copy, so a dict changed in place is noticed), its line after the custom_id, samples, and
+# (json_output, structured_outputs): everything its line after the custom_id follows from.
 # Why: the runs of one transcript × judge arrive one after another with the very same
 # messages object, so every run after the first costs one custom_id encode instead of a whole
 # line. It is one immutable tuple, read once and replaced whole: two threads encoding at once
 # can only reuse a tail whose every input matched, which is the same bytes.
 _Last = tuple[
-    tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes, int
+    tuple[Message, ...],
+    str,
+    "ResponseSchema | None",
+    str,
+    dict[str, Any],
+    dict[str, Any],
+    bytes,
+    int,
+    tuple[bool, "bool | None"],
 ]
 _last: _Last | None = None
 
@@ -195,21 +204,23 @@ def encode_request(
     global _last
     last = _last
     params = request.params
-    response_format = response_format_for(request, structured_outputs=structured_outputs)
+    # Compared before the response format is worked out: it follows from these inputs alone.
     if (
         last is not None
         and last[0] is request.messages
         and last[1] == request.model
-        and last[2] is response_format
+        and last[2] is request.response_schema
         and last[3] == url
         and last[7] == request.samples
         and (last[4] is params or not (params or last[4]))
         and last[5] == params
+        and last[8] == (request.json_output, structured_outputs)
     ):
         buffer += _HEAD
         _encoder.encode_into(request.custom_id, buffer, -1)
         buffer += last[6]
         return
+    response_format = response_format_for(request, structured_outputs=structured_outputs)
     extra = _encoded_params(params, request.custom_id) if params else None
     body = _Body(
         model=request.model,
@@ -232,12 +243,13 @@ def encode_request(
     _last = (
         request.messages,
         request.model,
-        response_format,
+        request.response_schema,
         url,
         params,
         dict(params),
         tail,
         request.samples,
+        (request.json_output, structured_outputs),
     )
 
 
