@@ -7,13 +7,13 @@ from typing import Any
 
 import msgspec
 import pytest
-from plan_helpers import make_config, make_judge
 
 from kyro import BatchValidationError
 from kyro._build.plan_build import build_shards
 from kyro._plan.planner import plan_requests
 from kyro._transcripts import Transcript
 from kyro_openai import OPENAI_LIMITS, encode_request
+from tests.plan_helpers import make_config, make_judge
 
 HOSTILE = [
     "plain ascii",
