@@ -6,7 +6,7 @@ aggregating 20,000 vs 200,000 requests (budget: ≥ 100,000 lines/s; RSS ratio �
 
 Run::
 
-    .venv/bin/python benchmarks/bench_aggregate.py [--requests 200000]
+    python3 benchmarks/bench_aggregate.py [--requests 200000] [--quick]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
+from _targets import Targets
 
 from kyro._transcript_index import IndexEntry
 from kyro._verdicts.aggregate import Aggregator
@@ -121,13 +122,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="50,000 lines, best of 2")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
-
-    small, large = peak_rss_mib(20_000), peak_rss_mib(200_000)
+    if args.quick:
+        args.requests, args.repeat = 50_000, 2
+    # RSS sizes stay the same with --quick: the ratio depends on them (a smaller first size
+    # weighs the interpreter's own memory less).
+    sizes = (20_000, 200_000)
+    small, large = peak_rss_mib(sizes[0]), peak_rss_mib(sizes[1])
     lines = list(synthesise(args.requests))
     replies = [line.content for line in lines if line.content is not None]
     decode = msgspec.json.Decoder().decode
@@ -142,14 +148,18 @@ def main() -> None:
         agg_wall, agg_cpu = best_of(args.repeat, lambda: aggregate(lines, args.requests, work))
     _, base_cpu = best_of(args.repeat, baseline)
     n, m = len(lines), len(replies)
-    print(f"result lines:            {n:,} ({len(JUDGES)} judges x {RUNS} runs, 1% expired)")
-    print(f"aggregate (CPU time):    {n / agg_cpu:>12,.0f} lines/s   (budget ≥ 100,000)")
-    print(f"aggregate (wall clock):  {n / agg_wall:>12,.0f} lines/s   (fsync included)")
-    print(f"bare msgspec decode:     {m / base_cpu:>12,.0f} replies/s (CPU time)")
-    print(f"ratio aggregate/bare:    {(n / agg_cpu) / (m / base_cpu):>12.3f}")
-    print(f"peak RSS  20,000 req:    {small:>12.1f} MiB")
-    print(f"peak RSS 200,000 req:    {large:>12.1f} MiB")
-    print(f"RSS ratio 200k/20k:      {large / small:>12.3f}   (budget ≤ 1.3)")
+    targets = Targets(
+        f"aggregation: {n:,} result lines ({len(JUDGES)} judges x {RUNS} runs, 1% expired)"
+    )
+    targets.note(f"aggregate wall clock (fsync included): {n / agg_wall:,.0f} lines/s")
+    targets.limit("aggregate, CPU time", n / agg_cpu, at_least=100_000, unit="lines/s")
+    targets.ratio(
+        "aggregate vs bare msgspec decode (per line)", n / agg_cpu, m / base_cpu, unit="lines/s"
+    )
+    targets.ratio(
+        f"peak RSS {sizes[1]:,} vs {sizes[0]:,} requests", large, small, at_most=1.3, unit="MiB"
+    )
+    targets.finish()
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
-"""Builder throughput and plan memory, each as a ratio against baselines measured in this run.
+"""Builder, whole process: `kyro plan --write` against scripts doing the same work; its memory.
 
-1. Throughput: N requests (~1.5 KB lines) through kyro's planner + shard builder
-   (``build_shards`` with the OpenAI encoder, writing shards and the transcript index to a
-   temp dir), against a bare loop that renders the same prompts with ``str.replace`` and
-   encodes the same lines with a msgspec Struct and ``encode_into``, and against a per-line
-   ``json.dumps`` loop. Targets: kyro ≥ 0.8× bare msgspec, ≥ 3× json.dumps.
+Every contender is a separate Python process reading the same ``.jsonl`` dataset (one
+``{"conversation": …}`` object a line, ~1 KB of text each) and writing the same batch lines
+(~1.7 KB each: kyro's verdict system message, the judge's system prompt, the user prompt with
+the transcript and a variable filled in, the Structured Outputs format, the judge's params):
 
-   The two baselines do the same work as each other: render, encode, write the same lines to
-   one file, nothing else. The headline ratios charge kyro with everything it does on top —
-   pre-flight checks, shard limits, the transcript index, each shard's sha256 and the fsyncs
-   that make the files durable. For information only, kyro is also timed with
-   ``directory=None`` (plan, pre-flight, encode and count; nothing written, hashed or synced).
-2. Memory: peak RSS (VmHWM) of a fresh ``kyro plan --write`` process at 20,000 and 200,000
-   requests over a .jsonl dataset. Target: RSS(200k) ≤ 1.3 × RSS(20k).
+1. ``python3 -m kyro plan CONFIG DATA.jsonl --runs 2 --var … --write DIR``: everything kyro
+   does — import, config, pre-flight, shard limits, the transcript index, each shard's sha256
+   and the fsyncs that make the files durable.
+2. A bare msgspec script: decode each line, render the prompts with ``str.replace``, encode
+   the lines with msgspec Structs and ``encode_into``, write one file. Target: kyro ≥ 1.0×
+   (time of the script ÷ time of kyro; the aim beyond is 1.3×).
+3. A per-line stdlib ``json`` script doing the same. Target: kyro ≥ 3×.
 
-Usage: ``python3 benchmarks/bench_builder.py [--requests N] [--repeat K] [--skip-rss]``
+Best of ``--repeat`` rounds, interleaved. Then peak RSS (VmHWM) of ``kyro plan --write`` at
+20,000 and 200,000 requests. Target: RSS(200k) ≤ 1.3 × RSS(20k).
+
+Usage: ``python3 benchmarks/bench_builder.py [--requests N] [--repeat K] [--quick]``
 """
 
 from __future__ import annotations
@@ -26,15 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
-import kyro
-from kyro._build.plan_build import build_shards
-from kyro._transcripts import Transcript
-from kyro_openai import OPENAI_LIMITS, encode_request
+from _targets import Targets
 
 JUDGES = 2
 RUNS = 2
@@ -65,6 +61,17 @@ judges:
 VARIABLES = {"product": "Acme Router X2"}
 
 
+TEMPLATES = (
+    (MODELS[0], SYSTEM, INSTRUCTIONS, {}),
+    (
+        MODELS[1],
+        SYSTEM,
+        INSTRUCTIONS.replace("correctly and completely", "politely"),
+        {"temperature": 0, "max_tokens": 400},
+    ),
+)
+
+
 def transcript_text(i: int) -> str:
     """About 1 KB of conversation, different for each transcript (some of it non-ASCII)."""
     turns = []
@@ -78,150 +85,136 @@ def transcript_text(i: int) -> str:
     return "".join(turns)[:1000]
 
 
-class _Msg(msgspec.Struct):
+def write_dataset(path: Path, requests: int) -> None:
+    """``requests`` ÷ (judges × runs) transcripts as a .jsonl dataset."""
+    with open(path, "w", encoding="utf-8") as file:
+        for i in range(requests // (JUDGES * RUNS)):
+            file.write(json.dumps({"conversation": transcript_text(i)}) + "\n")
+
+
+def write_spec(path: Path) -> None:
+    """What the baseline scripts need: kyro's verdict message and format, the judges' prompts."""
+    import kyro
+
+    schema = kyro.verdict_schema()
+    spec = {
+        "contract": kyro.verdict_message().content,
+        "format": {
+            "type": "json_schema",
+            "json_schema": {"name": schema.name, "strict": schema.strict, "schema": schema.schema},
+        },
+        "judges": [
+            [model, system, user.replace("{{variables.product}}", VARIABLES["product"]), params]
+            for model, system, user, params in TEMPLATES
+        ],
+        "runs": RUNS,
+        "url": URL,
+    }
+    path.write_text(json.dumps(spec), encoding="utf-8")
+
+
+BARE = """
+import sys
+import msgspec
+
+data, spec_path, out = sys.argv[1:]
+spec = msgspec.json.decode(open(spec_path, "rb").read())
+
+
+class Msg(msgspec.Struct):
     role: str
     content: str
 
 
-class _Body(msgspec.Struct, omit_defaults=True):
+class Body(msgspec.Struct, omit_defaults=True):
     model: str
-    messages: tuple[_Msg, ...]
-    response_format: dict[str, object]
+    messages: tuple
+    response_format: dict
     temperature: float | None = None
     max_tokens: int | None = None
 
 
-class _Line(msgspec.Struct):
+class Line(msgspec.Struct):
     custom_id: str
     method: str
     url: str
-    body: _Body
+    body: Body
 
 
-def _prompts(config: kyro.JudgesConfig) -> list[tuple[str, str, str, dict[str, int]]]:
-    """(model, system, user template with variables filled, params) per judge."""
-    out = []
-    for judge in config.judges:
-        assert judge.system is not None
-        user = judge.user.text.replace("{{variables.product}}", VARIABLES["product"])
-        assert judge.model is not None
-        out.append((judge.model, judge.system.text, user, dict(judge.params)))
-    return out
+decode = msgspec.json.Decoder().decode
+encoder = msgspec.json.Encoder()
+contract = Msg("system", spec["contract"])
+fmt, url, runs = spec["format"], spec["url"], spec["runs"]
+judges = [(model, Msg("system", system), user, params)
+          for model, system, user, params in spec["judges"]]
+buffer = bytearray()
+with open(data, "rb") as src, open(out, "wb") as dst:
+    for i, raw in enumerate(src):
+        text = encoder.encode(decode(raw)).decode()
+        for j, (model, system, user, params) in enumerate(judges):
+            messages = (contract, system, Msg("user", user.replace("{{input}}", text)))
+            body = Body(model, messages, fmt, **params)
+            for r in range(runs):
+                encoder.encode_into(Line(f"t{i}-j{j}-r{r}", "POST", url, body), buffer, -1)
+                buffer.extend(b"\\n")
+            if len(buffer) >= 1 << 20:
+                dst.write(buffer)
+                buffer.clear()
+    dst.write(buffer)
+"""
+
+JSON = """
+import json
+import sys
+
+data, spec_path, out = sys.argv[1:]
+spec = json.load(open(spec_path, encoding="utf-8"))
+contract, fmt, url, runs = spec["contract"], spec["format"], spec["url"], spec["runs"]
+with open(data, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+    for i, raw in enumerate(src):
+        text = json.dumps(json.loads(raw), ensure_ascii=False, separators=(",", ":"))
+        for j, (model, system, user, params) in enumerate(spec["judges"]):
+            content = user.replace("{{input}}", text)
+            for r in range(runs):
+                line = {
+                    "custom_id": f"t{i}-j{j}-r{r}",
+                    "method": "POST",
+                    "url": url,
+                    "body": {
+                        "model": model,
+                        "messages": [
+                            {"role": "system", "content": contract},
+                            {"role": "system", "content": system},
+                            {"role": "user", "content": content},
+                        ],
+                        "response_format": fmt,
+                        **params,
+                    },
+                }
+                dst.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\\n")
+"""
 
 
-def _response_format() -> dict[str, object]:
-    """The verdict contract's Structured Outputs format, as kyro sends it to these models."""
-    schema = kyro.verdict_schema()
-    spec = {"name": schema.name, "strict": schema.strict, "schema": schema.schema}
-    return {"type": "json_schema", "json_schema": spec}
+def _plan_argv(config: Path, data: Path, out: Path) -> list[str]:
+    return [
+        *("-m", "kyro", "plan", str(config), str(data), "--runs", str(RUNS), "--no-samples"),
+        *("--var", f"product={VARIABLES['product']}", "--write", str(out)),
+    ]
 
 
-CONTRACT = kyro.verdict_message().content
-"""kyro's verdict system message, which every request starts with (the baselines too)."""
-
-
-def run_kyro(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
-    transcripts = (
-        Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
-    )
-    summary = build_shards(
-        config,
-        transcripts,
-        encode=encode_request,
-        limits=OPENAI_LIMITS,
-        directory=out,
-        runs=RUNS,
-        variables=VARIABLES,
-    )
-    return summary.bytes
-
-
-def run_kyro_unwritten(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
-    transcripts = (
-        Transcript(index=i, source=f"inline:{i}", value=text) for i, text in enumerate(texts)
-    )
-    summary = build_shards(
-        config,
-        transcripts,
-        encode=encode_request,
-        limits=OPENAI_LIMITS,
-        directory=None,
-        runs=RUNS,
-        variables=VARIABLES,
-    )
-    out.mkdir()  # measure() removes it
-    return summary.bytes
-
-
-def run_bare(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
-    judges = _prompts(config)
-    fmt = _response_format()
-    contract = _Msg("system", CONTRACT)
-    encoder = msgspec.json.Encoder()
-    buffer = bytearray()
-    total = 0
+def timed(argv: list[str], out: Path) -> tuple[float, int]:
+    """Seconds of one process and the bytes it wrote under ``out`` (then deleted)."""
     out.mkdir()
-    with open(out / "bare.jsonl", "wb") as file:
-        for i, text in enumerate(texts):
-            for j, (model, system, user, params) in enumerate(judges):
-                content = user.replace("{{input}}", text)
-                messages = (contract, _Msg("system", system), _Msg("user", content))
-                body = _Body(model, messages, fmt, **params)
-                for r in range(RUNS):
-                    line = _Line(f"t{i}-j{j}-r{r}", "POST", URL, body)
-                    encoder.encode_into(line, buffer, -1)
-                    buffer.extend(b"\n")
-                    if len(buffer) >= 1 << 20:
-                        total += len(buffer)
-                        file.write(buffer)
-                        buffer.clear()
-        total += len(buffer)
-        file.write(buffer)
-    return total
-
-
-def run_json(config: kyro.JudgesConfig, texts: list[str], out: Path) -> int:
-    judges = _prompts(config)
-    fmt = _response_format()
-    total = 0
-    out.mkdir()
-    with open(out / "json.jsonl", "wb") as file:
-        for i, text in enumerate(texts):
-            for j, (model, system, user, params) in enumerate(judges):
-                content = user.replace("{{input}}", text)
-                for r in range(RUNS):
-                    line = {
-                        "custom_id": f"t{i}-j{j}-r{r}",
-                        "method": "POST",
-                        "url": URL,
-                        "body": {
-                            "model": model,
-                            "messages": [
-                                {"role": "system", "content": CONTRACT},
-                                {"role": "system", "content": system},
-                                {"role": "user", "content": content},
-                            ],
-                            "response_format": fmt,
-                            **params,
-                        },
-                    }
-                    data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-                    total += len(data)
-                    file.write(data)
-    return total
-
-
-def measure(
-    name: str,
-    fn: Callable[[kyro.JudgesConfig, list[str], Path], int],
-    config: kyro.JudgesConfig,
-    texts: list[str],
-    tmp: Path,
-) -> tuple[float, int]:
-    out = tmp / f"{name}-{time.perf_counter_ns()}"
-    start = time.perf_counter()
-    size = fn(config, texts, out)
-    seconds = time.perf_counter() - start
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    size = sum(
+        f.stat().st_size
+        for f in out.iterdir()
+        if f.name.endswith(".jsonl") and not f.name.startswith("transcripts")
+    )
     # Deleting the output drops its dirty pages, so one contender's writeback never slows
     # the next one down.
     shutil.rmtree(out)
@@ -239,15 +232,11 @@ sys.exit(code)
 """
 
 
-def peak_rss_kb(config_path: Path, requests: int, tmp: Path) -> int:
-    count = requests // (JUDGES * RUNS)
-    dataset = tmp / f"data-{requests}.jsonl"
-    with open(dataset, "w", encoding="utf-8") as file:
-        for i in range(count):
-            file.write(json.dumps({"conversation": transcript_text(i)}) + "\n")
-    out = tmp / f"plan-{requests}"
-    argv = ["plan", str(config_path), str(dataset), "--runs", str(RUNS), "--write", str(out)]
-    argv += ["--var", f"product={VARIABLES['product']}"]
+def peak_rss_kb(config: Path, requests: int, tmp: Path) -> int:
+    """VmHWM of a fresh ``kyro plan --write`` process planning ``requests`` requests."""
+    data = tmp / f"data-{requests}.jsonl"
+    write_dataset(data, requests)
+    argv = _plan_argv(config, data, tmp / f"plan-{requests}")[2:]
     proc = subprocess.run(
         [sys.executable, "-c", RSS_CHILD, *argv], capture_output=True, text=True, check=False
     )
@@ -262,52 +251,64 @@ def peak_rss_kb(config_path: Path, requests: int, tmp: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="best of K runs per contender")
+    parser.add_argument("--repeat", type=int, default=3, help="best of K rounds per contender")
+    parser.add_argument("--quick", action="store_true", help="best of 2 rounds")
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
+    repeat = 2 if args.quick else args.repeat
+    rss_sizes = (20_000, 200_000)  # also with --quick: the ratio depends on the sizes
     with tempfile.TemporaryDirectory(prefix="kyro-bench-") as name:
         tmp = Path(name)
-        config_path = tmp / "judges.yml"
-        config_path.write_text(CONFIG, encoding="utf-8")
-        config = kyro.load_config(config_path)
-        texts = [transcript_text(i) for i in range(args.requests // (JUDGES * RUNS))]
-        lines = len(texts) * JUDGES * RUNS
+        config = tmp / "judges.yml"
+        config.write_text(CONFIG, encoding="utf-8")
+        data, spec = tmp / "data.jsonl", tmp / "spec.json"
+        write_dataset(data, args.requests)
+        write_spec(spec)
         contenders = {
-            "kyro": run_kyro,
-            "bare msgspec": run_bare,
-            "json.dumps": run_json,
-            "kyro unwritten": run_kyro_unwritten,
+            "kyro": lambda out: _plan_argv(config, data, out),
+            "bare msgspec": lambda out: ["-c", BARE, str(data), str(spec), str(out / "b.jsonl")],
+            "json": lambda out: ["-c", JSON, str(data), str(spec), str(out / "j.jsonl")],
         }
         best: dict[str, tuple[float, int]] = {}
-        for _ in range(args.repeat):
-            for label, fn in contenders.items():
-                seconds, size = measure(label.replace(" ", "_"), fn, config, texts, tmp)
+        for round_ in range(repeat):
+            for label, argv in contenders.items():
+                seconds, size = timed(argv(tmp / f"out-{round_}"), tmp / f"out-{round_}")
                 if label not in best or seconds < best[label][0]:
                     best[label] = (seconds, size)
-        print(f"builder: {lines:,} requests, {best['kyro'][1] / lines:,.0f} bytes per line")
-        print("  (kyro: everything it does, files durable; baselines: render, encode, write)")
+        lines = args.requests // (JUDGES * RUNS) * JUDGES * RUNS
+        targets = Targets(f"builder, whole process: {lines:,} requests")
         for label, (seconds, size) in best.items():
-            print(
-                f"  {label:<14} {lines / seconds:>11,.0f} lines/s  "
-                f"{size / seconds / 1e6:>8.1f} MB/s  ({seconds:.3f} s)"
+            targets.note(
+                f"{label:<13} {seconds:.3f} s  {lines / seconds:>9,.0f} lines/s  "
+                f"{size / lines:,.0f} bytes/line"
             )
         kyro_s = best["kyro"][0]
-        print(f"  kyro / bare msgspec: {best['bare msgspec'][0] / kyro_s:.2f}x  (target >= 0.8x)")
-        print(f"  kyro / json.dumps:   {best['json.dumps'][0] / kyro_s:.2f}x  (target >= 3x)")
-        unwritten_s = best["kyro unwritten"][0]
-        print(
-            "  for information, kyro unwritten (no file, index, sha256 or fsync) / bare msgspec: "
-            f"{best['bare msgspec'][0] / unwritten_s:.2f}x, / json.dumps: "
-            f"{best['json.dumps'][0] / unwritten_s:.2f}x"
+        targets.ratio(
+            "plan --write vs bare msgspec script",
+            kyro_s,
+            best["bare msgspec"][0],
+            at_least=1.0,
+            unit="s",
+            faster=True,
         )
-        if args.skip_rss:
-            return
-        small = peak_rss_kb(config_path, 20_000, tmp)
-        large = peak_rss_kb(config_path, 200_000, tmp)
-        print("plan --write peak RSS (VmHWM):")
-        print(f"  20,000 requests:  {small / 1024:7.1f} MiB")
-        print(f"  200,000 requests: {large / 1024:7.1f} MiB")
-        print(f"  ratio 200k / 20k: {large / small:.2f}  (target <= 1.3)")
+        targets.ratio(
+            "plan --write vs per-line json script",
+            kyro_s,
+            best["json"][0],
+            at_least=3.0,
+            unit="s",
+            faster=True,
+        )
+        if not args.skip_rss:
+            small, large = (peak_rss_kb(config, n, tmp) / 1024 for n in rss_sizes)
+            targets.ratio(
+                f"plan --write peak RSS {rss_sizes[1]:,} vs {rss_sizes[0]:,}",
+                large,
+                small,
+                at_most=1.3,
+                unit="MiB",
+            )
+        targets.finish()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Printed: requests sent each time (target: the re-run sends 1 % of the requests) 
 re-run's planning time as a ratio of the first plan's, both measured in this process
 (target: < 1.5×). Storing the replies is timed separately, for information.
 
-Usage: ``python3 benchmarks/bench_cache.py [--requests N] [--changed 0.01]``
+Usage: ``python3 benchmarks/bench_cache.py [--requests N] [--changed 0.01] [--quick]``
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from _targets import Targets
 
 import kyro
 from kyro._build.plan_build import build_shards
@@ -95,7 +97,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--quick", action="store_true", help="20,000 requests")
     args = parser.parse_args()
+    if args.quick:
+        args.requests = 20_000
     count = args.requests // len(JUDGES)
     changed = set(range(0, count, max(1, round(1 / args.changed))))
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,16 +119,16 @@ def main() -> None:
                 config, _transcripts(count, changed), cache, root / "b", None
             )
     total = count * len(JUDGES)
-    print(f"requests: {total:,} ({count:,} transcripts × {len(JUDGES)} judges, 1 run)")
-    print(f"first plan:  {first_sent:,} sent in {first:.2f} s")
-    print(f"stored replies: {len(sent):,} in {store:.2f} s (what check adds)")
-    print(
-        f"re-run ({len(changed):,} transcripts changed): {again_sent:,} sent "
-        f"({again_sent / total:.2%} of requests), {hits:,} answered by the cache, {again:.2f} s"
+    targets = Targets(
+        f"reply cache: {total:,} requests ({count:,} transcripts × {len(JUDGES)} judges)"
     )
-    ratio = again / first
-    print(f"re-run plan time / first plan time: {ratio:.2f}× (target < 1.5×)")
-    print(f"sent on re-run: {again_sent / total:.2%} (target {args.changed:.0%})")
+    targets.note(f"first plan: {first_sent:,} sent in {first:.2f} s")
+    targets.note(f"stored replies: {len(sent):,} in {store:.2f} s (what check adds)")
+    targets.note(f"re-run: {len(changed):,} transcripts changed, {hits:,} answered by the cache")
+    targets.ratio("re-run plan time vs first plan", again, first, at_most=1.5, unit="s")
+    # The changed transcripts' requests, and nothing else, are sent again.
+    targets.limit("requests sent on the re-run", again_sent, at_most=len(changed) * len(JUDGES))
+    targets.finish()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ outcomes so far; nothing grows with the stage count).
 
 Run::
 
-    .venv/bin/python benchmarks/bench_check.py [--small 20000] [--large 200000] [--pipeline 100000]
+    python3 benchmarks/bench_check.py [--small 20000] [--large 200000] [--pipeline 100000]
+    python3 benchmarks/bench_check.py --quick    # 5,000 / 50,000 requests, 5,000 transcripts
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 
 import anyio
 import httpx
+from _targets import Targets
 
 JUDGES = ("relevance", "tone")
 AUTH = {"Authorization": "Bearer sk-bench"}
@@ -201,8 +203,8 @@ def measure_stages(url: str, folder: Path, name: str, config_text: str, n: int) 
     }
 
 
-def _report(requests: int, m: dict[str, Any]) -> None:
-    print(
+def _report(targets: Targets, requests: int, m: dict[str, Any]) -> None:
+    targets.note(
         f"{requests:>8,} requests: check {m['seconds']:6.2f} s "
         f"({m['lines'] / m['seconds']:>9,.0f} lines/s end to end; download "
         f"{m['download_seconds']:5.2f} s, aggregation {m['aggregate_seconds']:5.2f} s = "
@@ -216,7 +218,10 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--pipeline", type=int, default=100_000, help="transcripts (0: skip)")
+    parser.add_argument("--quick", action="store_true", help="5,000 / 50,000; pipeline 5,000")
     args = parser.parse_args()
+    if args.quick:
+        args.small, args.large, args.pipeline = 5_000, 50_000, 5_000
     with tempfile.TemporaryDirectory(prefix="kyro-bench-check-") as tmp:
         folder = Path(tmp)
         (folder / "emulator").mkdir()
@@ -246,21 +251,33 @@ def main() -> None:
         finally:
             os.kill(emulator.pid, signal.SIGTERM)
             emulator.wait(30)
-    _report(args.small, small)
-    _report(args.large, large)
+    targets = Targets(f"check: {args.small:,} and {args.large:,} requests on the emulator")
+    _report(targets, args.small, small)
+    _report(targets, args.large, large)
     rate = large["lines"] / large["aggregate_seconds"]
-    ratio = large["peak_rss_kb"] / small["peak_rss_kb"]
-    print(f"aggregation throughput at {args.large:,}: {rate:,.0f} lines/s (budget >= 100,000)")
-    print(f"peak RSS ratio {args.large:,} / {args.small:,}: {ratio:.2f} (budget <= 1.3)")
+    targets.limit(f"aggregation at {args.large:,}", rate, at_least=100_000, unit="lines/s")
+    targets.ratio(
+        f"check peak RSS {args.large:,} vs {args.small:,}",
+        large["peak_rss_kb"] / 1024,
+        small["peak_rss_kb"] / 1024,
+        at_most=1.3,
+        unit="MiB",
+    )
     if staged is not None and plain is not None:
         for label, m in (("1-stage", plain), ("3-stage", staged)):
-            print(
+            targets.note(
                 f"{label} job of {args.pipeline:,} transcripts: {m['checks']} checks, "
                 f"{m['seconds']:6.2f} s, check peak RSS {m['peak_rss_kb'] / 1024:6.1f} MiB, "
                 f"submit peak RSS {m['submit_peak_rss_kb'] / 1024:6.1f} MiB"
             )
-        ratio = staged["peak_rss_kb"] / plain["peak_rss_kb"]
-        print(f"peak RSS ratio 3-stage / 1-stage check: {ratio:.2f} (budget <= 1.3)")
+        targets.ratio(
+            "check peak RSS 3-stage vs 1-stage job",
+            staged["peak_rss_kb"] / 1024,
+            plain["peak_rss_kb"] / 1024,
+            at_most=1.3,
+            unit="MiB",
+        )
+    targets.finish()
 
 
 def _child(argv: list[str]) -> None:

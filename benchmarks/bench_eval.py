@@ -1,6 +1,7 @@
 """kyro.eval benchmark: per-item overhead against a bare loop, and memory against the item count.
 
-Run: ``python3 benchmarks/bench_eval.py`` (under a minute).
+Run: ``python3 benchmarks/bench_eval.py [--quick]`` (under a minute; ``--quick``: 5,000 items, RSS
+at 5,000 and 50,000).
 
 1. Overhead. 10,000 items through a trivial async component (one ``await asyncio.sleep(0)``,
    then ``upper()``) scored by two deterministic scorers (``exact_match``, ``contains``), at
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from _targets import Targets, child_peak_mib
 
 from kyro.eval import evaluate, scorer
 
@@ -75,20 +77,23 @@ async def kyro(data: list[dict[str, Any]]) -> float:
     return elapsed
 
 
-def overhead() -> bool:
-    """Print the per-item times and the ratio; True when the target is met."""
-    data = list(items(ITEMS))
+def overhead(targets: Targets, count: int) -> None:
+    """The per-item time of kyro.eval against the bare loop, best of ROUNDS each."""
+    data = list(items(count))
     bare_times, kyro_times = [], []
     for _ in range(ROUNDS):
         bare_times.append(asyncio.run(bare(data)))
         kyro_times.append(asyncio.run(kyro(data)))
     best_bare, best_kyro = min(bare_times), min(kyro_times)
-    ratio = best_bare / best_kyro
-    print(f"overhead: {ITEMS:,} items, concurrency {CONCURRENCY}, exact_match + contains")
-    print(f"  bare gather + semaphore  {best_bare * 1e6 / ITEMS:7.1f} µs/item")
-    print(f"  kyro.eval.evaluate       {best_kyro * 1e6 / ITEMS:7.1f} µs/item")
-    print(f"  ratio (bare ÷ kyro)      {ratio:7.2f}×  (target ≥ 0.9×)")
-    return ratio >= 0.9
+    targets.note(f"{count:,} items, concurrency {CONCURRENCY}, exact_match + contains")
+    targets.ratio(
+        "evaluate vs bare gather + semaphore",
+        best_kyro * 1e6 / count,
+        best_bare * 1e6 / count,
+        at_least=0.9,
+        unit="µs/item",
+        faster=True,
+    )
 
 
 def rss_child(n: int) -> None:
@@ -108,34 +113,29 @@ def rss_child(n: int) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 
 
-def memory() -> bool:
-    """Print peak RSS per size and their ratio; True when the target is met."""
-    peaks = []
-    for n in RSS_SIZES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--rss", str(n)], capture_output=True, text=True, check=True
-        )
-        peaks.append(int(out.stdout.split()[-1]))
-    ratio = peaks[1] / peaks[0]
-    small, large = RSS_SIZES
-    print(
-        f"memory: peak RSS {peaks[0] / 1024:.1f} MiB at {small:,} items, "
-        f"{peaks[1] / 1024:.1f} MiB at {large:,}: ratio {ratio:.2f}× (target ≤ 1.3×)"
+def memory(targets: Targets, sizes: tuple[int, int]) -> None:
+    """Peak RSS of a fresh child per size, and their ratio."""
+    peaks = [child_peak_mib(__file__, "--rss", str(n)) for n in sizes]
+    small, large = sizes
+    targets.ratio(
+        f"evaluate peak RSS {large:,} vs {small:,} items",
+        peaks[1],
+        peaks[0],
+        at_most=1.3,
+        unit="MiB",
     )
-    return ratio <= 1.3
 
 
-def main() -> int:
+def main(quick: bool) -> int:
     """Run both measurements; exit 1 when a target is missed."""
-    started = time.perf_counter()
-    ok = overhead()
-    ok = memory() and ok
-    print(f"total {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    targets = Targets("kyro.eval: per-item overhead and memory")
+    overhead(targets, 5_000 if quick else ITEMS)
+    memory(targets, (5_000, 50_000) if quick else RSS_SIZES)
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--rss"]:
         rss_child(int(sys.argv[2]))
     else:
-        sys.exit(main())
+        sys.exit(main("--quick" in sys.argv[1:]))

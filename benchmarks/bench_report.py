@@ -5,7 +5,7 @@ each) are rendered with ``kyro report``'s code path (one pass, a sampled table o
 Printed: the peak of Python's traced allocations for each (target: the larger file ≤ 1.3 × the
 smaller), and transcripts per second, both measured in this process.
 
-Usage: ``python3 benchmarks/bench_report.py [--transcripts N]``
+Usage: ``python3 benchmarks/bench_report.py [--transcripts N] [--quick]`` (``--quick``: 5,000)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tracemalloc
 from pathlib import Path
 
 import msgspec
+from _targets import Targets
 
 from kyro._cost.prices import load_prices
 from kyro._report.html import write_report
@@ -66,15 +67,26 @@ def _measure(folder: Path, count: int) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transcripts", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="5,000 and 50,000 transcripts")
     args = parser.parse_args()
+    if args.quick:
+        args.transcripts = 5_000
     small, large = args.transcripts, args.transcripts * 10
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         peak_small, time_small = _measure(folder, small)
         peak_large, time_large = _measure(folder, large)
-    print(f"{small:,} transcripts: peak {peak_small / 1e6:.1f} MB, {small / time_small:,.0f}/s")
-    print(f"{large:,} transcripts: peak {peak_large / 1e6:.1f} MB, {large / time_large:,.0f}/s")
-    print(f"peak ratio {peak_large / peak_small:.2f}× for 10× the transcripts (target ≤ 1.3×)")
+    targets = Targets(f"HTML report: {small:,} and {large:,} transcripts")
+    targets.note(f"{small:,} transcripts: {small / time_small:,.0f}/s")
+    targets.note(f"{large:,} transcripts: {large / time_large:,.0f}/s")
+    targets.ratio(
+        f"traced peak {large:,} vs {small:,} transcripts",
+        peak_large / 2**20,
+        peak_small / 2**20,
+        at_most=1.3,
+        unit="MiB",
+    )
+    targets.finish()
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Usage::
     python3 benchmarks/reliability.py [--repeat N]
 
 Every scenario runs a real job against the emulator over HTTP on 127.0.0.1 (the scenarios
-live in ``benchmarks/_scenarios.py``, ``benchmarks/_stage_scenarios.py`` and
-``benchmarks/_hostile.py``, shared with ``tests/reliability``). Deterministic scenarios (each
+live in the test-support package ``tests/support/`` — ``scenarios.py``, ``stage_scenarios.py``
+and ``hostile.py`` — shared with ``tests/reliability``). Deterministic scenarios (each
 kill -9 cut point — of submit, of check, and of a pipeline's move from one stage to the
 next — each classified provider failure, each hostile judge reply, each kind of bad input)
 run once; the random
@@ -38,14 +38,14 @@ except ImportError:  # a bare `python3` outside the venv: rerun with the project
         os.execv(str(_VENV_PYTHON), [str(_VENV_PYTHON), __file__, *sys.argv[1:]])
     raise
 
-from _hostile import (  # noqa: E402  # benchmarks/ is on the path just above
+from tests.support.hostile import (  # noqa: E402  # after the interpreter check above
     BAD_INPUTS,
     HOSTILE_REPLIES,
     bad_input_scenario,
     hostile_reply_scenario,
 )
-from _kyro_child import CUTS, STAGE_CUTS  # noqa: E402
-from _scenarios import (  # noqa: E402
+from tests.support.kyro_child import CUTS, STAGE_CUTS  # noqa: E402
+from tests.support.scenarios import (  # noqa: E402
     CLASSIFIED,
     EmulatorProcess,
     Outcome,
@@ -55,7 +55,7 @@ from _scenarios import (  # noqa: E402
     fault_rate_scenario,
     pollers_scenario,
 )
-from _stage_scenarios import stage_crash_scenario  # noqa: E402
+from tests.support.stage_scenarios import stage_crash_scenario  # noqa: E402
 
 
 class Row:

@@ -22,39 +22,43 @@ for test doubles and the provider conformance kit. Everything under ``kyro._*`` 
 
 from __future__ import annotations
 
-from kyro._config.judges import Judge, JudgesConfig
-from kyro._config.loader import load_config
-from kyro._contract import verdict_message, verdict_schema
-from kyro._exceptions import (
-    AuthenticationError,
-    BatchValidationError,
-    BudgetExceededError,
-    JobBusyError,
-    JobPendingError,
-    KyroError,
-    NoJobError,
-    ProviderError,
-    ProviderNotFoundError,
-)
-from kyro._job.batch_judge import BatchJudge
-from kyro._job.job_error import BatchJobError
-from kyro._live.live_judge import KyroJudge
-from kyro._public import present as _present
-from kyro._redact import redact
-from kyro._registry import available_providers, get_provider
-from kyro._state.progress import BatchProgress, JobProgress, StageProgress
-from kyro._verdicts.result_types import (
-    BatchRunResult,
-    Evaluations,
-    JudgeCounts,
-    JudgeVerdict,
-    ResultCounts,
-    RunVerdict,
-    StepCounts,
-    StepOutcome,
-    TranscriptEvaluation,
-)
-from kyro._verdicts.vote import VoteSettings
+import typing as _typing
+
+from kyro._public import lazy_face as _lazy_face
+
+if _typing.TYPE_CHECKING:
+    from kyro._config.judges import Judge, JudgesConfig
+    from kyro._config.loader import load_config
+    from kyro._contract import verdict_message, verdict_schema
+    from kyro._exceptions import (
+        AuthenticationError,
+        BatchValidationError,
+        BudgetExceededError,
+        JobBusyError,
+        JobPendingError,
+        KyroError,
+        NoJobError,
+        ProviderError,
+        ProviderNotFoundError,
+    )
+    from kyro._job.batch_judge import BatchJudge
+    from kyro._job.job_error import BatchJobError
+    from kyro._live.live_judge import KyroJudge
+    from kyro._redact import redact
+    from kyro._registry import available_providers, get_provider
+    from kyro._state.progress import BatchProgress, JobProgress, StageProgress
+    from kyro._verdicts.result_types import (
+        BatchRunResult,
+        Evaluations,
+        JudgeCounts,
+        JudgeVerdict,
+        ResultCounts,
+        RunVerdict,
+        StepCounts,
+        StepOutcome,
+        TranscriptEvaluation,
+    )
+    from kyro._verdicts.vote import VoteSettings
 
 __version__ = "0.1.0"
 
@@ -95,5 +99,46 @@ __all__ = [
     "verdict_schema",
 ]
 
-# Reprs, pickles and docs name this face, not the private module defining each name.
-_present(globals(), __all__, __name__)
+# Where each name lives. A name is imported on first use (PEP 562), with the other names of its
+# module, and then named after this face (reprs, pickles and docs say `kyro.X`): so
+# `import kyro` — and `python3 -m kyro --help` — loads no dependency until a name is touched.
+_HOMES = {
+    "AuthenticationError": "kyro._exceptions",
+    "BatchJobError": "kyro._job.job_error",
+    "BatchJudge": "kyro._job.batch_judge",
+    "BatchProgress": "kyro._state.progress",
+    "BatchRunResult": "kyro._verdicts.result_types",
+    "BatchValidationError": "kyro._exceptions",
+    "BudgetExceededError": "kyro._exceptions",
+    "Evaluations": "kyro._verdicts.result_types",
+    "JobBusyError": "kyro._exceptions",
+    "JobPendingError": "kyro._exceptions",
+    "JobProgress": "kyro._state.progress",
+    "Judge": "kyro._config.judges",
+    "JudgeCounts": "kyro._verdicts.result_types",
+    "JudgeVerdict": "kyro._verdicts.result_types",
+    "JudgesConfig": "kyro._config.judges",
+    "KyroError": "kyro._exceptions",
+    "KyroJudge": "kyro._live.live_judge",
+    "NoJobError": "kyro._exceptions",
+    "ProviderError": "kyro._exceptions",
+    "ProviderNotFoundError": "kyro._exceptions",
+    "ResultCounts": "kyro._verdicts.result_types",
+    "RunVerdict": "kyro._verdicts.result_types",
+    "StageProgress": "kyro._state.progress",
+    "StepCounts": "kyro._verdicts.result_types",
+    "StepOutcome": "kyro._verdicts.result_types",
+    "TranscriptEvaluation": "kyro._verdicts.result_types",
+    "VoteSettings": "kyro._verdicts.vote",
+    "available_providers": "kyro._registry",
+    "get_provider": "kyro._registry",
+    "load_config": "kyro._config.loader",
+    "redact": "kyro._redact",
+    "verdict_message": "kyro._contract",
+    "verdict_schema": "kyro._contract",
+}
+__getattr__ = _lazy_face(globals(), _HOMES, __name__)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -8,6 +8,9 @@
   ``fcntl.flock`` is POSIX; on Windows ``msvcrt.locking`` on the first byte is used instead.
   Both are released by the OS when the holding process dies, so a crash never leaves a stale
   lock behind (the lock file itself stays; it is never deleted, which would race).
+* :class:`DurableIO` — those atomic writes as an object a state store takes
+  (:data:`LOCAL_DISK` by default), so tests inject a disk that fails like a full one instead
+  of patching the standard library.
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Protocol
 
 import anyio
 
 from kyro._exceptions import BatchValidationError, JobBusyError
 
 __all__ = [
+    "LOCAL_DISK",
+    "DurableIO",
     "FileLock",
+    "LocalDisk",
     "atomic_write",
     "atomic_writer",
     "fsync_dir",
@@ -98,6 +105,44 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """
     with atomic_writer(path, mode) as file:
         file.write(data)
+
+
+class DurableIO(Protocol):
+    """The durable writes of a job's state folder: the state, downloads, results.
+
+    :class:`LocalDisk` is the real one; a test passes a double (a disk that fails with
+    ENOSPC, one that refuses new files) to :class:`~kyro._state.store.StateStore` or
+    ``BatchJudge(disk=...)``.
+    """
+
+    def atomic_writer(self, path: Path, mode: int = 0o600) -> AbstractContextManager[IO[bytes]]:
+        """A binary file that replaces ``path`` on a clean exit (see :func:`atomic_writer`)."""
+        ...
+
+    def atomic_write(self, path: Path, data: bytes, mode: int = 0o600) -> None:
+        """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_write`)."""
+        ...
+
+
+class LocalDisk:
+    """:class:`DurableIO` on the local file system: this module's atomic writes.
+
+    Example::
+
+        LOCAL_DISK.atomic_write(Path(".kyro/judges.batch-state.json"), b"{}")
+    """
+
+    def atomic_writer(self, path: Path, mode: int = 0o600) -> AbstractContextManager[IO[bytes]]:
+        """A binary file that replaces ``path`` on a clean exit (see :func:`atomic_writer`)."""
+        return atomic_writer(path, mode)
+
+    def atomic_write(self, path: Path, data: bytes, mode: int = 0o600) -> None:
+        """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_write`)."""
+        atomic_write(path, data, mode)
+
+
+LOCAL_DISK = LocalDisk()
+"""The durable I/O every store uses unless it is given another."""
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

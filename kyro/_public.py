@@ -14,10 +14,11 @@ that wrote them. A class whose annotations name something only a type checker se
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterable, Mapping
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-__all__ = ["present"]
+__all__ = ["lazy_face", "present"]
 
 
 def _private(module: str) -> bool:
@@ -27,6 +28,8 @@ def _private(module: str) -> bool:
 
 def _resolve_annotations(cls: type) -> None:
     """Replace ``cls``'s own string annotations by the objects they name, where all resolve."""
+    import inspect  # here, not at the top: a face is imported by every command, even `--help`
+
     own = inspect.get_annotations(cls)
     if not any(isinstance(value, str) for value in own.values()):
         return
@@ -53,3 +56,33 @@ def present(namespace: Mapping[str, object], names: Iterable[str], face: str) ->
     for value in exported:
         if _private(getattr(value, "__module__", "")):
             value.__module__ = face
+
+
+def lazy_face(
+    namespace: dict[str, Any], homes: Mapping[str, str], face: str
+) -> Callable[[str], Any]:
+    """A face's module ``__getattr__`` (PEP 562): each name is imported on first use.
+
+    ``homes`` maps each name to the module defining it. Touching one name loads every name
+    of the face from that module and presents them together (:func:`present`), so a
+    module's classes take the face's ``__module__`` at once. Why lazily: ``import kyro`` —
+    and so ``python3 -m kyro --help`` — then loads none of httpx, the builder or the job
+    runner; a command pays for the names it uses.
+
+    Example::
+
+        __getattr__ = lazy_face(globals(), {"BatchJudge": "kyro._job.batch_judge"}, __name__)
+    """
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {face!r} has no attribute {name!r}")
+        module = importlib.import_module(home)
+        names = [other for other, where in homes.items() if where == home]
+        for other in names:
+            namespace[other] = getattr(module, other)
+        present(namespace, names, face)
+        return namespace[name]
+
+    return __getattr__

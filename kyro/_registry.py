@@ -17,7 +17,6 @@ provider-free.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -55,6 +54,9 @@ class _EntryPointLike(Protocol):
 
 
 def _installed_entry_points() -> Iterable[_EntryPointLike]:
+    # Imported on first use: importlib.metadata costs a command that never looks a provider up.
+    import importlib.metadata
+
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 

@@ -156,9 +156,11 @@ async def send_with_retries(
         await response.aclose()
         raise _RetryableResponse(response, delay if delay is not None and delay > 0 else None)
 
-    # The first try runs bare: nearly every call needs no retry, and building tenacity's
-    # retrying object per call is a real share of a fast (local) request's cost. A first try
-    # that raises starts the machinery, which replays it as attempt 1, timed from its start.
+    # Why the first try runs bare: nearly every call needs no retry, and building tenacity's
+    # retrying object (stop, wait and retry objects, a call state) per call is a real share of
+    # a fast (local) request's cost. Behaviour is the same either way: a first try that raises
+    # starts the machinery, which replays that error as attempt 1, timed from its start, so
+    # the policy's attempt count and elapsed-time limit see exactly what they would have.
     try:
         return await attempt()
     except Exception as exc:

@@ -19,24 +19,28 @@ Example::
 
 from __future__ import annotations
 
-from kyro._exceptions import AuthenticationError, BatchValidationError, KyroError, ProviderError
-from kyro._provider import BatchProvider, CommandLineHooks, LiveProvider
-from kyro._public import present as _present
-from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
-from kyro._types import (
-    BatchError,
-    BatchLimits,
-    BatchState,
-    BatchStatus,
-    JudgeRequest,
-    Message,
-    RequestCounts,
-    ResponseSchema,
-    ResultError,
-    ResultLine,
-    Usage,
-    is_terminal,
-)
+import typing as _typing
+
+from kyro._public import lazy_face as _lazy_face
+
+if _typing.TYPE_CHECKING:
+    from kyro._exceptions import AuthenticationError, BatchValidationError, KyroError, ProviderError
+    from kyro._provider import BatchProvider, CommandLineHooks, LiveProvider
+    from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
+    from kyro._types import (
+        BatchError,
+        BatchLimits,
+        BatchState,
+        BatchStatus,
+        JudgeRequest,
+        Message,
+        RequestCounts,
+        ResponseSchema,
+        ResultError,
+        ResultLine,
+        Usage,
+        is_terminal,
+    )
 
 __all__ = [
     "AuthenticationError",
@@ -64,5 +68,36 @@ __all__ = [
     "send_with_retries",
 ]
 
-# Reprs, pickles and docs name this face, not the private module defining each name.
-_present(globals(), __all__, __name__)
+# Where each name lives, imported on first use and then named after this face (see
+# kyro/__init__.py): a provider's encoder needs the request types, not httpx and tenacity.
+# The errors both faces export are taken from `kyro`, which names them.
+_HOMES = {
+    "AuthenticationError": "kyro",
+    "BatchError": "kyro._types",
+    "BatchLimits": "kyro._types",
+    "BatchProvider": "kyro._provider",
+    "BatchState": "kyro._types",
+    "BatchStatus": "kyro._types",
+    "BatchValidationError": "kyro",
+    "CommandLineHooks": "kyro._provider",
+    "JudgeRequest": "kyro._types",
+    "KyroError": "kyro",
+    "LiveProvider": "kyro._provider",
+    "Message": "kyro._types",
+    "ProviderError": "kyro",
+    "RequestCounts": "kyro._types",
+    "ResponseSchema": "kyro._types",
+    "ResultError": "kyro._types",
+    "ResultLine": "kyro._types",
+    "RetryPolicy": "kyro._retry",
+    "Usage": "kyro._types",
+    "header_problem": "kyro._retry",
+    "is_terminal": "kyro._types",
+    "retry_after_seconds": "kyro._retry",
+    "send_with_retries": "kyro._retry",
+}
+__getattr__ = _lazy_face(globals(), _HOMES, __name__)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

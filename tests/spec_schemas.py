@@ -9,7 +9,7 @@ properties stay strict.
 
 Example::
 
-    from spec_schemas import validate_component, validate_response
+    from tests.spec_schemas import validate_component, validate_response
 
     validate_component("BatchRequestOutput", line)
     validate_response("/batches/{batch_id}", "get", response.json())

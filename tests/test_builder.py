@@ -8,7 +8,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from plan_helpers import make_config, make_judge, texts
 
 from kyro import BatchValidationError
 from kyro._build.plan_build import build_shards
@@ -18,6 +17,7 @@ from kyro._transcript_index import iter_index
 from kyro._transcripts import Transcript
 from kyro.provider import BatchLimits, JudgeRequest, Message
 from kyro_openai import OPENAI_LIMITS, encode_request
+from tests.plan_helpers import make_config, make_judge, texts
 
 BIG = BatchLimits(max_requests=1_000_000, max_bytes=1 << 40)
 

@@ -100,6 +100,7 @@ def test_bad_arguments_exit_2(
     project: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     """Malformed --var, --runs or limits exit with 2 and say what is wrong."""
+    code: int | str | None
     try:
         code = plan(project, *args)
     except SystemExit as exc:  # refused by the argument parser itself

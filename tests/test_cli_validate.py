@@ -62,6 +62,7 @@ def test_validate_steps_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_validate_shows_where_each_model_comes_from(tmp_path: Path) -> None:
     """--model wins over KYRO_MODEL, which wins over the provider default; each is named."""
     path = tmp_path / "judges.yml"
@@ -101,6 +102,7 @@ def test_validate_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> Non
     assert "python3 -m kyro validate examples/judges.yml" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_validate_example_in_a_subprocess() -> None:
     """`python -m kyro validate examples/judges.yml` runs as a real process and exits 0."""
     done = subprocess.run(

@@ -272,3 +272,14 @@ def test_non_utf8_config(tmp_path: Path) -> None:
         load_config(path)
     assert (info.value.line, info.value.column) == (3, 15)
     assert "not UTF-8 text (byte 0xff)" in info.value.message
+
+
+def test_a_scalar_the_yaml_library_cannot_convert_is_a_clear_error(tmp_path: Path) -> None:
+    """``._`` (resolved as a float the YAML library then cannot read) names the file, no crash."""
+    config = tmp_path / "judges.yml"
+    config.write_text("._", encoding="utf-8")
+    with pytest.raises(BatchValidationError) as info:
+        load_config(config)
+    assert info.value.path == str(config)
+    assert info.value.message.startswith("invalid YAML: a value cannot be read")
+    assert "quote it" in info.value.message

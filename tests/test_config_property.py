@@ -13,6 +13,8 @@ from ruamel.yaml import YAML
 
 from kyro import BatchValidationError, JudgesConfig, load_config
 
+pytestmark = pytest.mark.slow  # hypothesis: hundreds of generated configs and templates
+
 JUDGE_KEYS = [
     "name",
     "prompt",

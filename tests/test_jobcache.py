@@ -10,7 +10,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from plan_helpers import make_config, make_judge, texts
 
 from kyro import VoteSettings
 from kyro._build.plan_build import build_shards
@@ -21,6 +20,7 @@ from kyro._verdicts.job_cache import JobCache
 from kyro._verdicts.reply_cache import CacheError
 from kyro.provider import ResultError, ResultLine, Usage
 from kyro_openai import OPENAI_LIMITS, encode_request
+from tests.plan_helpers import make_config, make_judge, texts
 
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 50}))
 OK = json.dumps({"status": "SUCCESS", "root_cause": "polite"})

@@ -316,6 +316,7 @@ def test_public_layers_import_only_names_a_face_exports() -> None:
     assert unexported == []
 
 
+@pytest.mark.slow  # a fresh interpreter in a child process
 def test_import_kyro_and_its_faces_import_no_provider() -> None:
     """``import kyro`` (and its provider and testing faces) loads no provider package."""
     code = (

@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import pytest
-from pipeline_helpers import PLANS, assert_outcomes, responder, write_pipeline
 
 from kyro import BatchValidationError, KyroJudge, ProviderError, TranscriptEvaluation, load_config
 from kyro._contract import verdict_message
@@ -20,6 +19,7 @@ from kyro.cli import main
 from kyro_local import LocalProvider
 from kyro_openai import DEFAULT_MODEL
 from kyro_openai.testing import Emulator, serve
+from tests.pipeline_helpers import PLANS, assert_outcomes, responder, write_pipeline
 
 
 @pytest.fixture
@@ -130,6 +130,7 @@ async def test_run_many_matches_and_keeps_order(tmp_path: Path) -> None:
     assert peak == 2
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_pipeline_outcomes_over_http(tmp_path: Path, served: str) -> None:
     """The same outcomes through LocalProvider over the emulator's chat endpoint on 127.0.0.1."""
     config, data = write_pipeline(tmp_path)

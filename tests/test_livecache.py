@@ -7,12 +7,12 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-from plan_helpers import make_config, make_judge, texts
 
 from kyro._live.live_cache import LiveCache
 from kyro._plan.planner import plan_requests
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro.provider import JudgeRequest, ResultError, ResultLine, Usage
+from tests.plan_helpers import make_config, make_judge, texts
 
 OK = json.dumps({"status": "SUCCESS", "root_cause": "fine"})
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 20}))

@@ -6,7 +6,6 @@ import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from plan_helpers import make_config, make_judge, texts
 
 from kyro import BatchValidationError, verdict_schema
 from kyro._contract import VERDICT_INSTRUCTIONS
@@ -15,6 +14,7 @@ from kyro._plan.planner import aplan_requests, plan_requests
 from kyro._plan.preflight import Preflight
 from kyro._transcripts import Transcript
 from kyro.provider import Message
+from tests.plan_helpers import make_config, make_judge, texts
 
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -130,7 +130,7 @@ def test_numbers_and_booleans_are_variables_as_text() -> None:
     """Run-level numbers and booleans render as YAML variables do: as written, true/false."""
     config = make_config(make_judge("v", "n={{variables.n}} x={{variables.x}} ok={{variables.ok}}"))
     variables = {"n": 3, "x": 0.5, "ok": False}
-    (request,) = plan_requests(config, texts(1), variables=variables)  # type: ignore[arg-type]
+    (request,) = plan_requests(config, texts(1), variables=variables)
     assert request.messages[-1].content == "n=3 x=0.5 ok=false"
 
 

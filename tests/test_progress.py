@@ -11,7 +11,9 @@ from kyro.provider import BatchState, RequestCounts
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def _attempt(number: int, lines: int, counts: RequestCounts | None, state: BatchState | None):
+def _attempt(
+    number: int, lines: int, counts: RequestCounts | None, state: BatchState | None
+) -> SubmissionState:
     return SubmissionState(
         attempt=number,
         file=f"shards/s.attempt-{number}.jsonl",

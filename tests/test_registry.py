@@ -108,6 +108,7 @@ def test_installed_registry_finds_the_openai_provider() -> None:
     assert provider.name == "openai"
 
 
+@pytest.mark.slow  # a fresh interpreter in a child process
 def test_get_provider_imports_only_the_requested_provider() -> None:
     """Loading openai in a fresh process does not import the local provider."""
     code = (

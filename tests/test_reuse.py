@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from plan_helpers import make_config, make_judge, texts
 
 from kyro._build.plan_build import build_shards
 from kyro._cost.estimate import CostEstimator
@@ -16,6 +16,7 @@ from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro.provider import JudgeRequest, ResultLine
 from kyro_openai import OPENAI_LIMITS, encode_request
+from tests.plan_helpers import make_config, make_judge, texts
 
 VERDICT = json.dumps({"status": "SUCCESS", "root_cause": "fine"})
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 100}))
@@ -30,7 +31,7 @@ def _fill(cache: ReplyCache, transcript: int, runs: list[int]) -> None:
         assert cache.put(keys.key(request, run=run), line)
 
 
-def _build(tmp_path: Path, gate: RequestGate, *, samples: bool) -> list[dict[str, object]]:
+def _build(tmp_path: Path, gate: RequestGate, *, samples: bool) -> list[dict[str, Any]]:
     out = tmp_path / f"shards-{samples}"
     build_shards(
         CONFIG,
@@ -126,3 +127,26 @@ def test_request_keys_ignore_samples() -> None:
     assert isinstance(carried, JudgeRequest)
     assert carried.samples == 3
     assert RequestKeys("openai").key(single, run=0) == RequestKeys("openai").key(carried, run=0)
+
+
+def test_gate_without_cache_counts_runs_of_a_judge_as_one_add_each() -> None:
+    """Counting a transcript's runs together gives the estimator the same lines as one by one."""
+    config = make_config(
+        make_judge("tone", params={"max_tokens": 100}), make_judge("facts", model="gpt-4o")
+    )
+    names = [judge.name for judge in config.judges]
+    requests = list(plan_requests(config, texts(3), runs=3))
+    grouped = CostEstimator(load_prices(), "openai")
+    gate = RequestGate(names, estimator=grouped)
+    by_transcript = [requests[i : i + 6] for i in range(0, len(requests), 6)]
+    sent = [request for chunk in by_transcript for request in gate.take(chunk)]
+    single = CostEstimator(load_prices(), "openai")
+    for request in requests:
+        single.add(names[int(request.custom_id.split("-j")[1][0])], request)
+    assert sent == requests
+    assert gate.sent_runs == 18
+    assert grouped.lines() == single.lines()
+    assert [(line.judge, line.runs, line.requests) for line in grouped.lines()] == [
+        ("tone", 9, 9),
+        ("facts", 9, 9),
+    ]

@@ -24,6 +24,7 @@ from kyro import (
 from kyro._files import FileLock, atomic_write, atomic_writer
 from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
 from kyro.provider import RequestCounts, Usage
+from tests.support.disk import DISK_FAULTS, DiskFault, FailingDisk
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 
@@ -152,6 +153,26 @@ def test_an_unwritable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert str(blocker / "state") in str(info.value)
     assert "Nothing was changed" in str(info.value)
     assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("fault", DISK_FAULTS)
+def test_a_store_on_a_failing_disk_keeps_the_saved_state(tmp_path: Path, fault: DiskFault) -> None:
+    """A save through a failing disk names the folder and leaves the last saved state intact."""
+    StateStore(tmp_path / "judges.yml").save(_state(job_id="kept"))
+    disk = FailingDisk(fault, "batch-state")
+    store = StateStore(tmp_path / "judges.yml", disk=disk)
+    before = store.state_path.read_bytes()
+    with pytest.raises(BatchValidationError) as info:
+        store.save(_state(job_id="lost"))
+    assert disk.failed == [store.state_path]
+    assert str(store.state_dir) in str(info.value)
+    reason = "No space left on device" if fault == "enospc" else "Permission denied"
+    assert reason in str(info.value)
+    assert store.state_path.read_bytes() == before
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.job_id == "kept"
+    assert list(store.state_dir.glob("*.tmp")) + list(store.state_dir.glob(".*.tmp")) == []
 
 
 def test_clear_keeps_the_results_file(tmp_path: Path) -> None:
@@ -285,6 +306,7 @@ anyio.run(main)
 """
 
 
+@pytest.mark.slow  # child processes
 async def test_lock_excludes_a_second_process(tmp_path: Path) -> None:
     """Another process cannot take the lock while it is held, and can once it is released."""
     path = tmp_path / "judges.batch.lock"
@@ -299,6 +321,7 @@ async def test_lock_excludes_a_second_process(tmp_path: Path) -> None:
     assert free.stdout.decode().strip() == "acquired"
 
 
+@pytest.mark.slow  # child processes
 def test_lock_is_freed_when_its_process_dies(tmp_path: Path) -> None:
     """A holder killed mid-job leaves no stale lock behind."""
     path = tmp_path / "judges.batch.lock"

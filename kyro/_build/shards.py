@@ -213,7 +213,11 @@ class ShardBuilder:
         shard.last = custom_id
         shard.lines += 1
         shard.bytes += size
-        self._count_tokens(request.messages)
+        # The runs of one transcript × judge share one messages tuple: count it once.
+        messages = request.messages
+        if messages is not self._last_messages:
+            self._count_tokens(messages)
+        self._tokens += self._last_tokens
         if len(shard.buffer) >= _FLUSH_AT:
             self._flush(shard)
         return True
@@ -235,7 +239,9 @@ class ShardBuilder:
         shard.ids.add(request.custom_id)
         shard.lines = 1
         shard.bytes = size
-        self._count_tokens(request.messages)
+        if request.messages is not self._last_messages:
+            self._count_tokens(request.messages)
+        self._tokens += self._last_tokens
         return True
 
     def add_all(self, requests: Iterable[JudgeRequest]) -> int:
@@ -248,14 +254,11 @@ class ShardBuilder:
         return added
 
     def _count_tokens(self, messages: tuple[Message, ...]) -> None:
-        # The runs of one transcript × judge share one messages tuple: count it once.
-        if messages is not self._last_messages:
-            chars = 0
-            for message in messages:
-                chars += len(message.content)
-            self._last_messages = messages
-            self._last_tokens = (chars + 3) // 4
-        self._tokens += self._last_tokens
+        chars = 0
+        for message in messages:
+            chars += len(message.content)
+        self._last_messages = messages
+        self._last_tokens = (chars + 3) // 4
 
     def _problem(self, kind: ProblemKind, message: str, custom_id: str) -> None:
         report(self.preflight, PreflightProblem(kind=kind, message=message, custom_id=custom_id))

@@ -119,6 +119,13 @@ def parse_yaml(text: str, path: str) -> YamlDocument:
         raise BatchValidationError(
             "invalid YAML: the document is nested too deeply", path=path
         ) from exc
+    except ValueError as exc:
+        # The YAML library's own converters can fail on a scalar its resolver accepted
+        # (``._`` is taken for a float); that is bad input, never a crash.
+        raise BatchValidationError(
+            f"invalid YAML: a value cannot be read ({exc}); quote it to make it a string",
+            path=path,
+        ) from exc
     return YamlDocument(root, path)
 
 

@@ -80,7 +80,7 @@ class CostTotals(msgspec.Struct, frozen=True, kw_only=True):
 class CostEstimator:
     """Accumulates planned requests per judge × model and prices them (see the module doc)."""
 
-    __slots__ = ("_last", "_lines", "batch", "provider", "table")
+    __slots__ = ("_judge_line", "_last", "_lines", "batch", "provider", "table")
 
     def __init__(self, table: PriceTable, provider: str, *, batch: bool = True) -> None:
         self.table = table
@@ -88,6 +88,11 @@ class CostEstimator:
         self.batch = batch
         self._lines: dict[tuple[str, str], CostLine] = {}
         self._last: tuple[tuple[Message, ...], int] | None = None
+        # The previous request's judge, model, params (and a copy, so a dict changed in place
+        # is noticed), its line and output cap: the requests of one judge come in runs, and
+        # this skips the lookups for every request after the first.
+        self._judge_line: tuple[str, str, dict[str, Any], dict[str, Any], CostLine, int | None]
+        self._judge_line = ("", "", {}, {}, CostLine(judge="", model=""), None)
 
     def _line(self, judge: str, model: str) -> CostLine:
         line = self._lines.get((judge, model))
@@ -95,26 +100,36 @@ class CostEstimator:
             line = self._lines[(judge, model)] = CostLine(judge=judge, model=model)
         return line
 
-    def add(self, judge: str, request: JudgeRequest, *, samples: int = 1) -> None:
-        """Count one request to be sent, carrying ``samples`` runs (``n``)."""
-        line = self._line(judge, request.model)
+    def add(self, judge: str, request: JudgeRequest, *, samples: int = 1, count: int = 1) -> None:
+        """Count ``count`` requests like ``request`` to be sent, each carrying ``samples`` runs."""
+        last_judge, last_model, params, seen, line, cap = self._judge_line
+        if not (
+            judge == last_judge
+            and request.model == last_model
+            and request.params is params
+            and params == seen
+        ):
+            params = request.params
+            line = self._line(judge, request.model)
+            cap = max_tokens_of(params)
+            self._judge_line = (judge, request.model, params, dict(params), line, cap)
         last = self._last
         if last is not None and last[0] is request.messages:
             tokens = last[1]
         else:
             tokens = estimate_tokens(request.messages)
             self._last = (request.messages, tokens)
-        line.runs += samples
-        line.requests += 1
-        line.input_tokens += tokens
-        line.saved_input_tokens += tokens * (samples - 1)
-        cap = max_tokens_of(request.params)
+        runs = samples * count
+        line.runs += runs
+        line.requests += count
+        line.input_tokens += tokens * count
+        line.saved_input_tokens += tokens * (samples - 1) * count
         if cap is None:
-            line.uncapped_samples += samples
+            line.uncapped_samples += runs
         else:
-            line.ceiling_output_tokens += cap * samples
+            line.ceiling_output_tokens += cap * runs
         typical = self.table.typical_output_tokens
-        line.typical_output_tokens += (typical if cap is None else min(typical, cap)) * samples
+        line.typical_output_tokens += (typical if cap is None else min(typical, cap)) * runs
 
     def add_cached(self, judge: str, model: str, runs: int = 1) -> None:
         """Count runs the cache answers: planned, never sent, never billed."""

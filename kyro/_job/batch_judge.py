@@ -38,6 +38,7 @@ from kyro._cost.budget import budget_of
 from kyro._cost.estimate import CostEstimator, check_budget
 from kyro._cost.prices import PriceTable
 from kyro._exceptions import BatchValidationError, BudgetExceededError
+from kyro._files import LOCAL_DISK, DurableIO
 from kyro._job.check import run_check
 from kyro._job.recovery import now
 from kyro._job.runner import JobRunner, JobSettings
@@ -90,6 +91,8 @@ class BatchJudge:
     (``cache_max_bytes`` caps the folder, default 1 GiB, oldest entries evicted first).
     ``prices`` overrides kyro's price table (a table or a prices file); ``samples=False``
     sends every run as its own request even where the provider supports ``n``.
+    ``disk`` carries the state folder's durable writes (state, downloads, results): the
+    local file system by default; tests pass a double that fails like a full disk.
     ``submit(max_cost=...)`` refuses a job whose cost ceiling passes the budget.
 
     Example::
@@ -116,6 +119,7 @@ class BatchJudge:
         cache_max_bytes: int | None = None,
         prices: PriceTable | str | Path | None = None,
         samples: bool = True,
+        disk: DurableIO = LOCAL_DISK,
     ) -> None:
         if max_resubmits < 0:
             raise ValueError("max_resubmits must be 0 or more")
@@ -148,7 +152,7 @@ class BatchJudge:
             lock_timeout=lock_timeout,
         )
         self._runner = JobRunner(
-            StateStore(self._config_path, Path(state_dir) if state_dir else None),
+            StateStore(self._config_path, Path(state_dir) if state_dir else None, disk=disk),
             provider,
             owner=str(self._config_path.resolve()),
             fallback=fallback,

@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 
 from kyro._exceptions import KyroError
-from kyro._files import atomic_writer
+from kyro._files import LOCAL_DISK, DurableIO
 from kyro._provider import BatchProvider
 from kyro._transcript_index import iter_index
 from kyro._types import ResultLine
@@ -33,11 +33,13 @@ _line_decoder = msgspec.json.Decoder(ResultLine)
 _FLUSH_AT = 1 << 20
 
 
-async def download_results(provider: BatchProvider, batch_id: str, path: Path) -> int:
+async def download_results(
+    provider: BatchProvider, batch_id: str, path: Path, *, disk: DurableIO = LOCAL_DISK
+) -> int:
     """Stream every result line of ``batch_id`` into ``path`` (atomically); return the count."""
     count = 0
     buffer = bytearray()
-    with atomic_writer(path) as file:
+    with disk.atomic_writer(path) as file:
         async for line in provider.results(batch_id):
             _encoder.encode_into(line, buffer, -1)
             buffer.extend(b"\n")
@@ -83,6 +85,7 @@ def aggregate(
     thresholds: Sequence[float] = (),
     samples: int = 1,
     reuse_dir: Path | None = None,
+    disk: DurableIO = LOCAL_DISK,
 ) -> Collected:
     """Read every download; return the retryable ids and, with ``finish``, the written result.
 
@@ -114,7 +117,9 @@ def aggregate(
             retryable = frozenset(aggregator.retryable())
             if not finish:
                 return Collected(retryable=retryable)
-            result = aggregator.finish(iter_index(index_path), results_path, job_id=job_id)
+            result = aggregator.finish(
+                iter_index(index_path), results_path, job_id=job_id, disk=disk
+            )
             if job_cache is not None:
                 _store(job_cache, downloads)
             return Collected(retryable=retryable, result=result)
@@ -153,6 +158,7 @@ class Aggregation(msgspec.Struct, frozen=True, kw_only=True):
     thresholds: tuple[float, ...]
     samples: int
     reuse_dir: Path | None
+    disk: DurableIO = LOCAL_DISK
 
     def run(self, *, finish: bool) -> Collected:
         """Aggregate the downloads (blocking file I/O: call it in a worker thread)."""

@@ -32,7 +32,6 @@ from kyro._build.resubmit_files import filter_shard
 from kyro._config.judges import JudgesConfig
 from kyro._config.loader import load_config
 from kyro._exceptions import BatchValidationError, JobPendingError, NoJobError
-from kyro._files import atomic_write
 from kyro._job.collect import Aggregation, Collected, download_results
 from kyro._job.job_error import BatchJobError, JobEndStatus
 from kyro._job.recovery import batch_metadata, now, recover, shard_file
@@ -263,10 +262,12 @@ class JobRunner:
                     if attempt.state == "failed":
                         # Refused as a whole: nothing ran, so there is nothing to fetch; its
                         # requests read as missing, and the batch's errors travel in the state.
-                        atomic_write(path, b"")
+                        self.store.disk.atomic_write(path, b"")
                     else:
                         provider = self.provider_for(attempt.via)
-                        await download_results(provider, attempt.batch_id, path)
+                        await download_results(
+                            provider, attempt.batch_id, path, disk=self.store.disk
+                        )
                 shard = shard.with_attempt(replace(attempt, downloaded=True))
                 state = state.with_shard(shard)
                 self.store.save(state)
@@ -294,6 +295,7 @@ class JobRunner:
             thresholds=tuple(state.pass_thresholds.get(name, 0.5) for name in state.judges),
             samples=state.samples,
             reuse_dir=reuse_dir_of(self.store),
+            disk=self.store.disk,
         )
 
     async def collect(self, state: JobState) -> Collected:

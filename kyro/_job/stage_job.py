@@ -30,7 +30,6 @@ import msgspec
 from kyro._build.shards import BuildSummary
 from kyro._config.judges import JudgesConfig, recorded_models
 from kyro._exceptions import BatchValidationError
-from kyro._files import atomic_writer
 from kyro._job.collect import read_download
 from kyro._job.runner import JobRunner
 from kyro._job.stage_build import build_stage
@@ -196,7 +195,7 @@ def _finish(
     entries = iter_index(store.index_path)
     entry = next(entries, None)
     unexpected += state.unexpected_lines
-    with atomic_writer(results_path) as file:
+    with store.disk.atomic_writer(results_path) as file:
         writer = ResultsWriter(file, graph.names, pipeline=True, unexpected=unexpected)
         for line in iter_outcomes(outcomes):
             while entry is not None and entry.index < line.index:

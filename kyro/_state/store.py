@@ -33,7 +33,7 @@ import msgspec
 
 from kyro._build.shards import Shard
 from kyro._exceptions import BatchValidationError
-from kyro._files import FileLock, atomic_write
+from kyro._files import LOCAL_DISK, DurableIO, FileLock
 from kyro._state.crosscheck import check_state
 from kyro._state.schema import (
     PIPELINE_STATE_FORMAT,
@@ -80,8 +80,16 @@ class StateStore:
             store.save(state)
     """
 
-    def __init__(self, config_path: str | os.PathLike[str], state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str],
+        state_dir: Path | None = None,
+        *,
+        disk: DurableIO = LOCAL_DISK,
+    ) -> None:
         config = Path(config_path)
+        self.disk = disk
+        """The durable writes of this folder: the state, downloads, results."""
         stem = config.stem
         # Absolute, so the paths recorded in the state (results file) hold from any cwd.
         folder = Path(state_dir) if state_dir is not None else config.parent / ".kyro"
@@ -193,7 +201,7 @@ class StateStore:
             state = msgspec.structs.replace(state, provider_options=options)
         self.ensure_dirs()
         try:
-            atomic_write(self.state_path, _encoder.encode(state))
+            self.disk.atomic_write(self.state_path, _encoder.encode(state))
         except OSError as exc:
             raise self._unwritable(self.state_dir, exc) from exc
 
@@ -228,7 +236,7 @@ class StateStore:
             failure=result.failure,
         )
         try:
-            atomic_write(self.finished_path, _encoder.encode(finished))
+            self.disk.atomic_write(self.finished_path, _encoder.encode(finished))
         except OSError as exc:
             raise self._unwritable(self.state_dir, exc) from exc
         self.clear()

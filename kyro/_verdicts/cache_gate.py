@@ -47,6 +47,18 @@ def _split_id(custom_id: str) -> tuple[str, int, int]:
     return match[1], int(match[2]), int(match[3])
 
 
+def _same_but_run(request: JudgeRequest, other: JudgeRequest) -> bool:
+    """Whether two requests differ only in their run: same messages object, judge and model."""
+    return (
+        request.messages is other.messages
+        and request.params is other.params
+        and request.samples == other.samples
+        and request.model == other.model
+        and request.custom_id[: request.custom_id.rfind("-r")]
+        == other.custom_id[: other.custom_id.rfind("-r")]
+    )
+
+
 class RequestGate:
     """The cache and cost pass over planned requests (see the module docstring)."""
 
@@ -74,12 +86,14 @@ class RequestGate:
         self.sent_runs = 0
         self._pending: list[tuple[JudgeRequest, list[bytes]]] = []
         self._pending_keys = 0
+        # Judge name by custom_id suffix ("-j1-r0"): a plan has judges × runs of them, and
+        # looking one up costs less per request than parsing the id with the regex.
+        self._names: dict[str, str] = {}
 
     def take(self, requests: Sequence[JudgeRequest]) -> list[JudgeRequest]:
         """Queue one transcript's requests; return the requests now known to be sent."""
         if self.cache is None or self.keys is None:
-            for request in requests:
-                self._sent(request, None)
+            self._count(requests)
             return list(requests)
         key = self.keys.key
         for request in requests:
@@ -135,11 +149,38 @@ class RequestGate:
     def _name(self, judge: int) -> str:
         return self.judges[judge] if judge < len(self.judges) else f"judge {judge}"
 
+    def _count(self, requests: Sequence[JudgeRequest]) -> None:
+        """Count requests sent as they are; the runs of one judge are added to the cost at once."""
+        estimator = self.estimator
+        group: JudgeRequest | None = None
+        size = 0
+        for request in requests:
+            self.sent_runs += request.samples
+            if estimator is None:
+                continue
+            if group is not None and _same_but_run(request, group):
+                size += 1
+                continue
+            if group is not None:
+                estimator.add(
+                    self._judge_of(group.custom_id), group, samples=group.samples, count=size
+                )
+            group, size = request, 1
+        if group is not None and estimator is not None:
+            estimator.add(self._judge_of(group.custom_id), group, samples=group.samples, count=size)
+
+    def _judge_of(self, custom_id: str) -> str:
+        suffix = custom_id[custom_id.rfind("-j") :]
+        name = self._names.get(suffix)
+        if name is None:
+            _, judge, _ = _split_id(custom_id)  # the suffix alone decides whether it parses
+            name = self._names[suffix] = self._name(judge)
+        return name
+
     def _sent(self, request: JudgeRequest, run_keys: list[bytes] | None) -> None:
         self.sent_runs += request.samples
         if self.estimator is not None:
-            _, judge, _ = _split_id(request.custom_id)
-            self.estimator.add(self._name(judge), request, samples=request.samples)
+            self.estimator.add(self._judge_of(request.custom_id), request, samples=request.samples)
         if self.on_sent is not None and run_keys is not None:
             head, judge, first = _split_id(request.custom_id)
             for offset, run_key in enumerate(run_keys):

@@ -8,10 +8,10 @@ documented exit codes (see :class:`kyro.cli._exit.ExitCode`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from kyro._exceptions import (
     BatchValidationError,
@@ -21,38 +21,10 @@ from kyro._exceptions import (
     ProviderError,
 )
 from kyro._redact import redact
-from kyro.cli import (
-    _cachecmd,
-    _demo,
-    _emulator,
-    _eval,
-    _htmlreport,
-    _jobs,
-    _plan,
-    _run,
-    _serve,
-    _validate,
-)
-from kyro.cli._crash import report_internal_error
+from kyro.cli._commands import COMMANDS
 from kyro.cli._exit import ExitCode
-from kyro.cli._providers import add_options as add_provider_options
 
 __all__ = ["ExitCode", "main"]
-
-# Each entry: a module with register(subparsers). Sub-commands appear in this order.
-_COMMANDS: tuple[Any, ...] = (
-    _demo,
-    _validate,
-    _plan,
-    _jobs,
-    _run,
-    _eval,
-    _serve,
-    _htmlreport,
-    _cachecmd,
-    _emulator,
-)
-
 
 _EPILOG = """\
 examples:
@@ -67,11 +39,16 @@ exit status: 0 done, 1 --fail-on or --max-cost gate, 2 bad input,
 `python3 -m kyro COMMAND --help` shows each command."""
 
 
-def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+def build_parser(
+    command: str | None = None, *, lazy: bool = False, argv: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered.
 
-    With ``argv``, the provider it asks for (``--provider``, else the command's default) adds
-    its own options to that command's parser, so they parse and show in ``--help``.
+    ``lazy`` loads only the module of ``command`` (None: none at all); every other command is
+    added by name and summary alone, which is all the top-level ``--help`` shows. With
+    ``command`` and ``argv`` (the whole command line), the provider it asks for
+    (``--provider``, else the command's default) adds its own options to that command's
+    parser, so they parse and show in ``--help``.
     """
     parser = argparse.ArgumentParser(
         prog="kyro",
@@ -80,9 +57,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _COMMANDS:
-        module.register(subparsers)
-    add_provider_options(subparsers, argv)
+    wanted = {module for name, module, _ in COMMANDS if name == command or not lazy}
+    registered: set[str] = set()
+    for name, module, summary in COMMANDS:
+        if module not in wanted:
+            subparsers.add_parser(name, help=summary)
+        elif module not in registered:
+            registered.add(module)
+            importlib.import_module(f"kyro.cli.{module}").register(subparsers)
+    if command is not None and argv:
+        # Imported here: the top-level `--help` names no command and loads no provider code.
+        from kyro.cli._providers import add_options
+
+        add_options(subparsers, argv)
     return parser
 
 
@@ -94,10 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kyro.cli import main
         code = main(["validate", "examples/judges.yml"])
     """
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
     try:
-        parser = build_parser(argv)
-    except KyroError as exc:  # a provider whose options clash with kyro's own
+        parser = build_parser(command, lazy=True, argv=argv)
+    except KyroError as exc:  # an unloadable provider, or its options clash with kyro's own
         _say(f"error: {exc}")
         return ExitCode.BAD_INPUT
     args = parser.parse_args(argv)
@@ -132,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.close(devnull)
         return 141
     except Exception as exc:  # a bug in kyro: one line, the traceback kept for the report
+        # Imported here: writing a crash log needs tempfile and traceback, which every
+        # command that does not crash (and `--help`) would otherwise load for nothing.
+        from kyro.cli._crash import report_internal_error
+
         return report_internal_error(exc, verbose=getattr(args, "verbose", 0))
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 
-import httpx
-
 from kyro._exceptions import BatchValidationError
 from kyro._limits import MAX_RUNS, check_runs
 from kyro._redact import redact
@@ -48,6 +46,10 @@ def check_base_url(url: str, option: str) -> str:
 
     A malformed URL is bad input (exit 2), not a network failure to retry.
     """
+    # httpx is imported here, not at the top: every command's options use this module, and
+    # loading httpx costs more than `plan` or `validate` spend on a small job.
+    import httpx
+
     try:
         parsed = httpx.URL(url)
         port = parsed.port

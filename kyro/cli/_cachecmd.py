@@ -13,6 +13,7 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError
 from kyro._verdicts.reply_cache import CACHE_FILE, DEFAULT_MAX_BYTES, ReplyCache
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register"]
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
     """Add the ``cache`` sub-command (``stats`` and ``clear``)."""
     parser = subparsers.add_parser(
         "cache",
-        help="show or clear the reply cache",
+        help=summary("cache"),
         description="The reply cache keeps every verdict a provider returned, keyed by "
         "provider, model, params, messages and run, so a re-run pays only for what changed.",
         epilog=_EPILOG,

@@ -22,6 +22,7 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError, KyroError
 from kyro.cli._argtypes import interval_seconds, run_count
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 from kyro.cli._report import console
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
     """Add ``demo``."""
     parser = subparsers.add_parser(
         "demo",
-        help="run the bundled example end to end on a local emulator (no key, no network)",
+        help=summary("demo"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python3 -m kyro demo\n  python3 -m kyro demo --dir ./demo --runs 5",
     )

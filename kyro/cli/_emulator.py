@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register", "run"]
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "emulator",
-        help="serve a local emulator of a provider's Batch API (OpenAI or Anthropic)",
+        help=summary("emulator"),
         description="Serve a stateful emulator of OpenAI's Files + Batches API and "
         "/v1/chat/completions, or of Anthropic's Message Batches API, with deterministic "
         "emulated judge verdicts.",

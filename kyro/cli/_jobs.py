@@ -20,6 +20,7 @@ from kyro._job.job_error import BatchJobError
 from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._argtypes import interval_seconds
+from kyro.cli._commands import summary
 from kyro.cli._costing import (
     actual_cost_line,
     add_cache_options,
@@ -68,7 +69,7 @@ def register(subparsers: Any) -> None:
     """Add ``submit``, ``check``, ``status`` and ``cancel``."""
     submit = subparsers.add_parser(
         "submit",
-        help="submit transcripts × judges × runs as batch jobs, save the state, and exit",
+        help=summary("submit"),
         formatter_class=_RAW,
         epilog="examples:\n  python3 -m kyro submit judges.yml transcripts/ --runs 3\n"
         "  python3 -m kyro submit judges.yml data.jsonl --var product=Acme",
@@ -84,7 +85,7 @@ def register(subparsers: Any) -> None:
 
     check = subparsers.add_parser(
         "check",
-        help="poll the job once (or --wait) and print the verdicts when it is done",
+        help=summary("check"),
         formatter_class=_RAW,
         epilog="examples:\n  python3 -m kyro check judges.yml            # exit 3 while pending\n"
         "  python3 -m kyro check judges.yml --wait --interval 60 --csv results.csv\n"
@@ -106,13 +107,10 @@ def register(subparsers: Any) -> None:
     add_report_options(check)
     check.set_defaults(func=_check)
 
-    for name, helptext, func in (
-        ("status", "show each batch's progress (never collects results)", _status),
-        ("cancel", "cancel the job's unfinished batches", _cancel),
-    ):
+    for name, func in (("status", _status), ("cancel", _cancel)):
         parser = subparsers.add_parser(
             name,
-            help=helptext,
+            help=summary(name),
             formatter_class=_RAW,
             epilog=f"example:\n  python3 -m kyro {name} judges.yml",
         )

@@ -28,6 +28,7 @@ from kyro._transcript_index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import check_base_url, run_count
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 from kyro.cli._providers import build as build_provider
 from kyro.cli._providers import mark as mark_provider_command
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     """Add the ``plan`` sub-command."""
     parser = subparsers.add_parser(
         "plan",
-        help="show the requests, shards and bytes a submit would produce",
+        help=summary("plan"),
         description=(
             "Plan transcripts × judges × runs into provider batch files and print requests per "
             "judge and model, shards, bytes and an input-token estimate. Nothing is uploaded."

@@ -27,6 +27,7 @@ from kyro._provider import LiveProvider
 from kyro._state.store import StateStore
 from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._argtypes import interval_seconds
+from kyro.cli._commands import summary
 from kyro.cli._costing import (
     add_cache_options,
     add_cost_options,
@@ -64,7 +65,7 @@ def register(subparsers: Any) -> None:
     """Add ``run``."""
     parser = subparsers.add_parser(
         "run",
-        help="submit, wait and print the verdicts in one go (local provider by default)",
+        help=summary("run"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  python3 -m kyro run judges.yml transcripts/ --base-url http://127.0.0.1:11434/v1\n"

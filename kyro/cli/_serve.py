@@ -19,6 +19,7 @@ from typing import Any
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers, get_provider
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register"]
@@ -49,7 +50,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "serve",
-        help="serve judges over a batch-execute REST API (self-hosted)",
+        help=summary("serve"),
         description="Serve the judges of your configs over a REST API: POST request/response "
         "pairs to /v1/judges/{judge_id}/batch-execute/, poll the status URL for results.",
         epilog=_EPILOG,

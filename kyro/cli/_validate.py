@@ -16,6 +16,7 @@ from typing import Any
 from kyro._config.judges import MODEL_SOURCES, Judge, JudgesConfig, resolve_models
 from kyro._config.loader import load_config
 from kyro._registry import provider_default_model
+from kyro.cli._commands import summary
 from kyro.cli._exit import ExitCode
 
 __all__ = ["describe", "register", "run", "stage_lines"]
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "validate",
-        help="check a judges config and list its judges",
+        help=summary("validate"),
         description="Load a judges config (judges: or steps: shape), resolve its prompts and "
         "models, and list every judge with the template fields it uses.",
         epilog=_EPILOG,

@@ -37,9 +37,8 @@ response's status code is 2xx; anything else is a failure coded ``error.code``, 
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
 import msgspec
 
 from kyro.provider import (
@@ -51,6 +50,9 @@ from kyro.provider import (
     ResultLine,
     Usage,
 )
+
+if TYPE_CHECKING:  # the encoder, all `kyro plan` uses, needs no httpx
+    import httpx
 
 __all__ = [
     "CHAT_COMPLETIONS_URL",
@@ -228,17 +230,38 @@ class _Line(msgspec.Struct, frozen=True):
     body: _Body
 
 
+# Why module-level state: the encoder is the plain function ``encode(request, buffer)`` that
+# the builder calls once per request, so whatever outlives one call lives here. One Encoder
+# (building one costs more than encoding a line). The caches below are keyed by the id() of
+# an object every request of a judge shares (its schema, its params dict) and keep that object
+# alive inside the entry, so an id can never be reused by another object while its entry
+# stands; each is cleared at 256 entries, so memory stays bounded in a long-lived process.
 _encoder = msgspec.json.Encoder()
 _JSON_OBJECT = msgspec.Raw(b'{"type":"json_object"}')
 # Encoded json_schema formats, by the ResponseSchema object (kept, so its id stays unique).
 _schema_formats: dict[int, tuple[ResponseSchema, msgspec.Raw]] = {}
 _PARAMS_CACHE_SIZE = 256
 _params_cache: dict[int, tuple[dict[str, Any], dict[str, Any], bytes]] = {}
+# supports_structured_outputs by model name: a plan asks it once per request, of a few models.
+_structured_by_model: dict[str, bool] = {}
 _HEAD = b'{"custom_id":'
-# The previous request's messages, model, response_format, url, params (the dict and a shallow
-# copy, so a dict changed in place is noticed), its line after the custom_id, and samples.
+# The previous request's messages, model, response schema, url, params (the dict and a shallow
+# copy, so a dict changed in place is noticed), its line after the custom_id, samples, and
+# (json_output, structured_outputs): everything its line after the custom_id follows from.
+# Why: the runs of one transcript × judge arrive one after another with the very same
+# messages object, so every run after the first costs one custom_id encode instead of a whole
+# line. It is one immutable tuple, read once and replaced whole: two threads encoding at once
+# can only reuse a tail whose every input matched, which is the same bytes.
 _Last = tuple[
-    tuple[Message, ...], str, "msgspec.Raw | None", str, dict[str, Any], dict[str, Any], bytes, int
+    tuple[Message, ...],
+    str,
+    "ResponseSchema | None",
+    str,
+    dict[str, Any],
+    dict[str, Any],
+    bytes,
+    int,
+    tuple[bool, "bool | None"],
 ]
 _last: _Last | None = None
 
@@ -257,11 +280,15 @@ def response_format_for(
     if "response_format" in request.params:
         return None
     schema = request.response_schema
-    wanted = (
-        supports_structured_outputs(request.model)
-        if structured_outputs is None
-        else structured_outputs
-    )
+    wanted = structured_outputs
+    if wanted is None:
+        wanted = _structured_by_model.get(request.model)
+        if wanted is None:
+            if len(_structured_by_model) >= _PARAMS_CACHE_SIZE:
+                _structured_by_model.clear()
+            wanted = _structured_by_model[request.model] = supports_structured_outputs(
+                request.model
+            )
     if schema is not None and wanted:
         cached = _schema_formats.get(id(schema))
         if cached is not None and cached[0] is schema:
@@ -309,21 +336,23 @@ def encode_request(
     global _last
     last = _last
     params = request.params
-    response_format = response_format_for(request, structured_outputs=structured_outputs)
+    # Compared before the response format is worked out: it follows from these inputs alone.
     if (
         last is not None
         and last[0] is request.messages
         and last[1] == request.model
-        and last[2] is response_format
+        and last[2] is request.response_schema
         and last[3] == url
         and last[7] == request.samples
         and (last[4] is params or not (params or last[4]))
         and last[5] == params
+        and last[8] == (request.json_output, structured_outputs)
     ):
         buffer += _HEAD
         _encoder.encode_into(request.custom_id, buffer, -1)
         buffer += last[6]
         return
+    response_format = response_format_for(request, structured_outputs=structured_outputs)
     extra = _encoded_params(params, request.custom_id) if params else None
     body = _Body(
         model=request.model,
@@ -346,12 +375,13 @@ def encode_request(
     _last = (
         request.messages,
         request.model,
-        response_format,
+        request.response_schema,
         url,
         params,
         dict(params),
         tail,
         request.samples,
+        (request.json_output, structured_outputs),
     )
 
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from anthropic_helpers import KEY, NOW, Recorder, fast_provider
 
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator, EmulatorConfig, serve
+from tests.anthropic.anthropic_helpers import KEY, NOW, Recorder, fast_provider
 
 
 @pytest.fixture

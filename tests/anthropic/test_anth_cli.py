@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from anthropic_helpers import CONFIG, KEY
 
 from kyro.testing import check_provider
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator
+from tests.anthropic.anthropic_helpers import CONFIG, KEY
 
 
 def _env(url: str) -> dict[str, str]:
@@ -119,6 +119,7 @@ def test_a_config_mixing_openai_and_claude_models_is_refused(emulator_url: str, 
     assert httpx.get(control, timeout=10).json()["batches_created"] == before
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_plan_speaks_the_anthropic_format(job: Path) -> None:
     """``plan --provider anthropic`` uses its limits and needs no JSON wording in prompts."""
     plan = _kyro(["plan", "judges.yml", "transcripts", "--provider", "anthropic"], "", job)
@@ -127,6 +128,7 @@ def test_plan_speaks_the_anthropic_format(job: Path) -> None:
     assert "total: 6 requests in 2 shards" in plan.stdout
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_emulator_options_that_do_not_apply_are_refused(tmp_path: Path) -> None:
     """``--validating-seconds`` has no meaning for Message Batches: exit 2 with the reason."""
     refused = _kyro(
@@ -136,6 +138,7 @@ def test_emulator_options_that_do_not_apply_are_refused(tmp_path: Path) -> None:
     assert "--validating-seconds do not apply to --provider anthropic" in refused.stderr
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_the_conformance_kit_passes_over_http(served: tuple[Emulator, str]) -> None:
     """encode, lifecycle, cancel and find keep every BatchProvider rule over real HTTP."""
     _, url = served

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from anthropic_helpers import KEY, NOW, create_body, item
 
 from kyro_anthropic.testing import Emulator, EmulatorConfig, LineFault
+from tests.anthropic.anthropic_helpers import KEY, NOW, create_body, item
 
 BATCHES = "/v1/messages/batches"
 

@@ -8,7 +8,6 @@ from typing import Any
 import jsonschema
 import msgspec
 import pytest
-from anthropic_helpers import CREATE_ITEM_SCHEMA, MODEL, judge_request
 
 from kyro import BatchValidationError
 from kyro._verdicts.vote import parse_reply
@@ -21,6 +20,7 @@ from kyro_anthropic import (
     AnthropicBatchProvider,
     encode_request,
 )
+from tests.anthropic.anthropic_helpers import CREATE_ITEM_SCHEMA, MODEL, judge_request
 
 
 def _line(request: JudgeRequest, **options: Any) -> dict[str, Any]:
@@ -88,7 +88,8 @@ def test_the_request_s_own_schema_replaces_the_provider_s() -> None:
     """A request carrying a verdict schema is encoded with it and without the local contract."""
 
     class WithSchema(JudgeRequest, frozen=True, kw_only=True):
-        response_schema: dict[str, Any] | None = None
+        # A plain JSON Schema where the request type holds a ResponseSchema: encode must take it.
+        response_schema: dict[str, Any] | None = None  # type: ignore[assignment]
 
     schema = {"type": "object", "properties": {"status": {"type": "string"}}}
     request = WithSchema(

@@ -9,7 +9,14 @@ from pathlib import Path
 import httpx
 import jsonschema
 import pytest
-from anthropic_helpers import (
+
+from kyro import BatchJudge, KyroError, ProviderError
+from kyro.provider import BatchLimits, RetryPolicy
+from kyro_anthropic import AmbiguousBatchError, AnthropicBatchProvider
+from kyro_anthropic._wire import MessageBatch
+from kyro_anthropic.testing import DropConnectionFault, Emulator, EmulatorConfig, HttpErrorFault
+from kyro_anthropic.testing._emulator import rfc3339
+from tests.anthropic.anthropic_helpers import (
     CREATE_ITEM_SCHEMA,
     KEY,
     NOW,
@@ -18,14 +25,7 @@ from anthropic_helpers import (
     fast_provider,
     write_shard,
 )
-from anthropic_helpers import item as make_item
-
-from kyro import BatchJudge, KyroError, ProviderError
-from kyro.provider import BatchLimits, RetryPolicy
-from kyro_anthropic import AmbiguousBatchError, AnthropicBatchProvider
-from kyro_anthropic._wire import MessageBatch
-from kyro_anthropic.testing import DropConnectionFault, Emulator, EmulatorConfig, HttpErrorFault
-from kyro_anthropic.testing._emulator import rfc3339
+from tests.anthropic.anthropic_helpers import item as make_item
 
 
 def _waits(provider: AnthropicBatchProvider) -> list[float]:

@@ -7,48 +7,32 @@ already knows, adopts the single one left, and refuses to guess between several.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
-from anthropic_helpers import CONFIG, KEY, Waits, item
 
 from kyro import BatchJudge, KyroError
 from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator
+from tests.anthropic.anthropic_helpers import CONFIG, KEY, Waits, item
+from tests.support.providers import CrashingProvider, ProviderCrash
 
 TRANSCRIPTS = ["user: hi? assistant: hello", "user: 2+2? assistant: 4", "user: x assistant: y"]
 
 
-class Crash(BaseException):
-    """The process dies here (nothing after it runs, no state is saved)."""
-
-
-class CrashingProvider(AnthropicBatchProvider):
+def _crashing(options: dict[str, object], *, crash_on: int, when: str) -> CrashingProvider:
     """Dies on the ``crash_on``-th submit, before (``when="before"``) or after the create."""
-
-    def __init__(self, *, crash_on: int, when: str, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
-        self.crash_on = crash_on
-        self.when = when
-        self.calls = 0
-
-    async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
-        self.calls += 1
-        if self.calls == self.crash_on and self.when == "before":
-            raise Crash
-        batch_id = await super().submit(path, metadata=metadata)
-        if self.calls == self.crash_on:
-            raise Crash
-        return batch_id
+    provider = AnthropicBatchProvider(**options)  # type: ignore[arg-type]
+    return CrashingProvider(provider, at=crash_on, reached=0 if when == "before" else 1)
 
 
 @pytest.fixture
-def live() -> AsyncIterator[Emulator]:
+def live() -> Iterator[Emulator]:
     """An emulator on the real clock (intents are stamped with the real time)."""
     with Emulator() as emulator:
-        yield emulator  # type: ignore[misc]
+        yield emulator
 
 
 def _options(emulator: Emulator, client: httpx.AsyncClient) -> dict[str, object]:
@@ -79,8 +63,8 @@ async def _crash_then_check(
 ) -> tuple[BatchJudge, object]:
     config = tmp_path / "judges.yml"
     config.write_text(CONFIG)
-    crashing = CrashingProvider(crash_on=crash_on, when=when, **_options(emulator, client))
-    with pytest.raises(Crash):
+    crashing = _crashing(_options(emulator, client), crash_on=crash_on, when=when)
+    with pytest.raises(ProviderCrash):
         await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(TRANSCRIPTS)
     if callable(between):
         between()
@@ -178,8 +162,8 @@ async def test_a_recovery_submit_writes_a_fresh_intent_first(
     """The re-submit after a crash carries a new intent time, so its own window is right."""
     config = tmp_path / "judges.yml"
     config.write_text(CONFIG)
-    crashing = CrashingProvider(crash_on=1, when="before", **_options(live, client))
-    with pytest.raises(Crash):
+    crashing = _crashing(_options(live, client), crash_on=1, when="before")
+    with pytest.raises(ProviderCrash):
         await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(TRANSCRIPTS)
     recording = RecordingProvider(**_options(live, client))
     judge = BatchJudge(recording, config, state_dir=tmp_path / "state")

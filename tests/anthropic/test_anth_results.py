@@ -7,7 +7,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from anthropic_helpers import write_shard
 
 from kyro._verdicts.vote import parse_reply
 from kyro.provider import ResultLine
@@ -15,6 +14,7 @@ from kyro_anthropic import AnthropicBatchProvider, classify_result
 from kyro_anthropic._results import decode_line
 from kyro_anthropic._wire import WireResult
 from kyro_anthropic.testing import Emulator, LineFault
+from tests.anthropic.anthropic_helpers import write_shard
 
 
 async def _run(provider: AnthropicBatchProvider, path: Path) -> dict[str, ResultLine]:
@@ -79,7 +79,8 @@ async def test_a_request_refused_when_the_batch_ran_is_not_retryable(
 ) -> None:
     """A model the service does not know comes back errored, not_found_error, not retried."""
     import httpx
-    from anthropic_helpers import fast_provider
+
+    from tests.anthropic.anthropic_helpers import fast_provider
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app)) as client:
         provider = fast_provider(client, base_url="http://emulator", claude_only=False)

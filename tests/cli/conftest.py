@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import make_emulator, write_job
 
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.cli.cli_helpers import make_emulator, write_job
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import results_file
 
 from kyro.cli import ExitCode, main
 from kyro_openai.testing import Emulator
+from tests.cli.cli_helpers import results_file
+
+pytestmark = pytest.mark.slow  # two jobs end to end over HTTP per test
 
 
 def _submit(config: Path, base_url: str, *extra: str) -> int:

@@ -14,6 +14,7 @@ def _submit(job: Path, base_url: str) -> int:
     return main(["submit", str(job), str(job.parent / "data.jsonl"), "--base-url", base_url, "-q"])
 
 
+@pytest.mark.slow  # end to end over HTTP
 @pytest.mark.parametrize(
     ("key", "words"),
     [
@@ -47,6 +48,7 @@ def test_submit_that_cannot_authenticate_writes_nothing(
     assert emulator.stats().batches_created == 1
 
 
+@pytest.mark.slow  # two jobs end to end over HTTP
 def test_every_request_rejected_the_same_way_exits_5(
     job: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,6 +73,7 @@ def test_every_request_rejected_the_same_way_exits_5(
     assert main(["check", str(job), "--base-url", base_url, "-q"]) == ExitCode.PROVIDER
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_mixed_failures_are_a_normal_result(
     job: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT, kyro_env
 
 from kyro.cli import main
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.cli.cli_helpers import ROOT, kyro_env
+
+pytestmark = pytest.mark.slow  # the examples' scripts run in child processes
 
 
 def _copy_examples(folder: Path) -> Path:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from kyro.cli import ExitCode, main
+from kyro.cli import ExitCode, build_parser, main
 
 COMMANDS = [
     "validate",
@@ -79,3 +82,47 @@ def test_exit_codes_are_stable() -> None:
         "INTERNAL",
         "BUSY",
     ]
+
+
+HELP_CHILD = """
+import sys
+from kyro.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+HEAVY = ("httpx", "anyio", "rich", "starlette", "uvicorn", "msgspec", "ruamel", "tenacity")
+PROVIDERS = ("kyro_openai", "kyro_anthropic", "kyro_local")
+
+
+def _modules_loaded_by(*argv: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_CHILD, *argv], capture_output=True, text=True, check=True
+    )
+    return set(proc.stderr.split())
+
+
+def test_top_level_help_imports_no_dependency_provider_or_command() -> None:
+    """`kyro --help` loads no third-party library, no provider and no command module."""
+    loaded = _modules_loaded_by("--help")
+    tops = {name.split(".")[0] for name in loaded}
+    assert tops.isdisjoint(HEAVY + PROVIDERS)
+    assert "kyro.cli" in loaded
+    commands = {name for name in loaded if name.startswith("kyro.cli.")}
+    assert commands == {"kyro.cli._commands", "kyro.cli._exit"}
+
+
+def test_a_command_help_loads_only_that_command() -> None:
+    """`kyro validate --help` imports the validate module, not the serve or eval layers."""
+    loaded = _modules_loaded_by("validate", "--help")
+    assert "kyro.cli._validate" in loaded
+    assert {"kyro.cli._serve", "kyro.cli._eval", "kyro.cli._jobs"}.isdisjoint(loaded)
+    assert {name.split(".")[0] for name in loaded}.isdisjoint(("starlette", "uvicorn", "rich"))
+
+
+def test_lazy_top_level_help_equals_the_full_parser_help() -> None:
+    """The help printed without loading the commands is the full parser's, word for word."""
+    assert build_parser(lazy=True).format_help() == build_parser().format_help()
+    assert build_parser("plan", lazy=True).format_help() == build_parser().format_help()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from cli_helpers import closed_port_url, make_emulator, read_csv, results_file, write_job
 
 from kyro.cli import ExitCode, main
 from kyro.cli._report import CSV_COLUMNS
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, serve
+from tests.cli.cli_helpers import closed_port_url, make_emulator, read_csv, results_file, write_job
 
 
 def _submit(config: Path, base_url: str, *extra: str) -> int:
@@ -39,6 +39,7 @@ def test_submit_then_check_completes(
     assert f"results: {results_file(job.parent)}" in out
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_pending_then_complete(job: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """check exits 3 while the batch runs, status shows it, and exits 0 once it is done."""
     slow = EmulatorConfig(in_progress_seconds=3600)
@@ -69,6 +70,7 @@ def _pending_then_complete(
     assert "is done and collected (6 requests)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_second_submit_refused_while_pending(
     job: Path, base_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,6 +82,7 @@ def test_second_submit_refused_while_pending(
     assert f"python3 -m kyro check {job}" in err
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_cancel_then_check_exits_4(
     job: Path, base_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +97,7 @@ def test_cancel_then_check_exits_4(
     assert "ended cancelled" in captured.err
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_expired_job_exits_4(
     job: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,6 +113,7 @@ def test_expired_job_exits_4(
     assert results_file(job.parent).is_file()
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_failed_job_exits_4_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A batch the provider refuses (over its request limit) fails the job: exit 4, errors shown."""
     config = write_job(tmp_path, ["alpha", "bad", "mixed"])
@@ -123,14 +128,15 @@ def test_failed_job_exits_4_with_errors(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("texts", "gate", "code"),
     [
-        (["alpha"], "error", ExitCode.OK),
-        (["alpha"], "partial", ExitCode.OK),
-        (["alpha", "mixed"], "error", ExitCode.OK),
+        # Two cases in the fast tier; the rest of the gate matrix runs with the slow tests.
         (["alpha", "mixed"], "partial", ExitCode.GATE),
-        (["alpha", "bad"], "error", ExitCode.GATE),
         (["alpha", "bad"], "errored", ExitCode.OK),
-        (["alpha", "garbled"], "errored", ExitCode.GATE),
-        (["alpha", "garbled"], "partial", ExitCode.OK),
+        pytest.param(["alpha"], "error", ExitCode.OK, marks=pytest.mark.slow),
+        pytest.param(["alpha"], "partial", ExitCode.OK, marks=pytest.mark.slow),
+        pytest.param(["alpha", "mixed"], "error", ExitCode.OK, marks=pytest.mark.slow),
+        pytest.param(["alpha", "bad"], "error", ExitCode.GATE, marks=pytest.mark.slow),
+        pytest.param(["alpha", "garbled"], "errored", ExitCode.GATE, marks=pytest.mark.slow),
+        pytest.param(["alpha", "garbled"], "partial", ExitCode.OK, marks=pytest.mark.slow),
     ],
 )
 def test_fail_on_gate(
@@ -149,6 +155,7 @@ def test_fail_on_gate(
     assert (f"--fail-on {gate}: verdicts fail the gate" in out) == (code == ExitCode.GATE)
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_exports_line_by_line(
     job: Path, base_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -192,6 +199,7 @@ def test_exports_line_by_line(
     }
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_csv_carries_errored_runs(
     tmp_path: Path, base_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -209,6 +217,7 @@ def test_csv_carries_errored_runs(
     assert {r["error_code"] for r in rows} == {"too_few_valid_runs"}
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_check_twice_returns_the_same_result(
     job: Path, base_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,6 +230,7 @@ def test_check_twice_returns_the_same_result(
     assert capsys.readouterr().out == first
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_run_local_provider(job: Path, base_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """run sends every request to an OpenAI-compatible endpoint now and prints the verdicts."""
     args = ["run", str(job), str(job.parent / "data.jsonl"), "--base-url", base_url]
@@ -231,6 +241,7 @@ def test_run_local_provider(job: Path, base_url: str, capsys: pytest.CaptureFixt
     assert (job.parent / ".kyro" / "local").is_dir()
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_run_batch_provider_with_gate(
     job: Path, base_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -242,6 +253,7 @@ def test_run_batch_provider_with_gate(
     assert ": PARTIAL — 1 success, 1 error, 1 partial, 0 errored; results: " in out
 
 
+@pytest.mark.slow  # waits out real retry back-off against a closed port
 def test_unreachable_provider_exits_5(job: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A closed port is exit 5; the saved job resumes when submit runs again."""
     assert _submit(job, closed_port_url()) == ExitCode.PROVIDER
@@ -252,6 +264,7 @@ def test_unreachable_provider_exits_5(job: Path, capsys: pytest.CaptureFixture[s
     assert "no answer from http://127.0.0.1:" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # waits out real retry back-off against a closed port
 def test_resubmit_resumes_after_unreachable(
     job: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import (
+
+from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.cli.cli_helpers import (
     ROOT,
     closed_port_url,
     kyro_env,
@@ -20,7 +22,7 @@ from cli_helpers import (
     write_job,
 )
 
-from kyro_openai.testing import Emulator, EmulatorConfig, serve
+pytestmark = pytest.mark.slow  # every test runs python -m kyro in child processes
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,6 @@ def test_bad_input_and_unreachable(tmp_path: Path) -> None:
     assert "no answer from http://127.0.0.1:" in unreachable.stderr
 
 
-@pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """`python -m kyro demo` runs the whole job on its own emulator and exits 0."""
     # A batch that runs for 8 s keeps the first check pending even on a loaded machine, where

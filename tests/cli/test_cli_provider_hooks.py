@@ -17,7 +17,7 @@ from kyro_openai import OpenAIBatchProvider
 
 def parse(*argv: str) -> argparse.Namespace:
     """Parse ``argv`` with the provider options it asks for."""
-    return build_parser(argv).parse_args(argv)
+    return build_parser(argv[0], argv=argv).parse_args(argv)
 
 
 def test_local_options_join_only_when_local_is_asked_for(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT
 
 from kyro import load_config
 from kyro.cli import build_parser
 from kyro.cli._demo import register as register_demo
+from tests.cli.cli_helpers import ROOT
 
 _FENCE = re.compile(r"^```[a-z]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 

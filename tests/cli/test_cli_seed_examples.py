@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT
 
 from kyro.cli import ExitCode, main
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.cli.cli_helpers import ROOT
+
+pytestmark = pytest.mark.slow  # each seed example end to end over HTTP
 
 # config -> transcript folders (relative to examples/seeds), and whether it is a pipeline
 SEEDS = {

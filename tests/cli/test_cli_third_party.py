@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_kyro
+
+from tests.cli.cli_helpers import run_kyro
 
 PROVIDER = '''
 from __future__ import annotations

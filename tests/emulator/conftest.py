@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from emulator_helpers import AUTH, NOW
 
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.emulator.emulator_helpers import AUTH, NOW
 
 
 @pytest.fixture

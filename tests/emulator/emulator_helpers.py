@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import httpx
-from spec_schemas import validate_component, validate_response
+
+from tests.spec_schemas import validate_component, validate_response
 
 NOW = 1_700_000_000.0
 AUTH = {"Authorization": "Bearer test-key"}

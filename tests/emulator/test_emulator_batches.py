@@ -6,10 +6,17 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import NOW, create_batch, get_batch, read_lines, requests, upload
-from spec_schemas import validate_response
 
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.emulator.emulator_helpers import (
+    NOW,
+    create_batch,
+    get_batch,
+    read_lines,
+    requests,
+    upload,
+)
+from tests.spec_schemas import validate_response
 
 TIMED = EmulatorConfig(
     validating_seconds=10, in_progress_seconds=100, finalizing_seconds=5, cancelling_seconds=3

@@ -10,9 +10,9 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 from kyro_openai.testing import Emulator, ScriptedResponder, default_responder
+from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 
 def _chat(prompt: str) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
-from emulator_helpers import create_batch, get_batch, read_lines, requests
 
 from kyro_openai.testing import DroppedConnection, Emulator, EmulatorConfig, HttpErrorFault
+from tests.emulator.emulator_helpers import create_batch, get_batch, read_lines, requests
 
 CONTROL = "http://emulator/_emulator"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from emulator_helpers import NOW, requests, upload
-from spec_schemas import validate_response
 
 from kyro_openai.testing import Emulator
+from tests.emulator.emulator_helpers import NOW, requests, upload
+from tests.spec_schemas import validate_response
 
 
 def _assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:

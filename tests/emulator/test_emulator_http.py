@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from emulator_helpers import AUTH, create_batch, get_batch, read_lines, requests
 
 import kyro_openai.testing
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.emulator.emulator_helpers import AUTH, create_batch, get_batch, read_lines, requests
 
 
 @pytest.fixture
@@ -90,6 +90,7 @@ async def test_download_dropped_midway_over_real_http(
     assert len(await read_lines(http, batch["output_file_id"])) == 50
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_cli_command_serves_until_terminated() -> None:
     """``python -m kyro emulator --port 0`` prints its URL, serves the API, stops on SIGTERM."""
     command = [sys.executable, "-m", "kyro", "emulator", "--port", "0"]
@@ -109,6 +110,7 @@ def test_cli_command_serves_until_terminated() -> None:
     assert process.returncode == 0
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_cli_rejects_a_bad_fault() -> None:
     """A ``--fault`` that is not a fault object exits 2 with a message, serving nothing."""
     done = subprocess.run(
@@ -121,6 +123,7 @@ def test_cli_rejects_a_bad_fault() -> None:
     assert "bad --fault" in done.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter in a child process
 def test_import_kyro_openai_does_not_load_the_emulator() -> None:
     """``import kyro_openai`` imports neither the emulator nor its server dependencies."""
     code = (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from emulator_helpers import NOW, create_batch, get_batch, read_lines, requests
 
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.emulator.emulator_helpers import NOW, create_batch, get_batch, read_lines, requests
 
 TIMED = EmulatorConfig(in_progress_seconds=100, finalizing_seconds=5, cancelling_seconds=3)
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 from kyro import verdict_schema
+from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 VERDICT = verdict_schema()
 STRICT = {
@@ -18,7 +18,9 @@ STRICT = {
 }
 
 
-def _chat(response_format: Any, prompt: str = "Grade it.", model: str = "gpt-4o-mini") -> dict:
+def _chat(
+    response_format: Any, prompt: str = "Grade it.", model: str = "gpt-4o-mini"
+) -> dict[str, Any]:
     return {
         "model": model,
         "messages": [{"role": "user", "content": prompt}],

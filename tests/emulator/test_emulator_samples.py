@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import httpx
-from emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 from kyro_openai.testing import Emulator
+from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
 
 
 def _cycling_responder() -> Any:

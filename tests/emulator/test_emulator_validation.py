@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_helpers import NOW, create_batch, get_batch, jsonl, request_line
 
 from kyro_openai.testing import EmulatorConfig
+from tests.emulator.emulator_helpers import NOW, create_batch, get_batch, jsonl, request_line
 
 
 def _without(key: str) -> dict[str, Any]:

@@ -1,16 +1,10 @@
-"""Eval tests that start processes reuse the reliability harness in ``benchmarks/``."""
+"""Fixtures of the eval tests (those that start processes use :mod:`tests.support.scenarios`)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from eval_helpers import Clock
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))
+from tests.eval.eval_helpers import Clock
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _scenarios import API_KEY, EmulatorProcess, child_env
+
+from tests.support.scenarios import API_KEY, EmulatorProcess, child_env
+
+pytestmark = pytest.mark.slow  # child processes against an emulator process
 
 CHILD = Path(__file__).with_name("eval_child.py")
 TEXTS = ["alpha", "beta", "boom", "gamma"]

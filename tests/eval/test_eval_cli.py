@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eval_helpers import Clock
 
 from kyro.cli import main
 from kyro_openai.testing import Emulator, EmulatorConfig, ScriptedResponder, serve
+from tests.eval.eval_helpers import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = "examples.eval.support_agent:answer"
@@ -71,6 +71,7 @@ def test_fail_under_exits_1_when_the_pass_rate_is_below_the_gate(
     assert main([*args, "--fail-under", "0.8"]) == 0
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_llm_judges_run_live_through_base_url(
     url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -86,6 +87,7 @@ def test_llm_judges_run_live_through_base_url(
     assert "pass rate: 50.0%" in printed  # two replies saying "cancelled" are judged ERROR
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_batch_submits_exits_and_check_collects_later(
     url: str, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,6 +111,7 @@ def test_batch_submits_exits_and_check_collects_later(
     assert main(["eval", "--check", job_id, "-q", *common]) == 0
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_batch_wait_submits_and_polls_until_done(
     url: str, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

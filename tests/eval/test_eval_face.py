@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import test_exported_members as exported
+import pytest
+
+import tests.test_exported_members as exported
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +18,7 @@ def test_eval_all_is_sorted_and_complete() -> None:
     exported.test_all_is_sorted_and_complete("kyro.eval")
 
 
+@pytest.mark.slow  # the example script in a child process
 def test_the_example_runs_against_the_emulator() -> None:
     """examples/eval/run_eval.py scores the support agent with LLM judges on the emulator."""
     out = subprocess.run(

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from eval_helpers import Clock
 
 from kyro import BatchValidationError
 from kyro.eval import LLMJudge, cancel_eval, check_eval, evaluate, submit_eval
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, ScriptedResponder, serve
+from tests.eval.eval_helpers import Clock
 
 VERDICT = json.dumps({"status": "SUCCESS", "score": 0.75, "root_cause": "loud"})
 ITEMS = [{"input": t, "expected": t.upper(), "item_id": t} for t in ("ab", "cd", "ef")]
@@ -42,6 +42,7 @@ def provider(emulator: Emulator) -> Iterator[OpenAIBatchProvider]:
         yield OpenAIBatchProvider(base_url=url, api_key="sk-test")
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_check_is_none_while_pending_then_the_merged_result(
     provider: OpenAIBatchProvider, emulator: Emulator, clock: Clock, tmp_path: Path
 ) -> None:
@@ -129,6 +130,7 @@ async def test_wrong_provider_or_unknown_job_is_refused(
     await provider.aclose()
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_evaluate_polls_a_batch_provider_until_done(
     emulator: Emulator, clock: Clock, tmp_path: Path
 ) -> None:

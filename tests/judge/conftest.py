@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from judge_helpers import NOW
 
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.judge.judge_helpers import NOW
 
 
 @pytest.fixture

@@ -23,36 +23,32 @@ import anyio
 import httpx
 import msgspec
 
-import kyro._state.store
 from kyro import BatchJudge, BatchRunResult
-from kyro.provider import BatchLimits
+from kyro.provider import BatchLimits, BatchProvider
 from kyro_openai import OpenAIBatchProvider
+from tests.support.disk import KillingDisk
+from tests.support.providers import CrashingProvider
 
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-class CrashingTransport(httpx.AsyncBaseTransport):
-    """Passes requests through, killing the process around the Nth batch creation."""
+class CreateKillingTransport(httpx.AsyncBaseTransport):
+    """Passes requests through, killing the process as the Nth batch creation is sent (its
+    file is uploaded by then: a point inside one provider call, so the transport's to cut)."""
 
-    def __init__(self, when: str, nth: int) -> None:
+    def __init__(self, nth: int) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.when = when
         self.nth = nth
         self.creates = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        creating = request.method == "POST" and request.url.path.endswith("/batches")
-        if creating:
+        if request.method == "POST" and request.url.path.endswith("/batches"):
             self.creates += 1
-            if self.when == "before_create" and self.creates == self.nth:
+            if self.creates == self.nth:
                 _die()
-        response = await self.inner.handle_async_request(request)
-        if creating and self.when == "after_create" and self.creates == self.nth:
-            await response.aread()
-            _die()
-        return response
+        return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -80,20 +76,29 @@ def summary(result: BatchRunResult) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     when, _, nth = (args.crash or "").partition(":")
     transport: httpx.AsyncBaseTransport = (
-        CrashingTransport(when, int(nth or 0)) if when else httpx.AsyncHTTPTransport()
+        CreateKillingTransport(int(nth)) if when == "before_create" else httpx.AsyncHTTPTransport()
     )
-    if when == "before_save":
-        kyro._state.store.StateStore.save = lambda self, state: _die()  # type: ignore[method-assign]
+    # before_save: the process dies at the first write of the job's state file.
+    disk = KillingDisk(
+        before=lambda path: when == "before_save" and path.name.endswith(".batch-state.json")
+    )
     async with httpx.AsyncClient(transport=transport) as client:
-        provider = OpenAIBatchProvider(
+        provider: BatchProvider = OpenAIBatchProvider(
             base_url=args.url,
             api_key="sk-test",
             client=client,
             limits=BatchLimits(max_requests=args.max_requests, max_bytes=10 * 1024 * 1024),
         )
+        if when == "after_create":  # the Nth batch exists, its id never reaches the state
+            provider = CrashingProvider(provider, at=int(nth), reached=1, kill=True)
         # Runs as separate requests: these scenarios count shards and batches per run.
         judge = BatchJudge(
-            provider, args.config, state_dir=args.state_dir, lock_timeout=60, samples=False
+            provider,
+            args.config,
+            state_dir=args.state_dir,
+            lock_timeout=60,
+            samples=False,
+            disk=disk,
         )
         if args.command == "submit":
             texts = [f"transcript number {i}" for i in range(args.transcripts)]

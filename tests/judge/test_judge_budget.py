@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from judge_helpers import emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BudgetExceededError
 from kyro._cost.budget import JobBudget, budget_of, resubmit_refusal
@@ -16,6 +15,7 @@ from kyro._types import JudgeRequest, Message
 from kyro.provider import Usage
 from kyro_local import LocalProvider
 from kyro_openai.testing import Emulator
+from tests.judge.judge_helpers import emulator_provider, write_config
 
 TEXTS = [f"user: question {i}\nassistant: answer {i}" for i in range(5)]
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from judge_helpers import JUDGES, batches_per_shard, list_batches, run_worker, write_config
 
 from kyro import BatchJudge, BatchValidationError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator
+from tests.judge.judge_helpers import (
+    JUDGES,
+    batches_per_shard,
+    list_batches,
+    run_worker,
+    write_config,
+)
 
 TRANSCRIPTS, RUNS, SHARDS = 6, 2, 5  # 24 requests, 5 per batch
 
 
+@pytest.mark.slow  # kill -9 worker processes
 @pytest.mark.parametrize(
     ("crash", "rerun", "orphan_uploads"),
     [

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from judge_helpers import write_config
 
 import kyro
 from kyro import (
@@ -32,6 +31,7 @@ from kyro.testing import FakeProvider
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
+from tests.judge.judge_helpers import write_config
 
 NO_RETRY = RetryPolicy(max_retries=0)
 

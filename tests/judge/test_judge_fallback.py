@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from judge_helpers import JUDGES, emulator_provider, write_config
 
 from kyro import BatchJudge
 from kyro.cli import main
 from kyro_local import LocalProvider
 from kyro_openai.testing import Emulator
+from tests.judge.judge_helpers import JUDGES, emulator_provider, write_config
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_fallback_finishes_an_expired_batch_remainder(
     tmp_path: Path, emulator: Emulator, served: str
 ) -> None:
@@ -46,6 +47,7 @@ async def test_fallback_finishes_an_expired_batch_remainder(
             assert sum(verdict.votes.values()) == 2
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_check_fallback_option_finishes_the_remainder(
     tmp_path: Path, emulator: Emulator, served: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

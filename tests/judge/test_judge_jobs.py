@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from judge_helpers import JUDGES, NOW, config_text, emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BatchValidationError
 from kyro.provider import BatchLimits
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.judge.judge_helpers import JUDGES, NOW, config_text, emulator_provider, write_config
+from tests.support.providers import CrashingProvider, ProviderCrash
 
 
 @pytest.mark.parametrize("edit", ["rewrite", "delete"])
@@ -64,6 +64,7 @@ async def test_status_reports_progress_and_cancel_ends_the_job_cancelled(tmp_pat
         await judge.check()
     error = info.value
     assert (error.status, error.job_id) == ("cancelled", job_id)
+    assert error.result is not None
     assert error.result.results_path.is_file()
     runs = [r for e in error.result.evaluations for v in e.verdicts.values() for r in v.runs]
     assert len([r for r in runs if r.valid]) == 3
@@ -72,25 +73,14 @@ async def test_status_reports_progress_and_cancel_ends_the_job_cancelled(tmp_pat
     assert emulator.stats().batches_created == 2
 
 
-class _Interrupted(Exception):
-    """Stands in for a crash in the middle of submit()."""
-
-
 async def test_status_and_cancel_of_an_interrupted_submit(tmp_path: Path) -> None:
     """A submit cut off mid-way: status and cancel report it but never send what was unsent."""
     provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
-    submit = provider.submit
-
-    async def submit_once(path: Path, *, metadata: Mapping[str, str]) -> str:
-        if provider.batches:
-            raise _Interrupted
-        return await submit(path, metadata=metadata)
-
-    provider.submit = submit_once  # type: ignore[method-assign]
-    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
-    with pytest.raises(_Interrupted):
+    crashing = CrashingProvider(provider, method="submit", at=2)
+    judge = BatchJudge(crashing, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(ProviderCrash):
         await judge.submit(["a", "b", "c"])  # 6 requests: 3 shards of 2
-    provider.submit = submit  # type: ignore[method-assign]
+    crashing.disarm()
 
     progress = await judge.status()  # reports, but creates nothing remotely
     assert progress.phase == "submitting"
@@ -100,6 +90,7 @@ async def test_status_and_cancel_of_an_interrupted_submit(tmp_path: Path) -> Non
     with pytest.raises(BatchJobError) as info:
         await judge.check()
     assert info.value.status == "cancelled"
+    assert info.value.result is not None
     assert info.value.result.counts.missing_runs == 4  # shards 1 and 2 were never sent
     assert [b.metadata["kyro_shard"] for b in provider.batches] == ["0"]
 
@@ -153,17 +144,11 @@ async def test_resuming_an_interrupted_submit_with_another_provider_is_refused(
 ) -> None:
     """A submit cut off under one provider is never finished through a different one."""
     provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
-    submit = provider.submit
-
-    async def submit_once(path: Path, *, metadata: Mapping[str, str]) -> str:
-        if provider.batches:
-            raise _Interrupted
-        return await submit(path, metadata=metadata)
-
-    provider.submit = submit_once  # type: ignore[method-assign]
+    crashing = CrashingProvider(provider, method="submit", at=2)
     config = write_config(tmp_path)
-    with pytest.raises(_Interrupted):
-        await BatchJudge(provider, config, state_dir=tmp_path / "state").submit(["a", "b"])
+    with pytest.raises(ProviderCrash):
+        await BatchJudge(crashing, config, state_dir=tmp_path / "state").submit(["a", "b"])
+    assert crashing.calls == 2
 
     emulator = Emulator(clock=lambda: NOW)
     other = BatchJudge(emulator_provider(emulator), config, state_dir=tmp_path / "state")
@@ -196,16 +181,11 @@ async def test_finished_result_is_found_after_the_state_folder_moved(tmp_path: P
 async def test_a_shard_removed_before_it_was_sent_is_a_clear_error(tmp_path: Path) -> None:
     """An interrupted submit whose shard file vanished says which file, not a raw OSError."""
     provider = FakeProvider(limits=BatchLimits(max_requests=2, max_bytes=1 << 20))
-    submit = provider.submit
-
-    async def refuse(path: Path, *, metadata: Mapping[str, str]) -> str:
-        raise _Interrupted
-
-    provider.submit = refuse  # type: ignore[method-assign]
-    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
-    with pytest.raises(_Interrupted):
+    crashing = CrashingProvider(provider, method="submit", at=1)
+    judge = BatchJudge(crashing, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(ProviderCrash):
         await judge.submit(["a", "b"])
-    provider.submit = submit  # type: ignore[method-assign]
+    crashing.disarm()
     state = judge._runner.store.load()
     assert state is not None
     shard_file = judge._runner.store.resolve(state.shards[0].name)
@@ -222,18 +202,12 @@ async def test_a_shard_removed_before_it_was_sent_is_a_clear_error(tmp_path: Pat
 async def test_recovery_keeps_one_batch_and_cancels_a_duplicate(tmp_path: Path) -> None:
     """Two batches found for one intent: the oldest is kept, the other cancelled."""
     provider = FakeProvider()
-    submit = provider.submit
-
-    async def create_twice_then_crash(path: Path, *, metadata: Mapping[str, str]) -> str:
-        await submit(path, metadata=metadata)
-        await submit(path, metadata=metadata)
-        raise _Interrupted
-
-    provider.submit = create_twice_then_crash  # type: ignore[method-assign]
-    judge = BatchJudge(provider, write_config(tmp_path), state_dir=tmp_path / "state")
-    with pytest.raises(_Interrupted):
+    # The first creation is sent twice (two batches exist), then the process dies.
+    crashing = CrashingProvider(provider, method="submit", at=1, reached=2)
+    judge = BatchJudge(crashing, write_config(tmp_path), state_dir=tmp_path / "state")
+    with pytest.raises(ProviderCrash):
         await judge.submit(["a"])
-    provider.submit = submit  # type: ignore[method-assign]
+    crashing.disarm()
 
     progress = await judge.status()
 

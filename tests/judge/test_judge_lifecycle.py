@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from judge_helpers import JUDGES, WORKER, batches_per_shard, run_worker, write_config
 
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.judge.judge_helpers import JUDGES, WORKER, batches_per_shard, run_worker, write_config
+
+pytestmark = pytest.mark.slow  # submit and check in separate processes
 
 
 @pytest.mark.parametrize("emulator_config", [EmulatorConfig(in_progress_seconds=60)])

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import PLANS, STEPS, assert_outcomes, responder, write_pipeline
 
 from kyro import (
     BatchJobError,
@@ -29,6 +28,7 @@ from kyro.testing import FakeProvider
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, serve
+from tests.pipeline_helpers import PLANS, STEPS, assert_outcomes, responder, write_pipeline
 
 VARS = {"tone": "x"}
 
@@ -59,6 +59,7 @@ def comparable(evaluations: list[TranscriptEvaluation]) -> list[Any]:
     ]
 
 
+@pytest.mark.slow  # a three-stage pipeline end to end over HTTP
 async def test_end_to_end_over_http_matches_the_live_walk(
     tmp_path: Path, served_pipeline: tuple[Emulator, str]
 ) -> None:
@@ -164,13 +165,15 @@ async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path
         await judge.check()
     assert info.value.status == "cancelled"
     assert len(provider.batches) == 2
-    evaluation = next(iter(info.value.result.evaluations))  # type: ignore[union-attr]
+    assert info.value.result is not None
+    evaluation = next(iter(info.value.result.evaluations))
     assert evaluation.steps["relevance"].state == "RAN"
     assert evaluation.steps["quality"].state == "NOT_REACHED"
     assert evaluation.steps["quality"].reason == "the job ended before stage 4 ran"
     assert evaluation.status == "ERRORED"
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_stage_failures_go_to_the_fallback_provider(tmp_path: Path) -> None:
     """A stage's failed lines are resubmitted within that stage, through the fallback provider."""
     config, data = write_pipeline(tmp_path)
@@ -302,7 +305,8 @@ async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) ->
         await judge.check()
     assert info.value.status == "cancelled"
     assert len(provider.batches) == 1
-    first = next(iter(info.value.result.evaluations))  # type: ignore[union-attr]
+    assert info.value.result is not None
+    first = next(iter(info.value.result.evaluations))
     assert first.steps["relevance"].state == "RAN"
     assert first.steps["accuracy"].state == "NOT_REACHED"
     assert first.steps["accuracy"].reason == "the job ended before stage 1 ran"
@@ -396,6 +400,7 @@ async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_pat
     assert path.read_bytes() == edited
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_a_pipeline_job_sends_each_run_alone_without_the_cache_or_a_budget(
     tmp_path: Path, served_pipeline: tuple[Emulator, str]
 ) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from judge_helpers import NOW, emulator_provider, write_config
 
 from kyro import BatchJobError, BatchJudge, BatchValidationError
 from kyro.provider import BatchError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
+from tests.judge.judge_helpers import NOW, emulator_provider, write_config
 
 TRANSCRIPTS = 4  # x 2 judges x 1 run = 8 requests, one shard
 ALL_IDS = {f"t{t}-j{j}-r0" for t in range(TRANSCRIPTS) for j in range(2)}
@@ -80,6 +80,7 @@ async def test_expired_without_resubmits_raises_with_partial_result(tmp_path: Pa
     error = info.value
     assert error.status == "expired"
     result = error.result
+    assert result is not None
     assert result.results_path.is_file()
     assert len(result.results_path.read_text().splitlines()) == TRANSCRIPTS
     runs = [run for e in result.evaluations for v in e.verdicts.values() for run in v.runs]
@@ -130,6 +131,7 @@ async def test_refused_input_fails_the_job_with_the_provider_errors(tmp_path: Pa
     assert [e.code for e in error.errors] == ["too_many_tasks"]
     assert "8 requests" in error.errors[0].message
     assert "too_many_tasks" in str(error)
+    assert error.result is not None
     assert error.result.counts.errored == TRANSCRIPTS
     assert judge._runner.store.state_path.is_file()
     assert emulator.stats().batches_created == 1  # refused input is never sent again

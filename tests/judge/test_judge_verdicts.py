@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from judge_helpers import NOW, emulator_provider, write_config
 
 from kyro import BatchJudge, BatchRunResult, VoteSettings
 from kyro_openai.testing import Emulator, ScriptedResponder
+from tests.judge.judge_helpers import NOW, emulator_provider, write_config
 
 
 def _reply(status: str, cause: str = "") -> str:

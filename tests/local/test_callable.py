@@ -35,7 +35,8 @@ async def test_sync_handler_runs_in_worker_threads_within_the_limit(
         threading.Event().wait(0.02)
         with guard:
             seen["now"] -= 1
-        return "echo " + body["messages"][0]["content"]
+        content: str = body["messages"][0]["content"]
+        return "echo " + content
 
     provider = LocalProvider(handler=handler, concurrency=3, state_dir=tmp_path / "s")
     lines = await _results(provider, make_shard([f"m{i}" for i in range(12)]))

@@ -94,6 +94,7 @@ async def test_cancel_mid_run_keeps_finished_lines(make_shard: Any, tmp_path: Pa
     assert (later.state, later.request_counts.completed) == ("cancelled", 5)
 
 
+@pytest.mark.slow  # a child process
 async def test_check_from_a_second_process(make_shard: Any, tmp_path: Path) -> None:
     """Another process finds the batch by id and reads its state and every result."""
     provider = LocalProvider(handler=lambda body: "yes", state_dir=tmp_path / "s")
@@ -104,6 +105,7 @@ async def test_check_from_a_second_process(make_shard: Any, tmp_path: Path) -> N
     assert report["lines"] == [[f"t{i}-j0-r0", True, "yes", None] for i in range(3)]
 
 
+@pytest.mark.slow  # a child process killed mid-run
 async def test_crashed_run_reads_as_interrupted(make_shard: Any, tmp_path: Path) -> None:
     """A batch whose process died reads as expired/interrupted; unfinished lines are missing."""
     shard = make_shard(["a", "b", "c", "d", "e", "die", "g", "h"])

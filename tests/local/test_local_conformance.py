@@ -38,7 +38,7 @@ def test_is_a_batch_provider_with_a_clear_constructor(
     assert provider.name == "local"
     assert provider.limits.max_requests == 1_000_000
     with pytest.raises(ValueError, match=r"exactly one backend: base_url=.* handler="):
-        LocalProvider(state_dir=tmp_path, base_url="http://127.0.0.1:1/v1", handler=print)
+        LocalProvider(state_dir=tmp_path, base_url="http://127.0.0.1:1/v1", handler=lambda body: "")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match=r"needs a backend: pass base_url=.* handler=fn"):
         LocalProvider(state_dir=tmp_path)

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from openai_spec import validate, validate_create_file
 
 from kyro.provider import RetryPolicy
 from kyro_openai import OpenAIBatchProvider
+from tests.openai.openai_spec import validate, validate_create_file
 
 BASE = "https://api.test/v1"
 KEY = "sk-test-SECRET-0123456789"

@@ -9,8 +9,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from plan_helpers import make_config, make_judge
-from spec_schemas import validate_component
 
 from kyro import BatchValidationError, verdict_schema
 from kyro._build.plan_build import build_shards
@@ -18,6 +16,8 @@ from kyro._contract import VERDICT_SCHEMA
 from kyro._transcripts import Transcript
 from kyro.provider import BatchLimits, JudgeRequest, Message
 from kyro_openai import OPENAI_LIMITS, encode_request, supports_structured_outputs
+from tests.plan_helpers import make_config, make_judge
+from tests.spec_schemas import validate_component
 
 # Stricter than the spec's BatchRequestInput (which requires nothing): what kyro promises.
 LINE_SCHEMA: dict[str, Any] = {

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from openai_fakes import SleepLog, no_sleep
 
 from kyro import ProviderError
 from kyro.provider import JudgeRequest, Message, ResultLine, RetryPolicy
 from kyro.testing import check_provider
 from kyro_openai import OpenAIBatchProvider
+from tests.openai.openai_fakes import SleepLog, no_sleep
 
 testing = pytest.importorskip("kyro_openai.testing")
 

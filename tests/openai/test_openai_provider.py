@@ -10,12 +10,12 @@ import anyio
 import httpx
 import msgspec
 import pytest
-from openai_fakes import BASE, KEY, FakeApi, SleepLog, batch_json, error_json
-from openai_spec import validate
 
 from kyro import KyroError, ProviderError
 from kyro.provider import BatchProvider, BatchState, JudgeRequest, Message, RetryPolicy
 from kyro_openai import OpenAIBatchProvider
+from tests.openai.openai_fakes import BASE, KEY, FakeApi, SleepLog, batch_json, error_json
+from tests.openai.openai_spec import validate
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from openai_fakes import FakeApi, batch_json
 
 from kyro import KyroError, ProviderError
 from kyro.provider import ResultLine
 from kyro_openai import decode_output_line
 from kyro_openai.wire import ChatBody, OutputLine
 from kyro_openai.wire import classify_output_line as classify
+from tests.openai.openai_fakes import FakeApi, batch_json
 
 
 def ok_line(custom_id: str, content: str = '{"status": "SUCCESS"}') -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from openai_fakes import KEY, error_json, no_sleep
 
 from kyro import ProviderError
 from kyro.provider import RetryPolicy
@@ -15,6 +14,7 @@ from kyro_openai.wire import (
     line_retryable,
     should_retry,
 )
+from tests.openai.openai_fakes import KEY, error_json, no_sleep
 
 
 def test_the_rule_set_is_pinned() -> None:

@@ -24,15 +24,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _hostile import BAD_INPUTS, HOSTILE_REPLIES, bad_input_scenario, hostile_reply_scenario
-from _scenarios import (
-    EmulatorProcess,
-    Job,
-    batches_by_config,
-    child_env,
-    duplicate_batches,
-    lost_verdicts,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +50,20 @@ from kyro.cli._report import export_csv, export_jsonl
 from kyro.eval import evaluate_sync
 from kyro.testing import FakeProvider
 from kyro_openai import OpenAIBatchProvider
+from tests.support.hostile import (
+    BAD_INPUTS,
+    HOSTILE_REPLIES,
+    bad_input_scenario,
+    hostile_reply_scenario,
+)
+from tests.support.scenarios import (
+    EmulatorProcess,
+    Job,
+    batches_by_config,
+    child_env,
+    duplicate_batches,
+    lost_verdicts,
+)
 
 DEEP = '{"verdict": ' * 1_000 + '"SUCCESS"' + "}" * 1_000
 """About 12 KB of JSON nested 1,000 levels deep: more than msgspec's recursion allows."""
@@ -92,6 +97,7 @@ def test_huge_reply_is_refused_unparsed_and_its_raw_text_cut() -> None:
     assert len(run.raw) < RAW_KEEP_CHARS + 100
 
 
+@pytest.mark.slow  # a job over HTTP per hostile reply
 @pytest.mark.parametrize("kind", sorted(HOSTILE_REPLIES))
 def test_hostile_reply_over_http_never_blocks_the_job(tmp_path: Path, kind: str) -> None:
     """Deep, huge or binary replies are errored runs with their text; the rest is collected."""
@@ -118,6 +124,7 @@ replies = st.one_of(
 )
 
 
+@pytest.mark.slow  # hypothesis: 40 generated jobs
 @settings(
     max_examples=40,
     deadline=None,
@@ -201,7 +208,8 @@ def test_internal_error_exits_70_and_names_the_log(
         raise ZeroDivisionError("boom at http://me:sk-MARKED-secret1@127.0.0.1/v1")
     except ZeroDivisionError as exc:
         code = report_internal_error(exc, verbose=verbose, folder=tmp_path)
-    assert code == ExitCode.INTERNAL == 70
+    assert code == ExitCode.INTERNAL
+    assert int(code) == 70
     err = capsys.readouterr().err
     last = err.splitlines()[-1]
     assert last.startswith("internal error: ZeroDivisionError")
@@ -222,7 +230,7 @@ def test_main_turns_an_unexpected_exception_into_exit_70(
     """main() answers a foreign exception from a command with 70, never 1 (the gate code)."""
     parser = argparse.ArgumentParser(prog="kyro")
     parser.set_defaults(func=lambda args: 1 // 0, verbose=0)
-    monkeypatch.setattr(kyro.cli, "build_parser", lambda argv=(): parser)
+    monkeypatch.setattr(kyro.cli, "build_parser", lambda *args, **kwargs: parser)
     assert main([]) == ExitCode.INTERNAL
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError" in err
@@ -247,7 +255,8 @@ def test_a_held_lock_is_busy_naming_pid_and_since(
     finally:
         lock.release()
     err = capsys.readouterr().err
-    assert code == ExitCode.BUSY == 75
+    assert code == ExitCode.BUSY
+    assert int(code) == 75
     assert f"pid {os.getpid()} (check) since " in err
     assert err.startswith("busy: ")
 
@@ -398,6 +407,7 @@ def test_unreadable_transcript_folder_is_named(tmp_path: Path) -> None:
     assert "cannot be read" in caught.value.message
 
 
+@pytest.mark.slow  # python -m kyro in a child process per input
 @pytest.mark.parametrize("kind", BAD_INPUTS)
 def test_bad_input_through_the_cli_is_refused_cleanly(
     emulator_process: EmulatorProcess, tmp_path: Path, kind: str
@@ -495,6 +505,7 @@ def _limited_kyro(args: list[str], url: str, max_file_bytes: int | None) -> Any:
     )
 
 
+@pytest.mark.slow  # child processes with a file size limit
 def test_submit_on_a_full_disk_is_clear_and_a_rerun_completes(
     emulator_process: EmulatorProcess, tmp_path: Path
 ) -> None:
@@ -516,6 +527,7 @@ def test_submit_on_a_full_disk_is_clear_and_a_rerun_completes(
     assert duplicate_batches(batches_by_config(url, job.config_hash()), finished["job_id"]) == 0
 
 
+@pytest.mark.slow  # a child process with a file size limit
 def test_plan_write_on_a_full_disk_names_the_folder(tmp_path: Path) -> None:
     """``plan --write DIR`` on a full disk exits 2 naming DIR, without a traceback."""
     config, transcript = _files(tmp_path)

@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _kyro_child import CHECK_CUTS, CUTS, STAGE_CUTS, SUBMIT_CUTS
-from _scenarios import PROVIDERS, SHARDS, EmulatorProcess, crash_scenario
-from _stage_scenarios import stage_crash_scenario
+
+from tests.support.kyro_child import CHECK_CUTS, CUTS, STAGE_CUTS, SUBMIT_CUTS
+from tests.support.scenarios import PROVIDERS, SHARDS, EmulatorProcess, crash_scenario
+from tests.support.stage_scenarios import stage_crash_scenario
+
+pytestmark = pytest.mark.slow  # kill -9 child processes at every cut point
 
 
 def test_the_matrix_has_every_cut_point() -> None:

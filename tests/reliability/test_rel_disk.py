@@ -1,14 +1,15 @@
 """A state folder that cannot be written, or a full disk.
 
-Guarantee: a clear error (BatchValidationError, exit code 2) naming the folder, and nothing
-lost — the previous state file is byte for byte intact, no temp file is left behind, no
-batch is created twice, and the same command completes the job once the disk is writable.
+Guarantee: a clear error (BatchValidationError, which the CLI shows with exit code 2) naming
+the folder, and nothing lost — the previous state file is byte for byte intact, no temp file
+is left behind, no batch is created twice, and the same call completes the job once the disk
+is writable.
 
-The write failures are injected inside a child process (``benchmarks/_kyro_child.py``
-``disk:KIND:WHERE``: ENOSPC when writing, EACCES when creating the temp file), because the
-tests may run as root, which ignores folder permissions. The real-permission case runs only
-when the tests do not run as root; a state folder below a regular file is the real case that
-root cannot bypass.
+The write failures are injected through the store's durable I/O (``BatchJudge(disk=...)``
+with :class:`tests.support.disk.FailingDisk`: ENOSPC when writing, EACCES when creating the
+temp file), because the tests may run as root, which ignores folder permissions. The
+real-permission case runs only when the tests do not run as root; a state folder below a
+regular file is the real case that root cannot bypass.
 """
 
 from __future__ import annotations
@@ -17,74 +18,82 @@ import os
 from pathlib import Path
 
 import pytest
-from _scenarios import (
+
+from kyro import BatchRunResult, BatchValidationError
+from tests.support.disk import DISK_FAULTS, DiskFault, FailingDisk
+from tests.support.scenarios import (
     SHARDS,
-    EmulatorProcess,
     Job,
-    batches_by_config,
-    duplicate_batches,
+    check_until_done,
     lost_verdicts,
-    run_kyro,
     served,
     torn_files,
 )
-
-from kyro import BatchValidationError
 
 
 def _leftover_temps(folder: Path) -> list[Path]:
     return list(folder.rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("kind", ["enospc", "eacces"])
+@pytest.mark.slow  # the disk-fault matrix, a job over HTTP per case
+@pytest.mark.parametrize("fault", DISK_FAULTS)
 @pytest.mark.parametrize("where", ["batch-state", "downloads", "results-"])
-def test_check_on_an_unwritable_disk_loses_nothing(
-    emulator_process: EmulatorProcess, tmp_path: Path, kind: str, where: str
+async def test_check_on_an_unwritable_disk_loses_nothing(
+    tmp_path: Path, fault: DiskFault, where: str
 ) -> None:
     """check fails with a clear error naming the folder; the state stays; a re-run finishes."""
-    url = emulator_process.url
-    job = Job(tmp_path / "job", f"disk-check-{kind}-{where}")
-    assert run_kyro(job.submit_args(), url=url).returncode == 0
-    state_file = job.state_dir / f"{job.stem}.batch-state.json"
-    before = state_file.read_bytes()
-    failed = run_kyro(job.check_args(), url=url, cut=f"disk:{kind}:{where}")
-    assert failed.returncode == 2, failed.stderr
-    reason = "No space left on device" if kind == "enospc" else "Permission denied"
-    assert reason in failed.stderr
-    assert str(job.state_dir) in failed.stderr
-    assert "Traceback" not in failed.stderr
-    if where == "batch-state":
-        assert state_file.read_bytes() == before
-    assert state_file.is_file()
-    assert _leftover_temps(job.state_dir) == []
-    assert torn_files(job.state_dir) == []
-    again = run_kyro(job.check_args(), url=url)
-    assert again.returncode == 0, again.stderr
-    done = job.finished()
-    assert done is not None
-    assert lost_verdicts(job, Path(done["results_path"])) == 0
-    batches = batches_by_config(url, job.config_hash())
-    assert len(batches) == SHARDS
-    assert duplicate_batches(batches, done["job_id"]) == 0
+    job = Job(tmp_path / "job", f"disk-check-{fault}-{where}")
+    with served() as (emulator, url):
+        submitter = job.judge(url)
+        await submitter.submit([job.data], runs=job.runs)
+        await submitter.provider.aclose()
+        state_file = job.state_dir / f"{job.stem}.batch-state.json"
+        before = state_file.read_bytes()
+        disk = FailingDisk(fault, where)
+        failing = job.judge(url, disk=disk)
+        with pytest.raises(BatchValidationError) as caught:
+            await check_until_done(failing)
+        await failing.provider.aclose()
+        assert disk.failed, "the fault was never met"
+        reason = "No space left on device" if fault == "enospc" else "Permission denied"
+        assert reason in str(caught.value)
+        assert str(job.state_dir) in str(caught.value)
+        if where == "batch-state":
+            assert state_file.read_bytes() == before
+        assert state_file.is_file()
+        assert _leftover_temps(job.state_dir) == []
+        assert torn_files(job.state_dir) == []
+        healthy = job.judge(url)
+        result = await check_until_done(healthy)
+        await healthy.provider.aclose()
+        assert isinstance(result, BatchRunResult)
+        assert lost_verdicts(job, result.results_path) == 0
+        assert emulator.stats().batches_created == SHARDS
 
 
-@pytest.mark.parametrize("kind", ["enospc", "eacces"])
-def test_submit_on_an_unwritable_disk_creates_nothing(
-    emulator_process: EmulatorProcess, tmp_path: Path, kind: str
+@pytest.mark.parametrize("fault", DISK_FAULTS)
+async def test_submit_on_an_unwritable_disk_creates_nothing(
+    tmp_path: Path, fault: DiskFault
 ) -> None:
     """submit fails before any batch exists when the state cannot be saved; a re-run works."""
-    url = emulator_process.url
-    job = Job(tmp_path / "job", f"disk-submit-{kind}")
-    failed = run_kyro(job.submit_args(), url=url, cut=f"disk:{kind}:batch-state")
-    assert failed.returncode == 2, failed.stderr
-    assert str(job.state_dir) in failed.stderr
-    assert batches_by_config(url, job.config_hash()) == []
-    assert run_kyro(job.submit_args(), url=url).returncode == 0
-    assert run_kyro(job.check_args(), url=url).returncode == 0
-    done = job.finished()
-    assert done is not None
-    assert lost_verdicts(job, Path(done["results_path"])) == 0
-    assert len(batches_by_config(url, job.config_hash())) == SHARDS
+    job = Job(tmp_path / "job", f"disk-submit-{fault}")
+    with served() as (emulator, url):
+        disk = FailingDisk(fault, "batch-state")
+        failing = job.judge(url, disk=disk)
+        with pytest.raises(BatchValidationError) as caught:
+            await failing.submit([job.data], runs=job.runs)
+        await failing.provider.aclose()
+        assert disk.failed == [job.state_dir / f"{job.stem}.batch-state.json"]
+        assert str(job.state_dir) in str(caught.value)
+        assert emulator.stats().files_uploaded == 0
+        assert emulator.stats().batches_created == 0
+        healthy = job.judge(url)
+        await healthy.submit([job.data], runs=job.runs)
+        result = await check_until_done(healthy)
+        await healthy.provider.aclose()
+        assert isinstance(result, BatchRunResult)
+        assert lost_verdicts(job, result.results_path) == 0
+        assert emulator.stats().batches_created == SHARDS
 
 
 async def test_state_folder_below_a_regular_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from _scenarios import (
+
+from kyro import BatchJobError, BatchRunResult
+from tests.support.scenarios import (
     CLASSIFIED,
     RETRIED,
     EmulatorProcess,
@@ -23,7 +25,7 @@ from _scenarios import (
     run_kyro,
 )
 
-from kyro import BatchJobError, BatchRunResult
+pytestmark = pytest.mark.slow  # the fault matrix, with CLI child processes
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

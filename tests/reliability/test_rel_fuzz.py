@@ -27,6 +27,8 @@ from kyro._transcripts import Transcript, iter_transcripts
 from kyro.provider import BatchLimits, RetryPolicy
 from kyro_openai import OpenAIBatchProvider, encode_request
 
+pytestmark = pytest.mark.slow  # hypothesis: hundreds of generated inputs and provider answers
+
 FUZZ = settings(
     max_examples=60,
     deadline=None,

@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _scenarios import SHARDS, EmulatorProcess, pollers_scenario
+
+from tests.support.scenarios import SHARDS, EmulatorProcess, pollers_scenario
+
+pytestmark = pytest.mark.slow  # several check processes at once
 
 
 @pytest.mark.parametrize("pollers", [2, 4])

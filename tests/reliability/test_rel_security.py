@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _scenarios import EmulatorProcess, Job, check_until_done, run_kyro, served
 
 from kyro import BatchJudge, BatchRunResult, KyroError, ProviderError
 from kyro.provider import RetryPolicy
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, default_responder, serve
+from tests.support.scenarios import EmulatorProcess, Job, check_until_done, run_kyro, served
 
 FAST = RetryPolicy(max_retries=1, initial_backoff=0.001, max_backoff=0.001)
 
@@ -85,6 +85,7 @@ async def test_marked_key_is_never_written_or_logged(
     assert all(mode == 0o600 for mode in final.values()), final
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_marked_key_stays_out_of_cli_output_and_files(tmp_path: Path) -> None:
     """``submit`` and ``check -vv`` (debug logs of kyro and httpx) never print or write the key."""
     job = Job(tmp_path / "job", "security-cli")
@@ -94,7 +95,7 @@ def test_marked_key_stays_out_of_cli_output_and_files(tmp_path: Path) -> None:
     assert submitted.returncode == 0, submitted.stderr
     assert checked.returncode == 0, checked.stderr
     assert "HTTP Request" in checked.stderr or "->" in checked.stderr
-    from _scenarios import API_KEY
+    from tests.support.scenarios import API_KEY
 
     for output in (submitted.stdout, submitted.stderr, checked.stdout, checked.stderr):
         assert API_KEY not in output
@@ -105,6 +106,7 @@ def _error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc) + str(exc.args)
 
 
+@pytest.mark.slow  # end to end over HTTP
 @pytest.mark.parametrize("status", [401, 500])
 async def test_error_answers_never_carry_the_key(tmp_path: Path, status: int) -> None:
     """A 401 or 500 whose message echoes the key becomes a ProviderError without it."""
@@ -147,6 +149,7 @@ async def _no_sleep(seconds: float) -> None:
     """Retries in these tests never wait."""
 
 
+@pytest.mark.slow  # end to end over HTTP
 async def test_braces_in_transcripts_and_variables_reach_the_provider_literally(
     tmp_path: Path,
 ) -> None:
@@ -202,6 +205,7 @@ def _listening_on(port: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow  # python -m kyro in a child process
 def test_emulator_command_binds_loopback_only() -> None:
     """``python -m kyro emulator --port 0`` prints a 127.0.0.1 URL and listens there only."""
     with EmulatorProcess() as emulator:

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from report_browser import Browser, Page, chromium_path
-from report_helpers import write_results
 
 from kyro._cost.prices import load_prices
 from kyro._report.html import write_report
+from tests.report.report_browser import Browser, Page, chromium_path
+from tests.report.report_helpers import write_results
+
+pytestmark = pytest.mark.slow  # headless Chromium
 
 ROWS = "#rows tbody tr"
 

@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import evaluations, write_results
 
 from kyro import BatchValidationError
 from kyro._cost.prices import load_prices
 from kyro._report.data import summarize_results
 from kyro._report.html import render_html
 from kyro.cli import ExitCode, main
+from tests.report.report_helpers import evaluations, write_results
 
 
 def test_summary_figures_match_hand_counts(tmp_path: Path) -> None:

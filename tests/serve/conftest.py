@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import AUTH, CountingJudge, live, make_service, serving, write_judge
+
+from tests.serve.serve_helpers import AUTH, CountingJudge, live, make_service, serving, write_judge
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import threading
 from pathlib import Path
 
 import httpx
-from serve_helpers import (
+import pytest
+
+from tests.serve.serve_helpers import (
     AUTH,
     SEED_INPUTS,
     CountingJudge,
@@ -18,6 +20,7 @@ from serve_helpers import (
 )
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_seed_example_end_to_end(client: httpx.Client, judge: CountingJudge) -> None:
     """The seed's three pairs: 202 with an id and status URL, then three evaluated items."""
     response = client.post(
@@ -88,6 +91,7 @@ def test_items_complete_one_by_one_while_another_is_held(
     assert [i["status"] for i in view["items"]] == ["completed"] * 4
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_a_reply_that_is_not_a_verdict_fails_only_its_item(client: httpx.Client) -> None:
     """An unparseable reply is a failed item with an error; the execution still completes."""
     inputs = [
@@ -113,6 +117,7 @@ def test_every_item_failing_fails_the_execution(client: httpx.Client) -> None:
     assert view["failed_count"] == 2
 
 
+@pytest.mark.slow  # a hundred inputs end to end
 def test_a_hundred_inputs(client: httpx.Client, judge: CountingJudge) -> None:
     """The largest execution the API takes runs every input once, results in input order."""
     inputs = [{"request": f"item {i}", "response": f"reply {i}"} for i in range(100)]
@@ -126,6 +131,7 @@ def test_a_hundred_inputs(client: httpx.Client, judge: CountingJudge) -> None:
     assert judge.calls == {f"item {i}": 1 for i in range(100)}
 
 
+@pytest.mark.slow  # eight clients with ten items each, end to end
 def test_concurrent_executions_keep_their_own_items(
     client: httpx.Client, judge: CountingJudge
 ) -> None:
@@ -160,6 +166,7 @@ def test_healthz_needs_no_key(url: str, tmp_path: Path) -> None:
     assert response.json() == {"status": "ok", "judges": 1, "unfinished": 0}
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_items_stay_pending_until_a_worker_takes_them(tmp_path: Path, judges_dir: Path) -> None:
     """With the only worker held by one item, the other items read pending, not processing."""
     judge = CountingJudge()

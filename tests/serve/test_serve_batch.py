@@ -9,12 +9,20 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from serve_helpers import AUTH, SEED_INPUTS, batch, make_service, post, serving, wait_for
 
 from kyro.provider import RetryPolicy
 from kyro.serve import ProviderFactory
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, HttpErrorFault, serve
+from tests.serve.serve_helpers import (
+    AUTH,
+    SEED_INPUTS,
+    batch,
+    make_service,
+    post,
+    serving,
+    wait_for,
+)
 
 NOW = 1_700_000_000.0
 
@@ -26,6 +34,7 @@ def emulator() -> Iterator[Emulator]:
         yield emulator
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_a_batch_execution_stays_processing_until_the_batch_is_done(
     tmp_path: Path, judges_dir: Path, emulator: Emulator
 ) -> None:
@@ -71,6 +80,7 @@ def _no_retries(api: str) -> ProviderFactory:
     )
 
 
+@pytest.mark.slow  # the service retries an outage end to end
 def test_a_provider_outage_is_retried_until_it_ends(tmp_path: Path, judges_dir: Path) -> None:
     """Calls failing with 503 are tried again by the service until they pass: one batch."""
     with Emulator(EmulatorConfig(), clock=lambda: NOW) as emulator, serve(emulator) as api:

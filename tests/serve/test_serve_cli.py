@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serve_helpers import KEY, write_judge
+import pytest
+
+from tests.serve.serve_helpers import KEY, write_judge
+
+pytestmark = pytest.mark.slow  # every test starts python -m kyro serve in a child process
 
 
 def _serve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import AUTH, KEY, CountingJudge, live, make_service, serving
 
 from kyro.serve import configure_logging
+from tests.serve.serve_helpers import (
+    AUTH,
+    KEY,
+    CountingJudge,
+    live,
+    make_service,
+    serving,
+)
 
 SECRET_TEXT = "transcript-secret-7f3a"
 
@@ -228,7 +235,7 @@ def test_no_key_transcript_or_trace_in_errors_or_logs(
         ]
         assert [b.status_code for b in bodies] == [403, 422, 202]
         with httpx.Client(base_url=base, headers=AUTH) as client:
-            from serve_helpers import wait_for
+            from tests.serve.serve_helpers import wait_for
 
             wait_for(client, bodies[2].json()["batch_execution_id"])
     for response in bodies[:2]:

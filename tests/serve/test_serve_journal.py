@@ -43,7 +43,7 @@ def test_outcomes_queued_during_a_commit_go_in_the_next_one_together() -> None:
     """While one commit is on disk, later outcomes gather and are written in one commit;
     each finish returns only after its own commit."""
     store = RecordingStore()
-    journal = Journal(store)  # type: ignore[arg-type]
+    journal = Journal(store)
     returned: list[int] = []
 
     async def finish(index: int) -> None:
@@ -84,7 +84,7 @@ def test_a_failed_commit_raises_in_every_waiter_and_the_journal_goes_on() -> Non
     """A commit that fails raises its error in the finishes that waited for it."""
     store = RecordingStore(fail=True)
     store.gate.set()
-    journal = Journal(store)  # type: ignore[arg-type]
+    journal = Journal(store)
 
     async def main() -> None:
         async with anyio.create_task_group() as tasks:

@@ -6,10 +6,21 @@ import os
 from pathlib import Path
 
 import httpx
-from serve_helpers import AUTH, CountingJudge, live, make_service, post, serving, wait_for
-from serve_helpers import write_judge as write
+import pytest
+
+from tests.serve.serve_helpers import (
+    AUTH,
+    CountingJudge,
+    live,
+    make_service,
+    post,
+    serving,
+    wait_for,
+)
+from tests.serve.serve_helpers import write_judge as write
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_versions_are_content_addressed_and_pinnable(tmp_path: Path, judge: CountingJudge) -> None:
     """Editing a config adds a version, the newest by default; a pinned old one still runs."""
     folder = tmp_path / "judges"
@@ -65,6 +76,7 @@ def test_a_version_of_another_judge_is_404(tmp_path: Path, judge: CountingJudge)
         )
 
 
+@pytest.mark.slow  # end to end over HTTP
 def test_listing_filters_by_tag_judge_and_status_and_pages(
     client: httpx.Client, judge: CountingJudge
 ) -> None:

@@ -13,9 +13,17 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from serve_helpers import AUTH, SEED_INPUTS, ServerProcess, post, request_of, wait_for, write_judge
 
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.serve.serve_helpers import (
+    AUTH,
+    SEED_INPUTS,
+    ServerProcess,
+    post,
+    request_of,
+    wait_for,
+    write_judge,
+)
 
 NOW = 1_700_000_000.0
 pytestmark = pytest.mark.slow

@@ -79,7 +79,10 @@ def test_listing_filters_and_pages(tmp_path: Path) -> None:
     for n in range(5):
         store.create_execution(_execution(f"e{n}", float(n), ("even",) if n % 2 == 0 else ()), [])
     store.finish_execution("e4", "failed", 9.0, None)
-    ids = lambda where: [e.execution_id for e in store.list_executions(where)]  # noqa: E731
+
+    def ids(where: ExecutionFilter) -> list[str]:
+        return [e.execution_id for e in store.list_executions(where)]
+
     assert ids(ExecutionFilter()) == ["e4", "e3", "e2", "e1", "e0"]
     assert ids(ExecutionFilter(tag="even")) == ["e4", "e2", "e0"]
     assert ids(ExecutionFilter(status="failed")) == ["e4"]

@@ -12,12 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_helpers import AUTH, batch, live, make_service, post, serving, user_text, wait_for
 
 from kyro import JudgeVerdict
 from kyro.serve._outcomes import score_of
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
+from tests.serve.serve_helpers import (
+    AUTH,
+    batch,
+    live,
+    make_service,
+    post,
+    serving,
+    user_text,
+    wait_for,
+)
 
 SCORES = """\
 version: 1

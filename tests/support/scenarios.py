@@ -1,12 +1,13 @@
 """kyro's reliability matrix: each scenario runs a real job against the emulator over HTTP.
 
 Shared by ``tests/reliability`` (which asserts on every outcome) and
-``benchmarks/reliability.py`` (which repeats them and prints a table). A scenario returns an
+``benchmarks/reliability.py`` (which repeats them and prints a table), both importing it
+from this test-support package. A scenario returns an
 :class:`Outcome`: did the job recover, how many batches were created beyond one per shard
 attempt, how many run verdicts are missing or duplicated in the results file.
 
 Processes: crash scenarios drive ``python -m kyro`` in child processes
-(``benchmarks/_kyro_child.py`` kills itself with SIGKILL at a cut point) against an emulator
+(``tests/support/kyro_child.py`` kills itself with SIGKILL at a cut point) against an emulator
 running in its own process (``python -m kyro emulator --port 0``), so the emulator outlives
 every kill. Fault scenarios drive :class:`kyro.BatchJudge` in-process against an emulator
 served on 127.0.0.1 from a background thread, with a retry policy that waits milliseconds.
@@ -55,8 +56,8 @@ __all__ = [
 ]
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CHILD = HERE / "_kyro_child.py"
+ROOT = HERE.parents[1]
+CHILD = HERE / "kyro_child.py"
 PYTHON = sys.executable
 API_KEY = "sk-MARKED-reliability-0000"
 FAST_RETRY = RetryPolicy(max_retries=10, initial_backoff=0.001, max_backoff=0.01)
@@ -507,7 +508,7 @@ def crash_scenario(
     OpenAI emulator (batches matched on metadata) and the Message Batches one (no metadata:
     matched on intent time and request count).
     """
-    from _kyro_child import SUBMIT_CUTS
+    from tests.support.kyro_child import SUBMIT_CUTS
 
     job = Job(folder, f"crash-{cut}-{provider}-{folder.name}", provider=provider)
     url = emulator_url

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _scenarios import (
+
+from kyro import BatchJobError, BatchRunResult
+from kyro._verdicts.vote import MAX_REPLY_CHARS, RAW_KEEP_CHARS
+from kyro_openai.testing._responder import prompt_text
+from tests.support.scenarios import (
     JUDGES,
     Job,
     Outcome,
@@ -29,10 +33,6 @@ from _scenarios import (
     run_verdicts,
     served,
 )
-
-from kyro import BatchJobError, BatchRunResult
-from kyro._verdicts.vote import MAX_REPLY_CHARS, RAW_KEEP_CHARS
-from kyro_openai.testing._responder import prompt_text
 
 __all__ = ["BAD_INPUTS", "HOSTILE_REPLIES", "bad_input_scenario", "hostile_reply_scenario"]
 

@@ -1,6 +1,6 @@
 """Run one ``python -m kyro`` command that kills itself (SIGKILL) at a named cut point.
 
-Usage: ``python benchmarks/_kyro_child.py CUT -- COMMAND ARGS...`` where ``CUT`` is one of
+Usage: ``python tests/support/kyro_child.py CUT -- COMMAND ARGS...`` where ``CUT`` is one of
 :data:`CUTS` or ``none``. The cut point is installed by wrapping kyro's own functions in this
 process only, then ``kyro.cli.main`` runs the command exactly as ``python -m kyro`` would.
 A SIGKILL gives kyro no chance to clean up: no ``finally``, no ``atexit``, no flush.
@@ -12,12 +12,10 @@ stream and ``after_upload`` falls after the shard was measured, before the creat
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,7 +27,7 @@ from kyro_anthropic._body import RequestsBody
 from kyro_openai import OpenAIBatchProvider
 from kyro_openai._upload import MultipartFile
 
-__all__ = ["CHECK_CUTS", "CUTS", "DISK_FAULTS", "STAGE_CUTS", "SUBMIT_CUTS"]
+__all__ = ["CHECK_CUTS", "CUTS", "STAGE_CUTS", "SUBMIT_CUTS"]
 
 SUBMIT_CUTS = (
     "after_plan",
@@ -58,9 +56,6 @@ STAGE_CUTS = (
 """Cut points of a pipeline's ``check`` as it goes from stage 0 to stage 1, in order: the
 stage's outcomes written, the next stage half planned, its shards written, the new stage
 saved (commit point), a batch's intent saved, its file uploaded, the batch created."""
-
-DISK_FAULTS = ("enospc", "eacces")
-"""Write failures injected into kyro's atomic writes (``disk:enospc``, ``disk:eacces``)."""
 
 
 def _die() -> None:
@@ -123,8 +118,6 @@ def _install(cut: str) -> None:
         setattr(StateStore, name, die_first)
     elif cut.startswith("stage_"):
         _install_stage_cut(cut)
-    elif cut.startswith("disk:"):
-        _install_disk_fault(cut.removeprefix("disk:"))
     elif cut != "none":
         raise SystemExit(f"unknown cut point {cut!r}; known: {', '.join(CUTS + STAGE_CUTS)}")
 
@@ -135,14 +128,14 @@ def _install_stage_cut(cut: str) -> None:
     from kyro._build.shards import ShardBuilder
 
     if cut == "stage_aggregated":
-        write_lines = kyro._job.stage_job.write_lines
+        write_lines = kyro._job.stage_job.write_lines  # type: ignore[attr-defined]
 
         def written_then_die(path: Any, items: Any) -> int:
-            count = write_lines(path, items)
+            count: int = write_lines(path, items)
             _die()
             return count
 
-        kyro._job.stage_job.write_lines = written_then_die  # type: ignore[assignment]
+        setattr(kyro._job.stage_job, "write_lines", written_then_die)  # noqa: B010  # not re-exported
     elif cut == "stage_planning":
         add = ShardBuilder.add
 
@@ -154,14 +147,14 @@ def _install_stage_cut(cut: str) -> None:
 
         ShardBuilder.add = add_then_die  # type: ignore[method-assign]
     elif cut == "stage_written":
-        build = kyro._job.stage_job.build_stage
+        build = kyro._job.stage_job.build_stage  # type: ignore[attr-defined]
 
         def built_then_die(*args: Any, **kwargs: Any) -> Any:
             built = build(*args, **kwargs)
             _die()
             return built
 
-        kyro._job.stage_job.build_stage = built_then_die  # type: ignore[assignment]
+        setattr(kyro._job.stage_job, "build_stage", built_then_die)  # noqa: B010  # not re-exported
     elif cut == "stage_committed":
         _after_save(lambda s: s.stage >= 1 and any(not shard.attempts for shard in s.shards))
     elif cut == "stage_intent":
@@ -213,59 +206,8 @@ def _cut_results(provider_class: Any) -> None:
     provider_class.results = cut_results
 
 
-def _install_disk_fault(spec: str) -> None:
-    """kyro's atomic writes fail as on a full disk (``enospc``: the write fails) or in a
-    folder that refuses new files (``eacces``: creating the temp file fails).
-
-    ``spec`` is ``KIND`` or ``KIND:WHERE``: only writes whose target's name contains
-    ``WHERE`` (``batch-state``, ``downloads``, ``results-``) fail.
-    """
-    import kyro._files
-
-    kind, _, where = spec.partition(":")
-    mkstemp = tempfile.mkstemp
-    doomed: set[int] = set()
-
-    def failing_mkstemp(*args: Any, **kwargs: Any) -> Any:
-        target = f"{kwargs.get('dir', '')}/{kwargs.get('prefix', '')}"
-        if where not in target:
-            return mkstemp(*args, **kwargs)
-        if kind == "eacces":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), kwargs.get("dir"))
-        fd, name = mkstemp(*args, **kwargs)
-        doomed.add(fd)
-        return fd, name
-
-    fdopen = os.fdopen
-
-    class FullDisk:
-        """A file whose writes fail with ENOSPC, as on a full disk."""
-
-        def __init__(self, file: Any) -> None:
-            self._file = file
-
-        def write(self, data: bytes) -> int:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._file, name)
-
-        def __enter__(self) -> FullDisk:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self._file.close()
-
-    def full_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
-        file = fdopen(fd, *args, **kwargs)
-        return FullDisk(file) if fd in doomed else file
-
-    kyro._files.tempfile.mkstemp = failing_mkstemp  # type: ignore[assignment]
-    os.fdopen = full_fdopen  # type: ignore[assignment]
-
-
 if __name__ == "__main__":
     cut_point, separator, *command = sys.argv[1:]
-    assert separator == "--", "usage: _kyro_child.py CUT -- COMMAND ARGS..."
+    assert separator == "--", "usage: kyro_child.py CUT -- COMMAND ARGS..."
     _install(cut_point)
     sys.exit(main(command))

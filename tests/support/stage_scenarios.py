@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _scenarios import (
+
+from kyro import KyroJudge
+from kyro_local import LocalProvider
+from tests.support.scenarios import (
     API_KEY,
     FAST_RETRY,
     Job,
@@ -25,9 +28,6 @@ from _scenarios import (
     run_kyro,
     torn_files,
 )
-
-from kyro import KyroJudge
-from kyro_local import LocalProvider
 
 __all__ = ["PipelineJob", "stage_crash_scenario"]
 
