@@ -8,10 +8,11 @@ The tree::
     │   ├── JobPendingError       submit() while a job of the same config is pending;
     │   │                         carries its job id (check or cancel it first)
     │   └── NoJobError            check(), status() or cancel() with no job to act on
-    ├── BatchJobError             a job ended failed, expired or cancelled; carries the
-    │                             typed status, the provider's errors and the partial
-    │                             BatchRunResult (defined in ``kyro._job.job_error``: it holds a
-    │                             result, which this base module cannot import)
+    ├── BatchJobError             a job ended failed, expired, cancelled or over_budget;
+    │                             carries the typed status, the provider's errors and
+    │                             the partial BatchRunResult (defined in
+    │                             ``kyro._job.job_error``: it holds a result, which this
+    │                             base module cannot import)
     ├── JobBusyError              another kyro process holds the job's lock; carries its pid
     │                             and since when
     ├── ProviderError             an HTTP or transport failure talking to a provider;

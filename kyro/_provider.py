@@ -148,6 +148,10 @@ class CommandLineHooks(Protocol):
       when ``--base-url`` was given. Bad options raise :class:`kyro.provider.BatchValidationError`.
     * ``runs_on_submit`` (class attribute, default False): ``submit`` runs the requests itself
       before it returns, so progress asks ``find(metadata)`` how far it got meanwhile.
+    * ``prices_from`` (class attribute, default the provider's name) and ``live_prices``
+      (default False): whose price table prices the provider's usage, by model name, and
+      whether at live rather than batch prices (a provider sending requests live to an
+      OpenAI-compatible endpoint says ``"openai"`` and True).
 
     ``kyro plan`` builds the provider the same way, then only calls ``encode`` and reads
     ``limits``, ``default_model`` and ``supports_samples``: building one must not touch the

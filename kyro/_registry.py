@@ -29,6 +29,7 @@ __all__ = [
     "get_provider",
     "provider_class",
     "provider_default_model",
+    "provider_pricing",
 ]
 
 ENTRY_POINT_GROUP = "kyro.providers"
@@ -205,3 +206,23 @@ def checked_provider(name: str, provider: object) -> BatchProvider:
         checked_provider("acme", AcmeProvider.from_cli_args(args, state_dir=folder))
     """
     return _Registry().checked(name, provider)
+
+
+def provider_pricing(name: str) -> tuple[str, bool]:
+    """Whose prices apply to the provider registered as ``name``, and whether batch prices.
+
+    A provider class may say ``prices_from = "openai"`` (its requests are billed as that
+    provider's, by model name) and ``live_prices = True`` (it sends them live, not in a
+    batch); otherwise its own name and batch prices. An unknown name is priced as itself.
+
+    Example::
+
+        provider_pricing("local")    # ('openai', False): live requests at OpenAI's prices
+    """
+    try:
+        factory = _Registry().factory(name)
+    except KyroError:
+        return name, True
+    source = getattr(factory, "prices_from", None)
+    live = getattr(factory, "live_prices", False) is True
+    return (source if isinstance(source, str) and source else name), not live

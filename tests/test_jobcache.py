@@ -14,10 +14,11 @@ import pytest
 from kyro import VoteSettings
 from kyro._build.plan_build import build_shards
 from kyro._job.collect import aggregate
+from kyro._plan.planner import plan_requests
 from kyro._transcript_index import IndexEntry
 from kyro._verdicts.aggregate import Aggregator
 from kyro._verdicts.job_cache import JobCache
-from kyro._verdicts.reply_cache import CacheError
+from kyro._verdicts.reply_cache import CacheError, RequestKeys
 from kyro.provider import ResultError, ResultLine, Usage
 from kyro_openai import OPENAI_LIMITS, encode_request
 from tests.plan_helpers import make_config, make_judge, texts
@@ -149,3 +150,32 @@ def test_a_cache_that_cannot_open_leaves_no_file_open(tmp_path: Path) -> None:
     job.close()
     gc.collect()  # an unclosed file would warn here
     assert not (tmp_path / "job" / "cache-hits.jsonl").exists()
+
+
+def test_a_pipeline_stage_replanned_keeps_one_copy_of_its_hits(tmp_path: Path) -> None:
+    """A later stage's hits go to its own file, written afresh when the stage is planned
+    again (a plan a crash cut short), while stage 0's file is left as it was."""
+    cache_dir = tmp_path / "cache"
+    folder = tmp_path / "job"
+    job = JobCache.create(folder, cache_dir, provider="openai")
+    key = RequestKeys("openai")
+    (request,) = plan_requests(CONFIG, texts(1), runs=1, stage=1)
+    job.cache().put(key.key(request, run=0), ResultLine(custom_id="x", ok=True, content=OK))
+    (first,) = plan_requests(CONFIG, texts(1), runs=1)
+    job.cache().put(key.key(first, run=0), ResultLine(custom_id="y", ok=True, content=OK))
+    gate = job.gate(["tone"], None)
+    assert gate.take([first]) == []
+    assert gate.flush() == []
+    job.finish_submit()
+    for _ in range(2):  # planned, then planned again
+        gate = job.gate(["tone"], None, stage=1)
+        assert gate.take([request]) == []
+        assert gate.flush() == []
+        job.finish_submit()
+    assert [line.custom_id for line in job.hits(1)] == ["s1-t0-j0-r0"]
+    assert [line.custom_id for line in job.hits()] == ["t0-j0-r0"]
+    assert {p.name for p in folder.glob("cache-hits*.jsonl")} == {
+        "cache-hits.jsonl",
+        "cache-hits-s1.jsonl",
+    }
+    job.close()

@@ -309,7 +309,8 @@ async def test_live_requests_carry_the_contract_resolved_models_and_thresholds(
         return '{"score": 0.6}'
 
     provider = LocalProvider(handler=handler, state_dir=tmp_path / "local")
-    async with KyroJudge(path, provider=provider) as judge:
+    # No reply cache: the second judge must send its requests to show their models.
+    async with KyroJudge(path, provider=provider, cache=False) as judge:
         evaluation = await judge.run("hello")
     assert {b["model"] for b in log} == {DEFAULT_MODEL, "own-model"}
     for body in log:
@@ -320,6 +321,6 @@ async def test_live_requests_carry_the_contract_resolved_models_and_thresholds(
     assert evaluation.verdicts["lenient"].status == "SUCCESS"  # 0.6 ≥ 0.5
     assert evaluation.verdicts["strict"].score == pytest.approx(0.6)
     log.clear()
-    async with KyroJudge(path, provider=provider, model="from-arg") as judge:
+    async with KyroJudge(path, provider=provider, model="from-arg", cache=False) as judge:
         await judge.run("hello")
     assert {b["model"] for b in log} == {"from-arg", "own-model"}

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
+import pytest
 
+from kyro import BatchJudge, KyroJudge, TranscriptEvaluation
 from kyro._live.live_cache import LiveCache
 from kyro._plan.planner import plan_requests
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 from kyro.provider import JudgeRequest, ResultError, ResultLine, Usage
+from kyro_local import LocalProvider
+from kyro_openai import OpenAIBatchProvider
+from kyro_openai.testing import Emulator, serve
+from tests.pipeline_helpers import assert_outcomes, responder, write_pipeline
 from tests.plan_helpers import make_config, make_judge, texts
 
 OK = json.dumps({"status": "SUCCESS", "root_cause": "fine"})
 CONFIG = make_config(make_judge("tone", params={"max_tokens": 20}))
+VARS = {"tone": "x"}
 
 
 class _Provider:
@@ -71,3 +81,105 @@ async def test_live_calls_share_keys_with_batch_jobs(tmp_path: Path) -> None:
                 group.start_soon(call)
     assert provider.calls == []
     assert [cached for _, cached in results] == [True] * 4
+
+
+def _recording(log: list[str]) -> Any:
+    """A callable backend answering like the pipeline responder, logging each step asked."""
+
+    def handler(body: dict[str, Any]) -> str:
+        log.append(body["messages"][-1]["content"].split()[0])
+        return responder(body)
+
+    return handler
+
+
+async def _walk(judge: KyroJudge, items: Any) -> list[TranscriptEvaluation]:
+    async with contextlib.aclosing(judge.run_many(items, variables=VARS)) as stream:
+        return [evaluation async for evaluation in stream]
+
+
+async def test_kyro_judge_answers_a_second_walk_from_the_cache(tmp_path: Path) -> None:
+    """A second live walk of the same pipeline sends only the runs whose reply was no verdict
+    (prose is never stored); the others come from the cache, marked origin cache, with the
+    same outcomes and no usage counted twice."""
+    config, data = write_pipeline(tmp_path)
+    log: list[str] = []
+    provider = LocalProvider(handler=_recording(log), state_dir=tmp_path / "local")
+    async with KyroJudge(config, provider=provider) as judge:
+        first = await _walk(judge, [data])
+        sent = len(log)
+        assert judge.cached_runs == 0
+        second = await _walk(judge, [data])
+        assert judge.cached_runs == sent - 1
+    assert sent == 31
+    assert log[sent:] == ["STEP=accuracy"]  # transcript 3's prose reply, asked again
+    assert_outcomes(second)
+    assert [e.status for e in second] == [e.status for e in first]
+    origins = {
+        (e.index, name): run.origin
+        for e in second
+        for name, v in e.verdicts.items()
+        for run in v.runs
+    }
+    assert origins.pop((3, "accuracy")) is None
+    assert set(origins.values()) == {"cache"}
+    assert (tmp_path / ".kyro" / "cache" / "replies.sqlite3").is_file()
+
+
+async def test_kyro_judge_without_the_cache_sends_every_run(tmp_path: Path) -> None:
+    """cache=False neither reads nor writes the cache: both walks send all 31 requests and
+    no cache folder appears."""
+    config, data = write_pipeline(tmp_path)
+    log: list[str] = []
+    provider = LocalProvider(handler=_recording(log), state_dir=tmp_path / "local")
+    async with KyroJudge(config, provider=provider, cache=False) as judge:
+        await _walk(judge, [data])
+        evaluations = await _walk(judge, [data])
+    assert len(log) == 62
+    assert judge.cached_runs == 0
+    assert {run.origin for e in evaluations for v in e.verdicts.values() for run in v.runs} == {
+        None
+    }
+    assert not (tmp_path / ".kyro").exists()
+
+
+async def test_a_batch_job_answers_the_live_walk_of_the_same_pipeline(tmp_path: Path) -> None:
+    """A pipeline batch job on the emulator stores its verdicts; KyroJudge over the emulator's
+    chat endpoint (the same cache scope) then sends only the run whose reply was prose."""
+    config, data = write_pipeline(tmp_path)
+    with Emulator(responder=responder) as emulator, serve(emulator) as url:
+        batch = OpenAIBatchProvider(base_url=url, api_key="sk-test")
+        async with BatchJudge(batch, config, state_dir=tmp_path / "state") as job:
+            await job.submit([data], variables=VARS)
+            result = None
+            for _ in range(10):
+                result = await job.check()
+                if result is not None:
+                    break
+        assert result is not None
+        assert emulator.stats().chat_completions == 0
+        live = LocalProvider(base_url=url, api_key="sk-test", state_dir=tmp_path / "local")
+        async with KyroJudge(config, provider=live) as judge:
+            evaluations = await _walk(judge, [data])
+            hits = judge.cached_runs
+        assert emulator.stats().chat_completions == 1
+    assert hits == 30
+    assert_outcomes(evaluations)
+
+
+async def test_a_cache_that_cannot_be_opened_is_logged_and_the_walk_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache folder that is a file cannot be opened: a warning says so and every run is
+    sent, the outcomes unchanged."""
+    config, data = write_pipeline(tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    log: list[str] = []
+    provider = LocalProvider(handler=_recording(log), state_dir=tmp_path / "local")
+    with caplog.at_level(logging.WARNING, logger="kyro"):
+        async with KyroJudge(config, provider=provider, cache=blocker) as judge:
+            evaluations = await _walk(judge, [data])
+    assert len(log) == 31
+    assert_outcomes(evaluations)
+    assert "the reply cache cannot be used" in caplog.text

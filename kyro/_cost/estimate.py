@@ -197,11 +197,14 @@ def _usd(value: float) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
 
 
-def check_budget(totals: CostTotals, max_cost: float | None, *, spent_usd: float = 0.0) -> None:
+def check_budget(
+    totals: CostTotals, max_cost: float | None, *, spent_usd: float = 0.0, scope: str = ""
+) -> None:
     """Raise :class:`BudgetExceededError` unless ``spent_usd`` + the ceiling fits ``max_cost``.
 
     A ceiling that cannot be priced (an unknown model, no output cap and no known limit)
-    cannot be checked, so it is refused too. ``max_cost=None`` checks nothing.
+    cannot be checked, so it is refused too. ``max_cost=None`` checks nothing. ``scope``
+    says what the ceiling covers (added to the message).
 
     Example::
 
@@ -231,8 +234,9 @@ def check_budget(totals: CostTotals, max_cost: float | None, *, spent_usd: float
         estimate = f"${totals.estimate_usd:,.4f}" if totals.estimate_usd is not None else "unknown"
         raise BudgetExceededError(
             f"refused: the cost ceiling ${totals.ceiling_usd:,.4f} (typical {estimate}, "
-            f"{totals.requests:,} requests){spent} passes max_cost {_usd(max_cost)}; nothing "
-            "was uploaded. Lower max_tokens or runs, send fewer transcripts, or raise the budget",
+            f"{totals.requests:,} requests{scope}){spent} passes max_cost {_usd(max_cost)}; "
+            "nothing was uploaded. Lower max_tokens or runs, send fewer transcripts, or raise the "
+            "budget",
             max_cost=max_cost,
             ceiling_usd=totals.ceiling_usd,
             estimate_usd=totals.estimate_usd,

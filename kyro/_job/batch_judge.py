@@ -44,8 +44,10 @@ from kyro._job.recovery import now
 from kyro._job.runner import JobRunner, JobSettings
 from kyro._job.submit_build import build_job_shards
 from kyro._job.submit_reuse import (
+    PIPELINE_SCOPE,
     CacheSetting,
     cache_scope_of,
+    later_gate,
     open_gate,
     price_table,
     wants_samples,
@@ -158,6 +160,7 @@ class BatchJudge:
             fallback=fallback,
             settings=settings,
             config=self._config,
+            prices=prices,
         )
 
     def __repr__(self) -> str:
@@ -257,13 +260,6 @@ class BatchJudge:
                 resumed = await self._resume(state)
                 if resumed is not None:
                     return resumed
-            # A pipeline's later stages are planned from stage outcomes with one request per
-            # run and no reply cache; its stage 0 does the same so every stage is shaped alike.
-            if config.uses_pipeline and max_cost is not None:
-                raise BatchValidationError(
-                    f"{config.path}: max_cost is not supported for pipeline configs "
-                    "(depends_on/on_failure) yet; submit without a budget"
-                )
             state = await self._plan(config, transcripts, runs, run_variables, max_cost)
             self._runner.store.save(state)
             state = await self._runner.start(state)
@@ -291,7 +287,12 @@ class BatchJudge:
         variables: dict[str, str],
         max_cost: float | None,
     ) -> JobState:
-        """Write every shard of a new job and return its first state (not saved yet)."""
+        """Write every shard of a new job and return its first state (not saved yet).
+
+        A pipeline's later stages are planned from stage outcomes with one request per run;
+        its stage 0 does the same so every stage is shaped alike. Its later steps are priced
+        as if every transcript reached them (the budget's ceiling).
+        """
         store = self._runner.store
         pipeline = config.uses_pipeline
         use_samples = not pipeline and wants_samples(self.provider, config, runs, self._samples)
@@ -299,7 +300,7 @@ class BatchJudge:
             config,
             self.provider.name,
             store,
-            cache=False if pipeline else self._cache,
+            cache=self._cache,
             prices=price_table(self._prices, config),
             scope=cache_scope_of(self.provider),
             max_bytes=self._cache_max_bytes,
@@ -314,6 +315,7 @@ class BatchJudge:
                 store=store,
                 samples=use_samples,
                 gate=gate,
+                later=later_gate(config, estimator) if pipeline else None,
             )
         finally:
             if job_cache is not None:
@@ -321,7 +323,7 @@ class BatchJudge:
         self._last_estimate = estimator
         totals = estimator.totals()
         try:
-            check_budget(totals, max_cost)
+            check_budget(totals, max_cost, scope=PIPELINE_SCOPE if pipeline else "")
         except BudgetExceededError:
             store.clear()  # planned, never uploaded: leave nothing behind
             raise
@@ -332,7 +334,7 @@ class BatchJudge:
             cached_runs=totals.cached_runs,
             max_cost=max_cost,
             ceiling_usd=totals.ceiling_usd,
-            budget=budget_of(estimator, max_cost, summary.requests),
+            budget=budget_of(estimator, max_cost, totals.requests),
         )
 
     # -- check, status, cancel --------------------------------------------------------------
@@ -340,8 +342,9 @@ class BatchJudge:
     async def check(self, job_id: str | None = None) -> BatchRunResult | None:
         """Poll once; None while any batch is pending, else the job's result.
 
-        Raises :class:`BatchJobError` when the job ended failed, expired or cancelled (with
-        the provider's errors and the partial results, also on disk; the state is kept), and
+        Raises :class:`BatchJobError` when the job ended failed, expired, cancelled or
+        over_budget (a pipeline stage past ``max_cost``), with the provider's errors and the
+        partial results (also on disk; the state is kept), and
         :class:`kyro.NoJobError` when nothing was submitted with this config and state folder.
         After a job is collected, checking it again returns the same result from disk.
         """

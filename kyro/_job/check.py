@@ -15,7 +15,9 @@ Decisions per shard, on the latest attempt once every batch is terminal:
 
 A pipeline job does all of this per stage (only the current stage's batches are collected
 and sent again); a stage that is done starts the next one (see :mod:`kyro._job.stage_job`), and
-check() returns None until the last stage is done.
+check() returns None until the last stage is done. A job with a budget holds its resends and
+each next stage to it: a stage that would pass ``max_cost`` is not sent and the job ends
+``over_budget``.
 
 Each pass is a few small steps that return a decision — :class:`Pending`, :class:`Sent`,
 :class:`Finished` or :class:`Ended` — and :func:`run_check` applies it: return None, poll
@@ -33,7 +35,13 @@ from kyro._cost.budget import resubmit_refusal
 from kyro._job.job_error import JobEndStatus
 from kyro._job.recovery import now
 from kyro._job.runner import JobRunner, count_lines
-from kyro._job.stage_job import collect_stage, finish_pipeline, next_stage
+from kyro._job.stage_job import (
+    collect_stage,
+    finish_pipeline,
+    job_usage,
+    next_stage,
+    refuse_over_budget,
+)
 from kyro._state.store import JobState, ShardState
 from kyro._types import Usage, is_terminal
 from kyro._verdicts.result_types import BatchRunResult
@@ -73,11 +81,13 @@ class Finished(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Ended(msgspec.Struct, frozen=True, kw_only=True):
-    """The job ended ``status`` with the partial ``result``; its state is kept."""
+    """The job ended ``status`` with the partial ``result``; its state is kept. ``reason``
+    says why when kyro itself ended it (a pipeline stage over the budget)."""
 
     state: JobState
     status: JobEndStatus
     result: BatchRunResult
+    reason: str | None = None
 
 
 Decision = Pending | Sent | Finished | Ended
@@ -106,7 +116,9 @@ async def run_check(runner: JobRunner, state: JobState) -> BatchRunResult | None
         elif isinstance(decision, Finished):
             return runner.finish(decision.state, decision.result)
         else:
-            raise runner.end(decision.state, decision.result, decision.status)
+            raise runner.end(
+                decision.state, decision.result, decision.status, reason=decision.reason
+            )
 
 
 async def _advance(runner: JobRunner, state: JobState) -> Decision:
@@ -174,15 +186,16 @@ async def _decide_job(runner: JobRunner, state: JobState, fatal: bool) -> Decisi
 
 async def _decide_stage(runner: JobRunner, state: JobState, fatal: bool) -> Decision:
     """A pipeline's current stage is terminal: send again, start the next stage, finish or
-    end."""
+    end — ``over_budget`` when the next stage would pass the job's ``max_cost``."""
     cancelled = state.cancel_requested
     if cancelled and not any(s.stage == state.stage for s in state.shards):
         # Cancelled between planning this stage and sending it: it never ran.
         result = await finish_pipeline(runner, state, reached=state.stage, unexpected=0)
         return Ended(state=state, status="cancelled", result=result)
     retryable, unexpected = await collect_stage(runner, state)
+    usage = await job_usage(runner, state)  # None unless the job has a budget
     if not (fatal or cancelled):
-        again = await _resubmit(runner, state, retryable, None)
+        again = await _resubmit(runner, state, retryable, usage)
         if again is not None:
             return Sent(state=again)
     current = tuple(s for s in state.shards if s.stage == state.stage)
@@ -196,6 +209,11 @@ async def _decide_stage(runner: JobRunner, state: JobState, fatal: bool) -> Deci
         reached = state.stages
         result = await finish_pipeline(runner, state, reached=reached, unexpected=unexpected)
         return Finished(state=state, result=result)
+    refused = await refuse_over_budget(runner, state, advanced, usage, unexpected)
+    if refused is not None:
+        return Ended(
+            state=state, status="over_budget", result=refused.result, reason=refused.reason
+        )
     runner.store.save(advanced)  # the commit point: the new stage's shards are known
     return Sent(state=await runner.start(advanced))
 
@@ -204,7 +222,7 @@ async def _resubmit(
     runner: JobRunner, state: JobState, retryable: frozenset[str], usage: Usage | None
 ) -> JobState | None:
     """Send the retryable requests of the current stage's shards again; the new state if
-    any went, else None. With ``usage`` (a plain job), each resend must fit the budget."""
+    any went, else None. With ``usage`` (the job's so far), each resend must fit the budget."""
     if not retryable:
         return None
     resubmitted = False

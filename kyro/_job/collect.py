@@ -25,7 +25,14 @@ from kyro._verdicts.job_cache import JobCache
 from kyro._verdicts.result_types import BatchRunResult
 from kyro._verdicts.vote import VoteSettings
 
-__all__ = ["Aggregation", "Collected", "aggregate", "download_results", "read_download"]
+__all__ = [
+    "Aggregation",
+    "Collected",
+    "aggregate",
+    "download_results",
+    "read_download",
+    "store_downloaded",
+]
 
 _log = logging.getLogger("kyro")
 _encoder = msgspec.json.Encoder()
@@ -121,14 +128,14 @@ def aggregate(
                 iter_index(index_path), results_path, job_id=job_id, disk=disk
             )
             if job_cache is not None:
-                _store(job_cache, downloads)
+                store_downloaded(job_cache, downloads)
             return Collected(retryable=retryable, result=result)
     finally:
         if job_cache is not None:
             job_cache.close()
 
 
-def _store(job_cache: JobCache, downloads: Sequence[Path]) -> None:
+def store_downloaded(job_cache: JobCache, downloads: Sequence[Path]) -> None:
     """Store the downloaded verdicts in the reply cache; a cache that cannot be written is
     logged, never a reason to fail the job (its results are already written)."""
     try:

@@ -1,4 +1,5 @@
-"""BatchJobError: a job that ended failed, expired or cancelled, with its partial result.
+"""BatchJobError: a job that ended failed, expired, cancelled or over budget, with its partial
+result.
 
 It sits beside the result types rather than in :mod:`kyro._exceptions` because it carries a
 :class:`~kyro.BatchRunResult`, which the base module cannot import; it is a
@@ -17,12 +18,14 @@ from kyro._verdicts.result_types import BatchRunResult
 
 __all__ = ["BatchJobError", "JobEndStatus"]
 
-JobEndStatus = Literal["failed", "expired", "cancelled"]
-"""How a job that did not complete ended (the batch states of the same names)."""
+JobEndStatus = Literal["failed", "expired", "cancelled", "over_budget"]
+"""How a job that did not complete ended: the batch states of the same names, or
+``over_budget`` (a pipeline whose next stage would have passed its ``max_cost``)."""
 
 
 class BatchJobError(KyroError):
-    """A job reached a terminal state other than completed: failed, expired or cancelled.
+    """A job reached a terminal state other than completed: failed, expired or cancelled —
+    or ``over_budget``, a pipeline whose next stage would have passed its ``max_cost``.
 
     ``status`` says which; ``errors`` lists the provider's job-level errors; ``result`` holds
     whatever partial results were gathered (also written to disk, see

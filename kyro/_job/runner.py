@@ -14,7 +14,8 @@ each taking the saved :class:`JobState` and returning the next one (saved):
 * :meth:`~JobRunner.resubmit` starts the next attempt of a shard (a token-limit retry or a
   resubmission file);
 * :meth:`~JobRunner.finish` records the result and clears the state; :meth:`~JobRunner.end`
-  keeps the state of a job that ended failed, expired or cancelled and builds its error.
+  keeps the state of a job that ended failed, expired, cancelled or over budget and builds
+  its error.
 
 :class:`~kyro.BatchJudge` takes the lock and loads the state; :mod:`kyro._job.check` decides,
 from the state, which step comes next.
@@ -31,6 +32,7 @@ import msgspec
 from kyro._build.resubmit_files import filter_shard
 from kyro._config.judges import JudgesConfig
 from kyro._config.loader import load_config
+from kyro._cost.prices import PriceTable
 from kyro._exceptions import BatchValidationError, JobPendingError, NoJobError
 from kyro._job.collect import Aggregation, Collected, download_results
 from kyro._job.job_error import BatchJobError, JobEndStatus
@@ -67,6 +69,8 @@ class JobRunner:
     ``owner`` is the config's resolved path as the state records it; ``config`` the config
     given in memory (a mapping or a loaded :class:`JudgesConfig`), from which a pipeline's
     later stages are planned — else they are planned from the file the state names.
+    ``prices`` (a table or a prices file; None: the shipped table) prices those stages for
+    the job's budget, the config's own ``prices:`` on top.
 
     Example::
 
@@ -83,12 +87,14 @@ class JobRunner:
         fallback: BatchProvider | None = None,
         settings: JobSettings | None = None,
         config: JudgesConfig | None = None,
+        prices: PriceTable | str | Path | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
         self.fallback = fallback
         self.settings = settings if settings is not None else JobSettings()
         self.owner = owner
+        self.prices = prices
         self._config = config
 
     # -- the job's identity ----------------------------------------------------------------
@@ -321,15 +327,23 @@ class JobRunner:
         self.store.finish(state.job_id, result, config_path=state.config_path)
         return result
 
-    def end(self, state: JobState, result: BatchRunResult, status: JobEndStatus) -> BatchJobError:
+    def end(
+        self,
+        state: JobState,
+        result: BatchRunResult,
+        status: JobEndStatus,
+        *,
+        reason: str | None = None,
+    ) -> BatchJobError:
         """Save the job as ended ``status`` (the state is kept) and return its error,
-        carrying the partial result."""
+        carrying the partial result; ``reason`` says why when kyro itself ended the job."""
         state = replace(state, status="ended")
         self.store.save(state)
         errors: list[BatchError] = [e for s in state.shards for e in s.attempts[-1].errors]
         codes = ", ".join(sorted({e.code for e in errors})) or "none reported"
+        why = f": {reason}." if reason else f" (provider errors: {codes});"
         return BatchJobError(
-            f"job {state.job_id} ended {status} (provider errors: {codes}); "
+            f"job {state.job_id} ended {status}{why} "
             f"{result.counts.transcripts - result.counts.errored} of "
             f"{result.counts.transcripts} transcripts have verdicts, written to "
             f"{result.results_path}. {_next_step(status)}",
@@ -376,6 +390,11 @@ class JobRunner:
 
 
 def _next_step(status: JobEndStatus) -> str:
+    if status == "over_budget":
+        return (
+            "The others show the steps not reached and the state is kept; submit them as a "
+            "new job with a higher max_cost"
+        )
     if status == "cancelled":
         return "The state is kept for inspection; submit a new job to evaluate again"
     if status == "failed":

@@ -28,6 +28,7 @@ from kyro._plan.preflight import Preflight
 from kyro._transcript_index import TranscriptIndexWriter
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
+from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.steps import step_values
 
 __all__ = ["build_stage"]
@@ -49,9 +50,17 @@ def build_stage(
     variables: dict[str, str],
     index: TranscriptIndexWriter | None = None,
     keep: TranscriptWriter | None = None,
+    gate: RequestGate | None = None,
+    later: RequestGate | None = None,
 ) -> tuple[BuildSummary, int]:
     """Write stage ``stage``'s shards and plan; return the summary and how many transcripts
     qualified. ``outcomes`` (None for stage 0) must yield one line per transcript, in order.
+
+    ``gate`` answers runs from the reply cache (only the rest is written; the plan still
+    lists every qualifying transcript, so the stage's aggregation expects the cached runs)
+    and prices what is sent. ``later`` (stage 0 only) is fed the requests of every later
+    step for every transcript, rendered with stand-in upstream values: the pipeline's cost
+    ceiling as if every transcript qualified for every later step.
 
     Every problem is collected (like :func:`kyro._build.plan_build.build_shards`); if any was
     found, the files written are deleted and one :class:`BatchValidationError` lists them.
@@ -61,7 +70,7 @@ def build_stage(
     steps = graph.stages[stage]
     preflight = Preflight(max_problems=20)
     planner = Planner(config, runs, variables, stage, preflight)
-    later = [position[n] for names in graph.stages[stage + 1 :] for n in names]
+    steps_after = [position[n] for names in graph.stages[stage + 1 :] for n in names]
     checker = Planner(config, runs, variables, 0, preflight) if stage == 0 else None
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     builder = ShardBuilder(directory, encode, limits, preflight=preflight)
@@ -80,7 +89,8 @@ def build_stage(
                 if run:
                     wanted = frozenset().union(*(graph.ancestors(graph.names[j]) for j in run))
                     values = step_values(graph, wanted, verdicts)
-                    for request in planner.requests_for(transcript, run, values):
+                    requests = planner.requests_for(transcript, run, values)
+                    for request in gate.take(requests) if gate is not None else requests:
                         builder.add(request)
                     _encoder.encode_into(PlannedLine(transcript.index, tuple(run)), buffer, -1)
                     buffer.extend(b"\n")
@@ -88,8 +98,13 @@ def build_stage(
                     if len(buffer) >= 1 << 20:
                         plan.write(buffer)
                         buffer.clear()
-                if checker is not None and later:
-                    checker.requests_for(transcript, later)
+                if checker is not None and steps_after:
+                    checked = checker.requests_for(transcript, steps_after)
+                    if later is not None:
+                        later.take(checked)
+            if gate is not None:
+                for request in gate.flush():
+                    builder.add(request)
             plan.write(buffer)
             summary = builder.close()
             preflight.raise_if_any()

@@ -14,13 +14,27 @@ When every batch of stage *k* is terminal and nothing is worth sending again:
 4. the new shards are submitted; check() goes on polling them.
 
 When no later stage has a qualifying transcript, the results file is written from the last
-outcomes file and the transcript index. A job that ends (failed, expired, cancelled) at stage
-*k* writes its results the same way: steps of stages never reached are ``NOT_REACHED``.
+outcomes file and the transcript index. A job that ends (failed, expired, cancelled, over
+budget) at stage *k* writes its results the same way: steps of stages never reached are
+``NOT_REACHED``.
+
+The reply cache works per stage as for a plain job: a stage's runs are looked up under keys
+of their rendered messages (which hold the upstream verdicts their prompts read, so another
+upstream result is another key); the runs it answers are not sent, and are replayed into the
+stage's vote (``origin: cache``); the verdicts a stage downloads are stored when it is
+collected. A stage the cache answers whole sends nothing and is collected at once.
+
+A job submitted with ``max_cost`` holds every later stage to it: before a stage is sent,
+what the job has cost so far (its downloaded usage) plus the stage's ceiling must fit, or
+the stage is not sent and the job ends ``over_budget`` (a ``BatchJobError``) with the
+steps of that stage and later ``NOT_REACHED``, the reason written on each.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +43,10 @@ import msgspec
 
 from kyro._build.shards import BuildSummary
 from kyro._config.judges import JudgesConfig, recorded_models
-from kyro._exceptions import BatchValidationError
-from kyro._job.collect import read_download
+from kyro._cost.budget import stage_refusal
+from kyro._cost.estimate import CostEstimator
+from kyro._exceptions import BatchValidationError, KyroError
+from kyro._job.collect import read_download, store_downloaded
 from kyro._job.runner import JobRunner
 from kyro._job.stage_build import build_stage
 from kyro._job.stage_files import (
@@ -40,18 +56,30 @@ from kyro._job.stage_files import (
     iter_stored_transcripts,
     write_lines,
 )
+from kyro._job.submit_reuse import price_table, reuse_dir_of
 from kyro._state.store import JobState, ShardState, StageRecord, StateStore
 from kyro._transcript_index import iter_index
+from kyro._types import Usage
 from kyro._verdicts.aggregate import Aggregator
+from kyro._verdicts.cache_gate import RequestGate
+from kyro._verdicts.job_cache import JobCache
 from kyro._verdicts.result_types import (
     BatchRunResult,
     JudgeVerdict,
 )
 from kyro._verdicts.steps import ResultsWriter, pipeline_evaluation
 
-__all__ = ["collect_stage", "finish_pipeline", "next_stage"]
+__all__ = [
+    "StageRefused",
+    "collect_stage",
+    "finish_pipeline",
+    "job_usage",
+    "next_stage",
+    "refuse_over_budget",
+]
 
 replace = msgspec.structs.replace
+_log = logging.getLogger("kyro")
 
 
 def _stage_downloads(store: StateStore, state: JobState) -> list[Path]:
@@ -65,7 +93,19 @@ def _stage_downloads(store: StateStore, state: JobState) -> list[Path]:
 
 
 def _collect(store: StateStore, state: JobState) -> tuple[frozenset[str], int]:
+    job_cache = JobCache.load(reuse_dir_of(store))
+    try:
+        return _collect_with(store, state, job_cache)
+    finally:
+        if job_cache is not None:
+            job_cache.close()
+
+
+def _collect_with(
+    store: StateStore, state: JobState, job_cache: JobCache | None
+) -> tuple[frozenset[str], int]:
     stage = state.stage
+    downloads = _stage_downloads(store, state)
     with Aggregator(
         store.work_dir,
         judges=state.judges,
@@ -75,14 +115,19 @@ def _collect(store: StateStore, state: JobState) -> tuple[frozenset[str], int]:
         thresholds=tuple(state.pass_thresholds.get(name, 0.5) for name in state.judges),
         stage=stage,
     ) as aggregator:
-        for path in _stage_downloads(store, state):
+        if job_cache is not None:
+            for line in job_cache.hits(stage):
+                aggregator.add(line, cached=True)
+        for path in downloads:
             for line in read_download(path):
                 aggregator.add(line)
         retryable = frozenset(aggregator.retryable_in(iter_plan(store.plan_path(stage))))
         earlier = store.resolve(state.outcomes) if state.outcomes else None
         fresh = aggregator.verdicts_in(iter_plan(store.plan_path(stage)))
         write_lines(store.outcomes_path(stage), _merged(state.transcripts, earlier, fresh))
-        return retryable, aggregator.unexpected
+    if job_cache is not None and downloads:
+        store_downloaded(job_cache, downloads)  # logged, never fatal, when it cannot be stored
+    return retryable, aggregator.unexpected
 
 
 def _merged(
@@ -127,35 +172,73 @@ def _config_of(runner: JobRunner, state: JobState) -> JudgesConfig:
     return recorded_models(config, state.models)
 
 
+def _stage_gate(
+    job_cache: JobCache | None, state: JobState, estimator: CostEstimator, stage: int
+) -> RequestGate:
+    """The stage's gate through the job's reply cache; without it when the job has none or
+    the cache cannot be opened now (logged: the stage is then sent whole, never failed)."""
+    if job_cache is not None:
+        try:
+            return job_cache.gate(state.judges, estimator, stage=stage)
+        except (KyroError, sqlite3.Error, OSError) as exc:
+            _log.warning(
+                "job %s, stage %d: the reply cache cannot be used (%s); sending every run",
+                state.job_id,
+                stage,
+                exc,
+            )
+    return RequestGate(state.judges, estimator=estimator)
+
+
 async def next_stage(runner: JobRunner, state: JobState, unexpected: int) -> JobState | None:
     """Plan the next stage with qualifying transcripts; the state to save (not yet saved and
     not yet submitted), or None when no later stage has any."""
     store = runner.store
     config = _config_of(runner, state)
+    prices = price_table(runner.prices, config)
     outcomes = store.outcomes_path(state.stage)
     records: list[StageRecord] = []
     for stage in range(state.stage + 1, state.stages):
         directory = store.stage_shards_dir(stage)
         shutil.rmtree(directory, ignore_errors=True)  # what an interrupted build left
+        estimator = CostEstimator(prices, state.provider, batch=True)
 
-        def build(stage: int = stage, directory: Path = directory) -> tuple[BuildSummary, int]:
-            return build_stage(
-                config,
-                stage,
-                iter_stored_transcripts(store.transcripts_path),
-                iter_outcomes(outcomes),
-                encode=runner.provider.encode,
-                limits=runner.provider.limits,
-                directory=directory,
-                plan_path=store.plan_path(stage),
-                runs=state.runs,
-                variables=state.variables,
-            )
+        def build(
+            stage: int = stage, directory: Path = directory, estimator: CostEstimator = estimator
+        ) -> tuple[BuildSummary, int, int]:
+            job_cache = JobCache.load(reuse_dir_of(store))
+            try:
+                gate = _stage_gate(job_cache, state, estimator, stage)
+                summary, qualified = build_stage(
+                    config,
+                    stage,
+                    iter_stored_transcripts(store.transcripts_path),
+                    iter_outcomes(outcomes),
+                    encode=runner.provider.encode,
+                    limits=runner.provider.limits,
+                    directory=directory,
+                    plan_path=store.plan_path(stage),
+                    runs=state.runs,
+                    variables=state.variables,
+                    gate=gate,
+                )
+                return summary, qualified, gate.hits
+            finally:
+                if job_cache is not None:
+                    job_cache.close()  # the stage's hits and keys are on disk from here
 
         with store.writing(store.sidecar):
-            summary, qualified = await anyio.to_thread.run_sync(build)
-        records.append(StageRecord(stage=stage, transcripts=qualified, requests=summary.requests))
-        if not summary.requests:
+            summary, qualified, hits = await anyio.to_thread.run_sync(build)
+        records.append(
+            StageRecord(
+                stage=stage,
+                transcripts=qualified,
+                requests=summary.requests,
+                cached_runs=hits,
+                ceiling_usd=estimator.totals().ceiling_usd if summary.requests else None,
+            )
+        )
+        if not summary.requests and not hits:
             continue
         first = max((s.index for s in state.shards), default=-1) + 1
         shards = tuple(
@@ -189,6 +272,7 @@ def _finish(
     reached: int,
     unexpected: int,
     outcomes: Path | None,
+    why: str | None = None,
 ) -> BatchRunResult:
     graph = config.graph()
     results_path = store.results_path_for(state.job_id)
@@ -209,6 +293,7 @@ def _finish(
                     preview=(known.preview or None) if known else None,
                     verdicts=line.verdicts,
                     reached=reached,
+                    not_reached=why,
                 )
             )
         writer.flush()
@@ -216,12 +301,18 @@ def _finish(
 
 
 async def finish_pipeline(
-    runner: JobRunner, state: JobState, *, reached: int, unexpected: int
+    runner: JobRunner,
+    state: JobState,
+    *,
+    reached: int,
+    unexpected: int,
+    why: str | None = None,
 ) -> BatchRunResult:
     """Write the job's results file from its outcomes so far; ``reached`` stages ran.
 
     With ``reached`` equal to the current stage (cancelled before any of its batches went
-    out), the outcomes are those the stage was planned from.
+    out), the outcomes are those the stage was planned from. ``why`` is the reason written on
+    the steps that were not reached (default: the job ended before their stage ran).
     """
     store = runner.store
     config = _config_of(runner, state)
@@ -231,6 +322,57 @@ async def finish_pipeline(
         outcomes = store.resolve(state.outcomes) if state.outcomes else None
     with store.writing(store.sidecar):
         result = await anyio.to_thread.run_sync(
-            _finish, store, state, config, reached, unexpected, outcomes
+            _finish, store, state, config, reached, unexpected, outcomes, why
         )
     return replace(result, models=dict(state.models))
+
+
+def _usage_of(store: StateStore, state: JobState) -> Usage:
+    total = Usage()
+    for shard in state.shards:
+        for attempt in shard.attempts:
+            if not attempt.downloaded or attempt.batch_id is None:
+                continue
+            for line in read_download(store.download_path(attempt.batch_id)):
+                if line.usage is not None:
+                    total = total + line.usage
+    return total
+
+
+async def job_usage(runner: JobRunner, state: JobState) -> Usage | None:
+    """The usage of every reply the job downloaded so far (every stage, every attempt), when
+    the job has a budget to hold it to; None otherwise (nothing is read)."""
+    if state.budget is None:
+        return None
+    return await anyio.to_thread.run_sync(_usage_of, runner.store, state)
+
+
+class StageRefused(msgspec.Struct, frozen=True, kw_only=True):
+    """A later stage the job's budget refused: why, and the results written without it."""
+
+    reason: str
+    result: BatchRunResult
+
+
+async def refuse_over_budget(
+    runner: JobRunner, state: JobState, advanced: JobState, usage: Usage | None, unexpected: int
+) -> StageRefused | None:
+    """The refusal when the stage ``advanced`` plans does not fit the job's budget; None when
+    it does (or the job has none).
+
+    A refused stage is not sent: the results file is written from the stages that ran, with
+    the steps of the refused stage and later ``NOT_REACHED`` and the reason on each; the job
+    then ends ``over_budget`` (its state kept, like any job that ended early).
+    """
+    if usage is None:
+        return None
+    record = advanced.planned[-1]
+    refusal = stage_refusal(
+        state.budget, usage, record.ceiling_usd, stage=record.stage, requests=record.requests
+    )
+    if refusal is None:
+        return None
+    result = await finish_pipeline(
+        runner, state, reached=record.stage, unexpected=unexpected, why=f"over budget: {refusal}"
+    )
+    return StageRefused(reason=refusal, result=result)

@@ -57,11 +57,13 @@ async def build_job_shards(
     store: StateStore,
     samples: bool = False,
     gate: RequestGate | None = None,
+    later: RequestGate | None = None,
 ) -> BuildSummary:
     """Write the job's shards and transcript index into the store's shard folder.
 
     ``samples`` sends each transcript × judge's runs as one request; ``gate`` answers runs
-    from the reply cache (only the rest is written) and estimates the cost.
+    from the reply cache (only the rest is written) and estimates the cost. For a pipeline,
+    ``later`` is fed every later step's requests for every transcript (their ceiling).
     """
     store.ensure_dirs()
     shutil.rmtree(store.shards_dir, ignore_errors=True)  # leftovers of an interrupted plan
@@ -74,7 +76,7 @@ async def build_job_shards(
     with store.writing(store.shards_dir):  # a full disk: a clear error, nothing sent
         if config.uses_pipeline:
             summary = await anyio.to_thread.run_sync(
-                lambda: _first_stage(config, source, runs, variables, provider, store)
+                lambda: _first_stage(config, source, runs, variables, provider, store, gate, later)
             )
         else:
             summary = await anyio.to_thread.run_sync(
@@ -106,6 +108,8 @@ def _first_stage(
     variables: dict[str, str],
     provider: BatchProvider,
     store: StateStore,
+    gate: RequestGate | None,
+    later: RequestGate | None,
 ) -> BuildSummary:
     """A pipeline's stage 0: its shards, plan, transcript index and kept transcripts."""
     count = 0
@@ -133,5 +137,7 @@ def _first_stage(
             variables=variables,
             index=index,
             keep=keep,
+            gate=gate,
+            later=later,
         )
     return msgspec.structs.replace(summary, transcripts=count)

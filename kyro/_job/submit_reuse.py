@@ -22,36 +22,31 @@ from kyro._provider import BatchProvider
 from kyro._state.store import StateStore
 from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.job_cache import JobCache
+from kyro._verdicts.reply_cache import (
+    CacheSetting,
+    cache_dir_for,
+    cache_scope_of,
+    default_cache_dir,
+)
 
 __all__ = [
+    "PIPELINE_SCOPE",
     "CacheSetting",
     "cache_dir_for",
     "cache_scope_of",
     "default_cache_dir",
+    "later_gate",
     "open_gate",
     "price_table",
     "reuse_dir_of",
     "wants_samples",
 ]
 
-CacheSetting = bool | str | Path
-"""``True`` (the default folder), ``False`` (off) or a folder."""
 
 _REUSE = "reuse"
 
-
-def default_cache_dir(config_path: Path) -> Path:
-    """``.kyro/cache`` beside the config: shared by plan, submit, check and live runs."""
-    return config_path.resolve().parent / ".kyro" / "cache"
-
-
-def cache_dir_for(setting: CacheSetting, config_path: Path) -> Path | None:
-    """The cache folder a setting names, or None when off."""
-    if setting is False:
-        return None
-    if setting is True:
-        return default_cache_dir(config_path)
-    return Path(setting)
+PIPELINE_SCOPE = "; a pipeline: every later step counted for every transcript"
+"""What a pipeline's submit-time ceiling covers, as the budget refusal says it."""
 
 
 def price_table(prices: PriceTable | str | Path | None, config: JudgesConfig) -> PriceTable:
@@ -77,16 +72,6 @@ def wants_samples(provider: BatchProvider, config: JudgesConfig, runs: int, allo
 def reuse_dir_of(store: StateStore) -> Path:
     """Where a job keeps its side of the cache (cleared with the job)."""
     return store.work_dir / _REUSE
-
-
-def cache_scope_of(provider: BatchProvider) -> str:
-    """The provider's scope in the reply cache (``cache_scope``, else its name).
-
-    Providers that give the same answers for the same model share a scope — the OpenAI
-    Batch API and a chat-completions endpoint run live both say ``openai-chat`` — so a batch
-    job and a live run of one config answer each other from the cache.
-    """
-    return str(getattr(provider, "cache_scope", provider.name))
 
 
 def open_gate(
@@ -117,3 +102,10 @@ def open_gate(
         job_cache.close()
         raise
     return gate, estimator, job_cache
+
+
+def later_gate(config: JudgesConfig, estimator: CostEstimator) -> RequestGate:
+    """The gate a pipeline's stage 0 feeds every later step's requests through (no cache):
+    they are priced into ``estimator`` as if every transcript reached every step, the upper
+    bound the budget is checked against before anything is uploaded."""
+    return RequestGate([judge.name for judge in config.judges], estimator=estimator)

@@ -4,7 +4,9 @@
 each run is looked up under its own key — the same key a batch job uses, so a live run and a
 batch job of one config answer each other — and only a miss is sent; a reply that is a verdict
 is stored. The run index comes from the request's custom_id. Cache work runs in a worker
-thread, one call at a time, so the event loop never waits on SQLite.
+thread, one call at a time, so the event loop never waits on SQLite. A cache that fails (a
+full disk, a folder that turned read-only) is logged once and then left alone: the run goes
+on, every request sent.
 
 Example::
 
@@ -14,18 +16,23 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
 
+from kyro._exceptions import KyroError
 from kyro._types import JudgeRequest, ResultLine
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
 
 __all__ = ["LiveCache", "LiveProvider"]
 
 _RUN = re.compile(r"-r(\d+)$")
+_log = logging.getLogger("kyro")
+_FAULTS = (KyroError, sqlite3.Error, OSError)
 
 
 class LiveProvider(Protocol):
@@ -43,11 +50,20 @@ class LiveCache:
         self.scope = scope
         self.hits = 0
         self.sent = 0
+        self.broken = False
         self._lock = anyio.Lock()
 
     async def _call(self, func: Any, *args: Any) -> Any:
+        """``func(*args)`` in a worker thread; None (logged once) when the cache fails."""
         async with self._lock:
-            return await anyio.to_thread.run_sync(func, *args)
+            if self.broken:
+                return None
+            try:
+                return await anyio.to_thread.run_sync(func, *args)
+            except _FAULTS as exc:
+                self.broken = True
+                _log.warning("the reply cache stopped working (%s); sending every request", exc)
+                return None
 
     async def complete(
         self, provider: LiveProvider, request: JudgeRequest
@@ -71,3 +87,8 @@ class LiveCache:
 
     def _store(self, key: bytes, line: ResultLine, model: str) -> None:
         self.cache.put(key, line, provider=self.scope, model=model)
+
+    async def aclose(self) -> None:
+        """Close the cache's database (in a worker thread)."""
+        async with self._lock:
+            await anyio.to_thread.run_sync(self.cache.close)

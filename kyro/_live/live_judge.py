@@ -7,6 +7,13 @@ time, and yields the evaluations in input order with memory bounded by the windo
 semantics are those of :mod:`kyro._config.dag`; results are built by
 :mod:`kyro._verdicts.steps`, the same code a staged batch job uses, so both give the same
 outcome for the same replies.
+
+With the reply cache on (the default, ``.kyro/cache`` beside the config, as for batch jobs),
+each run is first looked up under the key a batch job would use for it — provider scope,
+model, params, rendered messages (upstream verdicts included) and run index — and only a
+miss is sent (:mod:`kyro._live.live_cache`); verdicts are stored, nothing else, and a run the cache
+answered says ``origin="cache"``. The cache opens on first use; one that cannot be opened is
+logged and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -14,23 +21,29 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import logging
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
+import msgspec
 
 from kyro._config.judges import JudgesConfig, resolve_models
 from kyro._config.loader import load_config
-from kyro._exceptions import BatchValidationError
+from kyro._exceptions import BatchValidationError, KyroError
 from kyro._files import atomic_writer
+from kyro._live.live_cache import LiveCache
 from kyro._plan.planner import Planner, validate_variables
 from kyro._provider import LiveProvider
 from kyro._transcripts import Transcript, aiter_transcripts, transcript_preview
-from kyro._types import ResultLine
+from kyro._types import JudgeRequest, ResultLine
+from kyro._verdicts.reply_cache import CacheSetting, ReplyCache, cache_dir_for, cache_scope_of
 from kyro._verdicts.result_types import (
     BatchRunResult,
     JudgeVerdict,
@@ -42,6 +55,9 @@ from kyro._verdicts.vote import VoteSettings, parse_reply, vote_sorted
 
 __all__ = ["KyroJudge"]
 
+_log = logging.getLogger("kyro")
+replace = msgspec.structs.replace
+
 
 class KyroJudge:
     """Evaluate transcripts with a judges config or pipeline right now, through a live provider.
@@ -50,7 +66,9 @@ class KyroJudge:
     ``async complete(request) -> ResultLine`` (``kyro_local.LocalProvider`` over an
     OpenAI-compatible endpoint or a Python callable). ``runs``, ``vote`` and ``model`` work as
     in :class:`BatchJudge`: a judge's model is its own, the config's, ``model``,
-    ``KYRO_MODEL``, then the provider's ``default_model``.
+    ``KYRO_MODEL``, then the provider's ``default_model``. ``cache`` is the reply cache as in
+    :class:`BatchJudge` (``True``: ``.kyro/cache`` beside the config; a folder; ``False``:
+    off), shared with batch jobs of the same config; ``cached_runs`` counts its answers.
 
     Example::
 
@@ -68,7 +86,11 @@ class KyroJudge:
         runs: int = 1,
         vote: VoteSettings | None = None,
         model: str | None = None,
+        cache: CacheSetting = True,
+        cache_max_bytes: int | None = None,
     ) -> None:
+        if cache_max_bytes is not None and cache_max_bytes < 1:
+            raise ValueError("cache_max_bytes must be positive")
         if not isinstance(provider, LiveProvider):
             raise TypeError(
                 f"{type(provider).__name__} cannot run requests live (it has no "
@@ -89,13 +111,55 @@ class KyroJudge:
         self.runs = runs
         self.vote = vote if vote is not None else VoteSettings()
         Planner(self.config, runs, None, 0, None)  # checks runs now, not on first use
+        self.cache_dir = cache_dir_for(cache, self.config.path)
+        self.cache_max_bytes = cache_max_bytes
+        self._cache: LiveCache | None = None
+        self._cache_tried = False
+        self._cache_lock: anyio.Lock | None = None
+
+    @property
+    def cached_runs(self) -> int:
+        """Runs the reply cache answered so far (not sent)."""
+        return self._cache.hits if self._cache is not None else 0
+
+    async def _reply_cache(self) -> LiveCache | None:
+        """The reply cache, opened on first use (None when off or when it cannot be opened)."""
+        if self._cache_tried or self.cache_dir is None:
+            return self._cache
+        if self._cache_lock is None:
+            self._cache_lock = anyio.Lock()
+        async with self._cache_lock:
+            if not self._cache_tried:
+                folder, cap = self.cache_dir, self.cache_max_bytes
+                try:
+                    opened = await anyio.to_thread.run_sync(
+                        lambda: ReplyCache(folder, max_bytes=cap) if cap else ReplyCache(folder)
+                    )
+                except (KyroError, sqlite3.Error, OSError) as exc:
+                    _log.warning("the reply cache cannot be used (%s); sending every run", exc)
+                else:
+                    self._cache = LiveCache(opened, scope=cache_scope_of(self.provider))
+                self._cache_tried = True
+        return self._cache
+
+    async def _send(self, request: JudgeRequest) -> tuple[ResultLine, bool]:
+        """One run's reply and whether the cache gave it."""
+        cache = await self._reply_cache()
+        if cache is None:
+            return await self.provider.complete(request), False
+        return await cache.complete(self.provider, request)
 
     def __repr__(self) -> str:
         return f"KyroJudge(provider={self.provider.name!r}, config={str(self.config.path)!r})"
 
     async def aclose(self) -> None:
-        """Close the provider."""
-        await self.provider.aclose()
+        """Close the reply cache and the provider."""
+        try:
+            if self._cache is not None:
+                await self._cache.aclose()
+                self._cache = None
+        finally:
+            await self.provider.aclose()
 
     async def __aenter__(self) -> KyroJudge:
         return self
@@ -215,20 +279,22 @@ class KyroJudge:
         values: Mapping[str, Mapping[str, str]],
     ) -> JudgeVerdict:
         requests = planner.requests_for(transcript, (index,), values)
-        lines: list[ResultLine | None] = [None] * len(requests)
+        lines: list[tuple[ResultLine, bool] | None] = [None] * len(requests)
 
         async def send(run: int) -> None:
-            lines[run] = await self.provider.complete(requests[run])
+            lines[run] = await self._send(requests[run])
 
         await _together([functools.partial(send, run) for run in range(len(requests))])
         threshold = self.config.judges[index].pass_threshold
         runs: list[RunVerdict] = []
-        for run, line in enumerate(lines):
-            assert line is not None  # every task finished or the group raised
+        for run, answer in enumerate(lines):
+            assert answer is not None  # every task finished or the group raised
+            line, cached = answer
             if line.ok and line.error is None:
-                runs.append(
-                    parse_reply(line.content, run=run, usage=line.usage, pass_threshold=threshold)
+                verdict = parse_reply(
+                    line.content, run=run, usage=line.usage, pass_threshold=threshold
                 )
+                runs.append(replace(verdict, origin="cache") if cached else verdict)
             else:
                 runs.append(
                     RunVerdict(run=run, status="ERRORED", error=line.error, usage=line.usage)

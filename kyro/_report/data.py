@@ -2,10 +2,11 @@
 
 :func:`summarize_results` reads the results file (one transcript evaluation a line) once:
 counts, per-judge (per-step) tallies, vote agreement, score histograms and token totals are
-running sums, and the per-transcript table is a *sample* of at most ``max_rows`` rows —
-chosen at random with a fixed seed, transcripts that did not pass weighted four times, so
-problems show up even in a million-transcript result. Memory is the sample, whatever the
-size of the file.
+running sums (a pipeline's per-step outcomes too: ran, skipped, not triggered, not reached,
+and the pass rate of each step's own and effective verdicts), and the per-transcript table is
+a *sample* of at most ``max_rows`` rows — chosen at random with a fixed seed, transcripts
+that did not pass weighted four times, so problems show up even in a million-transcript
+result. Memory is the sample, whatever the size of the file.
 
 Lines are read leniently: fields kyro may add later are ignored, and a verdict status kyro
 does not know (a pipeline step's ``SKIPPED``) is counted under its own name. A line that is
@@ -29,7 +30,14 @@ import msgspec
 from kyro._cost.prices import PriceTable, cost_usd
 from kyro._exceptions import BatchValidationError
 
-__all__ = ["JudgeSummary", "ReportData", "ReportRow", "RowVerdict", "summarize_results"]
+__all__ = [
+    "JudgeSummary",
+    "ReportData",
+    "ReportRow",
+    "RowVerdict",
+    "StepSummary",
+    "summarize_results",
+]
 
 BINS = 10
 _TEXT_LIMIT = 400
@@ -67,11 +75,18 @@ class _Verdict(msgspec.Struct):
     model: str | None = None
 
 
+class _Step(msgspec.Struct):
+    state: str = "RAN"
+    effective: str = "ERRORED"
+    status: str | None = None
+
+
 class _Evaluation(msgspec.Struct):
     index: int
     status: str
     verdicts: dict[str, _Verdict]
     source: str = ""
+    steps: dict[str, _Step] = {}
 
 
 class RowVerdict(msgspec.Struct, frozen=True):
@@ -115,6 +130,40 @@ class JudgeSummary(msgspec.Struct, kw_only=True):
         return passed / valid if valid else None
 
 
+class StepSummary(msgspec.Struct, kw_only=True):
+    """One pipeline step's outcomes over the whole file (from each line's ``steps``).
+
+    ``states`` counts RAN / SKIPPED / NOT_TRIGGERED / NOT_REACHED; ``own`` the step's own
+    verdict statuses where it ran; ``effective`` the status dependents and the roll-up used
+    (its own, or its fallback's when it failed and had one).
+    """
+
+    states: dict[str, int] = {}
+    own: dict[str, int] = {}
+    effective: dict[str, int] = {}
+
+    @property
+    def ran(self) -> int:
+        """Transcripts the step ran for."""
+        return self.states.get("RAN", 0)
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Its own verdicts: (SUCCESS + NA) / (SUCCESS + ERROR + NA) where it ran."""
+        return _rate(self.own)
+
+    @property
+    def effective_pass_rate(self) -> float | None:
+        """The effective statuses, fallbacks included, over the same valid statuses."""
+        return _rate(self.effective)
+
+
+def _rate(counts: Mapping[str, int]) -> float | None:
+    passed = counts.get("SUCCESS", 0) + counts.get("NA", 0)
+    valid = passed + counts.get("ERROR", 0)
+    return passed / valid if valid else None
+
+
 class ReportData(msgspec.Struct, kw_only=True):
     """Everything the report shows (see the module docstring)."""
 
@@ -122,12 +171,14 @@ class ReportData(msgspec.Struct, kw_only=True):
     transcripts: int = 0
     statuses: dict[str, int] = {}
     judges: dict[str, JudgeSummary] = {}
+    steps: dict[str, StepSummary] = {}
     runs: int = 0
     errored_runs: int = 0
     cached_runs: int = 0
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
+    unmetered_runs: int = 0
     cost_usd: float | None = None
     cost_note: str | None = None
     rows: list[ReportRow] = []
@@ -165,8 +216,8 @@ def summarize_results(
 
     Cost is priced from ``prices`` (batch or live rates) per the model each verdict names,
     else the judge's in ``judge_models``, else ``model``; runs answered by the cache
-    (``origin: cache``) are not billed. Without a price for some model, ``cost_usd`` is None
-    and ``cost_note`` says why.
+    (``origin: cache``) are not billed. Without a price for some model, or when runs that got a
+    reply report no usage (``unmetered_runs``), ``cost_usd`` is None and ``cost_note`` says why.
     """
     decoder = msgspec.json.Decoder(_Evaluation)
     data = ReportData(path=path)
@@ -214,6 +265,14 @@ def _count(
 ) -> None:
     data.transcripts += 1
     data.statuses[evaluation.status] = data.statuses.get(evaluation.status, 0) + 1
+    for name, outcome in evaluation.steps.items():
+        step = data.steps.get(name)
+        if step is None:
+            step = data.steps[name] = StepSummary()
+        step.states[outcome.state] = step.states.get(outcome.state, 0) + 1
+        if outcome.state == "RAN" and outcome.status is not None:
+            step.own[outcome.status] = step.own.get(outcome.status, 0) + 1
+        step.effective[outcome.effective] = step.effective.get(outcome.effective, 0) + 1
     for name, verdict in evaluation.verdicts.items():
         judge = data.judges.get(name)
         if judge is None:
@@ -235,6 +294,8 @@ def _count(
                 judge.histogram[_bin(run.score)] += 1
             if run.origin == "cache":
                 data.cached_runs += 1
+            elif run.usage is None and run.status != "ERRORED":
+                data.unmetered_runs += 1  # a reply, with no usage: its cost is not known
             elif run.usage is not None:
                 sums = tokens.get(model)
                 if sums is None:
@@ -301,6 +362,12 @@ def _price(
         )
     if prices is None:
         data.cost_note = "no price table given"
+    elif data.unmetered_runs:
+        data.cost_note = (
+            f"{data.unmetered_runs:,} run(s) reported no token usage (e.g. a callable judge "
+            "that returns only the reply text), so the cost is not guessed; return a "
+            "chat.completion dict with `usage` to have it priced"
+        )
     elif missing:
         data.cost_note = (
             f"no price for {', '.join(sorted(missing))}: pass --model for results that record "

@@ -2,10 +2,11 @@
 
 :func:`write_report` reads a results file once (:func:`~kyro._report.data.summarize_results`)
 and writes one HTML file that works offline and as an attachment: the job summary, pass rate
-per judge (pipeline step) with vote agreement and mean score, score histograms, token and cost
-totals, and a table of (a sample of) transcripts that filters by judge and status and shows
-every run's root cause. The table is plain HTML, readable without JavaScript; the filters are
-a few lines of inline script. Every text from the results is escaped.
+per judge (pipeline step) with vote agreement and mean score, a pipeline's per-step outcomes
+(ran, skipped, not triggered, not reached; own and effective pass rates), score histograms,
+token and cost totals, and a table of (a sample of) transcripts that filters by judge and
+status and shows every run's root cause. The table is plain HTML, readable without
+JavaScript; the filters are a few lines of inline script. Every text from the results is escaped.
 
 Example::
 
@@ -180,6 +181,46 @@ def _judges_table(data: ReportData) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _steps_table(data: ReportData) -> str:
+    """Per pipeline step: how often it ran, was skipped, not triggered or not reached, and
+    the pass rate of its own verdicts and of its effective ones (fallbacks included)."""
+    head = "".join(
+        f"<th>{c}</th>"
+        for c in (
+            "step",
+            "ran",
+            "pass rate",
+            "",
+            "effective pass rate",
+            "skipped",
+            "not triggered",
+            "not reached",
+        )
+    )
+    rows = []
+    for name, step in data.steps.items():
+        label = escape(name)
+        cells = [
+            f"<td>{label}</td>",
+            f'<td class="n">{step.ran:,}</td>',
+            f'<td class="n" data-testid="step-rate-{label}">{_pct(step.pass_rate)}</td>',
+            f"<td>{_rate_bar(step.pass_rate)}</td>",
+            f'<td class="n" data-testid="step-effective-{label}">'
+            f"{_pct(step.effective_pass_rate)}</td>",
+        ]
+        for state in ("SKIPPED", "NOT_TRIGGERED", "NOT_REACHED"):
+            cells.append(f'<td class="n">{step.states.get(state, 0):,}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    note = (
+        '<p class="note">pass rate: the step\'s own verdicts where it ran; effective: what its '
+        "dependents and the roll-up used (a failed step's fallback counts)</p>"
+    )
+    return (
+        f'<section><h2>Pipeline steps</h2><table id="steps"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{note}</section>"
+    )
+
+
 def _grouped(runs: tuple[tuple[int, str, str], ...]) -> list[tuple[str, str, str]]:
     """Consecutive runs with the same status and reason as one item ("runs 0–2: …")."""
     groups: list[tuple[int, int, str, str]] = []
@@ -281,6 +322,7 @@ def render_html(data: ReportData, *, title: str, generated: str) -> str:
 <section><h2>Summary</h2><div class="cards">{"".join(cards)}</div>
 <p>{_status_bar(data.statuses, data.transcripts)}</p>{cost_note}</section>
 <section><h2>Judges and steps</h2>{_judges_table(data)}</section>
+{_steps_table(data) if data.steps else ""}
 {hist_section}
 <section><h2>Transcripts</h2>
 <div class="filters">

@@ -82,8 +82,8 @@ def _problem(state: JobState, sidecar: Path) -> str | None:
     root = sidecar.resolve()
     if not 1 <= state.samples <= state.runs or not 0 <= state.cached_runs <= expected:
         return f"samples {state.samples} or cached runs {state.cached_runs} are out of range"
-    if state.pipeline and (state.samples != 1 or state.cached_runs):
-        return "a pipeline job sends each run alone and never from the cache"
+    if state.pipeline and state.samples != 1:
+        return "a pipeline job sends each run alone"
     # Runs the reply cache answered are not sent; runs sent as n samples share a request.
     to_send = expected - state.cached_runs
     fewest = -(-to_send // state.samples)
@@ -125,10 +125,16 @@ def _stage_problem(state: JobState, root: Path, complete: bool) -> str | None:
         return f"its planned stages are {order}, not 0 up to the current stage {state.stage}"
     most = state.transcripts * len(state.judges) * state.runs
     for record in state.planned:
-        if not 0 <= record.transcripts <= state.transcripts or not 0 <= record.requests <= most:
+        if (
+            not 0 <= record.transcripts <= state.transcripts
+            or not 0 <= record.requests <= most
+            or not 0 <= record.cached_runs <= most - record.requests
+            or (record.ceiling_usd is not None and not record.ceiling_usd >= 0)
+        ):
             return (
-                f"stage {record.stage} records {record.transcripts} transcripts and "
-                f"{record.requests} requests"
+                f"stage {record.stage} records {record.transcripts} transcripts, "
+                f"{record.requests} requests, {record.cached_runs} cached runs and a ceiling "
+                f"of {record.ceiling_usd}"
             )
         lines = sum(shard.lines for shard in state.shards if shard.stage == record.stage)
         if lines > record.requests or (complete and lines != record.requests):

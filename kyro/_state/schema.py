@@ -96,6 +96,10 @@ class ShardState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class StageRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One planned pipeline stage: how many transcripts qualified and requests it sent.
 
+    ``cached_runs`` counts the runs the reply cache answered (not sent); ``ceiling_usd`` is
+    the cost ceiling of the requests sent, as the budget check priced it (None when the
+    stage was planned without a price, e.g. stage 0, whose figure is the job's own).
+
     Example::
 
         StageRecord(stage=1, transcripts=412, requests=1236)
@@ -104,6 +108,8 @@ class StageRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     stage: int
     transcripts: int
     requests: int
+    cached_runs: int = 0
+    ceiling_usd: float | None = None
 
 
 class JobState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

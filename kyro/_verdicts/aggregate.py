@@ -262,11 +262,12 @@ class Aggregator:
                         runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
                     elif rec.rank == _OK:
                         threshold = self.thresholds[j]
-                        runs.append(
-                            parse_reply(
-                                rec.content, run=r, usage=rec.usage, pass_threshold=threshold
-                            )
+                        run = parse_reply(
+                            rec.content, run=r, usage=rec.usage, pass_threshold=threshold
                         )
+                        if rec.cached:
+                            run = msgspec.structs.replace(run, origin="cache")
+                        runs.append(run)
                     else:
                         runs.append(
                             RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)

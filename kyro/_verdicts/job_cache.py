@@ -5,7 +5,9 @@ At submit, the job's :class:`~kyro._verdicts.cache_gate.RequestGate` writes into
 * ``cache.json`` — the cache folder and provider name, so a ``check`` in another process
   uses the same cache;
 * ``cache-hits.jsonl`` — one result line per run the cache answered (replayed into the
-  aggregator at check, marked ``origin: cache``);
+  aggregator at check, marked ``origin: cache``); a pipeline's later stage *k* keeps its
+  own, ``cache-hits-s<k>.jsonl``, written afresh each time the stage is planned (a plan a
+  crash cut short is redone without doubling its hits);
 * ``cache-keys.sqlite3`` — the cache key of every run sent, by custom_id, so the replies can
   be stored when they come back.
 
@@ -47,6 +49,10 @@ HITS_FILE = "cache-hits.jsonl"
 KEYS_FILE = "cache-keys.sqlite3"
 _RUN = re.compile(r"^(.*-r)(\d+)$")
 _CHUNK = 500
+
+
+def _hits_name(stage: int) -> str:
+    return f"cache-hits-s{stage}.jsonl" if stage else HITS_FILE
 
 
 class _Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,11 +123,18 @@ class JobCache:
 
     # -- submit ---------------------------------------------------------------------------
 
-    def gate(self, judges: Sequence[str], estimator: CostEstimator | None) -> RequestGate:
-        """A request gate that records hits and sent keys into this job's files."""
+    def gate(
+        self, judges: Sequence[str], estimator: CostEstimator | None, *, stage: int = 0
+    ) -> RequestGate:
+        """A request gate that records hits and sent keys into this job's files (the hits
+        of a pipeline's stage ``stage`` > 0 into that stage's own file, emptied first)."""
         cache = self.cache()  # first: a cache that cannot be opened leaves no file open
         # Closed by finish_submit (or close): it outlives this call, written through the gate.
-        hits = open(self.folder / HITS_FILE, "ab", opener=private_opener)  # noqa: SIM115
+        path = self.folder / _hits_name(stage)
+        if stage:
+            hits = open(path, "wb", opener=private_opener)  # noqa: SIM115
+        else:
+            hits = open(path, "ab", opener=private_opener)  # noqa: SIM115
         buffer = bytearray()
 
         def on_hit(line: ResultLine) -> None:
@@ -187,9 +200,10 @@ class JobCache:
 
     # -- check ----------------------------------------------------------------------------
 
-    def hits(self) -> Iterator[ResultLine]:
-        """The runs the cache answered at submit, as result lines."""
-        path = self.folder / HITS_FILE
+    def hits(self, stage: int = 0) -> Iterator[ResultLine]:
+        """The runs the cache answered when the job (or its stage ``stage``) was planned, as
+        result lines."""
+        path = self.folder / _hits_name(stage)
         if not path.exists():
             return
         decoder = msgspec.json.Decoder(ResultLine)

@@ -38,7 +38,20 @@ from kyro._files import held_briefly
 from kyro._types import JudgeRequest, ResultLine, Usage
 from kyro._verdicts.vote import parse_reply
 
-__all__ = ["DEFAULT_MAX_BYTES", "CacheStats", "CachedReply", "ReplyCache", "RequestKeys"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "CacheSetting",
+    "CacheStats",
+    "CachedReply",
+    "ReplyCache",
+    "RequestKeys",
+    "cache_dir_for",
+    "cache_scope_of",
+    "default_cache_dir",
+]
+
+CacheSetting = bool | str | Path
+"""``True`` (the default folder), ``False`` (off) or a folder."""
 
 DEFAULT_MAX_BYTES = 1 << 30
 """The default size cap of a cache folder: 1 GiB of replies."""
@@ -334,3 +347,27 @@ class _transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def default_cache_dir(config_path: Path) -> Path:
+    """``.kyro/cache`` beside the config: shared by plan, submit, check and live runs."""
+    return config_path.resolve().parent / ".kyro" / "cache"
+
+
+def cache_dir_for(setting: CacheSetting, config_path: Path) -> Path | None:
+    """The cache folder a setting names, or None when off."""
+    if setting is False:
+        return None
+    if setting is True:
+        return default_cache_dir(config_path)
+    return Path(setting)
+
+
+def cache_scope_of(provider: object) -> str:
+    """A provider's scope in the reply cache (its ``cache_scope``, else its ``name``).
+
+    Providers that give the same answers for the same model share a scope — the OpenAI
+    Batch API and a chat-completions endpoint run live both say ``openai-chat`` — so a batch
+    job and a live run of one config answer each other from the cache.
+    """
+    return str(getattr(provider, "cache_scope", getattr(provider, "name", "")))

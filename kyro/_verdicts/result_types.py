@@ -114,8 +114,8 @@ class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
     ``state`` is ``RAN`` (its verdict is in :attr:`TranscriptEvaluation.verdicts`, its status
     copied here), ``SKIPPED`` (a dependency did not pass: ``reason`` names it) or
     ``NOT_TRIGGERED`` (a fallback whose step did not fail: ``reason`` says how it ended) or
-    ``NOT_REACHED`` (a batch job ended — failed, expired, cancelled — before its stage ran;
-    the transcript is then ``ERRORED``: it has no complete verdict).
+    ``NOT_REACHED`` (a batch job ended — failed, expired, cancelled, over budget — before its
+    stage ran; the transcript is then ``ERRORED``: it has no complete verdict).
     ``effective`` is the status dependents and the roll-up used: the step's own, or — when it
     failed and its fallback ran — the fallback's effective one, from step ``effective_from``.
 

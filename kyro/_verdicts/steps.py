@@ -67,11 +67,13 @@ def pipeline_evaluation(
     verdicts: Mapping[str, JudgeVerdict],
     preview: str | None = None,
     reached: int | None = None,
+    not_reached: str | None = None,
 ) -> TranscriptEvaluation:
     """One transcript's evaluation from the verdicts of the steps that ran for it.
 
     ``reached`` (a batch job that ended early) is how many stages ran: a step of a later
-    stage that did not run is ``NOT_REACHED``, and so is the transcript's roll-up (ERRORED).
+    stage that did not run is ``NOT_REACHED``, and so is the transcript's roll-up (ERRORED);
+    ``not_reached`` is the reason written on those steps (default: the job ended first).
 
     A config without links gives no ``steps`` (every judge ran; ``verdicts`` says it all).
 
@@ -84,7 +86,7 @@ def pipeline_evaluation(
     steps: dict[str, StepOutcome] = {}
     for name in graph.names:
         if reached is not None and graph.stage[name] >= reached and name not in own:
-            why = f"the job ended before stage {graph.stage[name]} ran"
+            why = not_reached or f"the job ended before stage {graph.stage[name]} ran"
             steps[name] = StepOutcome(
                 step=name, state="NOT_REACHED", effective="NOT_REACHED", reason=why
             )
@@ -119,7 +121,8 @@ def pipeline_evaluation(
 
 
 def tally(counts: CountsBuilder, evaluation: TranscriptEvaluation) -> Usage:
-    """Count one evaluation into ``counts`` (transcripts, runs, judges, steps); return its usage.
+    """Count one evaluation into ``counts`` (transcripts, runs, judges, steps); return its usage
+    (runs the reply cache answered are not counted: an earlier job paid for them).
 
     Example::
 
@@ -137,7 +140,7 @@ def tally(counts: CountsBuilder, evaluation: TranscriptEvaluation) -> Usage:
         )
         counts.judge(name).add(verdict.status)
         for run in verdict.runs:
-            if run.usage is not None:
+            if run.usage is not None and run.origin != "cache":  # paid for by an earlier job
                 usage = usage + run.usage
     for name, outcome in evaluation.steps.items():
         counts.step(name).add(outcome)

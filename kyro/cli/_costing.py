@@ -109,8 +109,11 @@ def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.4f}"
 
 
-def format_cost(estimator: CostEstimator, *, hits: int, cache: Path | None) -> Iterator[str]:
-    """The cost and cache lines ``plan`` and ``submit`` print."""
+def format_cost(
+    estimator: CostEstimator, *, hits: int, cache: Path | None, pipeline: bool = False
+) -> Iterator[str]:
+    """The cost and cache lines ``plan`` and ``submit`` print (``pipeline``: a pipeline's
+    submit, whose later steps are priced as if every transcript reached them)."""
     lines: list[CostLine] = estimator.lines()
     totals = estimator.totals()
     table = estimator.table
@@ -153,6 +156,11 @@ def format_cost(estimator: CostEstimator, *, hits: int, cache: Path | None) -> I
     for line in lines:
         if line.note:
             yield f"  note: {line.judge} / {line.model}: {line.note}"
+    if pipeline:
+        yield (
+            "  note: a pipeline: steps after the first stage are counted as if every "
+            "transcript reached them (the most they can cost); the cache is asked stage by stage"
+        )
     if cache is None:
         yield "cache: off"
     else:
@@ -164,12 +172,16 @@ def actual_cost_line(
 ) -> str:
     """The line ``check`` prints: what the job cost, from the usage its replies reported.
 
-    ``models`` maps each judge to the model that ran it (``BatchRunResult.models``).
+    ``models`` maps each judge to the model that ran it (``BatchRunResult.models``). The
+    provider's usage is priced as it says (:func:`kyro._registry.provider_pricing`): the
+    local provider's live requests at OpenAI's live prices, batch providers at batch prices.
     """
+    from kyro._registry import provider_pricing
     from kyro._report.data import summarize_results
 
+    provider, batch = provider_pricing(provider)
     data = summarize_results(
-        results, max_rows=0, prices=prices, provider=provider, judge_models=models
+        results, max_rows=0, prices=prices, provider=provider, judge_models=models, batch=batch
     )
     cached = ""
     if data.cached_runs:
@@ -177,7 +189,8 @@ def actual_cost_line(
     if data.cost_usd is None:
         return f"cost: unknown — {data.cost_note}{cached}"
     return (
-        f"cost: {_usd(data.cost_usd)} at {provider} batch prices of {prices.as_of} "
+        f"cost: {_usd(data.cost_usd)} at {provider} {'batch' if batch else 'live'} prices of "
+        f"{prices.as_of} "
         f"({data.input_tokens:,} input tokens, {data.cached_input_tokens:,} of them cached, "
         f"{data.output_tokens:,} output){cached}"
     )

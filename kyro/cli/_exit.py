@@ -30,7 +30,8 @@ class ExitCode(enum.IntEnum):
                    ``--max-cost`` refused a submit (nothing was uploaded)
     2  BAD_INPUT   bad config, transcripts, variables, arguments or state file
     3  PENDING     the job is still running: check again later
-    4  JOB_FAILED  the job ended failed, expired or cancelled (partial results kept)
+    4  JOB_FAILED  the job ended failed, expired, cancelled or over_budget (partial
+                   results kept)
     5  PROVIDER    the provider could not be reached or refused a call
     70 INTERNAL    an unexpected error (a bug): the traceback is in a log file
     75 BUSY        another kyro process holds the job's lock: try again later

@@ -105,6 +105,9 @@ def write_html_report(
             for judge in config.judges
             if (model := judge.model or default) is not None
         }
+    from kyro._registry import provider_pricing
+
+    provider, batch = provider_pricing(provider)
     data = write_report(
         results,
         output,
@@ -112,7 +115,7 @@ def write_html_report(
         prices=load_prices(args.prices),
         provider=provider,
         model=getattr(args, "report_model", None),
-        batch=not args.live,
+        batch=batch and not args.live,
         max_rows=args.rows,
         title=getattr(args, "title", None),
     )

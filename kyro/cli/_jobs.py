@@ -196,7 +196,11 @@ def _submit(args: argparse.Namespace) -> int:
         if judge.last_estimate is not None:
             gate_hits = judge.last_estimate.totals().cached_runs
             folder = cache_dir_of(args, Path(args.config))
-            for line in format_cost(judge.last_estimate, hits=gate_hits, cache=folder):
+            pipeline = judge.load().uses_pipeline
+            lines = format_cost(
+                judge.last_estimate, hits=gate_hits, cache=folder, pipeline=pipeline
+            )
+            for line in lines:
                 print(line)
         out.print(f"submitted job {job_id}; state saved in {judge.state_path}")
         provider = "" if args.provider == "openai" else f" --provider {args.provider}"

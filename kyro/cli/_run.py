@@ -140,11 +140,22 @@ def _run_live(args: argparse.Namespace, variables: dict[str, str]) -> int:
     if args.concurrency < 1:
         raise BatchValidationError(f"--concurrency must be at least 1, got {args.concurrency}")
     if max_cost_of(args) is not None:
-        raise BatchValidationError("--max-cost is not supported for pipeline configs yet")
+        raise BatchValidationError(
+            "--max-cost is not supported for a pipeline walked live through the local "
+            "provider; submit it as a batch job (python3 -m kyro submit CONFIG TRANSCRIPTS "
+            "--max-cost USD), which holds every stage to the budget, or run without it"
+        )
     provider = make_provider(args)
     if not isinstance(provider, LiveProvider):
         raise BatchValidationError(f"the {args.provider!r} provider cannot run requests live")
-    live = KyroJudge(args.config, provider=provider, runs=args.runs, vote=vote_settings(args))
+    folder = cache_dir_of(args, Path(args.config))
+    live = KyroJudge(
+        args.config,
+        provider=provider,
+        runs=args.runs,
+        vote=vote_settings(args),
+        cache=folder if folder is not None else False,
+    )
     store = StateStore(args.config, state_dir_of(args))
     check_exports(args, store.state_dir)
     store.ensure_dirs()
@@ -156,7 +167,7 @@ def _run_live(args: argparse.Namespace, variables: dict[str, str]) -> int:
             if not args.quiet:
                 stages = len(live.graph.stages)
                 out.print(f"run {run_id}: walking the {stages}-stage pipeline live")
-            return await run_to_file(
+            result = await run_to_file(
                 live,
                 args.transcripts,
                 store.results_path_for(run_id),
@@ -164,5 +175,12 @@ def _run_live(args: argparse.Namespace, variables: dict[str, str]) -> int:
                 variables=variables,
                 concurrency=args.concurrency,
             )
+            if not args.quiet:
+                out.print(
+                    "cache: off"
+                    if folder is None
+                    else f"cache: {live.cached_runs:,} runs answered by {folder} (not sent)"
+                )
+            return result
 
     return finish(anyio.run(go), args)

@@ -86,10 +86,13 @@ class LiveExecutor:
                 tasks.start_soon(self._item, judge, work, index, report)
 
     async def _judge(self, config: Path) -> KyroJudge:
-        """The KyroJudge of a version's config (made once: a version never changes)."""
+        """The KyroJudge of a version's config (made once: a version never changes); without
+        a reply cache, like the service's batch jobs: every execution is sent."""
         judge = self._judges.get(config)
         if judge is None:
-            made = await anyio.to_thread.run_sync(lambda: KyroJudge(config, provider=self.provider))
+            made = await anyio.to_thread.run_sync(
+                lambda: KyroJudge(config, provider=self.provider, cache=False)
+            )
             judge = self._judges.setdefault(config, made)
         return judge
 

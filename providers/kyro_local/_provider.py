@@ -81,6 +81,11 @@ class LocalProvider:
     default_model: str = DEFAULT_MODEL
     runs_on_submit = True
     """``submit`` runs the requests itself before it returns (progress asks ``find``)."""
+    prices_from = "openai"
+    """Whose price table prices this provider's usage, by model name (a chat-completions
+    endpoint bills like OpenAI's; a model the table does not know is reported unknown)."""
+    live_prices = True
+    """Every request is sent live, so live prices apply, not batch ones."""
 
     @classmethod
     def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:

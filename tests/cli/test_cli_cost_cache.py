@@ -148,3 +148,95 @@ def test_batch_answers_feed_a_live_run(
     assert emulator.stats().chat_completions == 6
     assert _submit(job, base_url, "--runs", "2", *cache) == ExitCode.OK
     assert "cache: 12 of 12 runs answered by" in capsys.readouterr().out
+
+
+def test_a_live_run_through_the_local_provider_shows_its_cost_at_live_prices(
+    job: Path, base_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --provider local` prices the usage the endpoint reported at OpenAI's live prices
+    (gpt-4o-mini: $0.15 in, $0.075 cached in, $0.60 out per million), to the cent fraction."""
+    data = str(job.parent / "data.jsonl")
+    command = ["run", str(job), data, "--provider", "local", "--base-url", base_url]
+    assert main([*command, "--no-cache", "--state-dir", str(tmp_path / "live")]) == ExitCode.OK
+    out = capsys.readouterr().out
+    (results,) = (tmp_path / "live").glob("*/results-*.jsonl")
+    usage = [0, 0, 0]
+    for line in results.read_text().splitlines():
+        for verdict in json.loads(line)["verdicts"].values():
+            for run in verdict["runs"]:
+                usage[0] += run["usage"]["input_tokens"]
+                usage[1] += run["usage"].get("cached_input_tokens", 0)
+                usage[2] += run["usage"]["output_tokens"]
+    assert usage[0] > 0
+    expected = ((usage[0] - usage[1]) * 0.15 + usage[1] * 0.075 + usage[2] * 0.60) / 1e6
+    assert f"cost: ${expected:,.4f} at openai live prices of 2026-11-30" in out
+
+
+async def test_a_callable_judge_without_usage_says_its_cost_is_unknown(tmp_path: Path) -> None:
+    """A callable LocalProvider returning bare reply text reports no usage: the cost line says
+    unknown and why, instead of pricing it at $0."""
+    from kyro import BatchJudge
+    from kyro._cost.prices import load_prices
+    from kyro.cli._costing import actual_cost_line
+    from kyro_local import LocalProvider
+
+    config = tmp_path / "judges.yml"
+    config.write_text(
+        "version: 1\nmodel: gpt-4o-mini\njudges:\n  - name: tone\n    prompt: Judge {{input}}\n"
+        "    output_format: json\n",
+        encoding="utf-8",
+    )
+    provider = LocalProvider(
+        handler=lambda body: '{"status": "SUCCESS", "root_cause": "fine"}',
+        state_dir=tmp_path / "local",
+    )
+    async with BatchJudge(provider, config, state_dir=tmp_path / "state", cache=False) as judge:
+        await judge.submit(["a chat", "another chat"], runs=2)
+        result = await judge.check()
+    assert result is not None
+    line = actual_cost_line(result.results_path, result.models, "local", load_prices())
+    assert line.startswith("cost: unknown — 4 run(s) reported no token usage")
+    assert "$0.0000" not in line
+
+
+PIPELINE = """\
+version: 1
+model: gpt-4o-mini
+steps:
+  - name: tone
+    prompt: "Was the assistant polite? {{input}}"
+    output_format: json
+    params: {max_tokens: 4000}
+  - name: escalate
+    depends_on: tone
+    prompt: "Should this go to a person? tone said {{steps.tone.status}}. {{input}}"
+    output_format: json
+    params: {max_tokens: 4000}
+"""
+
+
+def test_a_pipeline_submit_counts_its_later_steps_against_max_cost(
+    tmp_path: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`submit --max-cost` on a pipeline prices the later step for every transcript: a budget
+    that only stage 0 fits is refused (exit 1, nothing uploaded); twice that runs to the end."""
+    config = tmp_path / "pipeline.yml"
+    config.write_text(PIPELINE, encoding="utf-8")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"chat": f"hello {i}"}) + "\n" for i in range(10)))
+    command = ["submit", str(config), str(data), "--base-url", base_url, "--no-cache"]
+    # Two steps of the same shape: stage 0 is about half of the ceiling.
+    assert main([*command, "--max-cost", "0"]) == ExitCode.GATE
+    err = capsys.readouterr().err
+    ceiling = float(err.split("the cost ceiling $", 1)[1].split(" ", 1)[0])
+    assert main([*command, "--max-cost", f"{ceiling * 0.6:.6f}"]) == ExitCode.GATE
+    err = capsys.readouterr().err
+    assert "a pipeline: every later step counted for every transcript" in err
+    assert emulator.stats().files_uploaded == 0
+    assert main([*command, "--max-cost", f"{ceiling * 1.02:.6f}"]) == ExitCode.OK
+    assert "note: a pipeline: steps after the first stage are counted" in capsys.readouterr().out
+    check = ["check", str(config), "--base-url", base_url, "--wait", "--interval", "0.1"]
+    assert main(check) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "transcripts: 10" in out
+    assert emulator.stats().batches_created == 2  # one per stage

@@ -401,18 +401,15 @@ async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_pat
 
 
 @pytest.mark.slow  # end to end over HTTP
-async def test_a_pipeline_job_sends_each_run_alone_without_the_cache_or_a_budget(
+async def test_a_pipeline_job_sends_each_run_alone(
     tmp_path: Path, served_pipeline: tuple[Emulator, str]
 ) -> None:
-    """A staged job on a provider that takes ``n`` still sends one request per run, opens no
-    reply cache, and refuses max_cost (not priced per stage yet) before anything is sent."""
-    emulator, url = served_pipeline
+    """A staged job on a provider that takes ``n`` still sends one request per run (later
+    stages are planned per run), and with the cache off opens no reply cache."""
+    _, url = served_pipeline
     config, data = write_pipeline(tmp_path)
     provider = OpenAIBatchProvider(base_url=url, api_key="sk-test")
-    async with BatchJudge(provider, config, state_dir=tmp_path / "state") as judge:
-        with pytest.raises(BatchValidationError, match="max_cost is not supported for pipeline"):
-            await judge.submit([data], runs=3, variables=VARS, max_cost=10.0)
-        assert emulator.stats().batches_created == 0
+    async with BatchJudge(provider, config, state_dir=tmp_path / "state", cache=False) as judge:
         await judge.submit([data], runs=3, variables=VARS)
         state = judge._runner.store.load()
         assert state is not None

@@ -69,7 +69,9 @@ class PipelineJob(Job):
                 base_url=url, api_key=API_KEY, retry=FAST_RETRY, state_dir=self.folder / "live"
             )
             found: collections.Counter[tuple[int, str, int]] = collections.Counter()
-            async with KyroJudge(self.config, provider=provider, runs=self.runs) as live:
+            # No reply cache: the batch job runs without one too, and every run must be sent.
+            live_judge = KyroJudge(self.config, provider=provider, runs=self.runs, cache=False)
+            async with live_judge as live:
                 stream = live.run_many([self.data])
                 async for evaluation in stream:
                     for name, verdict in evaluation.verdicts.items():
