@@ -240,3 +240,41 @@ def test_a_pipeline_submit_counts_its_later_steps_against_max_cost(
     out = capsys.readouterr().out
     assert "transcripts: 10" in out
     assert emulator.stats().batches_created == 2  # one per stage
+
+
+def test_a_check_at_higher_prices_ends_a_pipeline_over_budget_with_exit_4(
+    tmp_path: Path, base_url: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline submitted under --max-cost at a prices file 100 times cheaper than kyro's
+    table, then checked without it: the later stage no longer fits, so it is not sent, the job
+    ends over_budget (exit 4, like any ended job) and the results show that step NOT_REACHED."""
+    config = tmp_path / "pipeline.yml"
+    config.write_text(PIPELINE, encoding="utf-8")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"chat": f"hello {i}"}) + "\n" for i in range(4)))
+    prices = tmp_path / "cheap.yml"
+    prices.write_text(
+        "providers: {openai: {models: {gpt-4o-mini: {input: 0.0015, output: 0.006}}}}\n",
+        encoding="utf-8",
+    )
+    submit = ["submit", str(config), str(data), "--base-url", base_url, "--no-cache"]
+    assert main([*submit, "--prices", str(prices), "--max-cost", "0"]) == ExitCode.GATE
+    err = capsys.readouterr().err
+    ceiling = float(err.split("the cost ceiling $", 1)[1].split(" ", 1)[0])
+    budget = f"{ceiling * 1.02:.8f}"
+    assert main([*submit, "--prices", str(prices), "--max-cost", budget]) == ExitCode.OK
+    capsys.readouterr()
+    check = ["check", str(config), "--base-url", base_url, "--wait", "--interval", "0.1"]
+    assert main(check) == ExitCode.JOB_FAILED
+    captured = capsys.readouterr()
+    assert "ended over_budget" in captured.out
+    assert "ended over_budget: stage 1 was not sent" in captured.err
+    assert f"passes max_cost ${float(budget):,.4f}" in captured.err
+    assert emulator.stats().batches_created == 1  # stage 0 only
+    (results,) = (tmp_path / ".kyro" / "pipeline.batch").glob("results-*.jsonl")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == 4
+    for row in rows:
+        assert set(row["verdicts"]) == {"tone"}
+        assert row["steps"]["escalate"]["state"] == "NOT_REACHED"
+        assert row["steps"]["escalate"]["reason"].startswith("over budget: stage 1 was not sent")

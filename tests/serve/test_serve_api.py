@@ -193,3 +193,15 @@ def test_items_stay_pending_until_a_worker_takes_them(tmp_path: Path, judges_dir
             judge.release.set()
         view = wait_for(client, execution_id)
     assert [i["status"] for i in view["items"]] == ["completed"] * 3
+
+
+def test_the_same_inputs_twice_are_judged_twice_live(
+    tmp_path: Path, judges_dir: Path, client: httpx.Client, judge: CountingJudge
+) -> None:
+    """The live path keeps no reply cache either: a second execution of the same inputs calls
+    the judge again for every item, and no cache folder is written."""
+    views = [wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS})) for _ in range(2)]
+    assert [v["completed_count"] for v in views] == [3, 3]
+    assert sum(judge.calls.values()) == 6
+    assert set(judge.calls.values()) == {2}
+    assert not [p for p in tmp_path.rglob("*") if p.name == "cache"]
