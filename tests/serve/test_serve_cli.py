@@ -14,20 +14,22 @@ from tests.serve.serve_helpers import KEY, write_judge
 pytestmark = pytest.mark.slow  # every test starts python -m kyro serve in a child process
 
 
-def _serve(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _serve(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python3 -m kyro serve`` run in ``cwd``, where its default data folder would go."""
     base = {k: v for k, v in os.environ.items() if k != "KYRO_SERVE_API_KEYS"}
     return subprocess.run(
         [sys.executable, "-m", "kyro", "serve", "--port", "0", *args],
         capture_output=True,
         text=True,
         env={**base, **env},
+        cwd=cwd,
         timeout=60,
     )
 
 
-def test_help_shows_examples() -> None:
+def test_help_shows_examples(tmp_path: Path) -> None:
     """``serve --help`` shows how to start it and a curl call in the seed's shape."""
-    result = _serve(["--help"], {})
+    result = _serve(["--help"], {}, tmp_path)
     assert result.returncode == 0
     assert "python3 -m kyro serve --judges judges/ --base-url" in result.stdout
     assert "/v1/judges/relevance/batch-execute/" in result.stdout
@@ -37,7 +39,7 @@ def test_help_shows_examples() -> None:
 def test_refuses_to_start_without_keys(tmp_path: Path) -> None:
     """With no API key configured the server does not start (exit 2) and says how to fix it."""
     judges = write_judge(tmp_path / "judges")
-    result = _serve(["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"], {})
+    result = _serve(["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"], {}, tmp_path)
     assert result.returncode == 2
     assert "no API key: set KYRO_SERVE_API_KEYS or pass --api-keys-file" in result.stderr
     assert result.stdout == ""
@@ -47,11 +49,11 @@ def test_refuses_short_keys_and_names_the_keys_file(tmp_path: Path) -> None:
     """A short key is refused without echoing it; an unreadable keys file is named."""
     judges = write_judge(tmp_path / "judges")
     args = ["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"]
-    short = _serve(args, {"KYRO_SERVE_API_KEYS": "abc123"})
+    short = _serve(args, {"KYRO_SERVE_API_KEYS": "abc123"}, tmp_path)
     assert short.returncode == 2
     assert "API key #1 is shorter than 16 characters" in short.stderr
     assert "abc123" not in short.stderr
-    missing = _serve([*args, "--api-keys-file", str(tmp_path / "keys.txt")], {})
+    missing = _serve([*args, "--api-keys-file", str(tmp_path / "keys.txt")], {}, tmp_path)
     assert missing.returncode == 2
     assert "keys.txt: cannot read the API keys file" in missing.stderr
 
@@ -66,6 +68,7 @@ def test_a_bad_config_is_refused_with_its_position(tmp_path: Path) -> None:
     result = _serve(
         ["--judges", str(folder), "--base-url", "http://127.0.0.1:9/v1"],
         {"KYRO_SERVE_API_KEYS": KEY},
+        tmp_path,
     )
     assert result.returncode == 2
     assert f"{folder / 'bad.yml'}:5:5:" in result.stderr
@@ -85,6 +88,7 @@ def test_prompt_files_outside_the_config_folder_are_refused(tmp_path: Path) -> N
     result = _serve(
         ["--judges", str(folder), "--base-url", "http://127.0.0.1:9/v1"],
         {"KYRO_SERVE_API_KEYS": KEY},
+        tmp_path,
     )
     assert result.returncode == 2
     assert "prompt_file '../p.txt' is outside the config's folder" in result.stderr
@@ -94,9 +98,9 @@ def test_the_local_provider_needs_an_endpoint_or_a_handler(tmp_path: Path) -> No
     """Without --base-url, OPENAI_BASE_URL or --handler the command says what to pass."""
     judges = write_judge(tmp_path / "judges")
     env = {"KYRO_SERVE_API_KEYS": KEY, "OPENAI_BASE_URL": ""}
-    result = _serve(["--judges", str(judges)], env)
+    result = _serve(["--judges", str(judges)], env, tmp_path)
     assert result.returncode == 2
     assert "pass --base-url" in result.stderr
-    handler = _serve(["--judges", str(judges), "--handler", "no_such_module:fn"], env)
+    handler = _serve(["--judges", str(judges), "--handler", "no_such_module:fn"], env, tmp_path)
     assert handler.returncode == 2
     assert "--handler 'no_such_module:fn': cannot import it" in handler.stderr
