@@ -11,6 +11,8 @@ import pytest
 
 from tests.cli.cli_helpers import run_kyro
 
+pytestmark = pytest.mark.slow  # every test runs python -m kyro in a child process
+
 PROVIDER = '''
 from __future__ import annotations
 

@@ -71,6 +71,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         yield opened
 
 
+@pytest.mark.slow  # headless Chromium, like the other browser tests
 def test_the_pipeline_section_shows_each_step_rate(
     results: Path, browser: Browser, tmp_path: Path
 ) -> None:
