@@ -241,10 +241,16 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[frozenset[str]]:
             if len(component) > 1 or node in graph.get(node, ()):
                 found.append(frozenset(component))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
+    # The walk recurses once per module on a path; the limit is restored after, since other
+    # tests (deeply nested JSON) depend on the interpreter's default.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for node in sorted(graph):
+            if node not in index:
+                visit(node)
+    finally:
+        sys.setrecursionlimit(limit)
     return found
 
 

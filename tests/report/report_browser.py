@@ -23,6 +23,7 @@ import os
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ def chromium_path() -> str:
     found = shutil.which("chromium")
     if found:
         return found
+    # The suite runs in several worker processes: one installs while the others wait, since
+    # two apt-get runs at once fail on dpkg's lock.
+    with open(Path(tempfile.gettempdir()) / "kyro-tests-chromium.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return shutil.which("chromium") or _install_chromium()
+
+
+def _install_chromium() -> str:
+    """Install Debian's ``chromium`` with apt-get; fail the test saying how if it cannot be."""
     install = ["apt-get", "install", "-y", "chromium"]
     log = []
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
