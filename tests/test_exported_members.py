@@ -224,6 +224,8 @@ def test_all_is_sorted_and_complete(package: str) -> None:
     assert public <= set(exported), f"public but not in __all__: {sorted(public - set(exported))}"
     for name in exported:
         assert hasattr(module, name), f"{package}.__all__ names missing {name}"
+    if not hasattr(module, "__getattr__"):  # no lazy face: every export is bound at import
+        assert public == set(exported)
 
 
 def test_error_tree_is_exported_with_its_bases() -> None:

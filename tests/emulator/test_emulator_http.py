@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -138,17 +137,6 @@ def test_import_kyro_openai_does_not_load_the_emulator() -> None:
     assert json.loads(done.stdout) == []
 
 
-def test_public_names_match_all() -> None:
-    """``kyro_openai.testing.__all__`` is sorted and names exactly its public objects."""
-    module = importlib.import_module("kyro_openai.testing")
-    exported = list(module.__all__)
-    assert exported == sorted(exported)
-    public = {
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and not isinstance(value, type(importlib))
-        and name != "annotations"
-    }
-    assert public == set(exported)
+def test_emulator_is_documented() -> None:
+    """The emulator's face documents its main class (the names are pinned with the others')."""
     assert kyro_openai.testing.Emulator.__doc__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +41,3 @@ def test_is_a_batch_provider_with_a_clear_constructor(
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match=r"needs a backend: pass base_url=.* handler=fn"):
         LocalProvider(state_dir=tmp_path)
-
-
-def test_all_is_sorted_and_complete() -> None:
-    """kyro_local's ``__all__`` is sorted and names every public object it exposes."""
-    module = importlib.import_module("kyro_local")
-    exported = list(module.__all__)
-    assert exported == sorted(exported)
-    public = {
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and name != "annotations"
-        and not hasattr(value, "__path__")
-        and not isinstance(value, type(importlib))
-    }
-    assert public == set(exported)
