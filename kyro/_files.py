@@ -8,6 +8,9 @@
   ``fcntl.flock`` is POSIX; on Windows ``msvcrt.locking`` on the first byte is used instead.
   Both are released by the OS when the holding process dies, so a crash never leaves a stale
   lock behind (the lock file itself stays; it is never deleted, which would race).
+* :class:`ClosedOnExit` — ``with holder:`` gives the holder back and calls its ``close()``
+  when the block ends, however it ends: the one definition of that protocol for kyro's
+  writers, readers and caches.
 * :class:`DurableIO` — those atomic writes as an object a state store takes
   (:data:`LOCAL_DISK` by default), so tests inject a disk that fails like a full one instead
   of patching the standard library.
@@ -26,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 import anyio
 
@@ -34,6 +37,7 @@ from kyro._exceptions import BatchValidationError, JobBusyError
 
 __all__ = [
     "LOCAL_DISK",
+    "ClosedOnExit",
     "DurableIO",
     "FileLock",
     "LocalDisk",
@@ -43,6 +47,39 @@ __all__ = [
     "held_briefly",
     "private_opener",
 ]
+
+_C = TypeVar("_C", bound="ClosedOnExit")
+
+
+class ClosedOnExit:
+    """A mixin for objects holding open files: ``with obj:`` gives ``obj`` back and calls
+    ``obj.close()`` when the block ends, on success or error alike.
+
+    Example::
+
+        class Reader(ClosedOnExit):
+            def close(self) -> None: ...
+
+        with Reader() as reader:
+            ...
+    """
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        """Release what the object holds; subclasses define it (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def fsync_dir(folder: Path) -> None:

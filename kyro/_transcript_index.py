@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import private_opener
+from kyro._files import ClosedOnExit, private_opener
 from kyro._transcripts import Transcript, transcript_preview
 
 __all__ = [
@@ -67,10 +66,7 @@ def _preview(value: str | dict[str, Any] | list[Any]) -> str:
     return flat[: PREVIEW_CHARS - 1].rstrip() + "…"
 
 
-_W = TypeVar("_W", bound="JsonlWriter")
-
-
-class JsonlWriter:
+class JsonlWriter(ClosedOnExit):
     """Streams msgspec objects as JSON lines to a new file (0600); ``close`` flushes and fsyncs.
 
     Refuses to overwrite an existing file (``exists_message`` says why, per subclass).
@@ -119,17 +115,6 @@ class JsonlWriter:
             os.fsync(self._file.fileno())
         finally:
             self._file.close()
-
-    def __enter__(self: _W) -> _W:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class TranscriptIndexWriter(JsonlWriter):
@@ -181,7 +166,7 @@ def iter_index(path: str | os.PathLike[str]) -> Iterator[IndexEntry]:
                 ) from exc
 
 
-class TranscriptIndexReader:
+class TranscriptIndexReader(ClosedOnExit):
     """Look entries up by transcript index while holding one line at a time.
 
     Lookups in ascending order read forward; a lookup behind the current position starts
@@ -227,14 +212,3 @@ class TranscriptIndexReader:
         close = getattr(self._entries, "close", None)
         if close is not None:
             close()
-
-    def __enter__(self) -> TranscriptIndexReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from kyro._custom_id import format_custom_id, parse_custom_id
-from kyro._files import LOCAL_DISK, DurableIO, private_opener
+from kyro._files import LOCAL_DISK, ClosedOnExit, DurableIO, private_opener
 from kyro._transcript_index import IndexEntry
 from kyro._types import ResultError, ResultLine, Usage
 from kyro._verdicts.counting import CountsBuilder
@@ -81,7 +81,7 @@ def _split_usage(usage: Usage | None, parts: int) -> list[Usage | None]:
     return out
 
 
-class Aggregator:
+class Aggregator(ClosedOnExit):
     """Collects a job's result lines, then votes and writes the results file.
 
     ``judges`` are the judge names by judge index, ``runs`` the runs per judge,
@@ -454,9 +454,3 @@ class Aggregator:
         """Remove the scratch files (the results file is not touched)."""
         self._buffers.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> Aggregator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -37,7 +37,7 @@ from typing import BinaryIO
 import msgspec
 
 from kyro._cost.estimate import CostEstimator
-from kyro._files import atomic_write, private_opener
+from kyro._files import ClosedOnExit, atomic_write, private_opener
 from kyro._types import JudgeRequest, ResultLine
 from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
@@ -61,7 +61,7 @@ class _Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_bytes: int | None = None
 
 
-class JobCache:
+class JobCache(ClosedOnExit):
     """The reply cache as one job uses it (see the module docstring)."""
 
     def __init__(self, folder: Path, settings: _Settings) -> None:
@@ -114,12 +114,6 @@ class JobCache:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-
-    def __enter__(self) -> JobCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- submit ---------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 
 from kyro._exceptions import KyroError
-from kyro._files import held_briefly
+from kyro._files import ClosedOnExit, held_briefly
 from kyro._types import JudgeRequest, ResultLine, Usage
 from kyro._verdicts.vote import parse_reply
 
@@ -154,7 +154,7 @@ class CacheError(KyroError):
     """The cache folder cannot be used (not writable, not a kyro cache)."""
 
 
-class ReplyCache:
+class ReplyCache(ClosedOnExit):
     """The SQLite store behind the cache (see the module docstring).
 
     ``clock`` gives the time entries are stamped with (injectable for tests).
@@ -207,12 +207,6 @@ class ReplyCache:
                 f"cannot use the cache folder {self.folder}: {exc}; pass another folder with "
                 "--cache-dir, or turn the cache off with --no-cache"
             ) from None
-
-    def __enter__(self) -> ReplyCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the database (idempotent)."""
