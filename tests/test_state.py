@@ -22,7 +22,8 @@ from kyro import (
     VoteSettings,
 )
 from kyro._files import FileLock, atomic_write, atomic_writer
-from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
+from kyro._state.schema import JobState, ShardState, SubmissionState
+from kyro._state.store import StateStore
 from kyro.provider import RequestCounts, Usage
 from tests.support.disk import DISK_FAULTS, DiskFault, FailingDisk
 

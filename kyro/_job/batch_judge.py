@@ -56,8 +56,8 @@ from kyro._limits import check_runs
 from kyro._plan.planner import validate_variables
 from kyro._provider import BatchProvider
 from kyro._state.progress import JobProgress, progress_of
-from kyro._state.schema import PIPELINE_STATE_FORMAT
-from kyro._state.store import JobState, ShardState, StageRecord, StateStore
+from kyro._state.schema import PIPELINE_STATE_FORMAT, JobState, ShardState, StageRecord
+from kyro._state.store import StateStore
 from kyro._types import RequestCounts
 from kyro._verdicts.result_types import BatchRunResult
 from kyro._verdicts.vote import VoteSettings

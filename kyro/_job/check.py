@@ -42,7 +42,7 @@ from kyro._job.stage_job import (
     next_stage,
     refuse_over_budget,
 )
-from kyro._state.store import JobState, ShardState
+from kyro._state.schema import JobState, ShardState
 from kyro._types import Usage, is_terminal
 from kyro._verdicts.result_types import BatchRunResult
 

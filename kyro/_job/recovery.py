@@ -29,7 +29,8 @@ import msgspec
 
 from kyro._exceptions import BatchValidationError, KyroError
 from kyro._provider import BatchProvider
-from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
+from kyro._state.schema import JobState, ShardState, SubmissionState
+from kyro._state.store import StateStore
 from kyro._types import BatchStatus
 
 __all__ = ["batch_metadata", "now", "recover", "shard_file"]

@@ -39,7 +39,8 @@ from kyro._job.job_error import BatchJobError, JobEndStatus
 from kyro._job.recovery import batch_metadata, now, recover, shard_file
 from kyro._job.submit_reuse import reuse_dir_of
 from kyro._provider import BatchProvider
-from kyro._state.store import JobState, ShardState, StateStore, SubmissionState
+from kyro._state.schema import JobState, ShardState, SubmissionState
+from kyro._state.store import StateStore
 from kyro._types import BatchError, is_terminal
 from kyro._verdicts.result_types import BatchRunResult
 from kyro._verdicts.vote import VoteSettings

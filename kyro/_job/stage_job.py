@@ -57,7 +57,8 @@ from kyro._job.stage_files import (
     write_lines,
 )
 from kyro._job.submit_reuse import price_table, reuse_dir_of
-from kyro._state.store import JobState, ShardState, StageRecord, StateStore
+from kyro._state.schema import JobState, ShardState, StageRecord
+from kyro._state.store import StateStore
 from kyro._transcript_index import iter_index
 from kyro._types import Usage
 from kyro._verdicts.aggregate import Aggregator

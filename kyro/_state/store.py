@@ -39,25 +39,13 @@ from kyro._state.schema import (
     PIPELINE_STATE_FORMAT,
     STATE_FORMAT,
     FinishedJob,
-    JobPhase,
     JobState,
     ShardState,
-    StageRecord,
-    SubmissionState,
 )
 from kyro._transcript_index import INDEX_FILENAME
 from kyro._verdicts.result_types import BatchRunResult, Evaluations
 
-__all__ = [
-    "STATE_FORMAT",
-    "FinishedJob",
-    "JobPhase",
-    "JobState",
-    "ShardState",
-    "StageRecord",
-    "StateStore",
-    "SubmissionState",
-]
+__all__ = ["StateStore"]
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _SECRET = re.compile(r"key|secret|token|password|passwd|credential|auth", re.IGNORECASE)

@@ -21,7 +21,7 @@ from kyro import (
 )
 from kyro._contract import verdict_message
 from kyro._job.submit_reuse import reuse_dir_of
-from kyro._state.store import JobState
+from kyro._state.schema import JobState
 from kyro._verdicts.job_cache import JobCache
 from kyro.cli._report import console, print_progress
 from kyro.testing import FakeProvider

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kyro_anthropic._provider
-from kyro._state.store import JobState, StateStore
+from kyro._state.schema import JobState
+from kyro._state.store import StateStore
 from kyro.cli import main
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic._body import RequestsBody
