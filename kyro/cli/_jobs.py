@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -58,11 +59,13 @@ __all__ = [
     "finish",
     "register",
     "report_job_error",
+    "run_closing",
     "tracked_judge",
     "wait_for_result",
 ]
 
 _RAW = argparse.RawDescriptionHelpFormatter
+_T = TypeVar("_T")
 
 
 def register(subparsers: Any) -> None:
@@ -167,20 +170,16 @@ def _submit(args: argparse.Namespace) -> int:
     judge, activity = tracked_judge(args)
     out = console()
 
-    async def go() -> str:
-        try:
-            return await judge.submit(
-                transcript_paths(args.transcripts),
-                runs=args.runs,
-                variables=variables,
-                max_cost=max_cost,
-            )
-        finally:
-            await judge.aclose()
+    def submit() -> Awaitable[str]:
+        return judge.submit(
+            transcript_paths(args.transcripts),
+            runs=args.runs,
+            variables=variables,
+            max_cost=max_cost,
+        )
 
     try:
-        with activity:
-            job_id = anyio.run(go)
+        job_id = run_closing(judge, submit, activity)
     except ProviderError as exc:
         print(f"provider error: {exc}", file=sys.stderr)
         if judge.state_path.exists():
@@ -290,6 +289,29 @@ def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def run_closing(
+    judge: BatchJudge, step: Callable[[], Awaitable[_T]], activity: Activity | None = None
+) -> _T:
+    """Run ``step`` on a new event loop (under ``activity``'s display, if given), then close
+    the judge's provider connections however it ended; return what ``step`` returned.
+
+    Example::
+
+        progress = run_closing(judge, lambda: judge.status(job_id))
+    """
+
+    async def go() -> _T:
+        try:
+            return await step()
+        finally:
+            await judge.aclose()
+
+    if activity is None:
+        return anyio.run(go)
+    with activity:
+        return anyio.run(go)
+
+
 def report_job_error(exc: BatchJobError, args: argparse.Namespace) -> int:
     """Print why the job ended, its provider errors and its partial results; exit 4."""
     out = console()
@@ -307,17 +329,13 @@ def _check(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     judge, activity = tracked_judge(args)
 
-    async def go() -> BatchRunResult | None:
-        try:
-            return await wait_for_result(
-                judge, args.job, wait=args.wait, interval=args.interval, activity=activity
-            )
-        finally:
-            await judge.aclose()
+    def wait() -> Awaitable[BatchRunResult | None]:
+        return wait_for_result(
+            judge, args.job, wait=args.wait, interval=args.interval, activity=activity
+        )
 
     try:
-        with activity:
-            result = anyio.run(go)
+        result = run_closing(judge, wait, activity)
     except BatchJobError as exc:
         return report_job_error(exc, args)
     if result is None:
@@ -331,13 +349,7 @@ def _status(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     judge = make_judge(args)
 
-    async def go() -> Any:
-        try:
-            return await judge.status(args.job)
-        finally:
-            await judge.aclose()
-
-    progress = anyio.run(go)
+    progress = run_closing(judge, lambda: judge.status(args.job))
     if progress.phase == "done":
         console().print(
             f"job {progress.job_id} is done and collected ({progress.requests:,} requests); "
@@ -352,13 +364,7 @@ def _cancel(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     judge = make_judge(args)
 
-    async def go() -> Any:
-        try:
-            return await judge.cancel(args.job)
-        finally:
-            await judge.aclose()
-
-    progress = anyio.run(go)
+    progress = run_closing(judge, lambda: judge.cancel(args.job))
     print_progress(progress, console())
     console().print(f"cancel requested; run `python3 -m kyro check {args.config}` to collect")
     return ExitCode.OK

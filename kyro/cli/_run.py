@@ -40,6 +40,7 @@ from kyro.cli._jobs import (
     check_exports,
     finish,
     report_job_error,
+    run_closing,
     tracked_judge,
     wait_for_result,
 )
@@ -105,30 +106,26 @@ def _run(args: argparse.Namespace) -> int:
     judge, activity = tracked_judge(args)
     out = console()
 
-    async def go() -> BatchRunResult | None:
-        try:
-            job_id = await judge.submit(
-                transcript_paths(args.transcripts),
-                runs=args.runs,
-                variables=variables,
-                max_cost=max_cost,
-            )
-            if not args.quiet:
-                if judge.last_estimate is not None:
-                    hits = judge.last_estimate.totals().cached_runs
-                    folder = cache_dir_of(args, Path(args.config))
-                    for line in format_cost(judge.last_estimate, hits=hits, cache=folder):
-                        print(line)
-                out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
-            return await wait_for_result(
-                judge, job_id, wait=True, interval=args.interval, activity=activity
-            )
-        finally:
-            await judge.aclose()
+    async def submit_and_wait() -> BatchRunResult | None:
+        job_id = await judge.submit(
+            transcript_paths(args.transcripts),
+            runs=args.runs,
+            variables=variables,
+            max_cost=max_cost,
+        )
+        if not args.quiet:
+            if judge.last_estimate is not None:
+                hits = judge.last_estimate.totals().cached_runs
+                folder = cache_dir_of(args, Path(args.config))
+                for line in format_cost(judge.last_estimate, hits=hits, cache=folder):
+                    print(line)
+            out.print(f"job {job_id} submitted through the {judge.provider.name} provider")
+        return await wait_for_result(
+            judge, job_id, wait=True, interval=args.interval, activity=activity
+        )
 
     try:
-        with activity:
-            result = anyio.run(go)
+        result = run_closing(judge, submit_and_wait, activity)
     except BatchJobError as exc:
         return report_job_error(exc, args)
     assert result is not None  # wait=True returns only a result
