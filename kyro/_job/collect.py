@@ -17,6 +17,7 @@ import msgspec
 
 from kyro._exceptions import KyroError
 from kyro._files import LOCAL_DISK, DurableIO
+from kyro._job.stage_files import LineSpool
 from kyro._provider import BatchProvider
 from kyro._transcript_index import iter_index
 from kyro._types import ResultLine
@@ -35,27 +36,19 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kyro")
-_encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ResultLine)
-_FLUSH_AT = 1 << 20
 
 
 async def download_results(
     provider: BatchProvider, batch_id: str, path: Path, *, disk: DurableIO = LOCAL_DISK
 ) -> int:
     """Stream every result line of ``batch_id`` into ``path`` (atomically); return the count."""
-    count = 0
-    buffer = bytearray()
     with disk.atomic_writer(path) as file:
+        spool = LineSpool(file)
         async for line in provider.results(batch_id):
-            _encoder.encode_into(line, buffer, -1)
-            buffer.extend(b"\n")
-            count += 1
-            if len(buffer) >= _FLUSH_AT:
-                file.write(buffer)
-                buffer.clear()
-        file.write(buffer)
-    return count
+            spool.add(line)
+        spool.flush()
+    return spool.count
 
 
 def read_download(path: Path) -> Iterator[ResultLine]:

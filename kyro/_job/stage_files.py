@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import msgspec
 
@@ -26,6 +26,7 @@ from kyro._transcripts import Transcript
 from kyro._verdicts.result_types import JudgeVerdict
 
 __all__ = [
+    "LineSpool",
     "PlannedLine",
     "StageOutcomes",
     "TranscriptWriter",
@@ -126,18 +127,46 @@ def iter_outcomes(path: Path | None) -> Iterator[StageOutcomes]:
     yield from _lines(path, _outcomes_decoder, "stage outcomes")
 
 
+class LineSpool:
+    """JSON lines for an open file, gathered in memory and written a megabyte at a time.
+
+    Example::
+
+        with atomic_writer(path) as file:
+            spool = LineSpool(file)
+            for item in items:
+                spool.add(item)
+            spool.flush()
+    """
+
+    __slots__ = ("_buffer", "count", "file")
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self._buffer = bytearray()
+        self.count = 0
+
+    def add(self, item: msgspec.Struct) -> None:
+        """Encode one line; write the buffer out once it holds a megabyte."""
+        buffer = self._buffer
+        _encoder.encode_into(item, buffer, -1)
+        buffer.extend(b"\n")
+        self.count += 1
+        if len(buffer) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        self.file.write(self._buffer)
+        self._buffer.clear()
+
+
 def write_lines(path: Path, items: Iterable[msgspec.Struct]) -> int:
     """Write ``items`` as JSON lines to ``path`` atomically (0600); return how many."""
-    count = 0
-    buffer = bytearray()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with atomic_writer(path) as file:
+        spool = LineSpool(file)
         for item in items:
-            _encoder.encode_into(item, buffer, -1)
-            buffer.extend(b"\n")
-            count += 1
-            if len(buffer) >= _FLUSH_AT:
-                file.write(buffer)
-                buffer.clear()
-        file.write(buffer)
-    return count
+            spool.add(item)
+        spool.flush()
+    return spool.count
