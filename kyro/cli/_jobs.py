@@ -36,14 +36,13 @@ from kyro.cli._htmlreport import add_report_options, write_html_report
 from kyro.cli._options import (
     add_fallback_options,
     add_job_options,
-    add_plan_options,
     add_vote_options,
     configure_logging,
     make_judge,
     make_provider,
     parse_variables,
 )
-from kyro.cli._plan import transcript_paths
+from kyro.cli._plan import add_plan_options, transcript_paths
 from kyro.cli._report import (
     check_export_path,
     console,

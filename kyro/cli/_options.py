@@ -10,19 +10,17 @@ from pathlib import Path
 
 from kyro._exceptions import BatchValidationError
 from kyro._job.batch_judge import BatchJudge
-from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
 from kyro._redact import RedactingFilter
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts.vote import VoteSettings
-from kyro.cli._argtypes import check_base_url, interval_seconds, run_count, vote_count
+from kyro.cli._argtypes import check_base_url, interval_seconds, vote_count
 from kyro.cli._plan import parse_variables
 from kyro.cli._providers import build as build_provider
 from kyro.cli._providers import mark as mark_provider_command
 
 __all__ = [
     "add_job_options",
-    "add_plan_options",
     "configure_logging",
     "make_judge",
     "make_provider",
@@ -61,27 +59,6 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_provider: str = 
         "-q", "--quiet", action="store_true", help="print only the essentials, no progress"
     )
     mark_provider_command(parser)
-
-
-def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    """``--runs``, ``--var`` and ``--model``, as ``plan`` has them."""
-    parser.add_argument(
-        "--model",
-        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
-    )
-    parser.add_argument(
-        "--runs",
-        type=run_count,
-        default=1,
-        help=f"runs per transcript × judge (1 to {MAX_RUNS}, default 1)",
-    )
-    parser.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a run-level template variable (repeatable)",
-    )
 
 
 def add_vote_options(parser: argparse.ArgumentParser) -> None:

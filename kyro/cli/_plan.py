@@ -22,6 +22,7 @@ from kyro._build.plan_build import build_shards
 from kyro._build.shards import BuildSummary
 from kyro._config.judges import JudgesConfig, resolve_models
 from kyro._exceptions import BatchValidationError
+from kyro._limits import MAX_RUNS
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers
 from kyro._transcript_index import INDEX_FILENAME
@@ -33,7 +34,7 @@ from kyro.cli._exit import ExitCode
 from kyro.cli._providers import build as build_provider
 from kyro.cli._providers import mark as mark_provider_command
 
-__all__ = ["parse_variables", "register", "transcript_paths"]
+__all__ = ["add_plan_options", "parse_variables", "register", "transcript_paths"]
 
 TOKEN_ESTIMATE = "characters of message text ÷ 4, rounded up per request"
 _PROGRESS_EVERY = 64
@@ -57,16 +58,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="files, folders, .jsonl datasets"
     )
-    parser.add_argument(
-        "--runs", type=run_count, default=1, help="runs per transcript × judge (1 to 100)"
-    )
-    parser.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a run-level template variable (repeatable)",
-    )
+    add_plan_options(parser)
     parser.add_argument("--write", metavar="DIR", help="write the shard files and index to DIR")
     parser.add_argument("--max-requests", type=int, help="override the requests-per-shard limit")
     parser.add_argument("--max-bytes", type=int, help="override the bytes-per-shard limit")
@@ -81,10 +73,6 @@ def register(subparsers: Any) -> None:
         help="the API base URL the batch would go to (never called; default: the provider's own)",
     )
     parser.add_argument(
-        "--model",
-        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
-    )
-    parser.add_argument(
         "--max-problems", type=int, default=20, help="stop after this many pre-flight problems"
     )
     from kyro.cli._costing import add_cache_options, add_cost_options
@@ -93,6 +81,27 @@ def register(subparsers: Any) -> None:
     add_cache_options(parser)
     mark_provider_command(parser)
     parser.set_defaults(func=run)
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--runs`` and ``--var``: what to plan (``plan``, ``submit`` and ``run``)."""
+    parser.add_argument(
+        "--model",
+        help="model of judges that name none (else KYRO_MODEL, else the provider's default)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=run_count,
+        default=1,
+        help=f"runs per transcript × judge (1 to {MAX_RUNS}, default 1)",
+    )
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run-level template variable (repeatable)",
+    )
 
 
 def parse_variables(items: Sequence[str]) -> dict[str, str]:

@@ -47,7 +47,6 @@ from kyro.cli._jobs import (
 from kyro.cli._options import (
     add_fallback_options,
     add_job_options,
-    add_plan_options,
     add_vote_options,
     configure_logging,
     make_provider,
@@ -55,7 +54,7 @@ from kyro.cli._options import (
     state_dir_of,
     vote_settings,
 )
-from kyro.cli._plan import transcript_paths
+from kyro.cli._plan import add_plan_options, transcript_paths
 from kyro.cli._providers import answers_live
 from kyro.cli._report import console
 
