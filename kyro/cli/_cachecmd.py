@@ -13,7 +13,7 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError
 from kyro._verdicts.reply_cache import CACHE_FILE, DEFAULT_MAX_BYTES, ReplyCache
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register"]
@@ -28,13 +28,12 @@ exit status: 0 done, 2 no such cache folder or bad arguments."""
 
 def register(subparsers: Any) -> None:
     """Add the ``cache`` sub-command (``stats`` and ``clear``)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "cache",
-        help=summary("cache"),
         description="The reply cache keeps every verdict a provider returned, keyed by "
         "provider, model, params, messages and run, so a re-run pays only for what changed.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", choices=["stats", "clear"], help="what to do")
     where = parser.add_mutually_exclusive_group()

@@ -7,7 +7,10 @@ loading any of them; the list of commands is printed from the summaries here.
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "summary"]
+import argparse
+from typing import Any
+
+__all__ = ["COMMANDS", "add_command", "summary"]
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
@@ -58,3 +61,23 @@ def summary(command: str) -> str:
         summary("plan")   # 'show the requests, shards and bytes a submit would produce'
     """
     return _SUMMARIES[command]
+
+
+def add_command(
+    subparsers: Any, name: str, *, epilog: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` with its summary as ``--help`` shows it, and its ``epilog``
+    (examples) and ``description`` printed as written.
+
+    Example::
+
+        parser = add_command(subparsers, "plan", epilog="examples:\n  python3 -m kyro plan ...")
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary(name),
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser

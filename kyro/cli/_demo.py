@@ -22,7 +22,7 @@ from typing import Any
 
 from kyro._exceptions import BatchValidationError, KyroError
 from kyro.cli._argtypes import interval_seconds, run_count
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 from kyro.cli._report import console
 
@@ -33,10 +33,9 @@ _FAKE_KEY = "sk-emulator-demo"
 
 def register(subparsers: Any) -> None:
     """Add ``demo``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
-        help=summary("demo"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python3 -m kyro demo\n  python3 -m kyro demo --dir ./demo --runs 5",
     )
     parser.add_argument("--dir", help="work folder (default: a new temporary folder)")

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register", "run"]
@@ -44,14 +44,13 @@ def register(subparsers: Any) -> None:
         parser = argparse.ArgumentParser()
         register(parser.add_subparsers())
     """
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "emulator",
-        help=summary("emulator"),
         description="Serve a stateful emulator of OpenAI's Files + Batches API and "
         "/v1/chat/completions, or of Anthropic's Message Batches API, with deterministic "
         "emulated judge verdicts.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--provider",

@@ -27,7 +27,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import get_provider
 from kyro.cli._argtypes import check_base_url, interval_seconds
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 from kyro.cli._options import configure_logging
 from kyro.cli._report import console
@@ -43,10 +43,9 @@ _SHOWN_FAILURES = 10
 
 def register(subparsers: Any) -> None:
     """Add ``eval``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "eval",
-        help=summary("eval"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  python3 -m kyro eval app:answer data.jsonl --scorer exact_match --fail-under 0.9\n"
         "  python3 -m kyro eval app:answer data.jsonl --scorer correctness \\\n"

@@ -16,7 +16,7 @@ from typing import Any
 from kyro._cost.prices import load_prices
 from kyro._exceptions import BatchValidationError
 from kyro._report.html import write_report
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 
 __all__ = ["add_report_options", "register", "run", "write_html_report"]
@@ -35,14 +35,13 @@ exit status: 0 written, 2 bad input (the results file is missing or not kyro's).
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` sub-command to the CLI's sub-parsers."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "report",
-        help=summary("report"),
         description="Render a results file (one evaluation a line, as `check` writes it) into "
         "one HTML file that works offline: summary, per-judge pass rates, vote agreement, "
         "score histograms, cost, and a filterable table of transcripts.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("results", metavar="RESULTS", help="the results JSONL file")
     parser.add_argument(

@@ -21,7 +21,7 @@ from kyro._job.job_error import BatchJobError
 from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._activity import Activity, ProgressProvider
 from kyro.cli._argtypes import interval_seconds
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._costing import (
     actual_cost_line,
     add_cache_options,
@@ -63,16 +63,14 @@ __all__ = [
     "wait_for_result",
 ]
 
-_RAW = argparse.RawDescriptionHelpFormatter
 _T = TypeVar("_T")
 
 
 def register(subparsers: Any) -> None:
     """Add ``submit``, ``check``, ``status`` and ``cancel``."""
-    submit = subparsers.add_parser(
+    submit = add_command(
+        subparsers,
         "submit",
-        help=summary("submit"),
-        formatter_class=_RAW,
         epilog="examples:\n  python3 -m kyro submit judges.yml transcripts/ --runs 3\n"
         "  python3 -m kyro submit judges.yml data.jsonl --var product=Acme",
     )
@@ -85,10 +83,9 @@ def register(subparsers: Any) -> None:
     add_cache_options(submit)
     submit.set_defaults(func=_submit)
 
-    check = subparsers.add_parser(
+    check = add_command(
+        subparsers,
         "check",
-        help=summary("check"),
-        formatter_class=_RAW,
         epilog="examples:\n  python3 -m kyro check judges.yml            # exit 3 while pending\n"
         "  python3 -m kyro check judges.yml --wait --interval 60 --csv results.csv\n"
         "  python3 -m kyro check judges.yml --fail-on partial   # CI gate",
@@ -110,11 +107,8 @@ def register(subparsers: Any) -> None:
     check.set_defaults(func=_check)
 
     for name, func in (("status", _status), ("cancel", _cancel)):
-        parser = subparsers.add_parser(
-            name,
-            help=summary(name),
-            formatter_class=_RAW,
-            epilog=f"example:\n  python3 -m kyro {name} judges.yml",
+        parser = add_command(
+            subparsers, name, epilog=f"example:\n  python3 -m kyro {name} judges.yml"
         )
         parser.add_argument("config", help="the judges YAML file the job was submitted with")
         parser.add_argument("--job", help="the job id (default: the config's pending job)")

@@ -29,7 +29,7 @@ from kyro._transcript_index import INDEX_FILENAME
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits
 from kyro.cli._argtypes import check_base_url, run_count
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 from kyro.cli._providers import build as build_provider
 from kyro.cli._providers import mark as mark_provider_command
@@ -42,9 +42,9 @@ _PROGRESS_EVERY = 64
 
 def register(subparsers: Any) -> None:
     """Add the ``plan`` sub-command."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "plan",
-        help=summary("plan"),
         description=(
             "Plan transcripts × judges × runs into provider batch files and print requests per "
             "judge and model, shards, bytes and an input-token estimate. Nothing is uploaded."
@@ -52,7 +52,6 @@ def register(subparsers: Any) -> None:
         epilog="examples:\n"
         "  python3 -m kyro plan examples/judges.yml examples/transcripts --runs 3\n"
         "  python3 -m kyro plan judges.yml data.jsonl --write plan-out/ --max-requests 10000",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="the judges YAML file")
     parser.add_argument(

@@ -27,7 +27,7 @@ from kyro._provider import LiveProvider
 from kyro._state.store import StateStore
 from kyro._verdicts.result_types import BatchRunResult
 from kyro.cli._argtypes import interval_seconds
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._costing import (
     add_cache_options,
     add_cost_options,
@@ -63,10 +63,9 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add ``run``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "run",
-        help=summary("run"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  python3 -m kyro run judges.yml transcripts/ --base-url http://127.0.0.1:11434/v1\n"
         "  python3 -m kyro run judges.yml data.jsonl --provider openai --interval 60\n"

@@ -19,7 +19,7 @@ from typing import Any
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers, get_provider
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 
 __all__ = ["register"]
@@ -48,13 +48,12 @@ def register(subparsers: Any) -> None:
         parser = argparse.ArgumentParser()
         register(parser.add_subparsers())
     """
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "serve",
-        help=summary("serve"),
         description="Serve the judges of your configs over a REST API: POST request/response "
         "pairs to /v1/judges/{judge_id}/batch-execute/, poll the status URL for results.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--judges",

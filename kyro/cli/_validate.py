@@ -16,7 +16,7 @@ from typing import Any
 from kyro._config.judges import MODEL_SOURCES, Judge, JudgesConfig, resolve_models
 from kyro._config.loader import load_config
 from kyro._registry import provider_default_model
-from kyro.cli._commands import summary
+from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
 
 __all__ = ["describe", "register", "run", "stage_lines"]
@@ -38,13 +38,12 @@ def register(subparsers: Any) -> None:
         parser = argparse.ArgumentParser()
         register(parser.add_subparsers())
     """
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "validate",
-        help=summary("validate"),
         description="Load a judges config (judges: or steps: shape), resolve its prompts and "
         "models, and list every judge with the template fields it uses.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", metavar="CONFIG", help="the judges YAML file")
     add_model_options(parser)
