@@ -10,6 +10,7 @@ import msgspec
 
 from kyro.provider import JudgeRequest, Message, RetryPolicy
 from kyro_anthropic import ANTHROPIC_RETRY, AnthropicBatchProvider
+from kyro_anthropic.testing import Emulator
 
 NOW = 1_800_000_000.0
 CONFIG = """\
@@ -180,3 +181,14 @@ def item(custom_id: str, **params: Any) -> dict[str, Any]:
     }
     base.update(params)
     return {"custom_id": custom_id, "params": base}
+
+
+API_HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+"""The two headers every API call carries."""
+
+
+def api_client(emulator: Emulator, *, headers: dict[str, str] = API_HEADERS) -> httpx.AsyncClient:
+    """A raw HTTP client mounted on ``emulator`` in-process (``headers={}`` for none)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=emulator.app), base_url="http://emulator", headers=headers
+    )

@@ -10,7 +10,7 @@ import pytest
 
 from kyro_anthropic import AnthropicBatchProvider
 from kyro_anthropic.testing import Emulator, EmulatorConfig, serve
-from tests.anthropic.anthropic_helpers import KEY, NOW, Recorder, fast_provider
+from tests.anthropic.anthropic_helpers import NOW, Recorder, api_client, fast_provider
 
 
 @pytest.fixture
@@ -44,11 +44,7 @@ async def provider(emulator: Emulator, recorder: Recorder) -> AsyncIterator[Anth
 @pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """A raw HTTP client on the emulator, with the two headers the API requires."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=emulator.app),
-        base_url="http://emulator",
-        headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
-    ) as client:
+    async with api_client(emulator) as client:
         yield client
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kyro_anthropic.testing import Emulator, EmulatorConfig, LineFault
-from tests.anthropic.anthropic_helpers import KEY, NOW, create_body, item
+from tests.anthropic.anthropic_helpers import KEY, NOW, api_client, create_body, item
 
 BATCHES = "/v1/messages/batches"
 
@@ -40,8 +40,7 @@ async def _results(client: httpx.AsyncClient, batch_id: str) -> dict[str, dict[s
 
 async def test_auth_and_version_headers_are_required(emulator: Emulator) -> None:
     """No x-api-key: 401 authentication_error; no or a wrong anthropic-version: 400."""
-    transport = httpx.ASGITransport(app=emulator.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as raw:
+    async with api_client(emulator, headers={}) as raw:
         no_key = await raw.get(BATCHES, headers={"anthropic-version": "2023-06-01"})
         assert _error(no_key, 401)["type"] == "authentication_error"
         no_version = await raw.get(BATCHES, headers={"x-api-key": KEY})
@@ -55,11 +54,7 @@ async def test_a_created_batch_is_a_spec_shaped_message_batch(client: httpx.Asyn
     """Create answers a message_batch: id, RFC 3339 times, counts, no results yet."""
     config = EmulatorConfig(in_progress_seconds=60)
     with Emulator(config, clock=lambda: NOW) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://emulator", headers=headers
-        ) as running:
+        async with api_client(emulator) as running:
             batch = await _create(running, [item("a"), item("b")])
     assert batch["id"].startswith("msgbatch_")
     assert batch["type"] == "message_batch"
@@ -108,11 +103,7 @@ async def test_create_refuses_too_many_requests_and_too_many_bytes() -> None:
     """Beyond max_requests: 400; a body beyond max_bytes: 413 request_too_large."""
     config = EmulatorConfig(max_requests=2, max_bytes=2000)
     with Emulator(config, clock=lambda: NOW) as emulator:
-        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://emulator", headers=headers
-        ) as client:
+        async with api_client(emulator) as client:
             many = await client.post(
                 BATCHES, content=create_body([item(f"r{i}") for i in range(3)])
             )
@@ -176,11 +167,7 @@ async def test_the_lifecycle_follows_the_clock_and_cancel_keeps_finished_work() 
     """in_progress until the clock passes; canceling then ended with some requests canceled."""
     config = EmulatorConfig(in_progress_seconds=60, canceling_seconds=10, partial_fraction=0.5)
     with Emulator(config, clock=lambda: NOW) as emulator:
-        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://emulator", headers=headers
-        ) as client:
+        async with api_client(emulator) as client:
             running = await _create(client, [item(f"r{i}") for i in range(4)])
             doomed = await _create(client, [item(f"d{i}") for i in range(4)])
             cancel = (await client.post(f"{BATCHES}/{doomed['id']}/cancel")).json()
@@ -216,11 +203,7 @@ async def test_a_batch_expires_after_24_hours_with_finished_work_kept() -> None:
     """Still running at 24 h: ended, half the requests expired, half succeeded."""
     config = EmulatorConfig(in_progress_seconds=90_000)
     with Emulator(config, clock=lambda: NOW) as emulator:
-        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://emulator", headers=headers
-        ) as client:
+        async with api_client(emulator) as client:
             batch = await _create(client, [item(f"r{i}") for i in range(4)])
             emulator.advance(24 * 3600)
             done = (await client.get(f"{BATCHES}/{batch['id']}")).json()
@@ -287,8 +270,7 @@ async def test_control_routes_drive_a_separate_process(
     client: httpx.AsyncClient, emulator: Emulator
 ) -> None:
     """Faults, clock, expiry and the batch search work through ``/_emulator`` without a key."""
-    transport = httpx.ASGITransport(app=emulator.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as control:
+    async with api_client(emulator, headers={}) as control:
         armed = await control.post("/_emulator/faults", json={"kind": "http_error", "status": 529})
         assert armed.json()["data"][0]["status"] == 529
         overloaded = await client.get(BATCHES)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from kyro_openai.testing import Emulator, EmulatorConfig
-from tests.emulator.emulator_helpers import AUTH, NOW
+from tests.emulator.emulator_helpers import NOW, api_client
 
 
 @pytest.fixture
@@ -27,8 +27,5 @@ def emulator(config: EmulatorConfig) -> Iterator[Emulator]:
 @pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the emulator in-process through ``httpx.ASGITransport``."""
-    transport = httpx.ASGITransport(app=emulator.app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://emulator/v1", headers=AUTH
-    ) as client:
+    async with api_client(emulator) as client:
         yield client

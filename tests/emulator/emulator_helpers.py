@@ -7,10 +7,20 @@ from typing import Any
 
 import httpx
 
+from kyro_openai.testing import Emulator
 from tests.spec_schemas import validate_component, validate_response
 
 NOW = 1_700_000_000.0
 AUTH = {"Authorization": "Bearer test-key"}
+
+
+def api_client(emulator: Emulator, *, headers: dict[str, str] = AUTH) -> httpx.AsyncClient:
+    """An HTTP client on ``emulator``'s ``/v1`` routes in-process (``headers={}`` for none)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=emulator.app),
+        base_url="http://emulator/v1",
+        headers=headers,
+    )
 
 
 def request_line(

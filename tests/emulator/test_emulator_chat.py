@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from kyro_openai.testing import Emulator, ScriptedResponder, default_responder
-from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
+from tests.emulator.emulator_helpers import (
+    api_client,
+    create_batch,
+    get_batch,
+    jsonl,
+    read_lines,
+    request_line,
+)
 
 
 def _chat(prompt: str) -> dict[str, Any]:
@@ -85,10 +92,7 @@ def scripted() -> ScriptedResponder:
 async def test_scripted_responder_in_a_batch(scripted: ScriptedResponder) -> None:
     """A scripted responder answers by custom id first, then by prompt substring, else default."""
     with Emulator(responder=scripted) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://e/v1", headers={"api-key": "k"}
-        ) as client:
+        async with api_client(emulator, headers={"api-key": "k"}) as client:
             data = jsonl(
                 [
                     request_line("r1"),
@@ -117,10 +121,7 @@ async def test_async_responder_in_batches_and_chat() -> None:
         return json.dumps({"status": "SUCCESS", "root_cause": body["messages"][0]["content"]})
 
     with Emulator(responder=responder) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://e/v1", headers={"Authorization": "Bearer k"}
-        ) as client:
+        async with api_client(emulator) as client:
             batch = await get_batch(
                 client, (await create_batch(client, jsonl([request_line("a", prompt="p1")])))["id"]
             )
@@ -147,11 +148,8 @@ async def test_max_in_flight_chat_requests_are_recorded() -> None:
         return "{}"
 
     with Emulator(responder=responder) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
         async with (
-            httpx.AsyncClient(
-                transport=transport, base_url="http://e/v1", headers={"Authorization": "Bearer k"}
-            ) as client,
+            api_client(emulator) as client,
             anyio.create_task_group() as group,
         ):
             for i in range(5):
@@ -169,10 +167,7 @@ async def test_responder_failure_becomes_an_error_line() -> None:
         raise ValueError("boom")
 
     with Emulator(responder=responder) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://e/v1", headers={"Authorization": "Bearer k"}
-        ) as client:
+        async with api_client(emulator) as client:
             batch = await get_batch(
                 client, (await create_batch(client, jsonl([request_line("a")])))["id"]
             )

@@ -6,10 +6,15 @@ import itertools
 import json
 from typing import Any
 
-import httpx
-
 from kyro_openai.testing import Emulator
-from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
+from tests.emulator.emulator_helpers import (
+    api_client,
+    create_batch,
+    get_batch,
+    jsonl,
+    read_lines,
+    request_line,
+)
 
 
 def _cycling_responder() -> Any:
@@ -31,10 +36,7 @@ async def test_batch_line_with_n_has_n_choices_and_prompt_counted_once() -> None
     """A batch line with n=3 comes back with 3 choices, one reply each, and usage whose
     prompt_tokens are the prompt's once while completion_tokens sum the choices."""
     with Emulator(responder=_cycling_responder()) as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://e/v1", headers={"Authorization": "Bearer k"}
-        ) as client:
+        async with api_client(emulator) as client:
             data = jsonl([_with_n("t0-j0-r0", 3), request_line("single", prompt="x" * 400)])
             batch = await get_batch(client, (await create_batch(client, data))["id"])
             lines = {
@@ -60,10 +62,7 @@ async def test_batch_line_with_n_has_n_choices_and_prompt_counted_once() -> None
 async def test_invalid_n_is_a_400_line_and_a_400_chat() -> None:
     """n outside 1..128 (or not an integer) fails that request with a 400 naming `n`."""
     with Emulator() as emulator:
-        transport = httpx.ASGITransport(app=emulator.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://e/v1", headers={"Authorization": "Bearer k"}
-        ) as client:
+        async with api_client(emulator) as client:
             data = jsonl([_with_n("zero", 0), _with_n("big", 129), _with_n("text", "3")])
             batch = await get_batch(client, (await create_batch(client, data))["id"])
             errors = await read_lines(client, batch["error_file_id"])
