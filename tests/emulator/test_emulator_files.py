@@ -103,32 +103,29 @@ async def test_unknown_purpose_is_refused(client: httpx.AsyncClient) -> None:
     assert _assert_envelope(response, 400)["param"] == "purpose"
 
 
-async def test_expires_after_sets_expires_at(client: httpx.AsyncClient) -> None:
-    """``expires_after[anchor]``/``[seconds]`` sets ``expires_at`` from the creation time."""
-    response = await client.post(
+async def _upload_expiring(client: httpx.AsyncClient, seconds: str) -> httpx.Response:
+    """Upload a one-line batch file asking it to expire ``seconds`` after its creation."""
+    return await client.post(
         "/files",
         files={"file": ("a.jsonl", requests(1))},
         data={
             "purpose": "batch",
             "expires_after[anchor]": "created_at",
-            "expires_after[seconds]": "3600",
+            "expires_after[seconds]": seconds,
         },
     )
+
+
+async def test_expires_after_sets_expires_at(client: httpx.AsyncClient) -> None:
+    """``expires_after[anchor]``/``[seconds]`` sets ``expires_at`` from the creation time."""
+    response = await _upload_expiring(client, "3600")
     assert response.status_code == 200
     assert response.json()["expires_at"] == int(NOW) + 3600
 
 
 async def test_expires_after_out_of_range_is_refused(client: httpx.AsyncClient) -> None:
     """Expiry seconds outside 3600..2592000 are a 400 on ``expires_after``."""
-    response = await client.post(
-        "/files",
-        files={"file": ("a.jsonl", requests(1))},
-        data={
-            "purpose": "batch",
-            "expires_after[anchor]": "created_at",
-            "expires_after[seconds]": "60",
-        },
-    )
+    response = await _upload_expiring(client, "60")
     assert _assert_envelope(response, 400)["param"] == "expires_after"
 
 

@@ -151,6 +151,17 @@ async def test_status_shows_stage_k_of_n_with_counts_per_stage(tmp_path: Path) -
     assert "stage 2 of 5: 5 transcripts qualified, 10 requests (10 done, 0 failed)" in printed
 
 
+async def _cancelled_first_evaluation(judge: BatchJudge) -> TranscriptEvaluation:
+    """Cancel the job, check that the next check() ends it as cancelled with partial results,
+    and return the first transcript's evaluation."""
+    await judge.cancel()
+    with pytest.raises(BatchJobError) as info:
+        await judge.check()
+    assert info.value.status == "cancelled"
+    assert info.value.result is not None
+    return next(iter(info.value.result.evaluations))
+
+
 async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path) -> None:
     """cancel() during stage 1 stops the job: no later stage is sent, steps never reached say so."""
     config, data = write_pipeline(tmp_path)
@@ -160,13 +171,8 @@ async def test_cancel_at_a_later_stage_ends_the_job_with_what_ran(tmp_path: Path
     for _ in range(3):
         assert await judge.check() is None
     assert judge._runner.store.load().stage == 1  # type: ignore[union-attr]
-    await judge.cancel()
-    with pytest.raises(BatchJobError) as info:
-        await judge.check()
-    assert info.value.status == "cancelled"
+    evaluation = await _cancelled_first_evaluation(judge)
     assert len(provider.batches) == 2
-    assert info.value.result is not None
-    evaluation = next(iter(info.value.result.evaluations))
     assert evaluation.steps["relevance"].state == "RAN"
     assert evaluation.steps["quality"].state == "NOT_REACHED"
     assert evaluation.steps["quality"].reason == "the job ended before stage 4 ran"
@@ -300,13 +306,8 @@ async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) ->
     state = judge._runner.store.load()
     assert state is not None
     assert (state.stage, state.status) == (1, "submitting")
-    await judge.cancel()
-    with pytest.raises(BatchJobError) as info:
-        await judge.check()
-    assert info.value.status == "cancelled"
+    first = await _cancelled_first_evaluation(judge)
     assert len(provider.batches) == 1
-    assert info.value.result is not None
-    first = next(iter(info.value.result.evaluations))
     assert first.steps["relevance"].state == "RAN"
     assert first.steps["accuracy"].state == "NOT_REACHED"
     assert first.steps["accuracy"].reason == "the job ended before stage 1 ran"
