@@ -37,13 +37,7 @@ POST /_emulator/clock/advance {"seconds": N}, POST /_emulator/batches/{id}/expir
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``emulator`` sub-command to the CLI's sub-parsers.
-
-    Example::
-
-        parser = argparse.ArgumentParser()
-        register(parser.add_subparsers())
-    """
+    """Add the ``emulator`` sub-command to the CLI's sub-parsers."""
     parser = add_command(
         subparsers,
         "emulator",

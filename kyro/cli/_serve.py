@@ -41,13 +41,7 @@ send `Authorization: Api-Key <key>` (or Bearer). Everything the service keeps li
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``serve`` sub-command to the CLI's sub-parsers.
-
-    Example::
-
-        parser = argparse.ArgumentParser()
-        register(parser.add_subparsers())
-    """
+    """Add the ``serve`` sub-command to the CLI's sub-parsers."""
     parser = add_command(
         subparsers,
         "serve",

@@ -31,13 +31,7 @@ file:line:column: message)."""
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``validate`` sub-command to the CLI's sub-parsers.
-
-    Example::
-
-        parser = argparse.ArgumentParser()
-        register(parser.add_subparsers())
-    """
+    """Add the ``validate`` sub-command to the CLI's sub-parsers."""
     parser = add_command(
         subparsers,
         "validate",

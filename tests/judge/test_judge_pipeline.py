@@ -295,14 +295,20 @@ class FailsOnSecondSubmit(FakeProvider):
         return await super().submit(path, metadata=metadata)
 
 
-async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) -> None:
-    """A stage planned but never sent (the provider failed) is cancelled as never reached."""
+async def _stage_one_send_failed(tmp_path: Path) -> tuple[BatchJudge, FailsOnSecondSubmit]:
+    """A pipeline job whose stage 0 ran and whose check() then failed to send stage 1."""
     config, data = write_pipeline(tmp_path)
     provider = FailsOnSecondSubmit(responder=lambda custom_id, body: responder(body))
     judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
     with pytest.raises(ProviderError):
         await judge.check()
+    return judge, provider
+
+
+async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) -> None:
+    """A stage planned but never sent (the provider failed) is cancelled as never reached."""
+    judge, provider = await _stage_one_send_failed(tmp_path)
     state = judge._runner.store.load()
     assert state is not None
     assert (state.stage, state.status) == (1, "submitting")
@@ -315,12 +321,7 @@ async def test_cancel_between_planning_a_stage_and_sending_it(tmp_path: Path) ->
 
 async def test_a_failed_next_stage_submit_resumes_on_the_next_check(tmp_path: Path) -> None:
     """After the commit point, a failed creation is retried by the next check, never doubled."""
-    config, data = write_pipeline(tmp_path)
-    provider = FailsOnSecondSubmit(responder=lambda custom_id, body: responder(body))
-    judge = BatchJudge(provider, config, state_dir=tmp_path / "state")
-    await judge.submit([data], variables=VARS)
-    with pytest.raises(ProviderError):
-        await judge.check()
+    judge, provider = await _stage_one_send_failed(tmp_path)
     provider.down = False
     result = await judge.check()
     assert result is not None
