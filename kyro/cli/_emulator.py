@@ -11,6 +11,7 @@ is accepted. The emulators live in ``kyro_openai.testing`` and ``kyro_anthropic.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from kyro.cli._commands import add_command
-from kyro.cli._exit import ExitCode
+from kyro.cli._exit import ExitCode, serve_until_stopped
 
 __all__ = ["register", "run"]
 
@@ -136,17 +137,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.BAD_INPUT
     config = _anthropic_config(testing, args) if anthropic else _openai_config(testing, args)
     with testing.Emulator(config, faults=faults) as emulator:
-        try:
-            testing.serve_forever(
-                emulator,
-                host=args.host,
-                port=args.port,
-                on_bound=lambda url: print(url, flush=True),
-            )
-        except OSError as exc:
-            print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return ExitCode.BAD_INPUT
-    return ExitCode.OK
+        return serve_until_stopped(functools.partial(testing.serve_forever, emulator), args)
 
 
 def _openai_config(testing: Any, args: argparse.Namespace) -> Any:

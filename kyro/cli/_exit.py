@@ -16,9 +16,12 @@ keeps in its state folder.
 
 from __future__ import annotations
 
+import argparse
 import enum
+import sys
+from collections.abc import Callable
 
-__all__ = ["ExitCode"]
+__all__ = ["ExitCode", "serve_until_stopped"]
 
 
 class ExitCode(enum.IntEnum):
@@ -46,3 +49,20 @@ class ExitCode(enum.IntEnum):
     PROVIDER = 5
     INTERNAL = 70
     BUSY = 75
+
+
+def serve_until_stopped(serve: Callable[..., object], args: argparse.Namespace) -> ExitCode:
+    """Run ``serve(host=, port=, on_bound=)`` on ``--host``/``--port`` until it stops, printing
+    the base URL as the first line of stdout once bound; a port that cannot be listened on is
+    one line on stderr and exit 2.
+
+    Example::
+
+        return serve_until_stopped(functools.partial(run_server, service), args)
+    """
+    try:
+        serve(host=args.host, port=args.port, on_bound=lambda url: print(url, flush=True))
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    return ExitCode.OK

@@ -9,6 +9,7 @@ an instance per BatchJudge call, each execution one batch.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -20,7 +21,7 @@ from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import available_providers, get_provider
 from kyro.cli._commands import add_command
-from kyro.cli._exit import ExitCode
+from kyro.cli._exit import ExitCode, serve_until_stopped
 
 __all__ = ["register"]
 
@@ -145,17 +146,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         grace=args.grace,
     )
-    try:
-        run_server(
-            service,
-            host=args.host,
-            port=args.port,
-            on_bound=lambda url: print(url, flush=True),
-        )
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return ExitCode.BAD_INPUT
-    return ExitCode.OK
+    return serve_until_stopped(functools.partial(run_server, service), args)
 
 
 def _provider_factory(args: argparse.Namespace) -> Any:

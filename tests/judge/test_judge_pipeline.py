@@ -329,18 +329,26 @@ async def test_a_failed_next_stage_submit_resumes_on_the_next_check(tmp_path: Pa
     assert [b.metadata["kyro_stage"] for b in provider.batches] == ["0", "1", "2", "3", "4"]
 
 
+async def _refused_after_edit(judge: BatchJudge, old: bytes, new: bytes, *, match: str) -> None:
+    """Replace ``old`` with ``new`` in the saved state: check() refuses it with ``match`` and
+    leaves the edited file as it is."""
+    path = judge._runner.store.state_path
+    edited = path.read_bytes().replace(old, new)
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    with pytest.raises(BatchValidationError, match=match):
+        await judge.check()
+    assert path.read_bytes() == edited
+
+
 async def test_an_edited_pipeline_state_is_refused_and_left_untouched(tmp_path: Path) -> None:
     """A stage whose shards no longer add up to what it planned is refused by name."""
     config, data = write_pipeline(tmp_path)
     judge = BatchJudge(fake(), config, state_dir=tmp_path / "state")
     await judge.submit([data], variables=VARS)
-    path = judge._runner.store.state_path
-    edited = path.read_bytes().replace(b'"requests":12', b'"requests":13')
-    assert edited != path.read_bytes()
-    path.write_bytes(edited)
-    with pytest.raises(BatchValidationError, match="stage 0 hold 12 requests, but the stage"):
-        await judge.check()
-    assert path.read_bytes() == edited
+    await _refused_after_edit(
+        judge, b'"requests":12', b'"requests":13', match="stage 0 hold 12 requests, but the stage"
+    )
 
 
 async def test_later_stages_keep_models_thresholds_and_the_verdict_contract(
@@ -393,13 +401,12 @@ async def test_a_pipeline_state_with_models_of_unknown_judges_is_refused(tmp_pat
     assert state is not None
     assert state.pipeline
     assert state.models == dict.fromkeys(STEPS, "judge-model")
-    path = judge._runner.store.state_path
-    edited = path.read_bytes().replace(b'"models":{"relevance"', b'"models":{"ghost"')
-    assert edited != path.read_bytes()
-    path.write_bytes(edited)
-    with pytest.raises(BatchValidationError, match="its models name ghost, which are not"):
-        await judge.check()
-    assert path.read_bytes() == edited
+    await _refused_after_edit(
+        judge,
+        b'"models":{"relevance"',
+        b'"models":{"ghost"',
+        match="its models name ghost, which are not",
+    )
 
 
 @pytest.mark.slow  # end to end over HTTP
