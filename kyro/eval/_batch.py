@@ -33,7 +33,7 @@ import msgspec
 from kyro import BatchValidationError
 from kyro.eval._export import replace_durably
 from kyro.eval._items import ItemsSource, iter_items
-from kyro.eval._judging import JudgeRun, errored_scores, judge_specs
+from kyro.eval._judging import JudgeRun, errored_scores
 from kyro.eval._records import BatchEvalStats
 from kyro.eval._results import BatchEvalResult, EvalResults, ResultWriter
 from kyro.eval._run import new_batch_id, prepare
@@ -122,14 +122,14 @@ async def submit_eval(
                                    provider=OpenAIBatchProvider(), judge_model="gpt-4o-mini")
     """
     started = time.perf_counter()
-    runner, plan = prepare(
+    runner, plan, specs = prepare(
         component,
         scorers,
         max_concurrency=max_concurrency,
         timeout=timeout,
         unpack_input=unpack_input,
+        judge_model=judge_model,
     )
-    specs = judge_specs(plan.judges, judge_model)
     entries = iter_items(items, expected)
     job_id = new_batch_id()
     folder = _folder(state_dir, job_id)

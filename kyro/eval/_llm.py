@@ -229,13 +229,7 @@ class Harmlessness(_Preset):
 
 PRESETS: dict[str, type[_Preset]] = {
     cls.default_name: cls
-    for cls in (
-        Coherence,
-        Conciseness,
-        Correctness,
-        Faithfulness,
-        Harmlessness,
-        Helpfulness,
-        Relevance,
-    )
+    for cls in sorted(_Preset.__subclasses__(), key=lambda preset: preset.default_name)
 }
+"""Every preset defined above (each subclasses ``_Preset``), by name in alphabetical order:
+what ``scorer("relevance")`` and the CLI's ``--scorer`` look names up in."""

@@ -46,8 +46,10 @@ def prepare(
     max_concurrency: int,
     timeout: float | None,
     unpack_input: bool,
-) -> tuple[Runner, ScorerPlan]:
-    """Check the arguments shared by every entry point; the runner and the scorer plan."""
+    judge_model: str | None,
+) -> tuple[Runner, ScorerPlan, list[dict[str, Any]]]:
+    """Check the arguments shared by every entry point; the runner, the scorer plan and the
+    LLM judges' settings with their models resolved."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
     if timeout is not None and timeout <= 0:
@@ -59,7 +61,7 @@ def prepare(
         timeout=timeout,
         unpack_input=unpack_input,
     )
-    return runner, plan
+    return runner, plan, judge_specs(plan.judges, judge_model)
 
 
 async def evaluate(
@@ -99,14 +101,14 @@ async def evaluate(
         print(f"{result.pass_rate:.0%}")
     """
     started = time.perf_counter()
-    runner, plan = prepare(
+    runner, plan, specs = prepare(
         component,
         scorers,
         max_concurrency=max_concurrency,
         timeout=timeout,
         unpack_input=unpack_input,
+        judge_model=judge_model,
     )
-    specs = judge_specs(plan.judges, judge_model) if plan.judges else []
     if specs and judge_provider is None:
         raise ValueError(
             f"LLM judge {plan.judges[0].name!r} needs judge_provider=: a LocalProvider (an "
