@@ -22,13 +22,14 @@ the reason; each entry must still exist, so a fixed edge cannot linger on the li
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.fresh import modules_loaded
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_ROOTS = (REPO, REPO / "providers")
@@ -325,13 +326,8 @@ def test_public_layers_import_only_names_a_face_exports() -> None:
 @pytest.mark.slow  # a fresh interpreter in a child process
 def test_import_kyro_and_its_faces_import_no_provider() -> None:
     """``import kyro`` (and its provider and testing faces) loads no provider package."""
-    code = (
-        "import sys, kyro, kyro.provider, kyro.testing\n"
-        "names = ('kyro_openai', 'kyro_local', 'kyro_anthropic')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in names))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    providers = ["kyro_openai", "kyro_local", "kyro_anthropic"]
+    assert modules_loaded("import kyro, kyro.provider, kyro.testing", providers) == []
 
 
 # --- the checker itself, on synthetic trees that break each rule ---------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +12,7 @@ import pytest
 import kyro_openai.testing
 from kyro_openai.testing import Emulator, EmulatorConfig, serve
 from tests.emulator.emulator_helpers import AUTH, create_batch, get_batch, read_lines, requests
+from tests.support.fresh import modules_loaded
 
 
 @pytest.fixture
@@ -125,16 +125,8 @@ def test_cli_rejects_a_bad_fault() -> None:
 @pytest.mark.slow  # a fresh interpreter in a child process
 def test_import_kyro_openai_does_not_load_the_emulator() -> None:
     """``import kyro_openai`` imports neither the emulator nor its server dependencies."""
-    code = (
-        "import sys, kyro_openai\n"
-        "print(json.dumps(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('starlette', 'uvicorn', 'multipart') "
-        "or m.startswith(('kyro_openai.testing', 'kyro.testing')))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True
-    )
-    assert json.loads(done.stdout) == []
+    servers = ["starlette", "uvicorn", "multipart", "kyro_openai.testing", "kyro.testing"]
+    assert modules_loaded("import kyro_openai", servers) == []
 
 
 def test_emulator_is_documented() -> None:
