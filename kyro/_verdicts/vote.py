@@ -35,7 +35,7 @@ from typing import Literal
 import msgspec
 
 from kyro._types import ResultError, Usage
-from kyro._verdicts.result_types import JudgeVerdict, RunVerdict
+from kyro._verdicts.result_types import JudgeVerdict, RunVerdict, VerdictStatus
 
 __all__ = [
     "DEFAULT_PASS_THRESHOLD",
@@ -237,40 +237,36 @@ def vote_sorted(
     score = score_sum / scored if scored else None
     success, error, na = votes["SUCCESS"], votes["ERROR"], votes["NA"]
     valid = success + error + na
+    status: VerdictStatus = "ERRORED"
+    problem: ResultError | None = None
+    root_cause: str | None = None
     if valid < settings.min_valid_votes:
         message = f"{valid} valid run(s) of {len(ordered)}, {settings.min_valid_votes} needed"
-        return JudgeVerdict(
-            judge=judge,
-            status="ERRORED",
-            votes=votes,
-            runs=ordered,
-            error=ResultError(code="too_few_valid_runs", message=message),
-            score=score,
-        )
-    top = max(success, error, na)
-    counted: tuple[tuple[_Vote, int], ...] = (("SUCCESS", success), ("ERROR", error), ("NA", na))
-    tied = [status for status, n in counted if n == top]
-    if len(tied) == 1:
-        winner = tied[0]
-    elif settings.tie == "errored":
-        message = f"tie between {' and '.join(tied)} ({top} vote(s) each)"
-        return JudgeVerdict(
-            judge=judge,
-            status="ERRORED",
-            votes=votes,
-            runs=ordered,
-            error=ResultError(code="tie", message=message),
-            score=score,
-        )
+        problem = ResultError(code="too_few_valid_runs", message=message)
     else:
-        winner = next(s for s in _TIE_ORDER[settings.tie] if s in tied)
-    root_cause = next((r.root_cause for r in ordered if r.status == winner), None)
+        top = max(success, error, na)
+        counted: tuple[tuple[_Vote, int], ...] = (
+            ("SUCCESS", success),
+            ("ERROR", error),
+            ("NA", na),
+        )
+        tied = [name for name, n in counted if n == top]
+        if len(tied) == 1:
+            status = tied[0]
+        elif settings.tie == "errored":
+            message = f"tie between {' and '.join(tied)} ({top} vote(s) each)"
+            problem = ResultError(code="tie", message=message)
+        else:
+            status = next(s for s in _TIE_ORDER[settings.tie] if s in tied)
+        if problem is None:
+            root_cause = next((r.root_cause for r in ordered if r.status == status), None)
     return JudgeVerdict(
         judge=judge,
-        status=winner,
+        status=status,
         votes=votes,
         root_cause=root_cause,
         runs=ordered,
+        error=problem,
         score=score,
     )
 
