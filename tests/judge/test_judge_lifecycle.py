@@ -15,14 +15,20 @@ from tests.judge.judge_helpers import JUDGES, WORKER, batches_per_shard, run_wor
 pytestmark = pytest.mark.slow  # submit and check in separate processes
 
 
+def _worker_setup(tmp_path: Path, served: str) -> tuple[Path, tuple[str, str, str]]:
+    """A judges config in ``tmp_path``; its state folder, and the arguments every worker takes
+    first (base URL, config, state folder)."""
+    config = write_config(tmp_path)
+    state_dir = tmp_path / "state"
+    return state_dir, (served, str(config), str(state_dir))
+
+
 @pytest.mark.parametrize("emulator_config", [EmulatorConfig(in_progress_seconds=60)])
 def test_submit_exits_then_later_processes_check_until_done(
     tmp_path: Path, emulator: Emulator, served: str
 ) -> None:
     """A job submitted by one process is collected by later ones, then stays collected."""
-    config = write_config(tmp_path)
-    state_dir = tmp_path / "state"
-    common = (served, str(config), str(state_dir))
+    state_dir, common = _worker_setup(tmp_path, served)
     job_id = run_worker("submit", *common, "--transcripts", "7", "--runs", "2")["job_id"]
     assert (state_dir / "judges.batch-state.json").is_file()
     assert batches_per_shard(served, job_id) == {"0": 1, "1": 1, "2": 1, "3": 1, "4": 1, "5": 1}
@@ -52,9 +58,7 @@ def test_two_concurrent_checks_finalize_once(
     tmp_path: Path, emulator: Emulator, served: str
 ) -> None:
     """Two processes checking a finished job at once: one finalizes, both return its result."""
-    config = write_config(tmp_path)
-    state_dir = tmp_path / "state"
-    common = (served, str(config), str(state_dir))
+    state_dir, common = _worker_setup(tmp_path, served)
     job_id = run_worker("submit", *common, "--transcripts", "6")["job_id"]
     shards = len(batches_per_shard(served, job_id))
     procs = [
