@@ -25,13 +25,14 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol, TypeVar
 
 import anyio
+import msgspec
 
 from kyro._exceptions import BatchValidationError, JobBusyError
 
@@ -43,12 +44,14 @@ __all__ = [
     "LocalDisk",
     "atomic_write",
     "atomic_writer",
+    "decode_lines",
     "fsync_dir",
     "held_briefly",
     "private_opener",
 ]
 
 _C = TypeVar("_C", bound="ClosedOnExit")
+_T = TypeVar("_T")
 
 
 class ClosedOnExit:
@@ -75,6 +78,29 @@ class ClosedOnExit:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def decode_lines(
+    file: IO[bytes],
+    decoder: msgspec.json.Decoder[_T],
+    bad_line: Callable[[Exception, int], Exception],
+) -> Iterator[_T]:
+    """Decode each non-blank JSON line of ``file``; a line that does not decode (or nests too
+    deep) raises ``bad_line(exc, line_number)``, which says which file and how to fix it.
+
+    Example::
+
+        with path.open("rb") as file:
+            for entry in decode_lines(file, decoder, lambda exc, n: KyroError(f"line {n}")):
+                ...
+    """
+    for number, raw in enumerate(file, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield decoder.decode(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise bad_line(exc, number) from exc
 
 
 def fsync_dir(folder: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import ClosedOnExit, private_opener
+from kyro._files import ClosedOnExit, decode_lines, private_opener
 from kyro._transcripts import Transcript, transcript_preview
 
 __all__ = [
@@ -154,16 +154,14 @@ def iter_index(path: str | os.PathLike[str]) -> Iterator[IndexEntry]:
         for entry in iter_index(".kyro/judges/transcripts.index.jsonl"):
             print(entry.index, entry.source)
     """
+
+    def bad_line(exc: Exception, number: int) -> BatchValidationError:
+        return BatchValidationError(
+            f"bad transcript index line: {exc}", path=os.fspath(path), line=number
+        )
+
     with open(path, "rb") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                yield _decoder.decode(line)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                raise BatchValidationError(
-                    f"bad transcript index line: {exc}", path=os.fspath(path), line=number
-                ) from exc
+        yield from decode_lines(file, _decoder, bad_line)
 
 
 class TranscriptIndexReader(ClosedOnExit):

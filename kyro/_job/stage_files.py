@@ -20,7 +20,7 @@ from typing import IO, TypeVar
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import atomic_writer
+from kyro._files import atomic_writer, decode_lines
 from kyro._transcript_index import JsonlWriter
 from kyro._transcripts import Transcript
 from kyro._verdicts.result_types import JudgeVerdict
@@ -90,18 +90,16 @@ def _lines(path: Path, decoder: msgspec.json.Decoder[_T], what: str) -> Iterator
             "on; restore the folder, or cancel the job and submit again",
             path=path,
         ) from None
+
+    def bad_line(exc: Exception, number: int) -> BatchValidationError:
+        return BatchValidationError(
+            f"the job's {what} file is damaged ({exc}); cancel the job and submit again",
+            path=path,
+            line=number,
+        )
+
     with file:
-        for number, raw in enumerate(file, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield decoder.decode(raw)
-            except msgspec.DecodeError as exc:
-                raise BatchValidationError(
-                    f"the job's {what} file is damaged ({exc}); cancel the job and submit again",
-                    path=path,
-                    line=number,
-                ) from exc
+        yield from decode_lines(file, decoder, bad_line)
 
 
 _transcript_decoder = msgspec.json.Decoder(Transcript)

@@ -29,6 +29,7 @@ import msgspec
 
 from kyro._cost.prices import PriceTable, cost_usd
 from kyro._exceptions import BatchValidationError
+from kyro._files import decode_lines
 
 __all__ = [
     "JudgeSummary",
@@ -230,19 +231,17 @@ def summarize_results(
         raise BatchValidationError(
             f"cannot read the results file: {exc.strerror or exc}", path=path
         ) from None
+
+    def bad_line(exc: Exception, number: int) -> BatchValidationError:
+        return BatchValidationError(
+            f"not a kyro results line: {exc}; give the results file that `check` wrote "
+            "(one JSON evaluation per line)",
+            path=path,
+            line=number,
+        )
+
     with file:
-        for number, raw in enumerate(file, 1):
-            if not raw.strip():
-                continue
-            try:
-                evaluation = decoder.decode(raw)
-            except msgspec.DecodeError as exc:
-                raise BatchValidationError(
-                    f"not a kyro results line: {exc}; give the results file that `check` wrote "
-                    "(one JSON evaluation per line)",
-                    path=path,
-                    line=number,
-                ) from None
+        for number, evaluation in enumerate(decode_lines(file, decoder, bad_line)):
             _count(data, evaluation, tokens, model, judge_models or {})
             weight = 1.0 if evaluation.status == "SUCCESS" else _PROBLEM_WEIGHT
             # Larger keys win; rng.random() ** (1 / weight) is weighted reservoir sampling.
