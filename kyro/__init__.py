@@ -137,8 +137,4 @@ _HOMES = {
     "verdict_message": "kyro._contract",
     "verdict_schema": "kyro._contract",
 }
-__getattr__ = _lazy_face(globals(), _HOMES, __name__)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_face(globals(), _HOMES, __name__)

@@ -60,8 +60,9 @@ def present(namespace: Mapping[str, object], names: Iterable[str], face: str) ->
 
 def lazy_face(
     namespace: dict[str, Any], homes: Mapping[str, str], face: str
-) -> Callable[[str], Any]:
-    """A face's module ``__getattr__`` (PEP 562): each name is imported on first use.
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A face's module ``__getattr__`` and ``__dir__`` (PEP 562): each name is imported on
+    first use, and ``dir()`` lists the exported names before any is.
 
     ``homes`` maps each name to the module defining it. Touching one name loads every name
     of the face from that module and presents them together (:func:`present`), so a
@@ -71,7 +72,8 @@ def lazy_face(
 
     Example::
 
-        __getattr__ = lazy_face(globals(), {"BatchJudge": "kyro._job.batch_judge"}, __name__)
+        homes = {"BatchJudge": "kyro._job.batch_judge"}
+        __getattr__, __dir__ = lazy_face(globals(), homes, __name__)
     """
 
     def __getattr__(name: str) -> Any:
@@ -85,4 +87,7 @@ def lazy_face(
         present(namespace, names, face)
         return namespace[name]
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *namespace["__all__"]})
+
+    return __getattr__, __dir__

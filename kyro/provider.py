@@ -96,8 +96,4 @@ _HOMES = {
     "retry_after_seconds": "kyro._retry",
     "send_with_retries": "kyro._retry",
 }
-__getattr__ = _lazy_face(globals(), _HOMES, __name__)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_face(globals(), _HOMES, __name__)
