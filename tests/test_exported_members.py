@@ -253,3 +253,13 @@ def test_error_tree_is_exported_with_its_bases() -> None:
     for name, base in bases.items():
         error = getattr(kyro, name)
         assert error.__bases__ == (base,), name
+
+
+@pytest.mark.parametrize("face", ["kyro", "kyro.provider"])
+def test_dir_of_a_lazy_face_lists_every_export(face: str) -> None:
+    """``dir()`` of a lazily loaded face names all of ``__all__`` and its module attributes."""
+    module = importlib.import_module(face)
+    listed = dir(module)
+    assert listed == sorted(listed)
+    assert set(module.__all__) <= set(listed)
+    assert {"__name__", "__getattr__", "__all__"} <= set(listed)
