@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import selectors
@@ -91,23 +92,16 @@ judges:
 """
 
 
+@dataclasses.dataclass(repr=False)
 class Outcome:
     """What one scenario run proved: recovery, duplicate batches, lost run verdicts."""
 
-    def __init__(
-        self,
-        scenario: str,
-        *,
-        recovered: bool,
-        duplicate_batches: int,
-        lost_verdicts: int,
-        detail: str = "",
-    ) -> None:
-        self.scenario = scenario
-        self.recovered = recovered
-        self.duplicate_batches = duplicate_batches
-        self.lost_verdicts = lost_verdicts
-        self.detail = detail
+    scenario: str
+    _: dataclasses.KW_ONLY
+    recovered: bool
+    duplicate_batches: int
+    lost_verdicts: int
+    detail: str = ""
 
     @property
     def ok(self) -> bool:
