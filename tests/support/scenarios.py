@@ -103,6 +103,19 @@ class Outcome:
     lost_verdicts: int
     detail: str = ""
 
+    @classmethod
+    def unrecovered(
+        cls, scenario: str, requests: int, detail: str, *, duplicate_batches: int = 0
+    ) -> Outcome:
+        """A scenario whose job did not finish: every one of its ``requests`` verdicts lost."""
+        return cls(
+            scenario,
+            recovered=False,
+            duplicate_batches=duplicate_batches,
+            lost_verdicts=requests,
+            detail=detail,
+        )
+
     @property
     def ok(self) -> bool:
         """True when the job recovered with no duplicate batch and no lost verdict."""
@@ -472,12 +485,8 @@ def _judge_outcome(name: str, job: Job, url: str, done: bool, detail: str) -> Ou
     job_id = finished["job_id"] if finished else None
     dupes, shards = _job_batches(job, url, job_id)
     if finished is None:
-        return Outcome(
-            name,
-            recovered=False,
-            duplicate_batches=dupes,
-            lost_verdicts=job.requests,
-            detail=detail or "no finished job",
+        return Outcome.unrecovered(
+            name, job.requests, detail or "no finished job", duplicate_batches=dupes
         )
     results = Path(finished["results_path"])
     lost = lost_verdicts(job, results)
@@ -511,33 +520,19 @@ def crash_scenario(
     else:
         first = run_kyro(job.submit_args(), url=url, provider=provider)
         if first.returncode != 0:
-            return Outcome(
-                f"kill -9 {cut}",
-                recovered=False,
-                duplicate_batches=0,
-                lost_verdicts=job.requests,
-                detail=first.stderr[-500:],
-            )
+            return Outcome.unrecovered(f"kill -9 {cut}", job.requests, first.stderr[-500:])
         command = job.check_args()
     killed = run_kyro(command, url=url, cut=cut, provider=provider)
     if killed.returncode != -signal.SIGKILL:
-        return Outcome(
+        return Outcome.unrecovered(
             f"kill -9 {cut}",
-            recovered=False,
-            duplicate_batches=0,
-            lost_verdicts=job.requests,
-            detail=f"cut point not reached (exit {killed.returncode}) {killed.stderr[-500:]}",
+            job.requests,
+            f"cut point not reached (exit {killed.returncode}) {killed.stderr[-500:]}",
         )
     torn_after_kill = torn_files(job.state_dir) if job.state_dir.exists() else []
     rerun = run_kyro(command, url=url, provider=provider)
     if rerun.returncode != 0:
-        return Outcome(
-            f"kill -9 {cut}",
-            recovered=False,
-            duplicate_batches=0,
-            lost_verdicts=job.requests,
-            detail=f"re-run: {rerun.stderr[-500:]}",
-        )
+        return Outcome.unrecovered(f"kill -9 {cut}", job.requests, f"re-run: {rerun.stderr[-500:]}")
     done, err = (True, "") if command[0] == "check" else _finish_job(job, url)
     outcome = _judge_outcome(f"kill -9 {cut}", job, url, done, err)
     if torn_after_kill:
@@ -555,13 +550,7 @@ def pollers_scenario(emulator_url: str, folder: Path, pollers: int) -> Outcome:
     job = Job(folder, f"pollers-{pollers}-{folder.name}")
     first = run_kyro(job.submit_args(), url=emulator_url)
     if first.returncode != 0:
-        return Outcome(
-            name,
-            recovered=False,
-            duplicate_batches=0,
-            lost_verdicts=job.requests,
-            detail=first.stderr[-500:],
-        )
+        return Outcome.unrecovered(name, job.requests, first.stderr[-500:])
     outputs = [folder / f"out-{i}.jsonl" for i in range(pollers)]
     procs = [start_kyro(job.check_args("--output", str(o)), url=emulator_url) for o in outputs]
     codes = []
