@@ -6,6 +6,8 @@ to JSON for the state file, and cannot be mutated behind the core's back.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import msgspec
@@ -24,6 +26,7 @@ __all__ = [
     "ResultLine",
     "Usage",
     "is_terminal",
+    "parse_timestamp",
 ]
 
 
@@ -176,6 +179,38 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     def terminal(self) -> bool:
         """True once the batch can no longer change (completed, failed, expired, cancelled)."""
         return self.state in TERMINAL_STATES
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(value: float | str | None) -> float | None:
+    """Unix seconds (:attr:`BatchStatus.created_at`) from what a provider's API says: a unix
+    number (or its text), or an RFC 3339 / ISO 8601 time with ``Z``, an offset or none (naive
+    means UTC) and any number of fraction digits. Anything else is None.
+
+    Example::
+
+        parse_timestamp("2024-09-24T18:37:24.100435Z")   # 1727203044.100435
+        parse_timestamp(1711471533)                      # 1711471533.0
+    """
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -1,5 +1,6 @@
 """The face for provider authors: the protocol a batch or live backend implements, the
-provider-neutral data it receives and returns, the errors it raises, and HTTP retries.
+provider-neutral data it receives and returns, the errors it raises, HTTP retries, and the
+parsing of the batch times an API reports (``parse_timestamp``).
 
 A provider package imports from here (and from ``kyro``), never from ``kyro._*``.
 
@@ -40,6 +41,7 @@ if _typing.TYPE_CHECKING:
         ResultLine,
         Usage,
         is_terminal,
+        parse_timestamp,
     )
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "Usage",
     "header_problem",
     "is_terminal",
+    "parse_timestamp",
     "retry_after_seconds",
     "send_with_retries",
 ]
@@ -93,6 +96,7 @@ _HOMES = {
     "Usage": "kyro._types",
     "header_problem": "kyro._retry",
     "is_terminal": "kyro._types",
+    "parse_timestamp": "kyro._types",
     "retry_after_seconds": "kyro._retry",
     "send_with_retries": "kyro._retry",
 }

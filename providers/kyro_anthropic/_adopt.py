@@ -35,11 +35,9 @@ be resent, several raise the same refusal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 
-from kyro.provider import KyroError
+from kyro.provider import KyroError, parse_timestamp
 from kyro_anthropic._wire import MessageBatch
 
 __all__ = [
@@ -49,36 +47,11 @@ __all__ = [
     "AmbiguousBatchError",
     "Intent",
     "ambiguity",
-    "parse_time",
 ]
 
 INTENT_AT = "kyro_intent_at"
 REQUESTS = "kyro_requests"
 DEFAULT_CLOCK_SKEW = 60.0
-
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_time(value: str | None) -> float | None:
-    """Unix seconds of an RFC 3339 / ISO 8601 time (``Z`` or an offset; naive means UTC).
-
-    Example::
-
-        parse_time("2024-09-24T18:37:24.100435Z")   # 1727203044.100435
-    """
-    if not value:
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 class AmbiguousBatchError(KyroError):
@@ -112,7 +85,7 @@ class Intent:
         requests: int | None = None
         raw_at = metadata.get(INTENT_AT)
         if raw_at is not None:
-            at = parse_time(raw_at)
+            at = parse_timestamp(raw_at)
             if at is None:
                 raise KyroError(f"metadata {INTENT_AT}={raw_at!r} is not an ISO 8601 time")
             since = at - clock_skew
@@ -126,7 +99,7 @@ class Intent:
 
     def too_old(self, batch: MessageBatch) -> bool:
         """True when ``batch`` was created before the window opened (listing can stop)."""
-        created = parse_time(batch.created_at)
+        created = parse_timestamp(batch.created_at)
         return self.since is not None and created is not None and created < self.since
 
     def matches(self, batch: MessageBatch) -> bool:
@@ -134,7 +107,7 @@ class Intent:
         if batch.cancel_initiated_at:
             return False
         if self.since is not None or self.until is not None:
-            created = parse_time(batch.created_at)
+            created = parse_timestamp(batch.created_at)
             if created is None:
                 return False
             if self.since is not None and created < self.since:

@@ -41,12 +41,12 @@ from kyro.provider import (
     ResultLine,
     RetryPolicy,
     header_problem,
+    parse_timestamp,
 )
 from kyro_anthropic._adopt import (
     DEFAULT_CLOCK_SKEW,
     Intent,
     ambiguity,
-    parse_time,
 )
 from kyro_anthropic._body import RequestsBody, scan_shard
 from kyro_anthropic._encode import ANTHROPIC_LIMITS, DEFAULT_MAX_TOKENS, encode_request
@@ -114,7 +114,7 @@ def batch_status(batch: MessageBatch) -> BatchStatus:
             completed=counts.succeeded if counts else 0,
             failed=(counts.errored + counts.canceled + counts.expired) if counts else 0,
         ),
-        created_at=parse_time(batch.created_at),
+        created_at=parse_timestamp(batch.created_at),
         provider_status=batch.processing_status,
     )
 

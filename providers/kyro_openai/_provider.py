@@ -39,6 +39,7 @@ from kyro.provider import (
     ResultLine,
     RetryPolicy,
     header_problem,
+    parse_timestamp,
 )
 from kyro_openai._api import BatchList, WireBatch
 from kyro_openai._http import (
@@ -50,7 +51,7 @@ from kyro_openai._http import (
     missing_key_error,
 )
 from kyro_openai._results import missing_line
-from kyro_openai._status import batch_status, parse_timestamp
+from kyro_openai._status import batch_status
 from kyro_openai._submit import (
     check_expiry,
     check_metadata,

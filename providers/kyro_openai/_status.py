@@ -8,12 +8,10 @@ never fails because a server grew a new state), null request counts read as 0, a
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from kyro.provider import BatchError, BatchState, BatchStatus, RequestCounts
+from kyro.provider import BatchError, BatchState, BatchStatus, RequestCounts, parse_timestamp
 from kyro_openai._api import WireBatch, WireBatchError
 
-__all__ = ["RETRY_LATER_CODES", "batch_status", "parse_timestamp"]
+__all__ = ["RETRY_LATER_CODES", "batch_status"]
 
 _STATES: dict[str, BatchState] = {
     "validating": "pending",
@@ -30,31 +28,6 @@ _STATES: dict[str, BatchState] = {
 
 #: Job-level error codes that are not the input's fault: resubmit the same file later.
 RETRY_LATER_CODES = frozenset({"token_limit_exceeded"})
-
-
-def parse_timestamp(value: float | str | None) -> float | None:
-    """Unix seconds from a unix number or an ISO-8601 string (naive means UTC); else None.
-
-    Example::
-
-        parse_timestamp("2024-03-26T16:45:33Z")   # 1711471533.0
-    """
-    if value is None or isinstance(value, (int, float)):
-        return None if value is None else float(value)
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def _error(wire: WireBatchError) -> BatchError:
