@@ -9,9 +9,10 @@ line — through the public provider protocol only, so the library needs no prog
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol, TypeVar
 
 import anyio
 from rich.console import Console
@@ -22,7 +23,9 @@ from kyro._provider import BatchProvider
 from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
 from kyro.cli._providers import runs_on_submit
 
-__all__ = ["Activity", "ProgressProvider"]
+__all__ = ["Activity", "Closes", "ProgressProvider", "run_closing"]
+
+_T = TypeVar("_T")
 
 _EVERY = 256  # requests between two updates of the planning line
 _LOCAL_WATCH_SECONDS = 0.25
@@ -192,3 +195,35 @@ class ProgressProvider:
     async def aclose(self) -> None:
         """Close the wrapped provider."""
         await self.inner.aclose()
+
+
+class Closes(Protocol):
+    """What holds connections to close when a command is done: a judge, a provider."""
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+
+
+def run_closing(
+    resource: Closes | None, step: Callable[[], Awaitable[_T]], activity: Activity | None = None
+) -> _T:
+    """Run ``step`` on a new event loop (under ``activity``'s display, if given), then close
+    ``resource`` (a judge or a provider: its connections) however it ended; return what
+    ``step`` returned.
+
+    Example::
+
+        progress = run_closing(judge, lambda: judge.status(job_id))
+    """
+
+    async def go() -> _T:
+        try:
+            return await step()
+        finally:
+            if resource is not None:
+                await resource.aclose()
+
+    if activity is None:
+        return anyio.run(go)
+    with activity:
+        return anyio.run(go)

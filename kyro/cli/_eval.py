@@ -17,6 +17,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import msgspec
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
 from kyro._registry import get_provider
+from kyro.cli._activity import run_closing
 from kyro.cli._argtypes import check_base_url, interval_seconds
 from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
@@ -172,16 +174,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.batch:
         provider = _provider(args, "openai")
 
-        async def submit() -> str:
-            try:
-                return await submit_eval(
-                    args.component, args.dataset, provider=provider,
-                    state_dir=args.state_dir, **common,
-                )  # fmt: skip
-            finally:
-                await provider.aclose()
+        def submit() -> Awaitable[str]:
+            return submit_eval(
+                args.component, args.dataset, provider=provider, state_dir=args.state_dir, **common
+            )
 
-        job_id = anyio.run(submit)
+        job_id = run_closing(provider, submit)
         out = console()
         if args.quiet and not args.wait:
             out.print(job_id)
@@ -195,17 +193,16 @@ def _eval(args: argparse.Namespace) -> int:
         return ExitCode.OK
     judges = _provider(args, "local") if needs_judges else None
 
-    async def run() -> BatchEvalResult:
-        try:
-            return await evaluate(
-                args.component, args.dataset, judge_provider=judges,
-                poll_interval=args.interval, **common,
-            )  # fmt: skip
-        finally:
-            if judges is not None:
-                await judges.aclose()
+    def run() -> Awaitable[BatchEvalResult]:
+        return evaluate(
+            args.component,
+            args.dataset,
+            judge_provider=judges,
+            poll_interval=args.interval,
+            **common,
+        )
 
-    return _finish(anyio.run(run), args)
+    return _finish(run_closing(judges, run), args)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -218,17 +215,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _collect(args: argparse.Namespace) -> int:
     provider = _provider(args, "openai")
 
-    async def go() -> BatchEvalResult | None:
-        try:
-            while True:
-                result = await check_eval(args.check, provider=provider, state_dir=args.state_dir)
-                if result is not None or not args.wait:
-                    return result
-                await anyio.sleep(args.interval)
-        finally:
-            await provider.aclose()
+    async def poll() -> BatchEvalResult | None:
+        while True:
+            result = await check_eval(args.check, provider=provider, state_dir=args.state_dir)
+            if result is not None or not args.wait:
+                return result
+            await anyio.sleep(args.interval)
 
-    result = anyio.run(go)
+    result = run_closing(provider, poll)
     if result is None:
         if not args.quiet:
             console().print(f"eval job {args.check} is still pending: check again later")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
@@ -19,7 +19,7 @@ from kyro._exceptions import BatchValidationError, ProviderError
 from kyro._job.batch_judge import BatchJudge
 from kyro._job.job_error import BatchJobError
 from kyro._verdicts.result_types import BatchRunResult
-from kyro.cli._activity import Activity, ProgressProvider
+from kyro.cli._activity import Activity, ProgressProvider, run_closing
 from kyro.cli._argtypes import interval_seconds
 from kyro.cli._commands import add_command
 from kyro.cli._costing import (
@@ -58,12 +58,9 @@ __all__ = [
     "finish",
     "register",
     "report_job_error",
-    "run_closing",
     "tracked_judge",
     "wait_for_result",
 ]
-
-_T = TypeVar("_T")
 
 
 def register(subparsers: Any) -> None:
@@ -280,29 +277,6 @@ def finish(result: BatchRunResult, args: argparse.Namespace) -> int:
         out.print(f"--fail-on {', '.join(hit)}: verdicts fail the gate")
         return ExitCode.GATE
     return ExitCode.OK
-
-
-def run_closing(
-    judge: BatchJudge, step: Callable[[], Awaitable[_T]], activity: Activity | None = None
-) -> _T:
-    """Run ``step`` on a new event loop (under ``activity``'s display, if given), then close
-    the judge's provider connections however it ended; return what ``step`` returned.
-
-    Example::
-
-        progress = run_closing(judge, lambda: judge.status(job_id))
-    """
-
-    async def go() -> _T:
-        try:
-            return await step()
-        finally:
-            await judge.aclose()
-
-    if activity is None:
-        return anyio.run(go)
-    with activity:
-        return anyio.run(go)
 
 
 def report_job_error(exc: BatchJobError, args: argparse.Namespace) -> int:

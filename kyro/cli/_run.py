@@ -26,6 +26,7 @@ from kyro._live.live_judge import KyroJudge, new_run_id, run_to_file
 from kyro._provider import LiveProvider
 from kyro._state.store import StateStore
 from kyro._verdicts.result_types import BatchRunResult
+from kyro.cli._activity import run_closing
 from kyro.cli._argtypes import interval_seconds
 from kyro.cli._commands import add_command
 from kyro.cli._costing import (
@@ -40,7 +41,6 @@ from kyro.cli._jobs import (
     check_exports,
     finish,
     report_job_error,
-    run_closing,
     tracked_judge,
     wait_for_result,
 )
