@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from kyro import BatchJobError, BatchJudge, BatchValidationError
+from kyro import BatchJobError, BatchJudge, BatchRunResult, BatchValidationError
 from kyro.provider import BatchError
 from kyro.testing import FakeProvider
 from kyro_openai.testing import Emulator, EmulatorConfig
@@ -32,6 +32,15 @@ def _judge(
         max_resubmits=max_resubmits,
         token_limit_wait=token_limit_wait,
     )
+
+
+async def _complete_a_minute_later(emulator: Emulator, judge: BatchJudge) -> BatchRunResult:
+    """Let a minute pass on the emulator; the next check() finishes the job, complete."""
+    emulator.advance(60)
+    result = await judge.check()
+    assert result is not None
+    assert result.complete
+    return result
 
 
 async def test_expired_batch_resubmits_only_unfinished_requests(tmp_path: Path) -> None:
@@ -58,10 +67,7 @@ async def test_expired_batch_resubmits_only_unfinished_requests(tmp_path: Path) 
     assert sorted(resent) == sorted(ALL_IDS - finished)
     assert emulator.stats().batches_created == 2
 
-    emulator.advance(60)
-    result = await judge.check()
-    assert result is not None
-    assert result.complete
+    result = await _complete_a_minute_later(emulator, judge)
     assert result.counts.errored_runs == 0
     assert sum(v.votes["ERRORED"] for e in result.evaluations for v in e.verdicts.values()) == 0
     assert len(result.results_path.read_text().splitlines()) == TRANSCRIPTS
@@ -111,10 +117,7 @@ async def test_token_limit_waits_then_resubmits_the_same_shard(tmp_path: Path) -
     assert (second.reason, second.file, second.lines) == ("token_limit", first.file, 8)
     assert emulator.stats().batches_created == 2
 
-    emulator.advance(60)
-    result = await eager.check()
-    assert result is not None
-    assert result.complete
+    result = await _complete_a_minute_later(emulator, eager)
     assert result.counts.requests == 8
 
 
