@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol, TypeVar
 
 import anyio
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from kyro._exceptions import KyroError
+from kyro._files import ClosedOnExit
 from kyro._provider import BatchProvider
 from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
 from kyro.cli._providers import runs_on_submit
@@ -31,8 +31,9 @@ _EVERY = 256  # requests between two updates of the planning line
 _LOCAL_WATCH_SECONDS = 0.25
 
 
-class Activity:
-    """One live status line (spinner, text, elapsed time) while a long step runs.
+class Activity(ClosedOnExit):
+    """One live status line (spinner, text, elapsed time) while a long step runs; leaving the
+    ``with`` block (or :meth:`close`) takes it off the terminal.
 
     Disabled (every method a no-op) when ``enabled`` is false or the console is not a terminal.
 
@@ -61,12 +62,8 @@ class Activity:
             self._task = self._progress.add_task("starting…", total=None)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Take the line off the terminal (idempotent)."""
         if self._progress is not None:
             self._progress.stop()
 
