@@ -86,6 +86,11 @@ async def get_batch(client: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
     return batch
 
 
+async def created_and_read(client: httpx.AsyncClient, data: bytes) -> dict[str, Any]:
+    """Create a batch on ``data`` and read it back once (the first read moves it along)."""
+    return await get_batch(client, (await create_batch(client, data))["id"])
+
+
 async def read_lines(client: httpx.AsyncClient, file_id: str | None) -> list[dict[str, Any]]:
     """A result file's lines, each checked against ``BatchRequestOutput`` ([] for no file)."""
     if file_id is None:

@@ -11,6 +11,7 @@ from kyro_openai.testing import Emulator, EmulatorConfig
 from tests.emulator.emulator_helpers import (
     NOW,
     create_batch,
+    created_and_read,
     get_batch,
     read_lines,
     requests,
@@ -119,7 +120,7 @@ async def test_completed_output_is_complete_unordered_and_summed(
     client: httpx.AsyncClient,
 ) -> None:
     """Every request answers once, lines are not in input order, and usage sums the lines."""
-    batch = await get_batch(client, (await create_batch(client, requests(20)))["id"])
+    batch = await created_and_read(client, requests(20))
     lines = await read_lines(client, batch["output_file_id"])
     ids = [line["custom_id"] for line in lines]
     assert sorted(ids) == sorted(f"r{i}" for i in range(20))
@@ -171,7 +172,7 @@ async def test_token_limit_fault_fails_the_next_batch(
 ) -> None:
     """``token_limit_exceeded`` fails the next batch with the real message; the one after runs."""
     emulator.faults.token_limit_exceeded(times=1)
-    failed = await get_batch(client, (await create_batch(client, requests(2)))["id"])
+    failed = await created_and_read(client, requests(2))
     assert failed["status"] == "failed"
     assert failed["failed_at"] == int(NOW)
     [error] = failed["errors"]["data"]
@@ -181,6 +182,6 @@ async def test_token_limit_fault_fails_the_next_batch(
     )
     assert error["message"].endswith("once some in_progress batches have been completed.")
     assert failed["output_file_id"] is None
-    ok = await get_batch(client, (await create_batch(client, requests(2)))["id"])
+    ok = await created_and_read(client, requests(2))
     assert ok["status"] == "completed"
     assert emulator.stats().batches_created == 2

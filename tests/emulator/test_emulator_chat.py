@@ -14,8 +14,7 @@ import pytest
 from kyro_openai.testing import Emulator, ScriptedResponder, default_responder
 from tests.emulator.emulator_helpers import (
     api_client,
-    create_batch,
-    get_batch,
+    created_and_read,
     jsonl,
     read_lines,
     request_line,
@@ -100,7 +99,7 @@ async def test_scripted_responder_in_a_batch(scripted: ScriptedResponder) -> Non
                     request_line("r3"),
                 ]
             )
-            batch = await get_batch(client, (await create_batch(client, data))["id"])
+            batch = await created_and_read(client, data)
             lines = await read_lines(client, batch["output_file_id"])
             chat = await client.post("/chat/completions", json=_chat("refund please"))
     content = {
@@ -122,9 +121,7 @@ async def test_async_responder_in_batches_and_chat() -> None:
 
     with Emulator(responder=responder) as emulator:
         async with api_client(emulator) as client:
-            batch = await get_batch(
-                client, (await create_batch(client, jsonl([request_line("a", prompt="p1")])))["id"]
-            )
+            batch = await created_and_read(client, jsonl([request_line("a", prompt="p1")]))
             [line] = await read_lines(client, batch["output_file_id"])
             chat = await client.post("/chat/completions", json=_chat("p2"))
     assert (
@@ -168,9 +165,7 @@ async def test_responder_failure_becomes_an_error_line() -> None:
 
     with Emulator(responder=responder) as emulator:
         async with api_client(emulator) as client:
-            batch = await get_batch(
-                client, (await create_batch(client, jsonl([request_line("a")])))["id"]
-            )
+            batch = await created_and_read(client, jsonl([request_line("a")]))
             [line] = await read_lines(client, batch["error_file_id"])
     assert batch["request_counts"] == {"total": 1, "completed": 0, "failed": 1}
     assert line["response"]["status_code"] == 500

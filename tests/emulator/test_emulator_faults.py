@@ -8,7 +8,12 @@ import httpx
 import pytest
 
 from kyro_openai.testing import DroppedConnection, Emulator, EmulatorConfig, HttpErrorFault
-from tests.emulator.emulator_helpers import create_batch, get_batch, read_lines, requests
+from tests.emulator.emulator_helpers import (
+    create_batch,
+    created_and_read,
+    read_lines,
+    requests,
+)
 
 CONTROL = "http://emulator/_emulator"
 
@@ -77,7 +82,7 @@ async def test_dropped_connection_in_process(client: httpx.AsyncClient, emulator
 
 async def test_dropped_download_in_process(client: httpx.AsyncClient, emulator: Emulator) -> None:
     """A download cut short raises ``httpx.RemoteProtocolError``; the retry gets every byte."""
-    batch = await get_batch(client, (await create_batch(client, requests(20)))["id"])
+    batch = await created_and_read(client, requests(20))
     emulator.faults.drop_download(after_bytes=100)
     url = f"/files/{batch['output_file_id']}/content"
     with pytest.raises(httpx.RemoteProtocolError):
@@ -99,7 +104,7 @@ async def test_line_faults(client: httpx.AsyncClient, emulator: Emulator) -> Non
     emulator.faults.line_http_errors(custom_ids={"r1"}, status_code=400)
     emulator.faults.malformed_replies(custom_ids={"r2", "r3"})
     emulator.faults.missing_lines(custom_ids={"r4"})
-    batch = await get_batch(client, (await create_batch(client, requests(8)))["id"])
+    batch = await created_and_read(client, requests(8))
     assert batch["request_counts"] == {"total": 8, "completed": 5, "failed": 2}
     output = {line["custom_id"]: line for line in await read_lines(client, batch["output_file_id"])}
     errors = {line["custom_id"]: line for line in await read_lines(client, batch["error_file_id"])}
@@ -122,8 +127,8 @@ async def test_line_faults_by_fraction_are_deterministic(
 ) -> None:
     """A fraction picks the same custom ids every time (a seeded hash), about that share."""
     emulator.faults.line_errors(fraction=0.3)
-    first = await get_batch(client, (await create_batch(client, requests(100)))["id"])
-    second = await get_batch(client, (await create_batch(client, requests(100)))["id"])
+    first = await created_and_read(client, requests(100))
+    second = await created_and_read(client, requests(100))
     failed = {line["custom_id"] for line in await read_lines(client, first["error_file_id"])}
     again = {line["custom_id"] for line in await read_lines(client, second["error_file_id"])}
     assert failed == again

@@ -6,7 +6,14 @@ import httpx
 import pytest
 
 from kyro_openai.testing import Emulator, EmulatorConfig
-from tests.emulator.emulator_helpers import NOW, create_batch, get_batch, read_lines, requests
+from tests.emulator.emulator_helpers import (
+    NOW,
+    create_batch,
+    created_and_read,
+    get_batch,
+    read_lines,
+    requests,
+)
 
 TIMED = EmulatorConfig(in_progress_seconds=100, finalizing_seconds=5, cancelling_seconds=3)
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
@@ -17,8 +24,7 @@ async def test_cancel_keeps_finished_requests_only(
     client: httpx.AsyncClient, emulator: Emulator
 ) -> None:
     """cancelling → cancelled: requests finished by the cancel are output, the rest absent."""
-    bid = (await create_batch(client, requests(10)))["id"]
-    await get_batch(client, bid)
+    bid = (await created_and_read(client, requests(10)))["id"]
     emulator.advance(40)
     response = await client.post(f"/batches/{bid}/cancel")
     assert response.status_code == 200
@@ -51,8 +57,7 @@ async def test_cancel_while_validating_runs_nothing(client: httpx.AsyncClient) -
 
 async def test_cancel_terminal_batch_is_400(client: httpx.AsyncClient) -> None:
     """Cancelling a completed batch is a 400 envelope naming its status."""
-    bid = (await create_batch(client, requests(1)))["id"]
-    await get_batch(client, bid)
+    bid = (await created_and_read(client, requests(1)))["id"]
     response = await client.post(f"/batches/{bid}/cancel")
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "Cannot cancel a batch with status 'completed'."
@@ -63,8 +68,7 @@ async def test_forced_expiry_writes_batch_expired_lines(
     client: httpx.AsyncClient, emulator: Emulator
 ) -> None:
     """``expire()`` ends a batch ``expired``: finished lines output, the rest ``batch_expired``."""
-    bid = (await create_batch(client, requests(10)))["id"]
-    await get_batch(client, bid)
+    bid = (await created_and_read(client, requests(10)))["id"]
     emulator.advance(10)
     emulator.expire(bid, completed_lines=3)
     batch = await get_batch(client, bid)
@@ -96,19 +100,18 @@ async def test_expire_control_route(client: httpx.AsyncClient, emulator: Emulato
 async def test_expire_fault_after_lines(client: httpx.AsyncClient, emulator: Emulator) -> None:
     """``expire_next(after_lines=2)`` makes the next batch expire with two finished requests."""
     emulator.faults.expire_next(after_lines=2)
-    batch = await get_batch(client, (await create_batch(client, requests(5)))["id"])
+    batch = await created_and_read(client, requests(5))
     assert batch["status"] == "expired"
     assert len(await read_lines(client, batch["output_file_id"])) == 2
     assert len(await read_lines(client, batch["error_file_id"])) == 3
-    follow_up = await get_batch(client, (await create_batch(client, requests(5)))["id"])
+    follow_up = await created_and_read(client, requests(5))
     assert follow_up["status"] == "completed"
 
 
 @pytest.mark.parametrize("config", [EmulatorConfig(in_progress_seconds=48 * 3600)])
 async def test_window_expiry_after_24_hours(client: httpx.AsyncClient, emulator: Emulator) -> None:
     """A batch still running when its 24 h window ends expires with the share it finished."""
-    bid = (await create_batch(client, requests(10)))["id"]
-    await get_batch(client, bid)
+    bid = (await created_and_read(client, requests(10)))["id"]
     emulator.advance(30 * 3600)
     batch = await get_batch(client, bid)
     assert (batch["status"], batch["expired_at"]) == ("expired", batch["expires_at"])
@@ -120,8 +123,7 @@ async def test_partial_fraction_fixes_the_share(
     client: httpx.AsyncClient, emulator: Emulator
 ) -> None:
     """``partial_fraction`` fixes how many requests finished, whatever the timing."""
-    bid = (await create_batch(client, requests(10)))["id"]
-    await get_batch(client, bid)
+    bid = (await created_and_read(client, requests(10)))["id"]
     emulator.advance(90)
     await client.post(f"/batches/{bid}/cancel")
     batch = await get_batch(client, bid)
@@ -131,7 +133,7 @@ async def test_partial_fraction_fixes_the_share(
 @pytest.mark.parametrize("config", [EmulatorConfig(azure_mode=True)])
 async def test_azure_mode_success_has_empty_error_file(client: httpx.AsyncClient) -> None:
     """In Azure mode a fully successful batch still points at a 0-byte error file."""
-    batch = await get_batch(client, (await create_batch(client, requests(2)))["id"])
+    batch = await created_and_read(client, requests(2))
     assert batch["status"] == "completed"
     info = (await client.get(f"/files/{batch['error_file_id']}")).json()
     assert info["bytes"] == 0

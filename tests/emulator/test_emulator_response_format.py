@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from kyro import verdict_schema
-from tests.emulator.emulator_helpers import create_batch, get_batch, jsonl, read_lines, request_line
+from tests.emulator.emulator_helpers import (
+    created_and_read,
+    jsonl,
+    read_lines,
+    request_line,
+)
 
 VERDICT = verdict_schema()
 STRICT = {
@@ -122,7 +127,7 @@ async def test_batch_line_with_a_bad_response_format_fails_alone(
     good["body"]["response_format"] = STRICT
     bad = request_line("bad")  # JSON mode, and the prompt never says JSON
     bad["body"]["response_format"] = {"type": "json_object"}
-    batch = await get_batch(client, (await create_batch(client, jsonl([good, bad])))["id"])
+    batch = await created_and_read(client, jsonl([good, bad]))
     assert batch["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
     [ok] = await read_lines(client, batch["output_file_id"])
     [failed] = await read_lines(client, batch["error_file_id"])

@@ -9,8 +9,7 @@ from typing import Any
 from kyro_openai.testing import Emulator
 from tests.emulator.emulator_helpers import (
     api_client,
-    create_batch,
-    get_batch,
+    created_and_read,
     jsonl,
     read_lines,
     request_line,
@@ -38,7 +37,7 @@ async def test_batch_line_with_n_has_n_choices_and_prompt_counted_once() -> None
     with Emulator(responder=_cycling_responder()) as emulator:
         async with api_client(emulator) as client:
             data = jsonl([_with_n("t0-j0-r0", 3), request_line("single", prompt="x" * 400)])
-            batch = await get_batch(client, (await create_batch(client, data))["id"])
+            batch = await created_and_read(client, data)
             lines = {
                 line["custom_id"]: line
                 for line in await read_lines(client, batch["output_file_id"])
@@ -64,7 +63,7 @@ async def test_invalid_n_is_a_400_line_and_a_400_chat() -> None:
     with Emulator() as emulator:
         async with api_client(emulator) as client:
             data = jsonl([_with_n("zero", 0), _with_n("big", 129), _with_n("text", "3")])
-            batch = await get_batch(client, (await create_batch(client, data))["id"])
+            batch = await created_and_read(client, data)
             errors = await read_lines(client, batch["error_file_id"])
             chat = await client.post(
                 "/chat/completions",

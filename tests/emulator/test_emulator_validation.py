@@ -8,7 +8,12 @@ import httpx
 import pytest
 
 from kyro_openai.testing import EmulatorConfig
-from tests.emulator.emulator_helpers import NOW, create_batch, get_batch, jsonl, request_line
+from tests.emulator.emulator_helpers import (
+    NOW,
+    created_and_read,
+    jsonl,
+    request_line,
+)
 
 
 def _without(key: str) -> dict[str, Any]:
@@ -41,7 +46,7 @@ async def test_bad_line_fails_the_batch_with_its_line(
     client: httpx.AsyncClient, lines: list[Any], code: str, line: int, param: str | None
 ) -> None:
     """A bad input line fails the batch with its code and 1-based line number."""
-    batch = await get_batch(client, (await create_batch(client, jsonl(lines)))["id"])
+    batch = await created_and_read(client, jsonl(lines))
     assert batch["status"] == "failed"
     assert batch["failed_at"] == int(NOW)
     assert batch["in_progress_at"] is None
@@ -56,21 +61,21 @@ async def test_bad_line_fails_the_batch_with_its_line(
 async def test_blank_lines_are_skipped_but_numbered(client: httpx.AsyncClient) -> None:
     """Blank lines do not count as requests, yet later line numbers still include them."""
     data = jsonl([request_line("a"), "", request_line("a")])
-    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    batch = await created_and_read(client, data)
     assert batch["errors"]["data"][0]["line"] == 3
 
 
 async def test_several_bad_lines_are_all_reported(client: httpx.AsyncClient) -> None:
     """Each bad line contributes its own error, in file order."""
     data = jsonl(["oops", request_line("a"), request_line("a"), "{"])
-    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    batch = await created_and_read(client, data)
     found = [(e["code"], e["line"]) for e in batch["errors"]["data"]]
     assert found == [("invalid_json_line", 1), ("duplicate_custom_id", 3), ("invalid_json_line", 4)]
 
 
 async def test_empty_file(client: httpx.AsyncClient) -> None:
     """A file with no requests fails with ``empty_file`` and no line number."""
-    batch = await get_batch(client, (await create_batch(client, b"\n"))["id"])
+    batch = await created_and_read(client, b"\n")
     [error] = batch["errors"]["data"]
     assert (error["code"], error["line"]) == ("empty_file", None)
 
@@ -78,12 +83,10 @@ async def test_empty_file(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize("config", [EmulatorConfig(max_requests=3)])
 async def test_too_many_tasks(client: httpx.AsyncClient) -> None:
     """More requests than the configured limit fail with ``too_many_tasks``."""
-    ok = await get_batch(
-        client, (await create_batch(client, jsonl([request_line(f"a{i}") for i in range(3)])))["id"]
-    )
+    ok = await created_and_read(client, jsonl([request_line(f"a{i}") for i in range(3)]))
     assert ok["status"] == "completed"
     data = jsonl([request_line(f"a{i}") for i in range(4)])
-    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    batch = await created_and_read(client, data)
     [error] = batch["errors"]["data"]
     assert error["code"] == "too_many_tasks"
     assert "4 requests" in error["message"]
@@ -93,16 +96,14 @@ async def test_default_request_limit_is_50000(client: httpx.AsyncClient) -> None
     """The default limit is OpenAI's 50,000 requests per batch."""
     line = '{"custom_id":"c%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\n'
     data = "".join(line % i for i in range(50_001)).encode()
-    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    batch = await created_and_read(client, data)
     assert [e["code"] for e in batch["errors"]["data"]] == ["too_many_tasks"]
 
 
 @pytest.mark.parametrize("config", [EmulatorConfig(max_bytes=100)])
 async def test_byte_limit(client: httpx.AsyncClient) -> None:
     """A file over the configured byte limit fails before any line is read."""
-    batch = await get_batch(
-        client, (await create_batch(client, jsonl([request_line("a")] * 2)))["id"]
-    )
+    batch = await created_and_read(client, jsonl([request_line("a")] * 2))
     [error] = batch["errors"]["data"]
     assert (error["code"], error["line"]) == ("file_too_large", None)
 
@@ -110,7 +111,7 @@ async def test_byte_limit(client: httpx.AsyncClient) -> None:
 async def test_line_that_is_not_utf8_fails_with_its_byte(client: httpx.AsyncClient) -> None:
     """Bytes that are not UTF-8 fail the batch at their line, naming the byte, on any msgspec."""
     data = jsonl([request_line("a")]) + b'{"custom_id": "b\xff"}\n'
-    batch = await get_batch(client, (await create_batch(client, data))["id"])
+    batch = await created_and_read(client, data)
     assert batch["status"] == "failed"
     (error,) = batch["errors"]["data"]
     assert (error["code"], error["line"]) == ("invalid_json_line", 2)
