@@ -41,6 +41,7 @@ __all__ = [
     "ClosedOnExit",
     "DurableIO",
     "FileLock",
+    "LineSpool",
     "LocalDisk",
     "atomic_write",
     "atomic_writer",
@@ -52,6 +53,8 @@ __all__ = [
 
 _C = TypeVar("_C", bound="ClosedOnExit")
 _T = TypeVar("_T")
+_FLUSH_AT = 1 << 20
+_line_encoder = msgspec.json.Encoder()
 
 
 class ClosedOnExit:
@@ -78,6 +81,45 @@ class ClosedOnExit:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class LineSpool:
+    """JSON lines for an open binary file, gathered in memory and written a megabyte at a
+    time; :meth:`flush` writes the rest (a short write to a raw file is finished, too).
+
+    Example::
+
+        with atomic_writer(path) as file:
+            spool = LineSpool(file)
+            for item in items:
+                spool.append(item)
+            spool.flush()
+    """
+
+    __slots__ = ("_buffer", "count", "file")
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self._buffer = bytearray()
+        self.count = 0
+
+    def append(self, item: msgspec.Struct) -> None:
+        """Encode one line; write the buffer out once it holds a megabyte."""
+        buffer = self._buffer
+        _line_encoder.encode_into(item, buffer, -1)
+        buffer.extend(b"\n")
+        self.count += 1
+        if len(buffer) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        view = memoryview(self._buffer)
+        while view:
+            written = self.file.write(view)
+            view = view[written or 0 :]
+        view.release()
+        self._buffer.clear()
 
 
 def decode_lines(

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import ClosedOnExit, decode_lines, private_opener
+from kyro._files import ClosedOnExit, LineSpool, decode_lines, private_opener
 from kyro._transcripts import Transcript, transcript_preview
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
 
 INDEX_FILENAME = "transcripts.index.jsonl"
 PREVIEW_CHARS = 80
-_FLUSH_AT = 1 << 20
-_encoder = msgspec.json.Encoder()
 
 
 class IndexEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -66,7 +64,7 @@ def _preview(value: str | dict[str, Any] | list[Any]) -> str:
     return flat[: PREVIEW_CHARS - 1].rstrip() + "…"
 
 
-class JsonlWriter(ClosedOnExit):
+class JsonlWriter(LineSpool, ClosedOnExit):
     """Streams msgspec objects as JSON lines to a new file (0600); ``close`` flushes and fsyncs.
 
     Refuses to overwrite an existing file (``exists_message`` says why, per subclass).
@@ -77,44 +75,26 @@ class JsonlWriter(ClosedOnExit):
             out.append(entry)
     """
 
-    __slots__ = ("_buffer", "_file", "count", "path")
+    __slots__ = ("path",)
     exists_message = "this file already exists; delete it first"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._file = open(self.path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115
+            file = open(self.path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115
         except FileExistsError:
             raise BatchValidationError(self.exists_message, path=self.path) from None
-        self._buffer = bytearray()
-        self.count = 0
-
-    def append(self, item: msgspec.Struct) -> None:
-        """Append one line."""
-        buffer = self._buffer
-        _encoder.encode_into(item, buffer, -1)
-        buffer.extend(b"\n")
-        self.count += 1
-        if len(buffer) >= _FLUSH_AT:
-            self._flush()
-
-    def _flush(self) -> None:
-        view = memoryview(self._buffer)
-        while view:
-            written = self._file.write(view)
-            view = view[written or 0 :]
-        view.release()
-        self._buffer.clear()
+        super().__init__(file)
 
     def close(self) -> None:
         """Flush, fsync and close (idempotent)."""
-        if self._file.closed:
+        if self.file.closed:
             return
         try:
-            self._flush()
-            os.fsync(self._file.fileno())
+            self.flush()
+            os.fsync(self.file.fileno())
         finally:
-            self._file.close()
+            self.file.close()
 
 
 class TranscriptIndexWriter(JsonlWriter):

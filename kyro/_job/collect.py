@@ -16,8 +16,7 @@ from pathlib import Path
 import msgspec
 
 from kyro._exceptions import KyroError
-from kyro._files import LOCAL_DISK, DurableIO
-from kyro._job.stage_files import LineSpool
+from kyro._files import LOCAL_DISK, DurableIO, LineSpool
 from kyro._provider import BatchProvider
 from kyro._transcript_index import iter_index
 from kyro._types import ResultLine
@@ -46,7 +45,7 @@ async def download_results(
     with disk.atomic_writer(path) as file:
         spool = LineSpool(file)
         async for line in provider.results(batch_id):
-            spool.add(line)
+            spool.append(line)
         spool.flush()
     return spool.count
 

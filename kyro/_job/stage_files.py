@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from kyro._exceptions import BatchValidationError
-from kyro._files import atomic_writer, decode_lines
+from kyro._files import LineSpool, atomic_writer, decode_lines
 from kyro._transcript_index import JsonlWriter
 from kyro._transcripts import Transcript
 from kyro._verdicts.result_types import JudgeVerdict
 
 __all__ = [
-    "LineSpool",
     "PlannedLine",
     "StageOutcomes",
     "TranscriptWriter",
@@ -35,9 +34,6 @@ __all__ = [
     "iter_stored_transcripts",
     "write_lines",
 ]
-
-_FLUSH_AT = 1 << 20
-_encoder = msgspec.json.Encoder()
 
 
 class PlannedLine(msgspec.Struct, frozen=True, array_like=True):
@@ -125,46 +121,12 @@ def iter_outcomes(path: Path | None) -> Iterator[StageOutcomes]:
     yield from _lines(path, _outcomes_decoder, "stage outcomes")
 
 
-class LineSpool:
-    """JSON lines for an open file, gathered in memory and written a megabyte at a time.
-
-    Example::
-
-        with atomic_writer(path) as file:
-            spool = LineSpool(file)
-            for item in items:
-                spool.add(item)
-            spool.flush()
-    """
-
-    __slots__ = ("_buffer", "count", "file")
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-        self._buffer = bytearray()
-        self.count = 0
-
-    def add(self, item: msgspec.Struct) -> None:
-        """Encode one line; write the buffer out once it holds a megabyte."""
-        buffer = self._buffer
-        _encoder.encode_into(item, buffer, -1)
-        buffer.extend(b"\n")
-        self.count += 1
-        if len(buffer) >= _FLUSH_AT:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what is buffered."""
-        self.file.write(self._buffer)
-        self._buffer.clear()
-
-
 def write_lines(path: Path, items: Iterable[msgspec.Struct]) -> int:
     """Write ``items`` as JSON lines to ``path`` atomically (0600); return how many."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with atomic_writer(path) as file:
         spool = LineSpool(file)
         for item in items:
-            spool.add(item)
+            spool.append(item)
         spool.flush()
     return spool.count
