@@ -10,9 +10,10 @@ their socket, run uvicorn and stop here, so they start and stop alike:
   default action would kill the process before its ``finally`` blocks (temporary files, a
   store's last commit) ran; a handler installed for the run turns that into a normal return.
 * :func:`run_in_thread` serves in a daemon thread for as long as a ``with`` block lasts.
-* :func:`with_header`, :func:`drop_connection` and :class:`DroppedConnection`: the ASGI
-  pieces an emulator uses to stamp a request id on every answer and to drop a connection on
-  purpose (an injected fault; :class:`HideDrops` keeps those out of uvicorn's error log).
+* :class:`ApiGuard`, :func:`with_header`, :func:`drop_connection` and
+  :class:`DroppedConnection`: the ASGI pieces an emulator uses to stamp a request id on every
+  answer, let its control routes through, check the rest, and drop a connection on purpose
+  (an injected fault; :class:`HideDrops` keeps those out of uvicorn's error log).
 
 It needs uvicorn (the ``emulator`` or ``serve`` extra), imported with this module only.
 
@@ -32,15 +33,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
 
 if TYPE_CHECKING:
-    from starlette.types import Message, Send
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
+    "ApiGuard",
     "DroppedConnection",
     "HideDrops",
     "bind",
@@ -96,6 +98,51 @@ def with_header(send: Send, name: bytes, value: bytes) -> Send:
         await send(message)
 
     return stamped
+
+
+class ApiGuard:
+    """ASGI middleware in front of an emulator's routes. Every HTTP answer carries a request
+    id (header ``id_header``, value :meth:`request_id`); control routes (``/_emulator/...``)
+    go straight through; every other call goes to :meth:`guard`, which checks it, counts it,
+    injects faults and passes it on to ``app``. Other scopes pass through untouched. A
+    subclass names its emulator's type (``emulator: Emulator``).
+
+    Example::
+
+        class Guard(ApiGuard):
+            emulator: Emulator
+            id_header = b"x-request-id"
+
+            def request_id(self) -> str:
+                return "req_1"
+
+            async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+                await self.app(scope, receive, send)
+    """
+
+    id_header = b"x-request-id"
+
+    def __init__(self, app: ASGIApp, emulator: Any) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    def request_id(self) -> str:
+        """A new id for one answer."""
+        raise NotImplementedError
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check, count and answer one API call (``send`` already stamps the request id)."""
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = with_header(send, self.id_header, self.request_id().encode())
+        if scope["path"].startswith("/_emulator"):
+            await self.app(scope, receive, send)
+            return
+        await self.guard(scope, receive, send)
 
 
 def bind(

@@ -34,7 +34,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kyro.testing.serving import DroppedConnection, drop_connection, with_header
+from kyro.testing.serving import ApiGuard, DroppedConnection, drop_connection
 from kyro_anthropic.testing._faults import (
     DropConnectionFault,
     Fault,
@@ -288,31 +288,24 @@ def _swallow_then_drop(send: Send, after_bytes: int | None) -> Send:
     return cut
 
 
-class Guard:
+class Guard(ApiGuard):
     """In front of the API routes: ``request-id``, key and version checks, counting, faults."""
 
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
-        self.app = app
-        self.emulator = emulator
+    emulator: Emulator
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    id_header = b"request-id"
+
+    def request_id(self) -> str:
         from kyro_anthropic.testing._emulator import new_id
 
-        request_id = new_id("req_").encode()
+        return new_id("req_")
 
-        send_with_id = with_header(send, b"request-id", request_id)
-
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        if path.startswith("/_emulator"):
-            await self.app(scope, receive, send_with_id)
-            return
         headers = dict(scope["headers"])
         if not headers.get(b"x-api-key", b"").strip():
             answer = error_response(401, "authentication_error", "x-api-key header is required")
-            await answer(scope, receive, send_with_id)
+            await answer(scope, receive, send)
             return
         version = headers.get(b"anthropic-version", b"").decode("latin-1")
         if version not in API_VERSIONS:
@@ -321,22 +314,20 @@ class Guard:
                 if not version
                 else f"anthropic-version: {version!r} is not a valid version"
             )
-            await error_response(400, "invalid_request_error", message)(
-                scope, receive, send_with_id
-            )
+            await error_response(400, "invalid_request_error", message)(scope, receive, send)
             return
         self.emulator.bump("requests")
         delay, action = self.emulator.faults.take_http(_scopes(scope["method"], path))
         if delay > 0:
             await anyio.sleep(delay)
         if isinstance(action, HttpErrorFault):
-            await _fault_response(action)(scope, receive, send_with_id)
+            await _fault_response(action)(scope, receive, send)
         elif isinstance(action, DropConnectionFault):
             if action.when == "before" and action.after_bytes is None:
-                await drop_connection(send_with_id)
-            await self.app(scope, receive, _swallow_then_drop(send_with_id, action.after_bytes))
+                await drop_connection(send)
+            await self.app(scope, receive, _swallow_then_drop(send, action.after_bytes))
         else:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from kyro.testing.serving import DroppedConnection, drop_connection, with_header
+from kyro.testing.serving import ApiGuard, DroppedConnection, drop_connection
 from kyro_openai.testing._faults import DropConnectionFault, DropDownloadFault, HttpErrorFault
 from kyro_openai.testing._wire import error_response, new_id
 
@@ -77,31 +77,22 @@ def _fault_response(fault: HttpErrorFault) -> Any:
     )
 
 
-class Guard:
+class Guard(ApiGuard):
     """Wraps the routes: adds ``x-request-id``, checks the key, counts calls, injects faults.
 
     Control routes (``/_emulator/...``) need no key and never see faults.
     """
 
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
-        self.app = app
-        self.emulator = emulator
+    emulator: Emulator
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = new_id("req_", 32).encode()
+    def request_id(self) -> str:
+        return new_id("req_", 32)
 
-        send_with_id = with_header(send, b"x-request-id", request_id)
-
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        if path.startswith("/_emulator"):
-            await self.app(scope, receive, send_with_id)
-            return
         if not _authorized(dict(scope["headers"])):
             message = "Missing API key: send 'Authorization: Bearer <key>' or an 'api-key' header."
-            await error_response(401, message, code="invalid_api_key")(scope, receive, send_with_id)
+            await error_response(401, message, code="invalid_api_key")(scope, receive, send)
             return
         counters = self.emulator.counters
         counters.bump("requests")
@@ -114,13 +105,13 @@ class Guard:
             if delay > 0:
                 await anyio.sleep(delay)
             if isinstance(action, HttpErrorFault):
-                await _fault_response(action)(scope, receive, send_with_id)
+                await _fault_response(action)(scope, receive, send)
             elif isinstance(action, DropConnectionFault):
-                await drop_connection(send_with_id)
+                await drop_connection(send)
             elif isinstance(action, DropDownloadFault):
-                await self.app(scope, receive, _cut_after(send_with_id, action.after_bytes))
+                await self.app(scope, receive, _cut_after(send, action.after_bytes))
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send)
         finally:
             if chat:
                 counters.bump("chat_in_flight", -1)
