@@ -102,14 +102,16 @@ def state_dir_of(args: argparse.Namespace) -> Path:
     return Path(args.config).parent / ".kyro"
 
 
-def make_provider(args: argparse.Namespace) -> BatchProvider:
+def make_provider(args: argparse.Namespace, *, state_dir: Path | None = None) -> BatchProvider:
     """The provider the command's options name (its base URL checked first), built by its
-    class through the registry (:mod:`kyro.cli._providers`)."""
+    class through the registry (:mod:`kyro.cli._providers`); its own files, if any, under
+    ``state_dir`` (default: the job's state folder)."""
     if args.base_url:
         check_base_url(args.base_url, "--base-url")
     elif os.environ.get("OPENAI_BASE_URL"):
         check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
-    return build_provider(args, state_dir=state_dir_of(args))
+    folder = state_dir_of(args) if state_dir is None else state_dir
+    return build_provider(args, state_dir=folder)
 
 
 def add_fallback_options(parser: argparse.ArgumentParser) -> None:

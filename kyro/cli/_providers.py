@@ -1,18 +1,20 @@
 """The command line's way to a provider: the registry and the class's own hooks, no names.
 
 A command that works through a provider (``plan``, ``submit``, ``check``, ``status``,
-``cancel``, ``run``) marks its parser with :func:`mark`. Before parsing, :func:`add_options`
-finds the ``--provider`` the command line names (or the command's default), imports that one
-class through the registry, and lets it add its own options (``add_cli_options``); after
-parsing, :func:`build` builds it (``from_cli_args``, else the class with ``base_url=``) — see
-:class:`kyro.provider.CommandLineHooks`. A third-party provider registered in the
-``kyro.providers`` entry-point group gets every one of those commands as is.
+``cancel``, ``run``, ``serve``, ``eval``) marks its parser with :func:`mark`. Before parsing,
+:func:`add_options` finds the ``--provider`` the command line names (or the command's default),
+imports that one class through the registry, and lets it add its own options
+(``add_cli_options``); after parsing, :func:`build` builds it (``from_cli_args``, else the
+class with ``base_url=``) — see :class:`kyro.provider.CommandLineHooks` — and
+:func:`answers_live` tells a command whether the class answers requests live. A third-party
+provider registered in the ``kyro.providers`` entry-point group gets every one of those
+commands as is.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,16 @@ __all__ = ["add_options", "answers_live", "build", "mark", "runs_on_submit"]
 _MARK = "provider_hooks"
 
 
-def mark(parser: argparse.ArgumentParser) -> None:
-    """Say that ``parser``'s command builds the provider its ``--provider`` names."""
-    parser.set_defaults(**{_MARK: True})
+def mark(
+    parser: argparse.ArgumentParser, *, default: Callable[[Sequence[str]], str] | None = None
+) -> None:
+    """Say that ``parser``'s command builds the provider its ``--provider`` names.
+
+    ``default`` picks the provider from the command's arguments when ``--provider`` is not
+    given (``eval``: ``local``, or ``openai`` with ``--batch``); without it, the default of
+    the parser's ``--provider``.
+    """
+    parser.set_defaults(**{_MARK: default or True})
 
 
 def add_options(subparsers: Any, argv: Sequence[str]) -> None:
@@ -40,9 +49,12 @@ def add_options(subparsers: Any, argv: Sequence[str]) -> None:
     if not argv or argv[0] not in subparsers.choices:
         return
     parser: argparse.ArgumentParser = subparsers.choices[argv[0]]
-    if not parser.get_default(_MARK):
+    marked = parser.get_default(_MARK)
+    if not marked:
         return
-    name = _requested(argv[1:], parser.get_default("provider"))
+    default = marked(argv[1:]) if callable(marked) else parser.get_default("provider")
+    name = _requested(argv[1:], default)
+    parser.set_defaults(provider=name)  # a chosen default reaches the command as it was used
     hook = getattr(provider_class(name), "add_cli_options", None)
     if hook is None:
         return

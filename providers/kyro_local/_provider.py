@@ -36,6 +36,8 @@ from kyro.provider import (
     is_terminal,
 )
 from kyro_local._backends import CallableBackend, Handler, HttpBackend
+from kyro_local._cli import add_options as add_cli_options
+from kyro_local._cli import options_from as options_from_cli
 from kyro_local._results import read_results
 from kyro_local._run import BatchRun
 from kyro_local._store import BatchRecord, BatchStore, count_lines, owner_alive
@@ -89,34 +91,17 @@ class LocalProvider:
 
     @classmethod
     def add_cli_options(cls, group: argparse._ArgumentGroup) -> None:
-        """``--local-concurrency``: how many requests run at once (the command line's hook)."""
-        group.add_argument(
-            "--local-concurrency",
-            type=int,
-            default=16,
-            metavar="N",
-            help="requests the local provider runs at once (default 16)",
-        )
+        """``--local-concurrency`` (requests at once) and ``--handler MODULE:FUNCTION`` (a
+        Python callable as the backend): the command line's hook."""
+        add_cli_options(group)
 
     @classmethod
     def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> LocalProvider:
-        """The provider the command line asks for: ``--base-url`` (else ``OPENAI_BASE_URL``)
-        with ``OPENAI_API_KEY``, its batches under ``<state_dir>/local``."""
-        base_url = getattr(args, "base_url", None) or os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
-            raise BatchValidationError(
-                "the local provider needs an OpenAI-compatible endpoint: pass --base-url "
-                "(e.g. http://127.0.0.1:11434/v1 for Ollama)"
-            )
-        concurrency = getattr(args, "local_concurrency", 16)
-        if concurrency < 1:
-            raise BatchValidationError(f"--local-concurrency must be at least 1, got {concurrency}")
-        return cls(
-            base_url=base_url,
-            api_key=os.environ.get("OPENAI_API_KEY"),
-            state_dir=state_dir / "local",
-            concurrency=concurrency,
-        )
+        """The provider the command line asks for: ``--handler``, else ``--base-url`` (else
+        ``OPENAI_BASE_URL``) with ``OPENAI_API_KEY``, its batches under ``<state_dir>/local``;
+        ``--local-concurrency`` requests at once (default: the command's live concurrency,
+        ``args.live_concurrency``, else 16)."""
+        return cls(**options_from_cli(args, state_dir=state_dir))
 
     def __init__(
         self,

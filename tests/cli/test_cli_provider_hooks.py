@@ -32,8 +32,13 @@ def test_local_options_join_only_when_local_is_asked_for(tmp_path: Path) -> None
     assert isinstance(provider, LocalProvider)
     assert provider.concurrency == 3
     assert provider.state_dir == (tmp_path / ".kyro" / "local").absolute()
-    assert parse("run", config, "t.txt").local_concurrency == 16
     anyio.run(provider.aclose)
+    unset = parse("run", config, "t.txt", "--base-url", "http://127.0.0.1:9/v1")
+    assert unset.local_concurrency is None
+    default = make_provider(unset)
+    assert isinstance(default, LocalProvider)
+    assert default.concurrency == 16
+    anyio.run(default.aclose)
 
 
 def test_a_provider_without_hooks_gets_base_url_only(tmp_path: Path) -> None:
