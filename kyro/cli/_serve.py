@@ -1,27 +1,31 @@
 """``kyro serve``: the batch-execute REST service over your judge configs, on 127.0.0.1.
 
 The service lives in ``kyro.serve`` (the ``serve`` extra: starlette, uvicorn), imported only
-when this command runs. The provider is built lazily through the registry: the local
-provider is one shared live provider (items evaluated as they come); a batch provider gets
-an instance per BatchJudge call, each execution one batch.
+when this command runs. The provider is built through the registry by its own class (its
+options come from the class's ``add_cli_options``, see :mod:`kyro.cli._providers`): a provider
+that answers live (the local one's default) is one shared provider, items evaluated as they
+come; a batch provider gets an instance per BatchJudge call, each execution one batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from kyro._exceptions import BatchValidationError
-from kyro._provider import BatchProvider
-from kyro._registry import available_providers, get_provider
+from kyro._provider import BatchProvider, LiveProvider
+from kyro._registry import available_providers
 from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode, serve_until_stopped
+from kyro.cli._options import make_provider
+from kyro.cli._providers import answers_live, mark
 
 __all__ = ["register"]
 
@@ -66,23 +70,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--provider",
         default="local",
-        help="provider name (default local: live calls; installed: "
-        f"{', '.join(sorted(available_providers()))})",
+        help="provider name (default local: live calls, --base-url or --handler; installed: "
+        f"{', '.join(sorted(available_providers()))}); `--provider NAME --help` shows its options",
     )
     parser.add_argument(
-        "--base-url", help="the provider's base URL (default: OPENAI_BASE_URL for local)"
-    )
-    parser.add_argument(
-        "--handler",
-        metavar="MODULE:FUNCTION",
-        help="judge with a Python callable instead of an endpoint (local provider)",
+        "--base-url",
+        help="the provider's base URL (default: its own setting, e.g. OPENAI_BASE_URL)",
     )
     parser.add_argument(
         "--concurrency",
+        dest="live_concurrency",
         type=int,
         default=16,
-        help="local provider: items evaluated at once across all executions, and requests "
-        "in flight (default 16); a crash re-sends at most twice this many items",
+        metavar="N",
+        help="a provider that answers live: items evaluated at once across all executions, "
+        "and (unless its own option says otherwise) requests in flight (default 16); a crash "
+        "re-sends at most twice this many items",
     )
     parser.add_argument(
         "--workers",
@@ -101,6 +104,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log debug lines too")
     parser.set_defaults(func=run)
+    mark(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,77 +127,55 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.BAD_INPUT
-    for name in ("concurrency", "workers", "max_body_bytes"):
-        if getattr(args, name) < 1:
-            raise BatchValidationError(f"--{name.replace('_', '-')} must be at least 1")
+    for flag, value in (
+        ("--concurrency", args.live_concurrency),
+        ("--workers", args.workers),
+        ("--max-body-bytes", args.max_body_bytes),
+    ):
+        if value < 1:
+            raise BatchValidationError(f"{flag} must be at least 1")
     keys_file = Path(args.api_keys_file) if args.api_keys_file else None
     keys = KeyRing(load_keys(os.environ.get("KYRO_SERVE_API_KEYS"), keys_file))
-    factory = _provider_factory(args)
+
+    # Built before the service touches its data folder, so bad provider options stop the
+    # start with nothing written; building a provider does not touch the disk or network.
+    live = _live_provider(args, Path(args.data_dir) / "jobs")
 
     def executor(jobs: Path) -> Executor:
-        if args.provider == "local":
-            return LiveExecutor(factory(jobs / "local"), concurrency=args.concurrency)
+        if live is not None:
+            return LiveExecutor(live, concurrency=args.live_concurrency)
         return BatchJudgeExecutor(
-            factory, jobs_dir=jobs, workers=args.workers, poll_interval=args.poll_interval
+            lambda folder: make_provider(args, state_dir=folder),
+            jobs_dir=jobs,
+            workers=args.workers,
+            poll_interval=args.poll_interval,
         )
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
-    service = build_service(
-        args.judges,
-        data_dir=Path(args.data_dir),
-        executor=executor,
-        keys=keys,
-        max_body_bytes=args.max_body_bytes,
-        grace=args.grace,
-    )
+    try:
+        service = build_service(
+            args.judges,
+            data_dir=Path(args.data_dir),
+            executor=executor,
+            keys=keys,
+            max_body_bytes=args.max_body_bytes,
+            grace=args.grace,
+        )
+    except BaseException:
+        if live is not None:
+            anyio.run(live.aclose)
+        raise
     return serve_until_stopped(functools.partial(run_server, service), args)
 
 
-def _provider_factory(args: argparse.Namespace) -> Any:
-    """A function making a provider, its files (if any) in the folder it is given."""
-    options: dict[str, Any] = {}
-    if args.provider == "local":
-        options["concurrency"] = args.concurrency
-        if args.handler:
-            options["handler"] = _import_handler(args.handler)
-        else:
-            url = args.base_url or os.environ.get("OPENAI_BASE_URL")
-            if not url:
-                raise BatchValidationError(
-                    "the local provider needs an OpenAI-compatible endpoint or a callable: "
-                    "pass --base-url (e.g. http://127.0.0.1:11434/v1) or --handler MODULE:FUNC"
-                )
-            options["base_url"] = url
-            options["api_key"] = os.environ.get("OPENAI_API_KEY")
-    else:
-        if args.handler:
-            raise BatchValidationError("--handler works with the local provider only")
-        if args.base_url:
-            options["base_url"] = args.base_url
-    if args.provider not in available_providers():
-        raise BatchValidationError(
-            f"no provider {args.provider!r}; installed: {', '.join(sorted(available_providers()))}"
-        )
-
-    def factory(folder: Path) -> BatchProvider:
-        if args.provider != "local":
-            return get_provider(args.provider, **options)
-        return get_provider(args.provider, state_dir=folder, **options)
-
-    return factory
-
-
-def _import_handler(spec: str) -> Any:
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise BatchValidationError(f"--handler {spec!r}: write it as MODULE:FUNCTION")
-    try:
-        handler = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise BatchValidationError(
-            f"--handler {spec!r}: cannot import it ({type(exc).__name__}); check the module is "
-            "on PYTHONPATH and defines the function"
-        ) from None
-    if not callable(handler):
-        raise BatchValidationError(f"--handler {spec!r} is not callable")
-    return handler
+def _live_provider(args: argparse.Namespace, jobs: Path) -> LiveProvider | None:
+    """The one provider every execution shares when the class answers live (its files, if
+    any, under ``jobs``); None for a batch provider, built once here to check its options
+    and closed — each execution builds its own."""
+    provider: BatchProvider = make_provider(args, state_dir=jobs)
+    if answers_live(args.provider) and isinstance(provider, LiveProvider):
+        return provider
+    anyio.run(provider.aclose)
+    if answers_live(args.provider):  # the class has `complete`, what it built has not
+        raise BatchValidationError(f"the {args.provider!r} provider cannot run requests live")
+    return None
