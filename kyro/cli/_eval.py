@@ -2,9 +2,12 @@
 
 ``python3 -m kyro eval app.agent:answer dataset.jsonl --scorer exact_match`` runs now; LLM
 judges (``--scorer correctness``, ``--scorer 'llm:Is the reply under 50 words?'``) go to an
-OpenAI-compatible endpoint (``--base-url``). With ``--batch`` the component runs now and the
-judges go through a Batch API as one job: the command prints the job id and exits, and
-``python3 -m kyro eval --check JOB_ID`` collects it later (exit 3 while it is pending).
+OpenAI-compatible endpoint (``--base-url``) through the local provider, or through any
+``--provider``. With ``--batch`` the component runs now and the judges go through a Batch API
+(``openai`` unless ``--provider`` says otherwise) as one job: the command prints the job id and
+exits, and ``python3 -m kyro eval --check JOB_ID`` collects it later (exit 3 while it is
+pending). The judge provider is built by its own class, with its own options (see
+:mod:`kyro.cli._providers`).
 
 A scorer with options reads ``name:key=value,key=value`` (values are JSON when they parse:
 ``true``, ``0.01``, ``["a","b"]``; else text) or ``name:{"key": value}`` for values holding
@@ -17,7 +20,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +29,13 @@ import msgspec
 
 from kyro._exceptions import BatchValidationError
 from kyro._provider import BatchProvider
-from kyro._registry import get_provider
+from kyro._registry import available_providers
 from kyro.cli._activity import run_closing
-from kyro.cli._argtypes import check_base_url, interval_seconds
+from kyro.cli._argtypes import interval_seconds
 from kyro.cli._commands import add_command
 from kyro.cli._exit import ExitCode
-from kyro.cli._options import configure_logging
+from kyro.cli._options import configure_logging, make_provider
+from kyro.cli._providers import mark
 from kyro.cli._report import console
 from kyro.eval import BatchEvalResult, check_eval, evaluate, scorer, submit_eval
 from kyro.eval._scorers import SCORER_NAMES
@@ -75,10 +79,19 @@ def register(subparsers: Any) -> None:
         "--unpack-input", action="store_true", help="call component(**input) for dict inputs"
     )
     parser.add_argument("--model", help="the judges' model (default: KYRO_MODEL)")
-    parser.add_argument("--provider", help="judge provider (local live; openai with --batch)")
+    parser.add_argument(
+        "--provider",
+        help="judge provider (default local, judging live; openai with --batch or --check; "
+        f"installed: {', '.join(sorted(available_providers()))})",
+    )
     parser.add_argument("--base-url", help="the judges' API base URL (default OPENAI_BASE_URL)")
     parser.add_argument(
-        "--judge-concurrency", type=int, default=16, help="live judge requests at once (16)"
+        "--judge-concurrency",
+        dest="live_concurrency",
+        type=int,
+        default=16,
+        metavar="N",
+        help="live judge requests at once (16; a provider's own option may say otherwise)",
     )
     parser.add_argument("--state-dir", default=".kyro/eval", help="where eval jobs are kept")
     parser.add_argument("--output", metavar="FILE.jsonl", help="write every item result here")
@@ -87,6 +100,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the essentials")
     parser.set_defaults(func=_eval)
+    mark(parser, default=default_provider)
+
+
+def default_provider(argv: Sequence[str]) -> str:
+    """The judge provider without ``--provider``: ``local`` (live), ``openai`` for a batch job
+    (``--batch``, ``--check``)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--batch", action="store_true")
+    pre.add_argument("--check")
+    known, _ = pre.parse_known_args(argv)
+    return "openai" if known.batch or known.check else "local"
 
 
 def parse_scorer(text: str) -> ScorerSpec:
@@ -127,23 +151,12 @@ def _value(text: str) -> Any:
         return text
 
 
-def _provider(args: argparse.Namespace, default: str) -> BatchProvider:
-    name = args.provider or default
-    options: dict[str, Any] = {}
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
-    if base_url:
-        check_base_url(base_url, "--base-url" if args.base_url else "OPENAI_BASE_URL")
-        options["base_url"] = base_url
-    if name == "local":
-        if not base_url:
-            raise BatchValidationError(
-                "LLM judges run through an OpenAI-compatible endpoint: pass --base-url (e.g. "
-                "http://127.0.0.1:11434/v1), or --batch for a Batch API"
-            )
-        options["api_key"] = os.environ.get("OPENAI_API_KEY")
-        options["state_dir"] = Path(args.state_dir) / "local"
-        options["concurrency"] = args.judge_concurrency
-    return get_provider(name, **options)
+def _provider(args: argparse.Namespace) -> BatchProvider:
+    """The judges' provider, built by its class from the options (batches under
+    ``--state-dir`` for a provider that keeps files)."""
+    if not args.provider:  # a parser built without the command line (the provider unknown)
+        args.provider = "openai" if args.batch or args.check else "local"
+    return make_provider(args, state_dir=Path(args.state_dir))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -172,7 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
     }
     _check_numbers(args)
     if args.batch:
-        provider = _provider(args, "openai")
+        provider = _provider(args)
 
         def submit() -> Awaitable[str]:
             return submit_eval(
@@ -191,7 +204,7 @@ def _eval(args: argparse.Namespace) -> int:
             args.check = job_id
             return _collect(args)
         return ExitCode.OK
-    judges = _provider(args, "local") if needs_judges else None
+    judges = _provider(args) if needs_judges else None
 
     def run() -> Awaitable[BatchEvalResult]:
         return evaluate(
@@ -206,14 +219,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    if args.concurrency < 1 or args.judge_concurrency < 1:
+    if args.concurrency < 1 or args.live_concurrency < 1:
         raise BatchValidationError("--concurrency and --judge-concurrency must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise BatchValidationError(f"--timeout must be a positive number, not {args.timeout}")
 
 
 def _collect(args: argparse.Namespace) -> int:
-    provider = _provider(args, "openai")
+    provider = _provider(args)
 
     async def poll() -> BatchEvalResult | None:
         while True:
