@@ -139,13 +139,20 @@ class CommandLineHooks(Protocol):
 
     * ``add_cli_options(group)`` (classmethod): add the provider's own options to the
       command's parser (an argparse argument group of ``plan``, ``submit``, ``check``,
-      ``status``, ``cancel`` and ``run``). Prefix them with the provider's name
-      (``--local-concurrency``) so they never clash with kyro's own.
+      ``status``, ``cancel``, ``run``, ``serve`` and ``eval``). Prefix them with the provider's
+      name (``--local-concurrency``) so they never clash with kyro's own.
     * ``from_cli_args(args, *, state_dir)`` (classmethod): build the provider from the parsed
-      options. ``args.base_url`` is kyro's ``--base-url`` (None when not given) and
-      ``state_dir`` the job's state folder, where the provider may keep files of its own.
-      Without it the command line calls the class with no arguments, or with ``base_url=``
-      when ``--base-url`` was given. Bad options raise :class:`kyro.provider.BatchValidationError`.
+      options. ``args.base_url`` is kyro's ``--base-url`` (None when not given);
+      ``args.live_concurrency``, where present and not None, is how many requests a command
+      that sends them live means to have in flight (``serve --concurrency``, ``eval
+      --judge-concurrency``), a default for a provider's own limit. ``state_dir`` is the
+      folder where the provider may keep files of its own (the job's state folder; the
+      service's jobs folder). Without it the command line calls the class with no arguments,
+      or with ``base_url=`` when ``--base-url`` was given. Bad options raise
+      :class:`kyro.provider.BatchValidationError`.
+    * ``complete(request)`` (a method; see :class:`LiveProvider`): ``serve`` shares one
+      instance live across its executions and ``run`` walks a pipeline live; without it
+      ``serve`` runs each execution as a batch job.
     * ``runs_on_submit`` (class attribute, default False): ``submit`` runs the requests itself
       before it returns, so progress asks ``find(metadata)`` how far it got meanwhile.
     * ``prices_from`` (class attribute, default the provider's name) and ``live_prices``
