@@ -88,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KyroError as exc:  # an unloadable provider, or its options clash with kyro's own
         _say(f"error: {exc}")
         return ExitCode.BAD_INPUT
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        from kyro.cli._providers import owners_of  # the error path only: it loads providers
+
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{owners_of(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return ExitCode.BAD_INPUT

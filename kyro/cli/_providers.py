@@ -20,9 +20,9 @@ from typing import Any
 
 from kyro._exceptions import KyroError
 from kyro._provider import BatchProvider
-from kyro._registry import checked_provider, get_provider, provider_class
+from kyro._registry import available_providers, checked_provider, get_provider, provider_class
 
-__all__ = ["add_options", "answers_live", "build", "mark", "runs_on_submit"]
+__all__ = ["add_options", "answers_live", "build", "mark", "owners_of", "runs_on_submit"]
 
 _MARK = "provider_hooks"
 
@@ -66,6 +66,44 @@ def add_options(subparsers: Any, argv: Sequence[str]) -> None:
             f"the {name} provider's command-line options clash with kyro's own ({exc}); "
             "its add_cli_options should prefix them with the provider's name"
         ) from exc
+
+
+def owners_of(unknown: Sequence[str]) -> str:
+    """A hint naming the installed providers whose own options the unparsed arguments are,
+    e.g. `` (--handler is an option of the local provider: add --provider local)``; empty
+    when none is. Every installed provider is imported: this runs on the error path only.
+    """
+    by_owners: dict[tuple[str, ...], list[str]] = {}
+    for option in dict.fromkeys(arg.split("=", 1)[0] for arg in unknown if arg.startswith("--")):
+        owners = tuple(name for name in _installed() if option in _options_of(name))
+        if owners:
+            by_owners.setdefault(owners, []).append(option)
+    hints = [
+        f"{' and '.join(options)} {'is an option' if len(options) == 1 else 'are options'} of "
+        f"the {'/'.join(owners)} provider: add {' or '.join(f'--provider {o}' for o in owners)}"
+        for owners, options in by_owners.items()
+    ]
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _installed() -> list[str]:
+    try:
+        return sorted(available_providers())
+    except KyroError:  # two distributions claim one name: no hint rather than a second error
+        return []
+
+
+def _options_of(name: str) -> set[str]:
+    """The option strings the provider ``name`` adds (none when it cannot be loaded)."""
+    try:
+        hook = getattr(provider_class(name), "add_cli_options", None)
+        if hook is None:
+            return set()
+        parser = argparse.ArgumentParser(add_help=False)
+        hook(parser.add_argument_group(name))
+    except Exception:  # a broken plugin: its own error shows when it is asked for
+        return set()
+    return set(parser._option_string_actions)
 
 
 def _requested(argv: Sequence[str], default: str) -> str:
