@@ -1,5 +1,6 @@
 """A provider the command line has never heard of, registered as any plugin registers itself
-(a distribution with a ``kyro.providers`` entry point), plans and submits with its own options."""
+(a distribution with a ``kyro.providers`` entry point), plans, submits, serves and judges an
+eval with its own options."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.cli.cli_helpers import run_kyro
+from tests.cli.cli_helpers import ROOT, read_csv, run_kyro
+from tests.serve.serve_helpers import AUTH, SEED_INPUTS, ServerProcess, post, wait_for, write_judge
 
 pytestmark = pytest.mark.slow  # every test runs python -m kyro in a child process
 
@@ -17,9 +20,10 @@ PROVIDER = '''
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from kyro.provider import BatchLimits, BatchValidationError
+from kyro.provider import BatchLimits, BatchValidationError, JudgeRequest, ResultLine
 from kyro.testing import FakeProvider
 
 
@@ -37,10 +41,26 @@ class AcmeProvider(FakeProvider):
     def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> AcmeProvider:
         if args.acme_region not in ("us", "eu"):
             raise BatchValidationError(f"--acme-region must be us or eu, not {args.acme_region}")
+        region = args.acme_region
         return cls(
             limits=BatchLimits(max_requests=2, max_bytes=1_000_000),
-            url=f"/{args.acme_region}/v1/chat/completions",
+            url=f"/{region}/v1/chat/completions",
+            responder=lambda custom_id, body: verdict(region),
         )
+
+
+def verdict(region: str) -> str:
+    return json.dumps({"status": "SUCCESS", "score": 1, "root_cause": f"judged in {region}"})
+
+
+class AcmeLiveProvider(AcmeProvider):
+    """The same plugin answering live as well: ``complete`` makes it a live provider."""
+
+    name = "acme-live"
+
+    async def complete(self, request: JudgeRequest) -> ResultLine:
+        region = self.url.split("/")[1]
+        return ResultLine(custom_id=request.custom_id, ok=True, content=verdict(region))
 '''
 
 CONFIG = """\
@@ -64,7 +84,8 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
         "Metadata-Version: 2.1\nName: acme-kyro\nVersion: 1.0\n", encoding="utf-8"
     )
     (dist / "entry_points.txt").write_text(
-        "[kyro.providers]\nacme = acme_kyro:AcmeProvider\n", encoding="utf-8"
+        "[kyro.providers]\nacme = acme_kyro:AcmeProvider\nacme-live = acme_kyro:AcmeLiveProvider\n",
+        encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KYRO_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
@@ -151,3 +172,60 @@ def test_an_unknown_provider_is_named_with_the_installed_ones(
     assert done.returncode == 2
     assert "unknown provider 'nope'" in done.stderr
     assert "acme" in done.stderr
+
+
+def test_serve_runs_executions_through_the_plugin_built_from_its_option(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``serve --provider acme-live --acme-region eu`` shares one plugin instance, built from
+    its own option, live across executions (the class has ``complete``; its verdicts say the
+    region); a bad value of the batch plugin's option stops the start with its error and exit
+    2, nothing written; ``--help`` lists the option."""
+    judges = write_judge(tmp_path / "judges").parent
+    data = tmp_path / "data"
+    args = ["--judges", str(judges), "--data-dir", str(data), "--provider", "acme-live"]
+    server = ServerProcess([*args, "--acme-region", "eu"], plugin_env, tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+    finally:
+        assert server.stop() == 0
+    assert view["status"] == "completed"
+    results = [item["evaluator_results"][0] for item in view["items"]]
+    assert [(r["status"], r["justification"]) for r in results] == [("SUCCESS", "judged in eu")] * 3
+    assert not (data / "jobs").exists()  # live: no batch job was kept
+    key = AUTH["Authorization"].split()[1]
+    bad = run_kyro(
+        ["serve", "--port", "0", "--judges", str(judges), "--data-dir", str(tmp_path / "bad"),
+         "--provider", "acme", "--acme-region", "x"],
+        {**plugin_env, "KYRO_SERVE_API_KEYS": key},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "--acme-region must be us or eu, not x" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+    helped = run_kyro(["serve", "--provider", "acme", "--help"], plugin_env)
+    assert "options of the acme provider" in helped.stdout
+    assert "--acme-region" in helped.stdout
+
+
+def test_eval_judges_through_the_plugin_built_from_its_option(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``eval --provider acme --acme-region eu`` sends the LLM judges to the plugin built from
+    its own option and waits for them; a bad value is the plugin's error with exit 2."""
+    out = tmp_path / "eval.csv"
+    args = ["eval", "examples.eval.support_agent:answer", "examples/eval/dataset.jsonl",
+            "--scorer", "llm:Is it polite?", "--model", "acme-judge-1", "--provider", "acme",
+            "--interval", "0.01", "--state-dir", str(tmp_path / "ev")]  # fmt: skip
+    done = run_kyro([*args, "--acme-region", "eu", "--csv", str(out)], plugin_env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "pass rate: 83.3%" in done.stdout  # one item's component raises: no judge for it
+    judged = [row for row in read_csv(out) if row["llm_judge.score"]]
+    assert len(judged) == 5
+    assert {row["llm_judge.explanation"] for row in judged} == {"judged in eu"}
+    bad = run_kyro([*args, "--acme-region", "mars"], plugin_env, cwd=ROOT)
+    assert bad.returncode == 2
+    assert "--acme-region must be us or eu, not mars" in bad.stderr
+    helped = run_kyro(["eval", "--provider", "acme", "--help"], plugin_env)
+    assert "--acme-region" in helped.stdout

@@ -160,3 +160,24 @@ def test_bad_component_and_dataset_exit_2(
     assert main(["eval", "--check", "eval-x", "--base-url", "http://127.0.0.1:9/v1",
                  "--state-dir", str(tmp_path)]) == 2  # fmt: skip
     assert "no eval job eval-x here" in capsys.readouterr().err
+
+
+def test_llm_judges_run_through_a_handler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--handler`` (the local provider's option) judges live through the callable, no
+    endpoint needed; with ``--batch`` (openai) it is refused naming its owner."""
+    handler = "tests.cli.test_cli_provider_hooks:polite_judge"
+    out = tmp_path / "r.csv"
+    args = ["eval", AGENT, DATASET, "--scorer", "llm:Polite?", "--model", "m1",
+            "--handler", handler, "--state-dir", str(tmp_path / "ev")]  # fmt: skip
+    code = main([*args, "--judge-concurrency", "2", "--csv", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "pass rate: 83.3%" in capsys.readouterr().out  # one component raises
+    with out.open(newline="") as file:
+        explained = {row["llm_judge.explanation"] for row in csv.DictReader(file)}
+    assert explained == {"asked m1", ""}  # the errored item has no judge score
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--batch"])
+    assert info.value.code == 2
+    assert "--handler is an option of the local provider" in capsys.readouterr().err

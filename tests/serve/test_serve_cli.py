@@ -7,9 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.serve.serve_helpers import KEY, write_judge
+from tests.cli.cli_helpers import ROOT
+from tests.serve.serve_helpers import (
+    AUTH,
+    KEY,
+    SEED_INPUTS,
+    ServerProcess,
+    post,
+    wait_for,
+    write_judge,
+)
 
 pytestmark = pytest.mark.slow  # every test starts python -m kyro serve in a child process
 
@@ -104,3 +114,63 @@ def test_the_local_provider_needs_an_endpoint_or_a_handler(tmp_path: Path) -> No
     handler = _serve(["--judges", str(judges), "--handler", "no_such_module:fn"], env, tmp_path)
     assert handler.returncode == 2
     assert "--handler 'no_such_module:fn': cannot import it" in handler.stderr
+
+
+def test_provider_choice_is_refused_clearly(tmp_path: Path) -> None:
+    """An unknown ``--provider`` lists the installed ones; the local provider's ``--handler``
+    under a batch provider names its owner; ``--concurrency 0`` names the flag — each exit 2
+    before anything is written."""
+    judges = write_judge(tmp_path / "judges")
+    env = {"KYRO_SERVE_API_KEYS": KEY}
+    unknown = _serve(["--judges", str(judges), "--provider", "nope"], env, tmp_path)
+    assert unknown.returncode == 2
+    assert "unknown provider 'nope': available providers are " in unknown.stderr
+    assert "local, openai" in unknown.stderr
+    foreign = _serve(
+        ["--judges", str(judges), "--provider", "openai", "--handler", "m:f"], env, tmp_path
+    )
+    assert foreign.returncode == 2
+    assert "unrecognized arguments: --handler m:f" in foreign.stderr
+    assert "--handler is an option of the local provider: add --provider local" in foreign.stderr
+    zero = _serve(
+        ["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1", "--concurrency", "0"],
+        env,
+        tmp_path,
+    )
+    assert zero.returncode == 2
+    assert "--concurrency must be at least 1" in zero.stderr
+    assert not (tmp_path / "kyro-serve-data").exists()
+
+
+def test_the_local_provider_options_reach_the_server(tmp_path: Path) -> None:
+    """``--local-concurrency`` is accepted next to ``--concurrency`` (a bad value is refused
+    naming it), and ``--handler`` with ``--base-url`` is refused as two backends."""
+    judges = write_judge(tmp_path / "judges")
+    env = {"KYRO_SERVE_API_KEYS": KEY}
+    base = ["--judges", str(judges), "--base-url", "http://127.0.0.1:9/v1"]
+    zero = _serve([*base, "--concurrency", "4", "--local-concurrency", "0"], env, tmp_path)
+    assert zero.returncode == 2
+    assert "--local-concurrency must be at least 1, got 0" in zero.stderr
+    both = _serve([*base, "--handler", "json:dumps"], env, tmp_path)
+    assert both.returncode == 2
+    assert "pass --base-url (an endpoint) or --handler (a Python callable), not both" in both.stderr
+
+
+def test_handler_judges_every_item_through_the_callable(tmp_path: Path) -> None:
+    """``serve --handler MODULE:FUNCTION`` (the local provider's option) judges each item with
+    the callable, live: its verdicts come back through the API."""
+    judges = write_judge(tmp_path / "judges").parent
+    args = ["--judges", str(judges), "--data-dir", str(tmp_path / "data"), "--concurrency", "2"]
+    args += ["--handler", "tests.cli.test_cli_provider_hooks:polite_judge"]
+    env = {"PYTHONPATH": str(ROOT), "OPENAI_BASE_URL": ""}
+    server = ServerProcess(args, env, tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+    finally:
+        assert server.stop() == 0
+    assert view["status"] == "completed"
+    results = [item["evaluator_results"][0] for item in view["items"]]
+    assert [(r["status"], r["justification"]) for r in results] == [
+        ("SUCCESS", "asked judge-model")
+    ] * 3
