@@ -8,11 +8,10 @@ import json
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.cli_helpers import ROOT, read_csv, run_kyro
-from tests.serve.serve_helpers import AUTH, SEED_INPUTS, ServerProcess, post, wait_for, write_judge
+from tests.serve.serve_helpers import AUTH, verdicts_of_one_execution, write_judge
 
 pytestmark = pytest.mark.slow  # every test runs python -m kyro in a child process
 
@@ -184,15 +183,10 @@ def test_serve_runs_executions_through_the_plugin_built_from_its_option(
     judges = write_judge(tmp_path / "judges").parent
     data = tmp_path / "data"
     args = ["--judges", str(judges), "--data-dir", str(data), "--provider", "acme-live"]
-    server = ServerProcess([*args, "--acme-region", "eu"], plugin_env, tmp_path / "server.log")
-    try:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
-            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
-    finally:
-        assert server.stop() == 0
-    assert view["status"] == "completed"
-    results = [item["evaluator_results"][0] for item in view["items"]]
-    assert [(r["status"], r["justification"]) for r in results] == [("SUCCESS", "judged in eu")] * 3
+    verdicts = verdicts_of_one_execution(
+        [*args, "--acme-region", "eu"], plugin_env, tmp_path / "server.log"
+    )
+    assert verdicts == [("SUCCESS", "judged in eu")] * 3
     assert not (data / "jobs").exists()  # live: no batch job was kept
     key = AUTH["Authorization"].split()[1]
     bad = run_kyro(

@@ -227,3 +227,19 @@ class ServerProcess:
         assert self.process.stdout is not None
         self.process.stdout.close()
         self._stderr.close()
+
+
+def verdicts_of_one_execution(
+    args: list[str], env: dict[str, str], log: Path
+) -> list[tuple[str, str]]:
+    """Start ``kyro serve ARGS``, run the seed inputs through the relevance judge, stop it
+    (exit 0); each item's (status, justification) once the execution completed."""
+    server = ServerProcess(args, env, log)
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
+    finally:
+        assert server.stop() == 0
+    assert view["status"] == "completed", view
+    results = [item["evaluator_results"][0] for item in view["items"]]
+    return [(result["status"], result["justification"]) for result in results]

@@ -7,19 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.cli_helpers import ROOT
-from tests.serve.serve_helpers import (
-    AUTH,
-    KEY,
-    SEED_INPUTS,
-    ServerProcess,
-    post,
-    wait_for,
-    write_judge,
-)
+from tests.serve.serve_helpers import KEY, verdicts_of_one_execution, write_judge
 
 pytestmark = pytest.mark.slow  # every test starts python -m kyro serve in a child process
 
@@ -163,14 +154,5 @@ def test_handler_judges_every_item_through_the_callable(tmp_path: Path) -> None:
     args = ["--judges", str(judges), "--data-dir", str(tmp_path / "data"), "--concurrency", "2"]
     args += ["--handler", "tests.cli.test_cli_provider_hooks:polite_judge"]
     env = {"PYTHONPATH": str(ROOT), "OPENAI_BASE_URL": ""}
-    server = ServerProcess(args, env, tmp_path / "server.log")
-    try:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
-            view = wait_for(client, post(client, "relevance", {"inputs": SEED_INPUTS}))
-    finally:
-        assert server.stop() == 0
-    assert view["status"] == "completed"
-    results = [item["evaluator_results"][0] for item in view["items"]]
-    assert [(r["status"], r["justification"]) for r in results] == [
-        ("SUCCESS", "asked judge-model")
-    ] * 3
+    verdicts = verdicts_of_one_execution(args, env, tmp_path / "server.log")
+    assert verdicts == [("SUCCESS", "asked judge-model")] * 3
