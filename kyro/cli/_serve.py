@@ -84,8 +84,8 @@ def register(subparsers: Any) -> None:
         default=16,
         metavar="N",
         help="a provider that answers live: items evaluated at once across all executions, "
-        "and (unless its own option says otherwise) requests in flight (default 16); a crash "
-        "re-sends at most twice this many items",
+        "and the default of its own limit on requests in flight (the local provider's "
+        "--local-concurrency); default 16; a crash re-sends at most twice this many items",
     )
     parser.add_argument(
         "--workers",
