@@ -106,7 +106,7 @@ def register(subparsers: Any) -> None:
 def default_provider(argv: Sequence[str]) -> str:
     """The judge provider without ``--provider``: ``local`` (live), ``openai`` for a batch job
     (``--batch``, ``--check``)."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre = argparse.ArgumentParser(add_help=False)  # abbreviations as the command takes them
     pre.add_argument("--batch", action="store_true")
     pre.add_argument("--check")
     known, _ = pre.parse_known_args(argv)

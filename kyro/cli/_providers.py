@@ -107,7 +107,9 @@ def _options_of(name: str) -> set[str]:
 
 
 def _requested(argv: Sequence[str], default: str) -> str:
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    # Abbreviations as the command's parser takes them (`--prov`): one it reads as --provider
+    # is --provider here too, and one it finds ambiguous is refused there anyway.
+    pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--provider", default=default)
     known, _ = pre.parse_known_args(argv)
     return str(known.provider)

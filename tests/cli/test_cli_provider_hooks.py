@@ -208,3 +208,13 @@ def test_eval_picks_and_builds_its_judge_provider_through_the_hooks(tmp_path: Pa
     assert parse("eval", "app:f", "d.jsonl", "--batch", "--provider", "local").provider == "local"
     with pytest.raises(SystemExit):
         parse("eval", "app:f", "d.jsonl", "--batch", "--handler", HANDLER)
+
+
+def test_an_abbreviated_provider_option_picks_the_options_it_names(tmp_path: Path) -> None:
+    """``--prov openai`` (argparse's abbreviation) chooses openai's options too, so the local
+    provider's ``--handler`` is refused rather than silently ignored; ``--bat`` is eval's
+    ``--batch`` when choosing its default provider."""
+    with pytest.raises(SystemExit):
+        parse("serve", "--judges", str(tmp_path), "--prov", "openai", "--handler", HANDLER)
+    assert parse("serve", "--judges", str(tmp_path), "--prov=openai").provider == "openai"
+    assert parse("eval", "app:f", "d.jsonl", "--bat").provider == "openai"
