@@ -73,15 +73,19 @@ def owners_of(unknown: Sequence[str]) -> str:
     e.g. `` (--handler is an option of the local provider: add --provider local)``; empty
     when none is. Every installed provider is imported: this runs on the error path only.
     """
+    options = dict.fromkeys(arg.split("=", 1)[0] for arg in unknown if arg.startswith("--"))
+    if not options:
+        return ""
+    offered = {name: _options_of(name) for name in _installed()}
     by_owners: dict[tuple[str, ...], list[str]] = {}
-    for option in dict.fromkeys(arg.split("=", 1)[0] for arg in unknown if arg.startswith("--")):
-        owners = tuple(name for name in _installed() if option in _options_of(name))
+    for option in options:
+        owners = tuple(name for name, theirs in offered.items() if option in theirs)
         if owners:
             by_owners.setdefault(owners, []).append(option)
     hints = [
-        f"{' and '.join(options)} {'is an option' if len(options) == 1 else 'are options'} of "
+        f"{' and '.join(owned)} {'is an option' if len(owned) == 1 else 'are options'} of "
         f"the {'/'.join(owners)} provider: add {' or '.join(f'--provider {o}' for o in owners)}"
-        for owners, options in by_owners.items()
+        for owners, owned in by_owners.items()
     ]
     return f" ({'; '.join(hints)})" if hints else ""
 
