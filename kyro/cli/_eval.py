@@ -204,7 +204,10 @@ def _eval(args: argparse.Namespace) -> int:
             args.check = job_id
             return _collect(args)
         return ExitCode.OK
-    judges = _provider(args) if needs_judges else None
+    try:
+        judges = _provider(args) if needs_judges else None
+    except BatchValidationError as exc:  # e.g. no endpoint: a Batch API needs none
+        raise BatchValidationError(f"{exc}; or judge through a Batch API with --batch") from None
 
     def run() -> Awaitable[BatchEvalResult]:
         return evaluate(

@@ -135,6 +135,7 @@ def test_batch_wait_submits_and_polls_until_done(
         (["--scorer", "contains:ignorecase=true"], "has no option ignorecase"),
         (["--scorer", "regex:{bad"], "the options are not JSON"),
         (["--scorer", "correctness"], "pass --base-url"),
+        (["--scorer", "correctness"], "or judge through a Batch API with --batch"),
         (["--scorer", "correctness", "--base-url", "http://127.0.0.1:9/v1"], "has no model"),
         ([], "give at least one --scorer"),
         (["--scorer", "exact_match", "--fail-under", "90"], "--fail-under is a pass rate"),
