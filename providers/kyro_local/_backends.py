@@ -34,7 +34,7 @@ Handler = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
 
 Outcome = tuple[LineResponse[msgspec.Raw] | None, LineError | None]
 
-_CONNECTIONS_PER_POOL = 8
+_ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException)
 _CONNECTION = (ConnectionError, httpx.TransportError)
 
@@ -81,7 +81,6 @@ class HttpBackend:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         client: httpx.AsyncClient | None = None,
-        concurrency: int = 16,
     ) -> None:
         self.endpoint = base_url.rstrip("/") + "/chat/completions"
         self._url = httpx.URL(self.endpoint)
@@ -95,29 +94,36 @@ class HttpBackend:
         self._timeout = timeout
         self._retry = retry
         self._sleep = sleep
-        self._owns_clients = client is None
-        if client is not None:
-            self._clients = [client]
-        else:
-            # httpx's pool does work per request that grows with its connection count (it
-            # scans every connection, polling each idle socket), so high concurrency is
-            # spread over several small pools instead of one big one.
-            limits = httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            )
-            tls = httpx.create_ssl_context()  # shared: building one costs milliseconds
-            self._clients = [
-                httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, verify=tls)
-                for _ in range(-(-concurrency // _CONNECTIONS_PER_POOL))
-            ]
-        self._turn = 0
+        self._shared = client
+        self._idle: list[httpx.AsyncClient] = []  # own clients not carrying a request now
+        self._own: list[httpx.AsyncClient] = []
+        self._closed = False
+        if client is None:
+            self._tls = httpx.create_ssl_context()  # shared: building one costs milliseconds
+            self._client_timeout = httpx.Timeout(timeout)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        # One connection per request in flight, each in a pool of its own: httpx's pool does
+        # work per request that grows with its connection count (it scans every connection,
+        # polling each idle socket), so one pool of N (or N/8 pools of 8) costs several times
+        # the CPU per request of N pools of one. Callers bound how many run at once.
+        if self._closed:
+            raise RuntimeError("this backend is closed: its HTTP clients cannot send any more")
+        client = httpx.AsyncClient(timeout=self._client_timeout, limits=_ONE, verify=self._tls)
+        self._own.append(client)
+        return client
 
     async def __call__(self, body: msgspec.Raw) -> Outcome:
         """Run one request; never raises for a failed request."""
-        content = bytes(body)
-        self._turn = (self._turn + 1) % len(self._clients)
-        client = self._clients[self._turn]
+        if self._shared is not None:
+            return await self._run(self._shared, bytes(body))
+        client = self._idle.pop() if self._idle else self._new_client()
+        try:
+            return await self._run(client, bytes(body))
+        finally:
+            self._idle.append(client)  # last in, first out: its connection is the warmest
 
+    async def _run(self, client: httpx.AsyncClient, content: bytes) -> Outcome:
         async def send() -> httpx.Response:
             # A bare cancel scope (reaching its end means the deadline passed): fail_after's
             # generator wrapper costs about twice as much per call.
@@ -170,10 +176,11 @@ class HttpBackend:
         return reply, LineError(code=code, message=message)
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this backend created it."""
-        if self._owns_clients:
-            for client in self._clients:
-                await client.aclose()
+        """Close the HTTP clients this backend created (a client given to it is the caller's)."""
+        self._closed = True
+        own, self._own, self._idle = self._own, [], []
+        for client in own:
+            await client.aclose()
 
 
 def _is_async(handler: Handler) -> bool:

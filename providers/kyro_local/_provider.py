@@ -157,7 +157,6 @@ class LocalProvider:
                 retry=retry,
                 sleep=sleep,
                 client=client,
-                concurrency=concurrency,
             )
         else:
             assert handler is not None
