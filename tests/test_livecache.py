@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,81 @@ async def test_a_cache_that_cannot_be_opened_is_logged_and_the_walk_goes_on(
     assert len(log) == 31
     assert_outcomes(evaluations)
     assert "the reply cache cannot be used" in caplog.text
+
+
+class _CountingCache(ReplyCache):
+    """A reply cache counting its lookups and stores (each one query or transaction)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.lookups: list[int] = []
+        self.stores: list[int] = []
+
+    def get_many(self, keys: Any) -> dict[bytes, Any]:
+        keys = list(keys)
+        self.lookups.append(len(keys))
+        return super().get_many(keys)
+
+    def put_many(self, items: Any) -> int:
+        items = list(items)
+        self.stores.append(len(items))
+        return super().put_many(items)
+
+
+async def test_concurrent_live_calls_share_lookups_and_stores(tmp_path: Path) -> None:
+    """Sixteen runs in flight at once are looked up and stored in rounds (fewer queries than
+    runs, none lost): every verdict is stored once, and a second pass answers all sixteen."""
+    requests = list(plan_requests(CONFIG, texts(16), runs=1))
+    provider = _Provider([ResultLine(custom_id="x", ok=True, content=OK)] * 16)
+    cache = _CountingCache(tmp_path)
+    with cache:
+        live = LiveCache(cache, scope="openai-chat")
+        results: dict[str, bool] = {}
+
+        async def call(request: JudgeRequest) -> None:
+            line, cached = await live.complete(provider, request)
+            results[line.custom_id] = cached
+
+        for _ in range(2):
+            async with anyio.create_task_group() as group:
+                for request in requests:
+                    group.start_soon(call, request)
+        assert cache.stats().entries == 16
+        await live.aclose()
+    assert sum(cache.stores) == 16
+    assert len(cache.stores) < 16
+    assert sum(cache.lookups) == 32
+    assert len(cache.lookups) < 32
+    assert (live.sent, live.hits) == (16, 16)
+    assert len(provider.calls) == 16
+
+
+class _FailingCache(ReplyCache):
+    """A reply cache whose disk gives out on the first lookup."""
+
+    def get_many(self, keys: Any) -> dict[bytes, Any]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_a_cache_that_fails_mid_run_is_logged_once_and_every_run_is_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache whose lookups fail is logged once and then left alone: all eight runs in flight
+    are sent, each with its provider's reply, none marked cached."""
+    requests = list(plan_requests(CONFIG, texts(8), runs=1))
+    provider = _Provider([ResultLine(custom_id="x", ok=True, content=OK)] * 8)
+    results: list[tuple[ResultLine, bool]] = []
+    with caplog.at_level(logging.WARNING, logger="kyro"), _FailingCache(tmp_path) as cache:
+        live = LiveCache(cache, scope="openai-chat")
+
+        async def call(request: JudgeRequest) -> None:
+            results.append(await live.complete(provider, request))
+
+        async with anyio.create_task_group() as group:
+            for request in requests:
+                group.start_soon(call, request)
+    assert sorted(provider.calls) == sorted(r.custom_id for r in requests)
+    assert [cached for _, cached in results] == [False] * 8
+    assert {line.content for line, _ in results} == {OK}
+    assert live.broken
+    assert caplog.text.count("the reply cache stopped working") == 1

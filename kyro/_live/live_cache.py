@@ -4,9 +4,11 @@
 each run is looked up under its own key — the same key a batch job uses, so a live run and a
 batch job of one config answer each other — and only a miss is sent; a reply that is a verdict
 is stored. The run index comes from the request's custom_id. Cache work runs in a worker
-thread, one call at a time, so the event loop never waits on SQLite. A cache that fails (a
-full disk, a folder that turned read-only) is logged once and then left alone: the run goes
-on, every request sent.
+thread, so the event loop never waits on SQLite, and in rounds: the lookups and stores asked
+for while one round runs go together in the next (one thread hop, one transaction), so many
+requests in flight share the cost instead of queueing one by one. A cache that fails (a full
+disk, a folder that turned read-only) is logged once and then left alone: the run goes on,
+every request sent.
 
 Example::
 
@@ -19,14 +21,14 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
 
 from kyro._exceptions import KyroError
 from kyro._types import JudgeRequest, ResultLine
-from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
+from kyro._verdicts.reply_cache import CachedReply, ReplyCache, RequestKeys
 
 __all__ = ["LiveCache", "LiveProvider"]
 
@@ -41,6 +43,19 @@ class LiveProvider(Protocol):
     async def complete(self, request: JudgeRequest) -> ResultLine: ...
 
 
+class _Ask:
+    """One lookup (``line`` None) or one store, waiting for its round."""
+
+    __slots__ = ("done", "found", "key", "line", "model")
+
+    def __init__(self, key: bytes, line: ResultLine | None = None, model: str = "") -> None:
+        self.key = key
+        self.line = line
+        self.model = model
+        self.found: CachedReply | None = None
+        self.done = False
+
+
 class LiveCache:
     """Answers live requests from the reply cache, and stores the verdicts of the rest."""
 
@@ -51,19 +66,53 @@ class LiveCache:
         self.hits = 0
         self.sent = 0
         self.broken = False
-        self._lock = anyio.Lock()
+        self._waiting: list[_Ask] = []
+        self._running = False  # a round is in the worker thread: SQLite is used by one at a time
+        self._round_over = anyio.Event()
 
-    async def _call(self, func: Any, *args: Any) -> Any:
-        """``func(*args)`` in a worker thread; None (logged once) when the cache fails."""
-        async with self._lock:
-            if self.broken:
-                return None
-            try:
-                return await anyio.to_thread.run_sync(func, *args)
-            except _FAULTS as exc:
-                self.broken = True
-                _log.warning("the reply cache stopped working (%s); sending every request", exc)
-                return None
+    async def _ask(self, ask: _Ask) -> CachedReply | None:
+        """Queue ``ask``; run rounds until it is answered (or wait for the round that runs)."""
+        if self.broken:
+            return None
+        self._waiting.append(ask)
+        while not ask.done:
+            if self._running:
+                await self._round_over.wait()
+            else:
+                await self._rounds()
+        return ask.found
+
+    async def _rounds(self) -> None:
+        self._running = True
+        try:
+            while self._waiting and not self.broken:
+                asks, self._waiting = self._waiting, []
+                try:
+                    await anyio.to_thread.run_sync(self._round, asks)
+                except _FAULTS as exc:
+                    self.broken = True
+                    _log.warning("the reply cache stopped working (%s); sending every request", exc)
+                finally:  # a failed or cancelled round answers its asks as misses, not stored
+                    for ask in asks:
+                        ask.done = True
+        finally:
+            for ask in self._waiting if self.broken else ():
+                ask.done = True
+            self._running = False
+            over, self._round_over = self._round_over, anyio.Event()
+            over.set()
+
+    def _round(self, asks: list[_Ask]) -> None:
+        """In the worker thread: every lookup of the round in one query, every store in one
+        transaction."""
+        lookups = [ask.key for ask in asks if ask.line is None]
+        found = self.cache.get_many(lookups) if lookups else {}
+        stores = [(a.key, a.line, self.scope, a.model) for a in asks if a.line is not None]
+        if stores:
+            self.cache.put_many(stores)
+        for ask in asks:
+            if ask.line is None:
+                ask.found = found.get(ask.key)
 
     async def complete(
         self, provider: LiveProvider, request: JudgeRequest
@@ -71,9 +120,8 @@ class LiveCache:
         """``(line, cached)``: the cached reply of this run, else the provider's answer."""
         match = _RUN.search(request.custom_id)
         run = int(match[1]) if match is not None else 0
-        async with self._lock:
-            key = self.keys.key(request, run=run)
-        hit = await self._call(self.cache.get, key)
+        key = self.keys.key(request, run=run)
+        hit = await self._ask(_Ask(key))
         if hit is not None:
             self.hits += 1
             line = ResultLine(
@@ -82,13 +130,12 @@ class LiveCache:
             return line, True
         line = await provider.complete(request)
         self.sent += 1
-        await self._call(self._store, key, line, request.model)
+        if line.ok and line.content is not None:  # only a reply can be a verdict to keep
+            await self._ask(_Ask(key, line, request.model))
         return line, False
 
-    def _store(self, key: bytes, line: ResultLine, model: str) -> None:
-        self.cache.put(key, line, provider=self.scope, model=model)
-
     async def aclose(self) -> None:
-        """Close the cache's database (in a worker thread)."""
-        async with self._lock:
-            await anyio.to_thread.run_sync(self.cache.close)
+        """Close the cache's database (in a worker thread), once the round running is over."""
+        while self._running:
+            await self._round_over.wait()
+        await anyio.to_thread.run_sync(self.cache.close)
