@@ -305,6 +305,9 @@ class KyroJudge:
 async def _together(calls: list[Callable[[], Awaitable[None]]]) -> None:
     """Run ``calls`` concurrently; the first failure cancels the rest and is raised as is
     (not wrapped in an exception group, so ``except ProviderError`` works)."""
+    if len(calls) == 1:  # one step, one run: the same outcome without a task group's cost
+        await calls[0]()
+        return
     failed: list[Exception] = []
     async with anyio.create_task_group() as group:
 
