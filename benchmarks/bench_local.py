@@ -5,12 +5,17 @@ RSS at 5,000 and 50,000).
 
 1. Throughput. A bare asyncio HTTP/1.1 keep-alive endpoint in its own process (so it never
    shares the GIL with the client, and leaves the machine's CPU to it) answers every chat
-   completion after 100 ms. At concurrency 32 and 128, LocalProvider's achieved requests/s
+   completion after 100 ms. At concurrency 32 and 128, each live path's achieved requests/s
    is printed against the ideal, concurrency ÷ latency (targets ≥ 0.95× at 32, ≥ 0.75× at
-   128), and against a bare
-   httpx loop with the same concurrency over the same endpoint, measured in the same run
-   (what httpx allows on this machine without kyro; target ≥ 1.0×). The client's CPU use is
-   printed too:
+   128), and against a plain httpx loop with the same concurrency over the same endpoint,
+   measured in the same run (tasks sharing clients of 8 connections each, which is already
+   faster than one client with a big pool; target ≥ 1.0×). The paths: ``LocalProvider.submit``
+   of a ready shard; ``BatchJudge`` submit → check (plan, shard, run, collect, vote);
+   ``KyroJudge.run_many`` (one judge, one run per transcript, reply cache on); and
+   ``kyro.eval.evaluate`` with an ``LLMJudge`` (components first, then the judge batch). A
+   row for information shows plain httpx laid out as LocalProvider lays it out (one
+   single-connection client per request in flight): what raw httpx allows here. The CPU share
+   of the client and of the endpoint during the LocalProvider run is printed too: a client
    near 100 % means the machine, not the window, is the limit.
 2. Memory. A child process runs LocalProvider (an async handler, concurrency 256) over
    10,000 and then, in a fresh child, 100,000 requests, reading every result back; the ratio
@@ -20,6 +25,7 @@ RSS at 5,000 and 50,000).
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -101,20 +107,20 @@ def write_shard(path: Path, n: int) -> None:
         fh.write(buf)
 
 
-async def bare_httpx(base_url: str, concurrency: int, total: int) -> float:
+async def bare_httpx(base_url: str, concurrency: int, total: int, pool: int = POOL) -> float:
     """Requests/s of N tasks posting the same body in a loop with plain httpx.
 
-    Task ``i`` uses client ``i // POOL``: one ``AsyncClient`` per POOL connections, as
-    LocalProvider spreads them (one client with 128 connections manages under 0.1× here,
-    its pool scanning every connection on every request).
+    Task ``i`` uses client ``i // pool``: one ``AsyncClient`` per ``pool`` connections (one
+    client with 128 connections manages under 0.1× here, its pool scanning every connection
+    on every request).
     """
     import anyio
     import httpx
 
     body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
     remaining = total
-    limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
-    clients = [httpx.AsyncClient(limits=limits, timeout=60) for _ in range(0, concurrency, POOL)]
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+    clients = [httpx.AsyncClient(limits=limits, timeout=60) for _ in range(0, concurrency, pool)]
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal remaining
@@ -131,7 +137,7 @@ async def bare_httpx(base_url: str, concurrency: int, total: int) -> float:
         start = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for i in range(concurrency):
-                tg.start_soon(worker, clients[i // POOL])
+                tg.start_soon(worker, clients[i // pool])
         return total / (time.perf_counter() - start)
     finally:
         for client in clients:
@@ -154,6 +160,97 @@ async def local_provider(base_url: str, concurrency: int, shard: Path, state: Pa
     finally:
         await provider.aclose()
     assert ok == total, f"only {ok} of {total} requests succeeded"
+    return total / elapsed
+
+
+_CONFIG = """version: 1
+model: m
+judges:
+  - name: polite
+    prompt: |
+      Was this reply polite? {{input}}
+      Reply with JSON only: {"status": "SUCCESS" | "ERROR"}
+    output_format: json
+"""
+
+
+def _job_folder(folder: Path) -> Path:
+    """A fresh folder holding the one-judge config (``judges.yml``) the judged paths use."""
+    folder.mkdir()
+    (folder / "judges.yml").write_text(_CONFIG, encoding="utf-8")
+    return folder
+
+
+def _texts(n: int) -> list[str]:
+    return [
+        f"The agent answered the customer's question about refunds politely. #{i}" for i in range(n)
+    ]
+
+
+async def batch_judge(base_url: str, concurrency: int, total: int, folder: Path) -> float:
+    """Requests/s of BatchJudge + LocalProvider, submit → check, ``total`` transcripts."""
+    from kyro import BatchJudge
+    from kyro_local import LocalProvider
+
+    config = folder / "judges.yml"
+    provider = LocalProvider(
+        base_url, concurrency=concurrency, timeout=60, state_dir=folder / "local"
+    )
+    async with BatchJudge(provider, config, state_dir=folder / "state") as judge:
+        start = time.perf_counter()
+        await judge.submit(_texts(total))
+        result = await judge.check()
+        elapsed = time.perf_counter() - start
+    assert result is not None
+    assert result.counts.transcripts == total, result
+    return total / elapsed
+
+
+async def run_many(base_url: str, concurrency: int, total: int, folder: Path) -> float:
+    """Requests/s of KyroJudge.run_many over LocalProvider, ``total`` transcripts."""
+    import contextlib
+
+    from kyro import KyroJudge
+    from kyro_local import LocalProvider
+
+    config = folder / "judges.yml"
+    provider = LocalProvider(
+        base_url, concurrency=concurrency, timeout=60, state_dir=folder / "local"
+    )
+    ok = 0
+    async with KyroJudge(config, provider=provider) as judge:
+        start = time.perf_counter()
+        stream = judge.run_many(_texts(total), concurrency=concurrency)
+        async with contextlib.aclosing(stream) as evaluations:
+            async for evaluation in evaluations:
+                ok += evaluation.status == "SUCCESS"
+        elapsed = time.perf_counter() - start
+    assert ok == total, f"only {ok} of {total} transcripts passed"
+    return total / elapsed
+
+
+async def eval_judged(base_url: str, concurrency: int, total: int, folder: Path) -> float:
+    """Requests/s of kyro.eval.evaluate with one LLMJudge through LocalProvider."""
+    from kyro.eval import LLMJudge, evaluate
+    from kyro_local import LocalProvider
+
+    async def component(text: str) -> str:
+        return text
+
+    provider = LocalProvider(base_url, concurrency=concurrency, timeout=60, state_dir=folder)
+    try:
+        start = time.perf_counter()
+        result = await evaluate(
+            component,
+            _texts(total),
+            scorers=[LLMJudge("Was the reply polite?", model="m")],
+            judge_provider=provider,
+            max_concurrency=concurrency,
+        )
+        elapsed = time.perf_counter() - start
+    finally:
+        await provider.aclose()
+    assert result.pass_rate == 1.0, result
     return total / elapsed
 
 
@@ -183,8 +280,17 @@ def rss_child(n: int) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(targets: Targets, rounds: int) -> None:
-    """Part 1: LocalProvider against the ideal and against the bare httpx loop, per level."""
+    """Part 1: each live path against the ideal and against the bare httpx loop, per level."""
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
     )
@@ -195,26 +301,54 @@ def throughput(targets: Targets, rounds: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for concurrency in CONCURRENCY_LEVELS:
                 total = concurrency * rounds
-                shard = Path(tmp) / f"shard-{concurrency}.jsonl"
+                work = Path(tmp) / f"c{concurrency}"
+                work.mkdir()
+                shard = work / "shard.jsonl"
                 write_shard(shard, total)
                 ideal = concurrency / LATENCY
                 bare = asyncio.run(bare_httpx(base_url, concurrency, total))
                 cpu, wall = time.process_time(), time.perf_counter()
-                got = asyncio.run(local_provider(base_url, concurrency, shard, Path(tmp) / "s"))
-                busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
-                targets.note(f"concurrency {concurrency} ({total} requests): client CPU {busy:.0%}")
-                targets.ratio(
-                    f"LocalProvider at {concurrency} vs ideal",
-                    got,
-                    ideal,
-                    at_least=IDEAL_SHARE.get(concurrency, 0.75),
-                    unit="req/s",
+                endpoint_cpu = _cpu_seconds(server.pid)
+                got = asyncio.run(local_provider(base_url, concurrency, shard, work / "s"))
+                wall = time.perf_counter() - wall
+                busy = (time.process_time() - cpu) / wall
+                endpoint = (_cpu_seconds(server.pid) - endpoint_cpu) / wall
+                targets.note(
+                    f"concurrency {concurrency} ({total} requests): client CPU {busy:.0%}, "
+                    f"endpoint CPU {endpoint:.0%} during the LocalProvider run"
                 )
+                paths = {
+                    "LocalProvider": got,
+                    "BatchJudge submit→check": asyncio.run(
+                        batch_judge(base_url, concurrency, total, _job_folder(work / "batch"))
+                    ),
+                    "KyroJudge.run_many": asyncio.run(
+                        run_many(base_url, concurrency, total, _job_folder(work / "live"))
+                    ),
+                    "kyro.eval": asyncio.run(
+                        eval_judged(base_url, concurrency, total, work / "eval")
+                    ),
+                }
+                for name, rate in paths.items():
+                    targets.ratio(
+                        f"{name} at {concurrency} vs ideal",
+                        rate,
+                        ideal,
+                        at_least=IDEAL_SHARE.get(concurrency, 0.75),
+                        unit="req/s",
+                    )
+                    targets.ratio(
+                        f"{name} at {concurrency} vs bare httpx",
+                        rate,
+                        bare,
+                        at_least=1.0,
+                        unit="req/s",
+                    )
+                single = asyncio.run(bare_httpx(base_url, concurrency, total, pool=1))
                 targets.ratio(
-                    f"LocalProvider at {concurrency} vs bare httpx",
-                    got,
-                    bare,
-                    at_least=1.0,
+                    f"(bare httpx, 1 conn/client, at {concurrency} vs ideal)",
+                    single,
+                    ideal,
                     unit="req/s",
                 )
     finally:
