@@ -104,9 +104,10 @@ class HttpBackend:
 
     def _new_client(self) -> httpx.AsyncClient:
         # One connection per request in flight, each in a pool of its own: httpx's pool does
-        # work per request that grows with its connection count (it scans every connection,
-        # polling each idle socket), so one pool of N (or N/8 pools of 8) costs several times
-        # the CPU per request of N pools of one. Callers bound how many run at once.
+        # work per request that grows with its connection count (it checks every idle
+        # connection, polling its socket, each time a request starts or ends), so one pool of
+        # N costs several times the CPU per request; pools of one make that check a single
+        # one. Callers bound how many requests run at once, and so how many clients exist.
         if self._closed:
             raise RuntimeError("this backend is closed: its HTTP clients cannot send any more")
         client = httpx.AsyncClient(timeout=self._client_timeout, limits=_ONE, verify=self._tls)
