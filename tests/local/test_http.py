@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kyro.provider import ResultLine, RetryPolicy, Usage
+from kyro.provider import JudgeRequest, Message, ResultLine, RetryPolicy, Usage
 from kyro_local import LocalProvider
 
 
@@ -138,3 +138,21 @@ async def test_api_key_is_sent_but_never_shown_or_stored(
     for file in (tmp_path / "s").rglob("*"):
         if file.is_file():
             assert secret.encode() not in file.read_bytes(), file
+
+
+async def test_a_closed_provider_sends_nothing_more(server: Any, tmp_path: Path) -> None:
+    """Once closed, a live request opens no new connection: it is a failed ``local_error``
+    line saying the backend is closed, and the server sees only the request made before."""
+    provider = LocalProvider(server.base_url, state_dir=tmp_path / "s")
+    request = JudgeRequest(
+        custom_id="t0-j0-r0", model="m", messages=(Message(role="user", content="a"),)
+    )
+    before = await provider.complete(request)
+    await provider.aclose()
+    after = await provider.complete(request)
+    assert (before.ok, before.content) == (True, "reply:a")
+    assert after.ok is False
+    assert after.error is not None
+    assert after.error.code == "local_error"
+    assert "closed" in after.error.message
+    assert sum(server.state.calls.values()) == 1
