@@ -1,7 +1,7 @@
 """LocalProvider benchmark: throughput against a slow loopback endpoint, and memory vs size.
 
-Run: ``python3 benchmarks/bench_local.py [--quick]`` (about a minute; ``--quick``: 10 rounds,
-RSS at 5,000 and 50,000).
+Run: ``python3 benchmarks/bench_local.py [--quick]`` (about two minutes on a quiet 2-core
+machine; ``--quick``: 10 rounds, RSS at 5,000 and 50,000).
 
 1. Throughput. A bare asyncio HTTP/1.1 keep-alive endpoint in its own process (so it never
    shares the GIL with the client, and leaves the machine's CPU to it) answers every chat
