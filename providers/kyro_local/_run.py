@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -36,6 +36,7 @@ _input_decoder = msgspec.json.Decoder(RequestLine[msgspec.Raw])
 _output_encoder = msgspec.json.Encoder()
 
 _Done = tuple[bool, bytes]  # (ok, the encoded output line)
+_Item = TypeVar("_Item")
 
 
 class Backend(Protocol):
@@ -44,6 +45,30 @@ class Backend(Protocol):
     endpoint: str
 
     async def __call__(self, body: msgspec.Raw) -> Outcome: ...
+
+
+async def _put(send: MemoryObjectSendStream[_Item], item: _Item) -> None:
+    """Send ``item``, handing it over at once while the stream has room (a send that must
+    wait for room waits as usual): every request would otherwise pay a trip round the event
+    loop per hand-over."""
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)
+
+
+async def _get(receive: MemoryObjectReceiveStream[_Item]) -> _Item | None:
+    """The next item (None once the stream has ended), taken at once when one is waiting."""
+    try:
+        return receive.receive_nowait()
+    except anyio.WouldBlock:
+        pass
+    except anyio.EndOfStream:
+        return None
+    try:
+        return await receive.receive()
+    except anyio.EndOfStream:
+        return None
 
 
 def _append(fh: IO[bytes], data: bytes) -> None:
@@ -161,7 +186,7 @@ class BatchRun:
                     for line in chunk:
                         number += 1
                         if line.strip():
-                            await send.send((number, line))
+                            await _put(send, (number, line))
             finally:
                 fh.close()
 
@@ -171,8 +196,8 @@ class BatchRun:
         send: MemoryObjectSendStream[_Done],
     ) -> None:
         with receive, send:
-            async for number, raw in receive:
-                await send.send(await self._execute(number, raw))
+            while (line := await _get(receive)) is not None:
+                await _put(send, await self._execute(*line))
 
     async def _execute(self, number: int, raw: bytes) -> _Done:
         line_id = f"{self.record.batch_id}_req_{number}"
