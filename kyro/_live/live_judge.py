@@ -221,8 +221,8 @@ class KyroJudge:
             async with send:
                 try:
                     async for item in aiter_transcripts(transcripts):
-                        await ahead.acquire()
-                        await running.acquire()
+                        await _acquire(ahead)
+                        await _acquire(running)
                         group.start_soon(one, item, send.clone(), group)
                 except Exception as exc:  # a bad transcript input: raised below as itself
                     failed.append(exc)
@@ -300,6 +300,14 @@ class KyroJudge:
                     RunVerdict(run=run, status="ERRORED", error=line.error, usage=line.usage)
                 )
         return vote_sorted(name, tuple(runs), self.vote)
+
+
+async def _acquire(semaphore: anyio.Semaphore) -> None:
+    """Take ``semaphore``: at once when it is free (no trip round the event loop), else wait."""
+    try:
+        semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        await semaphore.acquire()
 
 
 async def _together(calls: list[Callable[[], Awaitable[None]]]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from kyro.provider import JudgeRequest, Message, ResultLine, RetryPolicy, Usage
 from kyro_local import LocalProvider
 
@@ -156,3 +158,31 @@ async def test_a_closed_provider_sends_nothing_more(server: Any, tmp_path: Path)
     assert after.error.code == "local_error"
     assert "closed" in after.error.message
     assert sum(server.state.calls.values()) == 1
+
+
+async def test_live_requests_from_many_callers_share_the_concurrency_limit(
+    server: Any, tmp_path: Path
+) -> None:
+    """Twelve live requests asked at once with concurrency 3: the server never sees more than
+    three in flight, sees three at once, and every caller gets a reply under its own id."""
+    provider = LocalProvider(server.base_url, concurrency=3, state_dir=tmp_path / "s")
+    replies: dict[str, str | None] = {}
+
+    async def ask(i: int) -> None:
+        request = JudgeRequest(
+            custom_id=f"t{i}-j0-r0",
+            model="m",
+            messages=(Message(role="user", content="sleep:0.05"),),
+        )
+        line = await provider.complete(request)
+        replies[line.custom_id] = line.content
+
+    try:
+        async with anyio.create_task_group() as group:
+            for i in range(12):
+                group.start_soon(ask, i)
+    finally:
+        await provider.aclose()
+    assert server.state.max_in_flight == 3
+    assert replies == {f"t{i}-j0-r0": "reply:sleep:0.05" for i in range(12)}
+    assert server.state.calls["sleep:0.05"] == 12
