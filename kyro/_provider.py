@@ -6,16 +6,18 @@ A third party satisfies :class:`BatchProvider` structurally: no base class to im
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from kyro._types import BatchLimits, BatchStatus, JudgeRequest, ResultLine
+import msgspec
+
+from kyro._types import BatchLimits, BatchStatus, JudgeRequest, Message, ResultLine
 
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["BatchProvider", "CommandLineHooks", "LiveProvider"]
+__all__ = ["BatchProvider", "CommandLineHooks", "LiveProvider", "line_parts"]
 
 
 @runtime_checkable
@@ -46,6 +48,11 @@ class BatchProvider(Protocol):
     ``encode`` honours the request's verdict contract: ``response_schema`` as the
     provider's strict schema output where it has one (JSON output otherwise), and a
     ``response_format`` in ``params`` as the judge's own choice, which wins.
+    ``encode_parts(request)`` returns the line ``encode`` writes for ``request`` cut where
+    its custom_id and message contents go (see :func:`line_parts`), or None: the builder then
+    writes the other requests of that judge from those parts, escaping only what changes.
+    A provider offers it only when its lines are plain JSON in which those strings appear
+    once each, escaped as :func:`msgspec.json.encode` escapes them.
 
     Example::
 
@@ -185,3 +192,54 @@ class CommandLineHooks(Protocol):
     def from_cli_args(cls, args: argparse.Namespace, *, state_dir: Path) -> BatchProvider:
         """Build the provider from the parsed options."""
         ...
+
+
+_SLOT = "\x00kyro-slot-{}\x00"
+_json = msgspec.json.Encoder()
+
+
+def line_parts(
+    encode: Callable[[JudgeRequest, bytearray], None], request: JudgeRequest
+) -> tuple[bytes, ...] | None:
+    """``encode``'s line for ``request`` cut at its custom_id and message contents, or None.
+
+    The parts ``p`` are such that a request differing from ``request`` only in its
+    custom_id and the contents of its messages encodes to ``p[0] + S(custom_id) + p[1] +
+    S(messages[0].content) + … + p[-1]``, where ``S`` is a JSON string as
+    :func:`msgspec.json.encode` writes it (quotes included). That holds for an encoder that
+    writes its lines with msgspec and each of those strings once, the rest of the line not
+    depending on them; it is found by encoding ``request`` with a marker in each of those
+    strings. None when a marker is missing, repeated or out of order, or ``encode`` raises
+    (the request's own encode then reports the problem).
+
+    Example::
+
+        parts = line_parts(provider.encode, request)
+        line = b"".join((parts[0], msgspec.json.encode("t7-j0-r0"), parts[1], ...))
+    """
+    markers = [_SLOT.format(k) for k in range(len(request.messages) + 1)]
+    probe = msgspec.structs.replace(
+        request,
+        custom_id=markers[0],
+        messages=tuple(
+            Message(role=message.role, content=marker)
+            for message, marker in zip(request.messages, markers[1:], strict=True)
+        ),
+    )
+    buffer = bytearray()
+    try:
+        encode(probe, buffer)
+    except Exception:  # the real request's encode reports it, naming the request
+        return None
+    line = bytes(buffer)
+    parts: list[bytes] = []
+    start = 0
+    for marker in markers:
+        slot = _json.encode(marker)
+        at = line.find(slot, start)
+        if at < 0 or line.count(slot) != 1:
+            return None
+        parts.append(line[start:at])
+        start = at + len(slot)
+    parts.append(line[start:])
+    return tuple(parts)

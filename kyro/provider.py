@@ -26,7 +26,7 @@ from kyro._public import lazy_face as _lazy_face
 
 if _typing.TYPE_CHECKING:
     from kyro._exceptions import AuthenticationError, BatchValidationError, KyroError, ProviderError
-    from kyro._provider import BatchProvider, CommandLineHooks, LiveProvider
+    from kyro._provider import BatchProvider, CommandLineHooks, LiveProvider, line_parts
     from kyro._retry import RetryPolicy, header_problem, retry_after_seconds, send_with_retries
     from kyro._types import (
         BatchError,
@@ -66,6 +66,7 @@ __all__ = [
     "Usage",
     "header_problem",
     "is_terminal",
+    "line_parts",
     "parse_timestamp",
     "retry_after_seconds",
     "send_with_retries",
@@ -96,6 +97,7 @@ _HOMES = {
     "Usage": "kyro._types",
     "header_problem": "kyro._retry",
     "is_terminal": "kyro._types",
+    "line_parts": "kyro._provider",
     "parse_timestamp": "kyro._types",
     "retry_after_seconds": "kyro._retry",
     "send_with_retries": "kyro._retry",

@@ -67,6 +67,7 @@ FACES: dict[str, list[str]] = {
         "Usage",
         "header_problem",
         "is_terminal",
+        "line_parts",
         "parse_timestamp",
         "retry_after_seconds",
         "send_with_retries",

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from kyro._build.line_forms import EncodePartsFn, LineForm, compile_form
 from kyro._build.shards import BuildSummary, EncodeFn, ShardBuilder
 from kyro._config.judges import JudgesConfig
 from kyro._exceptions import BatchValidationError
@@ -44,6 +45,15 @@ class RequestFilter(Protocol):
         """Resolve everything queued; return the rest of the requests to send."""
         ...
 
+    @property
+    def sends_all(self) -> bool:
+        """True when every request taken is sent as it is (no cache to answer any)."""
+        ...
+
+    def count_sent(self, request: JudgeRequest, count: int) -> None:
+        """Count ``count`` requests like ``request`` as sent, in place of taking them."""
+        ...
+
 
 def build_shards(
     config: JudgesConfig,
@@ -60,6 +70,7 @@ def build_shards(
     on_transcript: Callable[[Transcript], object] | None = None,
     samples: bool = False,
     gate: RequestFilter | None = None,
+    encode_parts: EncodePartsFn | None = None,
 ) -> BuildSummary:
     """Plan every request, check it, and encode it into shards (and an index) under ``directory``.
 
@@ -67,8 +78,10 @@ def build_shards(
     summary's shards and bytes are exact either way. ``samples`` sends each transcript ×
     judge's runs as one request (``n``); a ``gate`` (a :class:`RequestFilter`, such as the
     reply cache's gate) answers runs from the reply cache and estimates cost, so only the rest
-    is written. With
-    a directory (created if missing), it receives the shard files and
+    is written. ``encode_parts`` (the provider's, when it has one) lets a judge's lines be
+    written from one encoded line of it, escaping only what changes (byte for byte what
+    ``encode`` writes; see :mod:`kyro._build.line_forms`). With a directory (created if
+    missing), it receives the shard files and
     ``transcripts.index.jsonl``; it must not already hold files of those names.
 
     Example::
@@ -101,7 +114,9 @@ def build_shards(
         planner = Planner(config, runs, variables, stage, preflight, samples=samples)
         add = builder.add
         # One loop, no generator layers in between: this is the hot path.
-        if gate is None:
+        if encode_parts is not None and (gate is None or gate.sends_all):
+            _build_in_parts(planner, transcripts, seen, builder, encode, encode_parts, gate)
+        elif gate is None:
             for transcript in transcripts:
                 try:
                     seen(transcript)
@@ -134,6 +149,62 @@ def build_shards(
         raise
     by_judge = {judge.name: count * runs for judge in config.judges}
     return msgspec.structs.replace(summary, transcripts=count, requests_by_judge=by_judge)
+
+
+def _build_in_parts(
+    planner: Planner,
+    transcripts: Iterable[Transcript],
+    seen: Callable[[Transcript], None],
+    builder: ShardBuilder,
+    encode: EncodeFn,
+    encode_parts: EncodePartsFn,
+    gate: RequestFilter | None,
+) -> None:
+    """The plan loop writing each judge's lines from its :class:`LineForm` (see
+    :mod:`kyro._build.line_forms`); a judge without one is encoded request by request."""
+    forms: list[LineForm | None | bool] = [True] * len(planner.judges)  # True: not compiled yet
+    plans = tuple(enumerate(planner.judges))
+    render = planner.render
+    add, add_lines = builder.add, builder.add_lines
+    count_sent = gate.count_sent if gate is not None else None
+    take = gate.take if gate is not None else None
+    prefix = planner.prefix
+    for transcript in transcripts:
+        try:
+            seen(transcript)
+            head = f"{prefix}{transcript.index}"
+            encoded_head = head.encode()
+            cache: dict[str, str] = {}
+            for j, plan in plans:
+                messages = render(plan, transcript, cache)
+                if messages is None:
+                    continue
+                form = forms[j]
+                if form is True:
+                    first = plan.requests(head, messages)[0]
+                    form = forms[j] = compile_form(plan, first, encode, encode_parts)
+                rest = form.rest(messages) if isinstance(form, LineForm) else None
+                if rest is None:
+                    requests = plan.requests(head, messages)
+                    for request in take(requests) if take is not None else requests:
+                        add(request)
+                    continue
+                assert isinstance(form, LineForm)
+                tokens = (form.chars(messages) + 3) // 4
+                add_lines(plan.model, form.start + encoded_head, head, form.runs, rest, tokens)
+                if count_sent is not None:
+                    request = JudgeRequest(
+                        custom_id=head + plan.suffixes[0],
+                        model=plan.model,
+                        messages=messages,
+                        params=plan.params,
+                        json_output=plan.json_output,
+                        response_schema=plan.schema,
+                        samples=plan.samples,
+                    )
+                    count_sent(request, len(plan.suffixes))
+        except (UnicodeEncodeError, RecursionError) as exc:
+            raise _unencodable(transcript, exc) from exc
 
 
 def _unencodable(transcript: Transcript, exc: Exception) -> BatchValidationError:

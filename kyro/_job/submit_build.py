@@ -90,6 +90,7 @@ async def build_job_shards(
                     variables=variables,
                     samples=samples,
                     gate=gate,
+                    encode_parts=getattr(provider, "encode_parts", None),
                 )
             )
     if summary.transcripts == 0:

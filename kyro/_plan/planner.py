@@ -23,7 +23,14 @@ from kyro._plan.preflight import Preflight, PreflightProblem, report
 from kyro._transcripts import Transcript
 from kyro._types import JudgeRequest, Message
 
-__all__ = ["STAND_IN", "aplan_requests", "plan_requests", "validate_variables"]
+__all__ = [
+    "STAND_IN",
+    "JudgePlan",
+    "Planner",
+    "aplan_requests",
+    "plan_requests",
+    "validate_variables",
+]
 
 
 STAND_IN = {"status": "SUCCESS", "score": "0.5", "root_cause": "(stand-in: upstream root cause)"}
@@ -123,8 +130,8 @@ def aplan_requests(
     return planner.aiterate(transcripts, on_transcript)
 
 
-class _JudgePlan:
-    """What stays the same for every request of one judge."""
+class JudgePlan:
+    """What stays the same for every request of one judge (the planner's ``judges``)."""
 
     __slots__ = (
         "head",
@@ -169,6 +176,21 @@ class _JudgePlan:
             else None
         )
 
+    def requests(self, head: str, messages: tuple[Message, ...]) -> list[JudgeRequest]:
+        """The requests of one transcript (custom_ids ``head`` + suffix) for these messages."""
+        return [
+            JudgeRequest(
+                custom_id=head + suffix,
+                model=self.model,
+                messages=messages,
+                params=self.params,
+                json_output=self.json_output,
+                response_schema=self.schema,
+                samples=self.samples,
+            )
+            for suffix in self.suffixes
+        ]
+
 
 class Planner:
     """The planning loop behind :func:`plan_requests` (``requests_for`` one transcript)."""
@@ -192,7 +214,7 @@ class Planner:
         if any(judge.model is None for judge in config.judges):
             config = resolve_models(config)  # KYRO_MODEL, or a clear error
         self.judges = tuple(
-            _JudgePlan(judge, index, runs, checked, samples)
+            JudgePlan(judge, index, runs, checked, samples)
             for index, judge in enumerate(config.judges)
         )
         self.prefix = f"s{stage}-t" if stage else "t"
@@ -246,36 +268,38 @@ class Planner:
         out: list[JudgeRequest] = []
         plans = self.judges if judges is None else [self.judges[j] for j in judges]
         for plan in plans:
-            messages: tuple[Message, ...]
-            try:
-                if plan.static_system is not None:
-                    content = plan.judge.user.render(transcript, plan.variables, cache, steps)
-                    messages = (
-                        *plan.head,
-                        plan.static_system,
-                        Message(role="user", content=content),
-                    )
-                else:
-                    messages = plan.judge.messages(transcript, plan.variables, cache, steps)
-            except BatchValidationError as exc:
-                self._problem("unresolved_field", exc.message, transcript, plan, head)
-                continue
-            for suffix in plan.suffixes:
-                out.append(
-                    JudgeRequest(
-                        custom_id=head + suffix,
-                        model=plan.model,
-                        messages=messages,
-                        params=plan.params,
-                        json_output=plan.json_output,
-                        response_schema=plan.schema,
-                        samples=plan.samples,
-                    )
-                )
+            messages = self.render(plan, transcript, cache, steps)
+            if messages is not None:
+                out.extend(plan.requests(head, messages))
         return out
 
+    def render(
+        self,
+        plan: JudgePlan,
+        transcript: Transcript,
+        cache: dict[str, str],
+        steps: StepValues | None = None,
+    ) -> tuple[Message, ...] | None:
+        """``plan``'s messages for one transcript; None when a field cannot be rendered (the
+        problem is recorded, or raised without a pre-flight collector).
+
+        ``cache`` is shared by every judge rendering the same transcript (its ``""`` entry,
+        once set, is the transcript's compact JSON); ``steps`` as in :meth:`requests_for`.
+        """
+        if steps is None:
+            steps = self.stand_in
+        try:
+            if plan.static_system is not None:
+                content = plan.judge.user.render(transcript, plan.variables, cache, steps)
+                return (*plan.head, plan.static_system, Message(role="user", content=content))
+            return plan.judge.messages(transcript, plan.variables, cache, steps)
+        except BatchValidationError as exc:
+            head = f"{self.prefix}{transcript.index}"
+            self._problem("unresolved_field", exc.message, transcript, plan, head)
+            return None
+
     def _problem(
-        self, kind: Any, message: str, transcript: Transcript, plan: _JudgePlan, head: str
+        self, kind: Any, message: str, transcript: Transcript, plan: JudgePlan, head: str
     ) -> None:
         report(
             self.preflight,

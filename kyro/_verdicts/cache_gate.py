@@ -105,6 +105,19 @@ class RequestGate:
             return self.flush()
         return []
 
+    @property
+    def sends_all(self) -> bool:
+        """True without a cache: every request taken is sent as it is (only cost is counted)."""
+        return self.cache is None
+
+    def count_sent(self, request: JudgeRequest, count: int) -> None:
+        """Count ``count`` requests like ``request`` (the runs of one transcript × judge) as
+        sent, as :meth:`take` would without a cache, without taking them."""
+        self.sent_runs += request.samples * count
+        if self.estimator is not None:
+            judge = self._judge_of(request.custom_id)
+            self.estimator.add(judge, request, samples=request.samples, count=count)
+
     def flush(self) -> list[JudgeRequest]:
         """Resolve every queued request against the cache; the requests to send."""
         if not self._pending or self.cache is None:

@@ -124,6 +124,15 @@ class ProgressProvider:
         if self._encoded % _EVERY == 0:
             self.activity.show(f"planning: {self._encoded:,} requests written")
 
+    def encode_parts(self, request: JudgeRequest) -> tuple[bytes, ...] | None:
+        """The wrapped provider's line parts, when it has them and no line counts requests
+        (lines written from parts never pass through :meth:`encode`)."""
+        parts = getattr(self.inner, "encode_parts", None)
+        if parts is None or self.activity.enabled:
+            return None
+        result: tuple[bytes, ...] | None = parts(request)
+        return result
+
     async def submit(self, path: Path, *, metadata: Mapping[str, str]) -> str:
         """Submit through the wrapped provider; a provider that runs the requests itself
         (``runs_on_submit``) reports them as they end."""

@@ -220,6 +220,7 @@ def _plan(args: argparse.Namespace, provider: BatchProvider, variables: dict[str
                 # Runs travel as n samples where the provider takes them for every model.
                 samples=wants_samples(provider, config, args.runs, args.samples),
                 gate=gate,
+                encode_parts=getattr(provider, "encode_parts", None),
             )
     finally:
         if cache is not None:

@@ -39,6 +39,7 @@ from kyro.provider import (
     ResultLine,
     RetryPolicy,
     header_problem,
+    line_parts,
     parse_timestamp,
 )
 from kyro_openai._api import BatchList, WireBatch
@@ -208,6 +209,16 @@ class OpenAIBatchProvider:
         encode_request(
             request, buffer, url=self.endpoint, structured_outputs=self.structured_outputs
         )
+
+    def encode_parts(self, request: JudgeRequest) -> tuple[bytes, ...] | None:
+        """:meth:`encode`'s line for ``request`` cut at its custom_id and message contents
+        (:func:`kyro.provider.line_parts`), so a plan writes a judge's lines from one of them.
+
+        Example::
+
+            parts = provider.encode_parts(request)   # (b'{"custom_id":', b',"method":…', …)
+        """
+        return line_parts(self.encode, request)
 
     cache_scope = "openai-chat"
     """Whose answers these are, for kyro's reply cache: any chat-completions service."""
