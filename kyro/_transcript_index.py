@@ -115,15 +115,12 @@ class TranscriptIndexWriter(JsonlWriter):
         "or delete the old files first"
     )
 
-    def write(self, transcript: Transcript) -> None:
-        """Append the entry for ``transcript``."""
-        self.append(
-            IndexEntry(
-                index=transcript.index,
-                source=transcript.source,
-                preview=_preview(transcript.value),
-            )
-        )
+    def write(self, transcript: Transcript, text: str | None = None) -> None:
+        """Append the entry for ``transcript``; ``text``, when given, is its structured
+        value's compact JSON (what ``{{input}}`` renders it to), made once by the caller."""
+        value = transcript.value
+        preview = transcript_preview(text, PREVIEW_CHARS) if text is not None else _preview(value)
+        self.append(IndexEntry(index=transcript.index, source=transcript.source, preview=preview))
 
 
 def iter_index(path: str | os.PathLike[str]) -> Iterator[IndexEntry]:

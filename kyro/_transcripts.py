@@ -259,20 +259,20 @@ def _jsonl(path: Path, shown: str) -> _Pairs:
     limit = max_bytes(_LABEL)
     with open_regular(path, _LABEL, shown) as handle:
         number = 0
-        while line := _line(handle, shown, number + 1):
+        while line := _line(handle, shown, number + 1, limit):
             number += 1
             if len(line) > limit and not line.endswith(b"\n"):
                 raise too_large(_LABEL, shown, limit, number)
             if number == 1:
                 line = line.removeprefix(b"\xef\xbb\xbf")
-            if line.strip():
+            if line and not line.isspace():  # (not blank; strip() would copy the line)
                 yield f"{shown}:{number}", _json_value(line, shown, number)
 
 
-def _line(handle: BinaryIO, shown: str, number: int) -> bytes:
-    """The next line of a dataset, read no further than the transcript limit (plus one byte)."""
+def _line(handle: BinaryIO, shown: str, number: int, limit: int) -> bytes:
+    """The next line of a dataset, read no further than ``limit`` (plus one byte)."""
     try:
-        return handle.readline(max_bytes(_LABEL) + 1)
+        return handle.readline(limit + 1)
     except OSError as exc:
         raise unreadable(_LABEL, exc, shown, line=number) from exc
 

@@ -15,16 +15,18 @@ from typing import Any, Protocol
 
 import msgspec
 
-from kyro._build.line_forms import EncodePartsFn, LineForm, compile_form
+from kyro._build.line_forms import EncodePartsFn, InputText, LineForm, compile_form
 from kyro._build.shards import BuildSummary, EncodeFn, ShardBuilder
 from kyro._config.judges import JudgesConfig
+from kyro._config.templates import input_text
+from kyro._cost.prices import estimate_tokens
 from kyro._exceptions import BatchValidationError
 from kyro._transcript_index import INDEX_FILENAME, TranscriptIndexWriter
 from kyro._limits import printable
 from kyro._plan.planner import Planner
 from kyro._plan.preflight import Preflight
 from kyro._transcripts import Transcript
-from kyro._types import BatchLimits, JudgeRequest
+from kyro._types import BatchLimits, JudgeRequest, Message
 
 __all__ = ["RequestFilter", "build_shards"]
 
@@ -50,8 +52,9 @@ class RequestFilter(Protocol):
         """True when every request taken is sent as it is (no cache to answer any)."""
         ...
 
-    def count_sent(self, request: JudgeRequest, count: int) -> None:
-        """Count ``count`` requests like ``request`` as sent, in place of taking them."""
+    def count_sent(self, request: JudgeRequest, count: int, input_tokens: int) -> None:
+        """Count ``count`` requests of ``request``'s judge, model, params and samples as sent
+        (their input tokens summing to ``input_tokens``), in place of taking them."""
         ...
 
 
@@ -101,11 +104,11 @@ def build_shards(
         index = TranscriptIndexWriter(target / INDEX_FILENAME)
     count = 0
 
-    def seen(transcript: Transcript) -> None:
+    def seen(transcript: Transcript, text: str | None = None) -> None:
         nonlocal count
         count += 1
         if index is not None:
-            index.write(transcript)
+            index.write(transcript, text)
         if on_transcript is not None:
             on_transcript(transcript)
 
@@ -115,7 +118,16 @@ def build_shards(
         add = builder.add
         # One loop, no generator layers in between: this is the hot path.
         if encode_parts is not None and (gate is None or gate.sends_all):
-            _build_in_parts(planner, transcripts, seen, builder, encode, encode_parts, gate)
+            _build_in_parts(
+                planner,
+                transcripts,
+                seen,
+                builder,
+                encode,
+                encode_parts,
+                gate,
+                index_text=index is not None,
+            )
         elif gate is None:
             for transcript in transcripts:
                 try:
@@ -154,57 +166,85 @@ def build_shards(
 def _build_in_parts(
     planner: Planner,
     transcripts: Iterable[Transcript],
-    seen: Callable[[Transcript], None],
+    seen: Callable[[Transcript, str | None], None],
     builder: ShardBuilder,
     encode: EncodeFn,
     encode_parts: EncodePartsFn,
     gate: RequestFilter | None,
+    *,
+    index_text: bool,
 ) -> None:
     """The plan loop writing each judge's lines from its :class:`LineForm` (see
-    :mod:`kyro._build.line_forms`); a judge without one is encoded request by request."""
-    forms: list[LineForm | None | bool] = [True] * len(planner.judges)  # True: not compiled yet
-    plans = tuple(enumerate(planner.judges))
+    :mod:`kyro._build.line_forms`); a judge without one is encoded request by request.
+
+    ``index_text``: the transcript index wants each structured transcript's input text
+    (for its preview), so it is made once here for the index and every judge.
+    """
+    judges = planner.judges
+    forms: list[LineForm | None] = [None] * len(judges)
+    compiled = [False] * len(judges)
+    # Per judge: its first request (standing for all of them) and the requests and input
+    # tokens written from its form, counted into the gate's cost at the end, all at once.
+    firsts: list[JudgeRequest | None] = [None] * len(judges)
+    sent = [0] * len(judges)
+    tokens_sent = [0] * len(judges)
     render = planner.render
     add, add_lines = builder.add, builder.add_lines
-    count_sent = gate.count_sent if gate is not None else None
     take = gate.take if gate is not None else None
     prefix = planner.prefix
     for transcript in transcripts:
         try:
-            seen(transcript)
+            value = transcript.value
+            text = input_text(value) if index_text and not isinstance(value, str) else None
+            seen(transcript, text)
             head = f"{prefix}{transcript.index}"
             encoded_head = head.encode()
-            cache: dict[str, str] = {}
-            for j, plan in plans:
-                messages = render(plan, transcript, cache)
-                if messages is None:
-                    continue
-                form = forms[j]
-                if form is True:
+            cache: dict[str, str] = {} if text is None else {"": text}
+            shared: InputText | None = None
+            for j, plan in enumerate(judges):
+                messages: tuple[Message, ...] | None = None
+                if not compiled[j]:
+                    messages = render(plan, transcript, cache)
+                    if messages is None:
+                        continue
                     first = plan.requests(head, messages)[0]
-                    form = forms[j] = compile_form(plan, first, encode, encode_parts)
-                rest = form.rest(messages) if isinstance(form, LineForm) else None
-                if rest is None:
+                    forms[j] = compile_form(plan, first, value, encode, encode_parts)
+                    compiled[j] = True
+                    if forms[j] is not None and gate is not None:
+                        firsts[j] = first
+                        gate.count_sent(first, 0, 0)  # its cost line, in the order first seen
+                form = forms[j]
+                rest: bytes | None = None
+                if form is not None and form.pieces is not None:
+                    if form.pieces.inputs and shared is None:
+                        shared = InputText(text if text is not None else input_text(value))
+                    rest, chars, tokens = form.rest_of(shared)
+                else:
+                    if messages is None:
+                        messages = render(plan, transcript, cache)
+                        if messages is None:
+                            continue
+                    if form is not None:
+                        rest = form.rest(messages)
+                        chars = form.chars(messages)
+                        tokens = estimate_tokens(messages)
+                if form is None or rest is None:
+                    assert messages is not None
                     requests = plan.requests(head, messages)
                     for request in take(requests) if take is not None else requests:
                         add(request)
                     continue
-                assert isinstance(form, LineForm)
-                tokens = (form.chars(messages) + 3) // 4
-                add_lines(plan.model, form.start + encoded_head, head, form.runs, rest, tokens)
-                if count_sent is not None:
-                    request = JudgeRequest(
-                        custom_id=head + plan.suffixes[0],
-                        model=plan.model,
-                        messages=messages,
-                        params=plan.params,
-                        json_output=plan.json_output,
-                        response_schema=plan.schema,
-                        samples=plan.samples,
-                    )
-                    count_sent(request, len(plan.suffixes))
+                add_lines(
+                    plan.model, form.start + encoded_head, head, form.runs, rest, (chars + 3) // 4
+                )
+                sent[j] += len(form.runs)
+                tokens_sent[j] += tokens * len(form.runs)
         except (UnicodeEncodeError, RecursionError) as exc:
             raise _unencodable(transcript, exc) from exc
+    if gate is not None:
+        for standing, count, tokens in zip(firsts, sent, tokens_sent, strict=True):
+            if standing is not None:
+                gate.count_sent(standing, count, tokens)
 
 
 def _unencodable(transcript: Transcript, exc: Exception) -> BatchValidationError:

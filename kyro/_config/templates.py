@@ -29,7 +29,7 @@ import msgspec
 from kyro._exceptions import BatchValidationError
 from kyro._transcripts import Transcript
 
-__all__ = ["Template", "variable_text"]
+__all__ = ["Template", "input_text", "variable_text"]
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _FIELD = re.compile(
@@ -130,12 +130,12 @@ class Template:
                 elif cache is not None:
                     encoded = cache.get("")
                     if encoded is None:
-                        encoded = cache[""] = _to_text(value)
+                        encoded = cache[""] = input_text(value)
                     append(encoded)
                 else:
-                    append(_to_text(value))
+                    append(input_text(value))
             elif kind == _INPUT_PATH:
-                append(_to_text(self._walk(transcript, field, segments)))
+                append(input_text(self._walk(transcript, field, segments)))
             elif kind == _STEP:
                 values = steps.get(segments[0]) if steps is not None else None
                 if values is None:
@@ -157,6 +157,34 @@ class Template:
                         "or --var, or give the judge a default under `variables:`",
                     ) from None
         return "".join(out)
+
+    def pieces(self, variables: Mapping[str, str]) -> tuple[str | None, ...] | None:
+        """The template as literal text around each ``{{input}}`` (a None), ``variables``
+        filled in; None when it has other fields or names a variable that is not set.
+
+        :meth:`render` gives these pieces joined, :func:`input_text` in place of each None.
+
+        Example::
+
+            Template("Q ({{variables.p}}): {{input}}", judge="j").pieces({"p": "X"})
+            # ('Q (X): ', None, '')
+        """
+        out: list[str | None] = []
+        text: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                text.append(part)
+                continue
+            kind, _, segments = part
+            if kind == _INPUT:
+                out += ("".join(text), None)
+                text.clear()
+            elif kind == _VARIABLE and segments[0] in variables:
+                text.append(str(variables[segments[0]]))
+            else:
+                return None
+        out.append("".join(text))
+        return tuple(out)
 
     def _walk(self, transcript: Transcript, field: str, segments: tuple[str, ...]) -> Any:
         value: Any = transcript.value
@@ -184,7 +212,14 @@ class Template:
         )
 
 
-def _to_text(value: Any) -> str:
+def input_text(value: Any) -> str:
+    """What ``{{input}}`` renders a transcript's value to: text as is, anything else as
+    compact JSON.
+
+    Example::
+
+        input_text({"q": "Why?"}), input_text("hi")   # ('{"q":"Why?"}', 'hi')
+    """
     if isinstance(value, str):
         return value
     return _json_encoder.encode(value).decode()

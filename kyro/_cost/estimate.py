@@ -102,28 +102,46 @@ class CostEstimator:
 
     def add(self, judge: str, request: JudgeRequest, *, samples: int = 1, count: int = 1) -> None:
         """Count ``count`` requests like ``request`` to be sent, each carrying ``samples`` runs."""
-        last_judge, last_model, params, seen, line, cap = self._judge_line
-        if not (
-            judge == last_judge
-            and request.model == last_model
-            and request.params is params
-            and params == seen
-        ):
-            params = request.params
-            line = self._line(judge, request.model)
-            cap = max_tokens_of(params)
-            self._judge_line = (judge, request.model, params, dict(params), line, cap)
         last = self._last
         if last is not None and last[0] is request.messages:
             tokens = last[1]
         else:
             tokens = estimate_tokens(request.messages)
             self._last = (request.messages, tokens)
-        runs = samples * count
+        self.add_totals(
+            judge,
+            request.model,
+            request.params,
+            samples=samples,
+            requests=count,
+            input_tokens=tokens * count,
+        )
+
+    def add_totals(
+        self,
+        judge: str,
+        model: str,
+        params: dict[str, Any],
+        *,
+        samples: int,
+        requests: int,
+        input_tokens: int,
+    ) -> None:
+        """Count ``requests`` requests of one judge × model (and ``params``) to be sent, each
+        carrying ``samples`` runs, their estimated input tokens summing to ``input_tokens``:
+        what :meth:`add` counts for each of them, added up at once."""
+        last_judge, last_model, last_params, seen, line, cap = self._judge_line
+        if not (
+            judge == last_judge and model == last_model and params is last_params and params == seen
+        ):
+            line = self._line(judge, model)
+            cap = max_tokens_of(params)
+            self._judge_line = (judge, model, params, dict(params), line, cap)
+        runs = samples * requests
         line.runs += runs
-        line.requests += count
-        line.input_tokens += tokens * count
-        line.saved_input_tokens += tokens * (samples - 1) * count
+        line.requests += requests
+        line.input_tokens += input_tokens
+        line.saved_input_tokens += input_tokens * (samples - 1)
         if cap is None:
             line.uncapped_samples += runs
         else:

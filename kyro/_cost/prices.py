@@ -54,6 +54,7 @@ __all__ = [
     "cost_usd",
     "estimate_tokens",
     "load_prices",
+    "message_tokens",
     "usage_cost",
 ]
 
@@ -294,6 +295,17 @@ def estimate_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
         size = len(content) if content.isascii() else len(content.encode("utf-8"))
         total += MESSAGE_OVERHEAD_TOKENS + math.ceil(size / BYTES_PER_TOKEN)
     return total
+
+
+def message_tokens(size: int) -> int:
+    """Estimated tokens of one message whose content is ``size`` UTF-8 bytes: what
+    :func:`estimate_tokens` counts for it (a request adds :data:`REPLY_PRIMING_TOKENS`).
+
+    Example::
+
+        message_tokens(400)   # 3 + 100 = 103
+    """
+    return MESSAGE_OVERHEAD_TOKENS + -(-size // BYTES_PER_TOKEN)
 
 
 def cost_usd(

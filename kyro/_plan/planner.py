@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from typing import Any
 
 from kyro._config.judges import Judge, JudgesConfig, resolve_models
-from kyro._config.templates import StepValues, variable_text
+from kyro._config.templates import StepValues, Template, variable_text
 from kyro._contract import VERDICT_RESPONSE_SCHEMA, verdict_message
 from kyro._exceptions import BatchValidationError
 from kyro._limits import check_runs, printable
@@ -134,6 +134,7 @@ class JudgePlan:
     """What stays the same for every request of one judge (the planner's ``judges``)."""
 
     __slots__ = (
+        "fixed",
         "head",
         "json_output",
         "judge",
@@ -143,6 +144,7 @@ class JudgePlan:
         "schema",
         "static_system",
         "suffixes",
+        "templates",
         "variables",
     )
 
@@ -175,6 +177,14 @@ class JudgePlan:
             if system is not None and not system.fields
             else None
         )
+        # Every request's messages: these constant ones first (the very same objects each
+        # time), then one rendered from each of ``templates``.
+        self.fixed: tuple[Message, ...] = self.head
+        self.templates: tuple[Template, ...] = (judge.user,)
+        if self.static_system is not None:
+            self.fixed = (*self.head, self.static_system)
+        elif system is not None:
+            self.templates = (system, judge.user)
 
     def requests(self, head: str, messages: tuple[Message, ...]) -> list[JudgeRequest]:
         """The requests of one transcript (custom_ids ``head`` + suffix) for these messages."""

@@ -110,13 +110,20 @@ class RequestGate:
         """True without a cache: every request taken is sent as it is (only cost is counted)."""
         return self.cache is None
 
-    def count_sent(self, request: JudgeRequest, count: int) -> None:
-        """Count ``count`` requests like ``request`` (the runs of one transcript × judge) as
-        sent, as :meth:`take` would without a cache, without taking them."""
+    def count_sent(self, request: JudgeRequest, count: int, input_tokens: int) -> None:
+        """Count ``count`` requests of ``request``'s judge, model, params and samples as
+        sent, their estimated input tokens summing to ``input_tokens`` — what :meth:`take`
+        counts for them without a cache, added up at once (the runs of many transcripts)."""
         self.sent_runs += request.samples * count
         if self.estimator is not None:
-            judge = self._judge_of(request.custom_id)
-            self.estimator.add(judge, request, samples=request.samples, count=count)
+            self.estimator.add_totals(
+                self._judge_of(request.custom_id),
+                request.model,
+                request.params,
+                samples=request.samples,
+                requests=count,
+                input_tokens=input_tokens,
+            )
 
     def flush(self) -> list[JudgeRequest]:
         """Resolve every queued request against the cache; the requests to send."""

@@ -149,7 +149,7 @@ class Http:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | Callable[[], httpx.AsyncClient],
         base_url: str,
         headers: Callable[[], dict[str, str]],
         retry: RetryPolicy,
@@ -158,7 +158,8 @@ class Http:
         azure: bool = False,
         owns_client: bool = False,
     ) -> None:
-        self.client = client
+        self._client = None if callable(client) else client
+        self._make_client = client if callable(client) else None
         self.owns_client = owns_client
         self.base_url = base_url
         self._headers = headers
@@ -166,6 +167,16 @@ class Http:
         self.sleep = sleep
         self._secret = secret
         self._azure = azure
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client. Given as a factory, it is made at the first use: making one
+        loads the TLS certificates, which a plan that never calls the network does not need.
+        """
+        if self._client is None:
+            assert self._make_client is not None
+            self._client = self._make_client()
+        return self._client
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path such as ``/batches`` (an absolute URL stays as is)."""
@@ -281,9 +292,10 @@ class Http:
         )
 
     async def aclose(self) -> None:
-        """Close the client if it was given to own (an injected one is left open)."""
-        if self.owns_client:
-            await self.client.aclose()
+        """Close the client if it was given to own (an injected one is left open, and one
+        never made is never made)."""
+        if self.owns_client and self._client is not None:
+            await self._client.aclose()
 
     async def call(
         self,

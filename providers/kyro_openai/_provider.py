@@ -137,14 +137,15 @@ class OpenAIBatchProvider:
         self.file_expires_after = check_expiry("file_expires_after", file_expires_after)
         self.output_expires_after = check_expiry("output_expires_after", output_expires_after)
         owns_client = client is None
-        if client is None:
-            client = httpx.AsyncClient(
+        self._http = Http(
+            # Made at the first call (a plan never makes one).
+            client=client
+            or functools.partial(
+                httpx.AsyncClient,
                 timeout=timeout,
                 follow_redirects=True,
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            )
-        self._http = Http(
-            client=client,
+            ),
             base_url=self.base_url,
             headers=self._headers,
             retry=retry,

@@ -443,9 +443,25 @@ async def test_owned_client_is_closed_and_injected_one_is_not() -> None:
         pass
     assert not client.is_closed
     own = OpenAIBatchProvider(api_key="k")
+    made = own._http.client
     await own.aclose()
-    assert own._http.client.is_closed
+    assert made.is_closed
     await client.aclose()
+
+
+async def test_own_client_is_made_at_first_use_only() -> None:
+    """A provider that never calls the network makes no HTTP client, so closing it awaits
+    nothing; one that does makes exactly one and keeps it."""
+    own = OpenAIBatchProvider(api_key="k")
+    assert own._http._client is None
+    closing = own.aclose()
+    with pytest.raises(StopIteration):
+        closing.send(None)
+    first = own._http.client
+    assert isinstance(first, httpx.AsyncClient)
+    assert own._http.client is first
+    await own.aclose()
+    assert first.is_closed
 
 
 def test_encode_delegates_to_the_line_encoder() -> None:
