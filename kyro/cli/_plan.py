@@ -10,8 +10,9 @@ model are used, never the network.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,54 @@ def _planning_provider(args: argparse.Namespace) -> Iterator[BatchProvider]:
     try:
         yield provider
     finally:
+        _close_unused(provider)
+
+
+def _close_unused(provider: BatchProvider) -> None:
+    """Close a provider that was only built, starting an event loop only if closing waits.
+
+    A provider that opened nothing (the OpenAI provider makes its HTTP client at the first
+    call) closes without awaiting anything: one step of its ``aclose`` finishes it, and the
+    event loop, whose start costs a plan more than planning a few thousand requests, is never
+    started. One that waits for something is finished on an event loop; one whose first step
+    failed (it needs a running loop from its first line) is closed again on one.
+    """
+    closing = provider.aclose()
+    try:
+        waiting = closing.send(None)
+    except StopIteration:
+        return
+    except Exception:
         anyio.run(provider.aclose)
+        return
+    anyio.run(_resume, closing, waiting)
+
+
+async def _resume(closing: Coroutine[Any, Any, None], waiting: object) -> None:
+    """Run ``closing`` on from where it waits for ``waiting``, on this event loop."""
+    await _Resumed(closing, waiting)
+
+
+class _Resumed:
+    """An awaitable handing a started coroutine's waits to the running event loop."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: object) -> None:
+        self.coroutine = coroutine
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        waiting = self.waiting
+        while True:
+            try:
+                answer = yield waiting
+            except BaseException as exc:  # a cancellation: the coroutine's to handle
+                step = functools.partial(self.coroutine.throw, exc)
+            else:
+                step = functools.partial(self.coroutine.send, answer)
+            try:
+                waiting = step()
+            except StopIteration:
+                return
 
 
 def _limits(base: BatchLimits, args: argparse.Namespace) -> BatchLimits:

@@ -14,9 +14,9 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from kyro_openai._http import Http as HttpClient
-    from kyro_openai._http import Secret
     from kyro_openai._provider import DEFAULT_MODEL, OPENAI_LIMITS, OpenAIBatchProvider
     from kyro_openai._results import iter_lines as iter_download_lines
+    from kyro_openai._secret import Secret
     from kyro_openai.wire import (
         classify_output_line,
         decode_output_line,
@@ -44,7 +44,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "HttpClient": ("kyro_openai._http", "Http"),
     "OPENAI_LIMITS": ("kyro_openai._provider", "OPENAI_LIMITS"),
     "OpenAIBatchProvider": ("kyro_openai._provider", "OpenAIBatchProvider"),
-    "Secret": ("kyro_openai._http", "Secret"),
+    "Secret": ("kyro_openai._secret", "Secret"),
     "classify_output_line": ("kyro_openai.wire", "classify_output_line"),
     "decode_output_line": ("kyro_openai.wire", "decode_output_line"),
     "encode_request": ("kyro_openai.wire", "encode_request"),

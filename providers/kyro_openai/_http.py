@@ -27,6 +27,7 @@ from kyro.provider import (
 )
 from kyro_openai._api import ErrorEnvelope
 from kyro_openai._results import iter_lines
+from kyro_openai._secret import Secret
 from kyro_openai.wire import should_retry
 
 __all__ = [
@@ -41,31 +42,6 @@ logger = logging.getLogger("kyro_openai")
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or f-string.
-
-    Example::
-
-        key = Secret("sk-...")
-        repr(key)        # '<secret>'
-        key.reveal()     # 'sk-...'
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one header that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 def _server_message(response: httpx.Response) -> tuple[str | None, str]:

@@ -23,10 +23,9 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 import msgspec
 
 from kyro import redact
@@ -37,29 +36,12 @@ from kyro.provider import (
     JudgeRequest,
     KyroError,
     ResultLine,
-    RetryPolicy,
-    header_problem,
     line_parts,
     parse_timestamp,
 )
 from kyro_openai._api import BatchList, WireBatch
-from kyro_openai._http import (
-    Http,
-    Secret,
-    Sleep,
-    bad_key_error,
-    decode_json,
-    missing_key_error,
-)
-from kyro_openai._results import missing_line
+from kyro_openai._secret import Secret, check_expiry
 from kyro_openai._status import batch_status
-from kyro_openai._submit import (
-    check_expiry,
-    check_metadata,
-    create_batch,
-    upload_fields,
-    upload_shard,
-)
 from kyro_openai.wire import (
     CHAT_COMPLETIONS_URL,
     InputId,
@@ -67,6 +49,12 @@ from kyro_openai.wire import (
     decode_output_line,
     encode_request,
 )
+
+if TYPE_CHECKING:  # httpx and the client plumbing are imported at the first call (see below)
+    import httpx
+
+    from kyro.provider import RetryPolicy
+    from kyro_openai._http import Http, Sleep
 
 __all__ = ["DEFAULT_MODEL", "OPENAI_LIMITS", "OpenAIBatchProvider"]
 
@@ -77,7 +65,8 @@ OPENAI_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 """OpenAI's documented limits per batch: 50,000 requests and 200 MB per input file."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+DEFAULT_TIMEOUT = (600.0, 5.0)
+"""Seconds a call may take, and seconds to connect (``timeout=None``)."""
 AZURE_LIMITS = BatchLimits(max_requests=100_000, max_bytes=200 * 1024 * 1024)
 
 
@@ -111,14 +100,14 @@ class OpenAIBatchProvider:
         organization: str | None = None,
         project: str | None = None,
         client: httpx.AsyncClient | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
         sleep: Sleep = anyio.sleep,
         limits: BatchLimits | None = None,
         azure: bool = False,
         file_expires_after: int | None = None,
         output_expires_after: int | None = None,
         endpoint: str = CHAT_COMPLETIONS_URL,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout | None = None,
         default_model: str = DEFAULT_MODEL,
         structured_outputs: bool | None = None,
     ) -> None:
@@ -136,24 +125,42 @@ class OpenAIBatchProvider:
         self.limits = limits or (AZURE_LIMITS if azure else OPENAI_LIMITS)
         self.file_expires_after = check_expiry("file_expires_after", file_expires_after)
         self.output_expires_after = check_expiry("output_expires_after", output_expires_after)
-        owns_client = client is None
-        self._http = Http(
-            # Made at the first call (a plan never makes one).
-            client=client
-            or functools.partial(
-                httpx.AsyncClient,
-                timeout=timeout,
-                follow_redirects=True,
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            ),
-            base_url=self.base_url,
-            headers=self._headers,
-            retry=retry,
-            sleep=sleep,
-            secret=self._secret,
-            azure=azure,
-            owns_client=owns_client,
-        )
+        # The HTTP side (httpx, its client, the retries) is built at the first call: a
+        # plan only encodes, and importing httpx would cost it more than its encoding does.
+        self._client = client
+        self._timeout = timeout
+        self._retry = retry
+        self._sleep = sleep
+        self._made_http: Http | None = None
+
+    @property
+    def _http(self) -> Http:
+        if self._made_http is None:
+            import httpx
+
+            from kyro.provider import RetryPolicy
+            from kyro_openai._http import Http
+
+            timeout = self._timeout
+            self._made_http = Http(
+                client=self._client
+                or functools.partial(
+                    httpx.AsyncClient,
+                    timeout=httpx.Timeout(DEFAULT_TIMEOUT[0], connect=DEFAULT_TIMEOUT[1])
+                    if timeout is None
+                    else timeout,
+                    follow_redirects=True,
+                    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                ),
+                base_url=self.base_url,
+                headers=self._headers,
+                retry=self._retry or RetryPolicy(),
+                sleep=self._sleep,
+                secret=self._secret,
+                azure=self.azure,
+                owns_client=self._client is None,
+            )
+        return self._made_http
 
     def __repr__(self) -> str:
         mode = ", azure=True" if self.azure else ""
@@ -171,6 +178,9 @@ class OpenAIBatchProvider:
 
             OpenAIBatchProvider(api_key="").check_credentials()   # KyroError: no API key ...
         """
+        from kyro.provider import header_problem
+        from kyro_openai._http import bad_key_error, missing_key_error
+
         if self._secret is None:
             raise missing_key_error(self.azure)
         problem = header_problem(self._secret.reveal())
@@ -240,12 +250,16 @@ class OpenAIBatchProvider:
 
             batch_id = await provider.submit(Path("shard-0.jsonl"), metadata={"kyro_job": "j1"})
         """
+        from kyro_openai._submit import check_metadata
+
         meta = check_metadata(metadata)
         self._headers()  # fail on a missing key before touching the network
         file_id = await self._upload(Path(path))
         return await self._create(file_id, meta)
 
     async def _upload(self, path: Path) -> str:
+        from kyro_openai._submit import upload_fields, upload_shard
+
         fields = upload_fields(self.file_expires_after, azure=self.azure)
         return await upload_shard(self._http, path, fields=fields)
 
@@ -264,6 +278,8 @@ class OpenAIBatchProvider:
                 "anchor": "created_at",
                 "seconds": self.output_expires_after,
             }
+        from kyro_openai._submit import create_batch
+
         return await create_batch(self._http, body, find_for_file=self._batch_for_file)
 
     async def _batch_for_file(self, file_id: str) -> str | None:
@@ -278,6 +294,8 @@ class OpenAIBatchProvider:
         cursor stops advancing (a server repeating ``last_id``), or, with ``created_after``, a
         whole page is older than that: so listing always ends, however long the history."""
         after: str | None = None
+        from kyro_openai._http import decode_json
+
         cursors: set[str] = set()
         while True:
             params: dict[str, str | int] = {"limit": 100}
@@ -299,6 +317,8 @@ class OpenAIBatchProvider:
                 return
 
     async def _retrieve(self, batch_id: str) -> WireBatch:
+        from kyro_openai._http import decode_json
+
         action = f"retrieving batch {batch_id}"
         response = await self._http.call(
             lambda: self._http.build("GET", f"/batches/{batch_id}"),
@@ -333,6 +353,8 @@ class OpenAIBatchProvider:
 
             status = await provider.cancel("batch_abc123")   # "cancelling"
         """
+        from kyro_openai._http import decode_json
+
         action = f"cancelling batch {batch_id}"
         return await self._http.cancel(
             f"/batches/{batch_id}/cancel",
@@ -382,6 +404,8 @@ class OpenAIBatchProvider:
                 f"batch {batch_id} is still {status.provider_status}: poll until it is "
                 "completed, failed, expired or cancelled before reading its results"
             )
+        from kyro_openai._results import missing_line
+
         seen: set[str] = set()
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
@@ -417,7 +441,8 @@ class OpenAIBatchProvider:
 
             await provider.aclose()
         """
-        await self._http.aclose()
+        if self._made_http is not None:  # nothing was ever opened otherwise
+            await self._made_http.aclose()
 
     async def __aenter__(self) -> OpenAIBatchProvider:
         return self

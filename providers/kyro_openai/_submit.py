@@ -20,11 +20,11 @@ import tenacity
 from kyro.provider import KyroError
 from kyro_openai._api import FileObject, WireBatch
 from kyro_openai._http import Http, decode_json, transport_error
+from kyro_openai._secret import check_expiry
 from kyro_openai._upload import MultipartFile
 
 __all__ = ["check_expiry", "check_metadata", "create_batch", "upload_fields", "upload_shard"]
 
-_MIN_EXPIRY, _MAX_EXPIRY = 3600, 2_592_000
 _SAFE_TO_RESEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -48,12 +48,6 @@ def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         if len(value) > 512:
             raise KyroError(f"batch metadata value of {key!r} is {len(value)} chars; max 512")
     return dict(metadata)
-
-
-def check_expiry(name: str, seconds: int | None) -> int | None:
-    if seconds is not None and not _MIN_EXPIRY <= seconds <= _MAX_EXPIRY:
-        raise KyroError(f"{name} must be between 3600 (1 h) and 2592000 (30 days) seconds")
-    return seconds
 
 
 def upload_fields(expires_after: int | None, *, azure: bool) -> dict[str, str]:
