@@ -143,3 +143,45 @@ def test_plan_of_a_pipeline_counts_every_step_as_an_upper_bound(
     assert f"{transcripts} transcripts × 4 judges × 1 runs = {transcripts * 4} requests" in out
     assert "pipeline of 3 stages: these counts assume every step runs" in out
     assert "a batch job sends stage 0 (grounded, tone) first" in out
+
+
+class _Closing:
+    """A provider's ``aclose`` alone, recording how often it ran and under which event loop."""
+
+    def __init__(self, waits: str) -> None:
+        self.waits = waits
+        self.runs: list[bool] = []  # per run: whether an event loop was running at its end
+        self.closed = False
+
+    async def aclose(self) -> None:
+        import asyncio
+
+        import anyio
+
+        if self.waits == "loop":  # needs a running loop from its first line
+            await anyio.sleep(0)
+        elif self.waits == "yield":  # gives way first (needs no loop for that), then needs one
+            await asyncio.sleep(0)
+            await anyio.sleep(0.001)
+        try:
+            asyncio.get_running_loop()
+            self.runs.append(True)
+        except RuntimeError:
+            self.runs.append(False)
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("waits", "runs"), [("nothing", [False]), ("loop", [True]), ("yield", [True])]
+)
+def test_a_plan_closes_its_provider_on_an_event_loop_only_when_closing_waits(
+    waits: str, runs: list[bool]
+) -> None:
+    """A provider whose close awaits nothing is closed without an event loop; one that waits
+    is closed on one — resumed where it gave way, or run again when it could not start."""
+    from kyro.cli._plan import _close_unused
+
+    provider = _Closing(waits)
+    _close_unused(provider)  # type: ignore[arg-type]
+    assert provider.closed
+    assert provider.runs == runs
