@@ -156,10 +156,10 @@ class _Closing:
     async def aclose(self) -> None:
         import asyncio
 
-        import anyio
+        import anyio.lowlevel
 
         if self.waits == "loop":  # needs a running loop from its first line
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         elif self.waits == "yield":  # gives way first (needs no loop for that), then needs one
             await asyncio.sleep(0)
             await anyio.sleep(0.001)

@@ -154,7 +154,7 @@ def _build_both(
         gate = RequestGate([judge.name for judge in config.judges], estimator=estimator)
         calls: list[str] = []
 
-        def encode(request: JudgeRequest, buffer: bytearray) -> None:
+        def encode(request: JudgeRequest, buffer: bytearray, calls: list[str] = calls) -> None:
             calls.append(request.custom_id)
             provider.encode(request, buffer)
 
@@ -215,13 +215,15 @@ def test_lines_from_parts_are_the_lines_encode_writes(
     assert [line.runs for line in fast_cost] == [len(values) * 3] * 5
     assert fast_runs == slow_runs == len(values) * 5 * 3
     written = b"".join((parts / name).read_bytes() for name in shards)
-    assert "😀".encode() in written and b"\\u0000" in written and "«".encode() in written
+    assert "😀".encode() in written
+    assert b"\\u0000" in written
+    assert "«".encode() in written
 
 
 def test_lines_too_large_are_the_same_problems_either_way(tmp_path: Path) -> None:
     """A line over the byte limit is the same pre-flight problem, with the same custom_id and
     size, whether it was written from a line form or encoded, and no shard is left."""
-    values = ["short", "z" * 12_000, {"conversation": "w" * 9_000}]
+    values: list[Any] = ["short", "z" * 12_000, {"conversation": "w" * 9_000}]
     transcripts = [Transcript(index=i, source=f"inline:{i}", value=v) for i, v in enumerate(values)]
     messages = []
     for name in ("parts", "encoded"):
@@ -236,7 +238,8 @@ def test_lines_too_large_are_the_same_problems_either_way(tmp_path: Path) -> Non
         assert not list((tmp_path / name).rglob("shard-*"))
     assert messages[0] == messages[1]
     assert "[line_too_large] custom_id t1-j0-r0: its line is" in messages[0]
-    assert "t2-j0-r2" in messages[0] and "t0-" not in messages[0]
+    assert "t2-j0-r2" in messages[0]
+    assert "t0-" not in messages[0]
 
 
 def test_lines_from_parts_of_rendered_prompts_are_the_lines_encode_writes(tmp_path: Path) -> None:
@@ -306,7 +309,8 @@ def test_line_parts_cut_the_line_at_the_custom_id_and_each_content() -> None:
         params={"temperature": 0},
     )
     parts = line_parts(encode_request, request)
-    assert parts is not None and len(parts) == 4
+    assert parts is not None
+    assert len(parts) == 4
     assert parts[0] == b'{"custom_id":'
     other = msgspec.structs.replace(
         request,
