@@ -54,11 +54,19 @@ class _EntryPointLike(Protocol):
     def dist(self) -> Any: ...
 
 
+_installed: list[_EntryPointLike] | None = None
+
+
 def _installed_entry_points() -> Iterable[_EntryPointLike]:
     # Imported on first use: importlib.metadata costs a command that never looks a provider up.
-    import importlib.metadata
+    # Read once per process: finding them reads every installed distribution's metadata, and
+    # one command asks several times (its options, the provider's hooks, building it).
+    global _installed
+    if _installed is None:
+        import importlib.metadata
 
-    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        _installed = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return _installed
 
 
 def _source(entry_point: _EntryPointLike) -> str:
