@@ -80,18 +80,21 @@ class _Registry:
 
     def __init__(self, entry_points: Iterable[_EntryPointLike] | None = None) -> None:
         found = _installed_entry_points() if entry_points is None else entry_points
-        # name -> target -> the distributions claiming it (first claim first)
-        self._claims: dict[str, dict[str, list[str]]] = {}
+        # name -> target -> what claims it (first claim first): the built-in table or entry
+        # points, whose distributions are named only in an error (reading a distribution's
+        # name parses its metadata, which a command that finds no clash never needs).
+        self._claims: dict[str, dict[str, list[str | _EntryPointLike]]] = {}
         for name, target in _BUILTINS.items():
-            self._claim(name, target, _BUILTIN_SOURCE)
+            self._claims.setdefault(name, {}).setdefault(target, []).append(_BUILTIN_SOURCE)
         for entry_point in found:
             target = entry_point.value.split("[")[0].replace(" ", "")
-            self._claim(entry_point.name, target, _source(entry_point))
+            self._claims.setdefault(entry_point.name, {}).setdefault(target, []).append(entry_point)
 
-    def _claim(self, name: str, target: str, source: str) -> None:
-        sources = self._claims.setdefault(name, {}).setdefault(target, [])
-        if source not in sources:
-            sources.append(source)
+    @staticmethod
+    def _sources(claims: list[str | _EntryPointLike]) -> list[str]:
+        """The distinct names of what made ``claims``, first claim first."""
+        names = (claim if isinstance(claim, str) else _source(claim) for claim in claims)
+        return list(dict.fromkeys(names))
 
     def target(self, name: str) -> str:
         """The ``module:attr`` registered for ``name``; :class:`ProviderNotFoundError` when
@@ -108,7 +111,8 @@ class _Registry:
             )
         if len(targets) > 1:
             claims = "; ".join(
-                f"{' and '.join(sources)} -> {target}" for target, sources in targets.items()
+                f"{' and '.join(self._sources(claims))} -> {target}"
+                for target, claims in targets.items()
             )
             raise KyroError(
                 f"provider name {name!r} is claimed by more than one distribution ({claims}); "
