@@ -49,6 +49,9 @@ HITS_FILE = "cache-hits.jsonl"
 KEYS_FILE = "cache-keys.sqlite3"
 _RUN = re.compile(r"^(.*-r)(\d+)$")
 _CHUNK = 500
+# Replies stored per write transaction of the reply cache: large enough that the cache's key
+# index is written in few, ordered passes; small enough to hold the cache's lock briefly.
+_STORE_CHUNK = 20_000
 
 
 def _hits_name(stage: int) -> str:
@@ -222,7 +225,7 @@ class JobCache(ClosedOnExit):
                     batch.append((f"{head}{first + offset}", content, line))
             else:
                 batch.append((line.custom_id, line.content, line))
-            if len(batch) >= _CHUNK:
+            if len(batch) >= _STORE_CHUNK:
                 stored += self._store(batch)
                 batch = []
         if batch:
@@ -230,18 +233,22 @@ class JobCache(ClosedOnExit):
         return stored
 
     def _store(self, batch: list[tuple[str, str | None, ResultLine]]) -> int:
-        ids = [custom_id for custom_id, _, _ in batch]
-        marks = ",".join("?" * len(ids))
-        rows = self._db().execute(
-            f"SELECT custom_id, key, model FROM keys WHERE custom_id IN ({marks})", ids
-        )
-        found = {custom_id: (key, model) for custom_id, key, model in rows}
+        db = self._db()
+        found: dict[str, tuple[bytes, str]] = {}
+        for start in range(0, len(batch), _CHUNK):
+            ids = [custom_id for custom_id, _, _ in batch[start : start + _CHUNK]]
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                f"SELECT custom_id, key, model FROM keys WHERE custom_id IN ({marks})", ids
+            )
+            found.update((custom_id, (key, model)) for custom_id, key, model in rows)
         items = []
+        provider = self.settings.provider
         for custom_id, content, line in batch:
             hit = found.get(custom_id)
             if hit is None or content is None:
                 continue
             usage = line.usage if len(line.choices) <= 1 else None
             reply = ResultLine(custom_id=custom_id, ok=True, content=content, usage=usage)
-            items.append((hit[0], reply, self.settings.provider, hit[1]))
+            items.append((hit[0], reply, provider, hit[1]))
         return self.cache().put_many(items)

@@ -60,6 +60,10 @@ CACHE_FILE = "replies.sqlite3"
 SETUP_LOCK_FILE = "replies.lock"
 _FORMAT = b"kyro-cache-1\x00"
 _CHUNK = 500
+# Rows stored per insert statement: a job's replies go in a few large writes, not one
+# statement per reply.
+_INSERT_CHUNK = 20_000
+_Row = tuple[bytes, str, str, str, "bytes | None", int, float]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     seq INTEGER PRIMARY KEY,
@@ -256,19 +260,19 @@ class ReplyCache(ClosedOnExit):
         now = self._clock()
         stored = added = 0
         with _transaction(self._db):
+            rows: list[_Row] = []
             for key, line, provider, model in items:
                 if not line.ok or line.content is None or not parse_reply(line.content).valid:
                     continue
                 usage = self._encode(line.usage) if line.usage is not None else None
                 size = len(line.content.encode()) + (len(usage) if usage else 0)
-                cursor = self._db.execute(
-                    "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                    (key, provider, model, line.content, usage, size, now),
-                )
-                if cursor.rowcount == 1:
-                    stored += 1
-                    added += size
+                rows.append((key, provider, model, line.content, usage, size, now))
+                if len(rows) == _INSERT_CHUNK:
+                    count, size = self._insert_new(rows)
+                    stored, added, rows = stored + count, added + size, []
+            if rows:
+                count, size = self._insert_new(rows)
+                stored, added = stored + count, added + size
             if stored:
                 self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'bytes'", (added,))
                 self._db.execute(
@@ -276,6 +280,28 @@ class ReplyCache(ClosedOnExit):
                 )
                 self._evict()
         return stored
+
+    def _insert_new(self, rows: list[_Row]) -> tuple[int, int]:
+        """Insert the rows whose key is not stored yet (the first of equal keys wins); the
+        count and bytes added. Inside the caller's write transaction, so what the lookup saw
+        is what the insert meets."""
+        held: set[bytes] = set()
+        for start in range(0, len(rows), _CHUNK):
+            keys = [row[0] for row in rows[start : start + _CHUNK]]
+            marks = ",".join("?" * len(keys))
+            found = self._db.execute(f"SELECT key FROM replies WHERE key IN ({marks})", keys)
+            held.update(key for (key,) in found)
+        new: dict[bytes, _Row] = {}
+        for row in rows:
+            if row[0] not in held and row[0] not in new:
+                new[row[0]] = row
+        ordered = list(new.values())  # in the order given: eviction goes by insertion order
+        self._db.executemany(
+            "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ordered,
+        )
+        return len(ordered), sum(row[5] for row in ordered)
 
     def _meta(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
