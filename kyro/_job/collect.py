@@ -36,6 +36,7 @@ __all__ = [
 
 _log = logging.getLogger("kyro")
 _line_decoder = msgspec.json.Decoder(ResultLine)
+_READ_AT = 1 << 20
 
 
 async def download_results(
@@ -51,11 +52,19 @@ async def download_results(
 
 
 def read_download(path: Path) -> Iterator[ResultLine]:
-    """The result lines of one downloaded batch, streamed."""
+    """The result lines of one downloaded batch, streamed (decoded a block of lines at a
+    time: one call per block, not per line)."""
+    decode_lines = _line_decoder.decode_lines
     with path.open("rb") as file:
-        for raw in file:
-            if raw.strip():
-                yield _line_decoder.decode(raw)
+        rest = b""
+        while block := file.read(_READ_AT):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            if cut:
+                yield from decode_lines(block[:cut])
+        if rest.strip():
+            yield from decode_lines(rest)
 
 
 class Collected(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,12 +122,12 @@ def aggregate(
             for path in downloads:
                 for line in read_download(path):
                     add(line)
-            retryable = frozenset(aggregator.retryable())
             if not finish:
-                return Collected(retryable=retryable)
+                return Collected(retryable=frozenset(aggregator.retryable()))
             result = aggregator.finish(
                 iter_index(index_path), results_path, job_id=job_id, disk=disk
             )
+            retryable = frozenset(aggregator.finished_retryable)
             if job_cache is not None:
                 store_downloaded(job_cache, downloads)
             return Collected(retryable=retryable, result=result)

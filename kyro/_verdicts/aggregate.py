@@ -139,7 +139,11 @@ class Aggregator(ClosedOnExit):
         self._buffers: dict[int, bytearray] = {}
         self._buffered = 0
         self._encoder = msgspec.json.Encoder()
+        self._encode_into = self._encoder.encode_into
         self._decoder = msgspec.json.Decoder(_Rec)
+        self._judge_count = len(self.judges)
+        # The custom_ids finish() found retryable (a failure worth sending again, or no line).
+        self.finished_retryable: list[str] = []
 
     def add(self, line: ResultLine, *, cached: bool = False) -> None:
         """Take one result line (any batch, any order); ``cached`` when the reply cache gave it.
@@ -156,7 +160,7 @@ class Aggregator(ClosedOnExit):
                 self._unexpected(line.custom_id)
                 return
             t, j, r = key.transcript, key.judge, key.run
-        if t >= self.transcripts or j >= len(self.judges) or r >= self.runs:
+        if t >= self.transcripts or j >= self._judge_count or r >= self.runs:
             self._unexpected(line.custom_id)
             return
         self.lines += 1
@@ -178,7 +182,17 @@ class Aggregator(ClosedOnExit):
                     self._store(_Rec(t, j, run, rank, None, error, usage))
                 return
             rec = _Rec(t, j, r, rank, None, error, line.usage)
-        self._store(rec)
+        # _store, inlined: this runs once per result line.
+        partition = t // self.partition_size
+        buffer = self._buffers.get(partition)
+        if buffer is None:
+            buffer = self._buffers[partition] = bytearray()
+        before = len(buffer)
+        self._encode_into(rec, buffer, -1)
+        buffer += b"\n"
+        self._buffered += len(buffer) - before
+        if self._buffered >= self.buffer_bytes:
+            self._flush()
 
     def _add_samples(self, t: int, j: int, r: int, line: ResultLine) -> None:
         """One reply per choice of a request sent with ``n``: choice k is run r + k.
@@ -300,12 +314,14 @@ class Aggregator(ClosedOnExit):
     ) -> BatchRunResult:
         """Vote every request and write the results file durably; return the job's result.
 
-        ``index`` yields the transcript index entries in index order (``iter_index(path)``);
+        What :meth:`retryable` would give is left in :attr:`finished_retryable` (the same
+        pass found it). ``index`` yields the transcript index entries in index order (``iter_index(path)``);
         a transcript without an entry gets the source ``unknown:<index>``. The file is
         complete, fsynced and in place (mode 0600) before this returns. Blocking file I/O:
         call it through ``anyio.to_thread.run_sync`` to keep an event loop responsive.
         """
         self._flush()
+        self.finished_retryable = []
         counts = CountsBuilder(
             judges=self.judges,
             transcripts=self.transcripts,
@@ -362,36 +378,42 @@ class Aggregator(ClosedOnExit):
         preview: str | None,
     ) -> TranscriptEvaluation:
         runs_per_judge = self.runs
-        base = (t % self.partition_size) * len(self.judges) * runs_per_judge
+        base = (t % self.partition_size) * self._judge_count * runs_per_judge
+        settings = self.settings
+        retry = self.finished_retryable
         verdicts = {}
+        key = base
         for j, name in enumerate(self.judges):
             runs: list[RunVerdict] = []
             for r in range(runs_per_judge):
-                rec = best.get(base + j * runs_per_judge + r)
+                rec = best.get(key)
+                key += 1
                 if rec is None:
                     runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
                     counts.missing_runs += 1
                     self._failed(_MISSING)
+                    retry.append(format_custom_id(t, j, r))
                     continue
-                if rec.usage is not None and not rec.cached:
-                    usage[0] += rec.usage.input_tokens
-                    usage[1] += rec.usage.output_tokens
-                    usage[2] += rec.usage.total_tokens
-                    usage[3] += rec.usage.cached_input_tokens
+                spent = rec.usage
+                if spent is not None and not rec.cached:
+                    usage[0] += spent.input_tokens
+                    usage[1] += spent.output_tokens
+                    usage[2] += spent.total_tokens
+                    usage[3] += spent.cached_input_tokens
                 if rec.rank == _OK:
                     run = parse_reply(
-                        rec.content, run=r, usage=rec.usage, pass_threshold=self.thresholds[j]
+                        rec.content, run=r, usage=spent, pass_threshold=self.thresholds[j]
                     )
                     if rec.cached:
                         run = msgspec.structs.replace(run, origin="cache")
                     runs.append(run)
                     self._varied = True  # a reply came back: the provider worked
                 else:
-                    runs.append(
-                        RunVerdict(run=r, status="ERRORED", error=rec.error, usage=rec.usage)
-                    )
+                    runs.append(RunVerdict(run=r, status="ERRORED", error=rec.error, usage=spent))
                     self._failed(rec.error)
-            verdict = vote_sorted(name, tuple(runs), self.settings)
+                    if rec.rank == _RETRYABLE:
+                        retry.append(format_custom_id(t, j, r))
+            verdict = vote_sorted(name, tuple(runs), settings)
             counts.errored_runs += verdict.votes["ERRORED"]
             counts.judges[name].add(verdict.status, verdict.score)
             verdicts[name] = verdict
