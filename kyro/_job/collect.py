@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -104,6 +105,7 @@ def aggregate(
 
     Blocking file I/O: run it in a worker thread (``anyio.to_thread.run_sync``).
     """
+    started = time.perf_counter()
     job_cache = JobCache.load(reuse_dir) if reuse_dir is not None else None
     try:
         with Aggregator(
@@ -128,22 +130,41 @@ def aggregate(
                 iter_index(index_path), results_path, job_id=job_id, disk=disk
             )
             retryable = frozenset(aggregator.finished_retryable)
+            seconds = time.perf_counter() - started
+            _log.info(
+                "job %s: aggregated %s result lines into %s transcripts in %.3f s (%s lines/s)",
+                job_id,
+                f"{aggregator.lines:,}",
+                f"{transcripts:,}",
+                seconds,
+                f"{aggregator.lines / max(seconds, 1e-9):,.0f}",
+            )
             if job_cache is not None:
-                store_downloaded(job_cache, downloads)
+                started = time.perf_counter()
+                stored = store_downloaded(job_cache, downloads)
+                _log.info(
+                    "job %s: reply cache: stored %s replies (new verdicts) in %.3f s",
+                    job_id,
+                    f"{stored:,}",
+                    time.perf_counter() - started,
+                )
             return Collected(retryable=retryable, result=result)
     finally:
         if job_cache is not None:
             job_cache.close()
 
 
-def store_downloaded(job_cache: JobCache, downloads: Sequence[Path]) -> None:
-    """Store the downloaded verdicts in the reply cache; a cache that cannot be written is
-    logged, never a reason to fail the job (its results are already written)."""
+def store_downloaded(job_cache: JobCache, downloads: Sequence[Path]) -> int:
+    """Store the downloaded verdicts in the reply cache; the number stored. A cache that
+    cannot be written is logged, never a reason to fail the job (its results are already
+    written)."""
+    stored = 0
     try:
         for path in downloads:
-            job_cache.store_replies(read_download(path))
+            stored += job_cache.store_replies(read_download(path))
     except (KyroError, sqlite3.Error, OSError) as exc:
         _log.warning("the reply cache could not store this job's replies: %s", exc)
+    return stored
 
 
 class Aggregation(msgspec.Struct, frozen=True, kw_only=True):

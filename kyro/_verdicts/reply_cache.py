@@ -64,6 +64,10 @@ _CHUNK = 500
 # statement per reply.
 _INSERT_CHUNK = 20_000
 _Row = tuple[bytes, str, str, str, "bytes | None", int, float]
+_INSERT = (
+    "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     seq INTEGER PRIMARY KEY,
@@ -204,6 +208,9 @@ class ReplyCache(ClosedOnExit):
             with held_briefly(self.folder / SETUP_LOCK_FILE):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                # 16 MiB of pages (SQLite's default is 2 MiB): storing a job's replies writes
+                # its random keys all over the key index, and a larger cache keeps those pages.
+                self._db.execute("PRAGMA cache_size=-16384")
                 self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self._db.close()
@@ -282,9 +289,21 @@ class ReplyCache(ClosedOnExit):
         return stored
 
     def _insert_new(self, rows: list[_Row]) -> tuple[int, int]:
-        """Insert the rows whose key is not stored yet (the first of equal keys wins); the
-        count and bytes added. Inside the caller's write transaction, so what the lookup saw
-        is what the insert meets."""
+        """Insert the rows whose key is not stored yet (the first of equal keys wins), in the
+        order given (eviction goes by insertion order); the count and bytes added.
+
+        Inside the caller's write transaction. The common case — every key is new — is one
+        statement; when some key was already held (the insert changed fewer rows), the
+        statement is undone and the held keys looked up first, so the bytes added are exact.
+        """
+        self._db.execute("SAVEPOINT kyro_insert")
+        before = self._db.total_changes
+        self._db.executemany(_INSERT, rows)
+        if self._db.total_changes - before == len(rows):
+            self._db.execute("RELEASE kyro_insert")
+            return len(rows), sum(row[5] for row in rows)
+        self._db.execute("ROLLBACK TO kyro_insert")
+        self._db.execute("RELEASE kyro_insert")
         held: set[bytes] = set()
         for start in range(0, len(rows), _CHUNK):
             keys = [row[0] for row in rows[start : start + _CHUNK]]
@@ -295,13 +314,8 @@ class ReplyCache(ClosedOnExit):
         for row in rows:
             if row[0] not in held and row[0] not in new:
                 new[row[0]] = row
-        ordered = list(new.values())  # in the order given: eviction goes by insertion order
-        self._db.executemany(
-            "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ordered,
-        )
-        return len(ordered), sum(row[5] for row in ordered)
+        self._db.executemany(_INSERT, new.values())
+        return len(new), sum(row[5] for row in new.values())
 
     def _meta(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
