@@ -120,10 +120,8 @@ def aggregate(
             if job_cache is not None:
                 for line in job_cache.hits():
                     aggregator.add(line, cached=True)
-            add = aggregator.add
             for path in downloads:
-                for line in read_download(path):
-                    add(line)
+                aggregator.add_many(read_download(path))
             if not finish:
                 return Collected(retryable=frozenset(aggregator.retryable()))
             result = aggregator.finish(

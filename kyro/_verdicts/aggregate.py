@@ -27,7 +27,7 @@ from kyro._custom_id import format_custom_id, parse_custom_id
 from kyro._files import LOCAL_DISK, ClosedOnExit, DurableIO, private_opener
 from kyro._transcript_index import IndexEntry
 from kyro._types import ResultError, ResultLine, Usage
-from kyro._verdicts.counting import CountsBuilder
+from kyro._verdicts.counting import CountsBuilder, JudgeTally
 from kyro._verdicts.result_types import (
     BatchRunResult,
     Evaluations,
@@ -35,7 +35,7 @@ from kyro._verdicts.result_types import (
     RunVerdict,
     TranscriptEvaluation,
     job_status,
-    transcript_status,
+    rolled_up,
 )
 from kyro._verdicts.vote import VoteSettings, parse_reply, vote_sorted
 
@@ -144,6 +144,7 @@ class Aggregator(ClosedOnExit):
         self._judge_count = len(self.judges)
         # The custom_ids finish() found retryable (a failure worth sending again, or no line).
         self.finished_retryable: list[str] = []
+        self._tallies: list[JudgeTally] = []
 
     def add(self, line: ResultLine, *, cached: bool = False) -> None:
         """Take one result line (any batch, any order); ``cached`` when the reply cache gave it.
@@ -193,6 +194,47 @@ class Aggregator(ClosedOnExit):
         self._buffered += len(buffer) - before
         if self._buffered >= self.buffer_bytes:
             self._flush()
+
+    def add_many(self, lines: Iterable[ResultLine]) -> None:
+        """:meth:`add` every line of ``lines`` (the hot path of collecting a download).
+
+        A plain reply to a plain ``t<i>-j<j>-r<r>`` id is spilled here directly; anything
+        else (a failure, several choices, a stage's id, an id out of range) goes through
+        :meth:`add`, so both give the same records.
+        """
+        if self.stage or self.samples > 1:
+            for line in lines:
+                self.add(line)
+            return
+        fullmatch = _FAST_ID.fullmatch
+        encode_into = self._encode_into
+        buffers = self._buffers
+        size, limit = self.partition_size, self.buffer_bytes
+        transcripts, judges, runs = self.transcripts, self._judge_count, self.runs
+        added = 0
+        buffered = self._buffered
+        for line in lines:
+            match = fullmatch(line.custom_id)
+            if match is not None and line.ok and line.error is None and len(line.choices) < 2:
+                t, j, r = int(match[1]), int(match[2]), int(match[3])
+                if t < transcripts and j < judges and r < runs:
+                    added += 1
+                    buffer = buffers.get(t // size)
+                    if buffer is None:
+                        buffer = buffers[t // size] = bytearray()
+                    before = len(buffer)
+                    encode_into(_Rec(t, j, r, _OK, line.content, None, line.usage), buffer, -1)
+                    buffer += b"\n"
+                    buffered += len(buffer) - before
+                    if buffered >= limit:
+                        self._flush()
+                        buffered = 0
+                    continue
+            self._buffered = buffered
+            self.add(line)
+            buffered = self._buffered
+        self._buffered = buffered
+        self.lines += added
 
     def _add_samples(self, t: int, j: int, r: int, line: ResultLine) -> None:
         """One reply per choice of a request sent with ``n``: choice k is run r + k.
@@ -328,6 +370,7 @@ class Aggregator(ClosedOnExit):
             requests=self.transcripts * len(self.judges) * self.runs,
             unexpected_lines=self.unexpected,
         )
+        self._tallies = [counts.judges[name] for name in self.judges]
         usage = [0, 0, 0, 0]
         entries = iter(index)
         entry: IndexEntry | None = next(entries, None)
@@ -381,7 +424,9 @@ class Aggregator(ClosedOnExit):
         base = (t % self.partition_size) * self._judge_count * runs_per_judge
         settings = self.settings
         retry = self.finished_retryable
+        tallies = self._tallies
         verdicts = {}
+        statuses: list[str] = []
         key = base
         for j, name in enumerate(self.judges):
             runs: list[RunVerdict] = []
@@ -415,9 +460,10 @@ class Aggregator(ClosedOnExit):
                         retry.append(format_custom_id(t, j, r))
             verdict = vote_sorted(name, tuple(runs), settings)
             counts.errored_runs += verdict.votes["ERRORED"]
-            counts.judges[name].add(verdict.status, verdict.score)
+            tallies[j].add(verdict.status, verdict.score)
             verdicts[name] = verdict
-        status = transcript_status(verdicts.values())
+            statuses.append(verdict.status)
+        status = rolled_up(statuses)
         counts.add(status)
         return TranscriptEvaluation(
             index=t, source=source, status=status, verdicts=verdicts, preview=preview
@@ -452,7 +498,10 @@ class Aggregator(ClosedOnExit):
         per_transcript = len(self.judges) * self.runs
         runs = self.runs
         size = self.partition_size
-        best: dict[int, _Rec] = {}
+        best = {(rec.t % size) * per_transcript + rec.j * runs + rec.r: rec for rec in records}
+        if len(best) == len(records):
+            return best  # one line per request: nothing to resolve
+        best = {}
         for rec in records:
             key = (rec.t % size) * per_transcript + rec.j * runs + rec.r
             held = best.get(key)

@@ -226,6 +226,22 @@ def vote_sorted(
     judge: str, ordered: tuple[RunVerdict, ...], settings: VoteSettings
 ) -> JudgeVerdict:
     """:func:`vote` for runs already in run-index order (the aggregator's hot path)."""
+    if len(ordered) == 1 and settings.min_valid_votes == 1:
+        # One valid run decides alone: its status, root cause and score are the verdict's
+        # (what the general count below gives, without building it).
+        run = ordered[0]
+        status = run.status
+        if status != "ERRORED":
+            votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
+            votes[status] = 1
+            return JudgeVerdict(
+                judge=judge,
+                status=status,
+                votes=votes,
+                root_cause=run.root_cause,
+                runs=ordered,
+                score=None if run.score is None else 0.0 + run.score,
+            )
     votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
     scored = 0
     score_sum = 0.0
