@@ -163,10 +163,10 @@ def main() -> None:
         args.small, args.large = 10_000, 100_000
     with tempfile.TemporaryDirectory(prefix="kyro-bench-scale-") as tmp:
         folder = Path(tmp)
-        (folder / "emulator").mkdir()
+        emu = folder / "emulator"
+        emu.mkdir()
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "kyro", "emulator", "--port", "0"]
-            + ["--data-dir", str(folder / "emulator")],
+            [sys.executable, "-m", "kyro", "emulator", "--port", "0", "--data-dir", str(emu)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -373,3 +373,71 @@ def test_evaluations_are_indexable_lazily_on_a_large_result(tmp_path: Path) -> N
     assert [e.source for e in evaluations[10:13]] == ["inline:10", "inline:11", "inline:12"]
     with pytest.raises(IndexError, match="out of range for 300000 transcripts"):
         evaluations[count]
+
+
+def _mixed_lines() -> list[ResultLine]:
+    """Every kind of line the aggregator meets, scrambled: replies, failures, duplicates,
+    several choices, a foreign id and ids out of range."""
+    lines: list[ResultLine] = []
+    for t in range(40):
+        for j in range(2):
+            for r in range(2):
+                cid = f"t{t}-j{j}-r{r}"
+                kind = (t * 4 + j * 2 + r) % 7
+                if kind == 0:
+                    lines.append(failed(cid, EXPIRED))
+                elif kind == 1:
+                    lines.append(failed(cid, INVALID))
+                elif kind == 2:
+                    lines += [failed(cid, EXPIRED), ok(cid, BAD_REPLY)]
+                elif kind == 3:
+                    continue  # missing
+                elif kind == 4:
+                    lines.append(ResultLine(custom_id=cid, ok=True, content="not json"))
+                else:
+                    lines.append(ok(cid, (OK_REPLY, NA_REPLY)[kind % 2], tokens=t))
+    lines.append(ResultLine(custom_id="t3-j0-r0", ok=True, choices=(OK_REPLY, BAD_REPLY)))
+    lines += [ok("stranger"), ok("t99-j0-r0"), ok("t1-j5-r0"), ok("t1-j0-r9")]
+    random.Random(7).shuffle(lines)
+    return lines
+
+
+def test_add_many_gives_what_add_gives(tmp_path: Path) -> None:
+    """add_many (the download path) spills the same records as add line by line: the same
+    results file, counts, usage, retryable ids and unexpected lines."""
+    outcomes = []
+    for name in ("one-by-one", "many"):
+        agg = make(tmp_path / name, 40, judges=("a", "b"), runs=2, partition_size=8)
+        agg.buffer_bytes = 512  # flush often, mid-stream
+        lines = _mixed_lines()
+        if name == "many":
+            agg.add_many(iter(lines))
+        else:
+            for line in lines:
+                agg.add(line)
+        result = agg.finish(index(40), tmp_path / f"{name}.jsonl", job_id="job")
+        outcomes.append(
+            (
+                (tmp_path / f"{name}.jsonl").read_bytes(),
+                result.counts,
+                result.usage,
+                agg.finished_retryable,
+                agg.lines,
+                agg.unexpected,
+                agg.unexpected_ids,
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][5] == 4  # the foreign id and the three out of range
+
+
+def test_finish_finds_the_retryable_ids_in_its_own_pass(tmp_path: Path) -> None:
+    """finish() leaves in finished_retryable exactly what retryable() yields, in order."""
+    agg = make(tmp_path, 40, judges=("a", "b"), runs=2, partition_size=8)
+    agg.add_many(_mixed_lines())
+    expected = list(agg.retryable())
+    agg.finish(index(40), tmp_path / "results.jsonl", job_id="job")
+    assert agg.finished_retryable == expected
+    assert "t0-j0-r0" in expected  # expired
+    assert "t0-j1-r1" in expected  # missing (kind 3)
+    assert "t0-j0-r1" not in expected  # a permanent failure is not sent again

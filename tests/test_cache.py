@@ -195,3 +195,32 @@ def test_many_openers_at_once_all_succeed(tmp_path: Path) -> None:
     for folder in folders:
         with ReplyCache(folder) as cache:
             assert cache.stats().entries == 8
+
+
+def test_a_batch_with_held_and_repeated_keys_counts_bytes_exactly(tmp_path: Path) -> None:
+    """put_many stores only keys not held yet, the first of repeated keys, and adds exactly
+    their bytes; a batch of only new keys stores them all."""
+    keys = RequestKeys("openai")
+    held, new, twice = (keys.key(_request(), run=run) for run in range(3))
+    other = json.dumps({"status": "ERROR", "root_cause": "rude"})
+    size = len(VERDICT.encode()) + len(msgspec.json.encode(_ok().usage))
+    with ReplyCache(tmp_path) as cache:
+        assert cache.put_many([(held, _ok(), "openai", "m")]) == 1
+        batch = [
+            (held, _ok(other), "openai", "m"),
+            (new, _ok(), "openai", "m"),
+            (twice, _ok(), "openai", "m"),
+            (twice, _ok(other), "openai", "m"),
+        ]
+        assert cache.put_many(batch) == 2
+        stats = cache.stats()
+        assert (stats.entries, stats.stored, stats.bytes) == (3, 3, 3 * size)
+        replies = cache.get_many([held, new, twice])
+        assert {key: reply.content for key, reply in replies.items()} == {
+            held: VERDICT,
+            new: VERDICT,
+            twice: VERDICT,
+        }
+        fresh = [(keys.key(_request(), run=run), _ok(), "openai", "m") for run in range(3, 9)]
+        assert cache.put_many(fresh) == 6
+        assert cache.stats().bytes == 9 * size

@@ -119,3 +119,21 @@ def test_settings_are_validated() -> None:
         VoteSettings(min_valid_votes=0)
     with pytest.raises(msgspec.ValidationError, match="tie"):
         msgspec.convert({"tie": "coin"}, VoteSettings)
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "ERROR", "NA"])
+@pytest.mark.parametrize("score", [None, 0.75, -0.0, 3.0])
+def test_one_valid_run_decides_alone(status: str, score: float | None) -> None:
+    """A single valid run gives its own status, root cause and score, with one vote counted
+    (a score of -0.0 comes out as 0.0, as a mean over one run does)."""
+    run = RunVerdict(run=0, status=status, root_cause="why", score=score)  # type: ignore[arg-type]
+    verdict = vote("judge", [run])
+    assert verdict.status == status
+    assert verdict.votes == {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0, status: 1}
+    assert verdict.root_cause == "why"
+    assert verdict.runs == (run,)
+    assert verdict.error is None
+    assert verdict.score == score
+    if score is not None:
+        assert str(verdict.score) == str(0.0 + score)
+    assert vote("judge", [run], VoteSettings(min_valid_votes=2)).status == "ERRORED"

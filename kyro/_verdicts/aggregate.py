@@ -357,10 +357,11 @@ class Aggregator(ClosedOnExit):
         """Vote every request and write the results file durably; return the job's result.
 
         What :meth:`retryable` would give is left in :attr:`finished_retryable` (the same
-        pass found it). ``index`` yields the transcript index entries in index order (``iter_index(path)``);
-        a transcript without an entry gets the source ``unknown:<index>``. The file is
-        complete, fsynced and in place (mode 0600) before this returns. Blocking file I/O:
-        call it through ``anyio.to_thread.run_sync`` to keep an event loop responsive.
+        pass found it). ``index`` yields the transcript index entries in index order
+        (``iter_index(path)``); a transcript without an entry gets the source
+        ``unknown:<index>``. The file is complete, fsynced and in place (mode 0600) before
+        this returns. Blocking file I/O: call it through ``anyio.to_thread.run_sync`` to
+        keep an event loop responsive.
         """
         self._flush()
         self.finished_retryable = []

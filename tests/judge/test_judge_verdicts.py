@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,28 @@ async def test_uniform_jobs_take_the_status_of_their_transcripts(
     assert result.status == job_status
     assert [e.status for e in result.evaluations] == [job_status, job_status]
     assert result.counts.errored == (2 if job_status == "ERRORED" else 0)
+
+
+async def test_check_logs_how_fast_it_aggregated_and_stored_replies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At INFO, check says how many result lines it aggregated in how long, and how many
+    replies it stored in the reply cache (what ``check -v`` prints)."""
+    emulator = Emulator(clock=lambda: NOW)
+    judge = BatchJudge(
+        emulator_provider(emulator),
+        write_config(tmp_path),
+        state_dir=tmp_path / "state",
+        cache=tmp_path / "cache",
+    )
+    job_id = await judge.submit([f"exchange {t}" for t in range(5)])
+    with caplog.at_level(logging.INFO, logger="kyro"):
+        result = await judge.check()
+    assert result is not None
+    requests = result.counts.requests
+    assert re.search(
+        rf"job {job_id}: aggregated {requests} result lines into 5 transcripts in [\d.]+ s "
+        r"\([\d,]+ lines/s\)",
+        caplog.text,
+    )
+    assert f"job {job_id}: reply cache: stored {requests} replies" in caplog.text
