@@ -132,6 +132,27 @@ def parse_reply(
         parse_reply("I think it is fine").error.code
         # 'unparseable_reply'
     """
+    if text and len(text) <= MAX_REPLY_CHARS:
+        # The common reply — a JSON object with a status in capitals and a finite score or
+        # none — in one decode; anything else takes the rules below from the start.
+        try:
+            fast = _decode_reply(text)
+        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+            pass
+        else:
+            status = _STATUSES.get(fast.status) if fast.status is not None else None
+            score = fast.score
+            if status is not None and (score is None or math.isfinite(score)):
+                return RunVerdict(
+                    run=run,
+                    status=status,
+                    root_cause=fast.root_cause
+                    if fast.root_cause is not None
+                    else fast.justification,
+                    thinking=fast.thinking,
+                    score=score,
+                    usage=usage,
+                )
     if not text:
         return _errored(run, "unparseable_reply", "the reply is empty", text, usage)
     if len(text) > MAX_REPLY_CHARS:
