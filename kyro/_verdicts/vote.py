@@ -140,17 +140,16 @@ def parse_reply(
         except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
             pass
         else:
-            status = _STATUSES.get(fast.status) if fast.status is not None else None
-            score = fast.score
-            if status is not None and (score is None or math.isfinite(score)):
+            given = _STATUSES.get(fast.status) if fast.status is not None else None
+            if given is not None and (fast.score is None or math.isfinite(fast.score)):
                 return RunVerdict(
                     run=run,
-                    status=status,
+                    status=given,
                     root_cause=fast.root_cause
                     if fast.root_cause is not None
                     else fast.justification,
                     thinking=fast.thinking,
-                    score=score,
+                    score=fast.score,
                     usage=usage,
                 )
     if not text:
