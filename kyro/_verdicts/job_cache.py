@@ -180,9 +180,11 @@ class JobCache(ClosedOnExit):
             self._keys_db = sqlite3.connect(
                 self.folder / KEYS_FILE, isolation_level=None, check_same_thread=False
             )
+            # Keyed by custom_id alone (no rowid): check looks every reply's key up by it.
             self._keys_db.execute(
                 "CREATE TABLE IF NOT EXISTS keys "
-                "(custom_id TEXT PRIMARY KEY, key BLOB NOT NULL, model TEXT NOT NULL)"
+                "(custom_id TEXT PRIMARY KEY, key BLOB NOT NULL, model TEXT NOT NULL) "
+                "WITHOUT ROWID"
             )
         return self._keys_db
 
