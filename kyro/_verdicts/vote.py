@@ -250,13 +250,13 @@ def vote_sorted(
         # One valid run decides alone: its status, root cause and score are the verdict's
         # (what the general count below gives, without building it).
         run = ordered[0]
-        status = run.status
-        if status != "ERRORED":
+        alone = run.status
+        if alone != "ERRORED":
             votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
-            votes[status] = 1
+            votes[alone] = 1
             return JudgeVerdict(
                 judge=judge,
-                status=status,
+                status=alone,
                 votes=votes,
                 root_cause=run.root_cause,
                 runs=ordered,
