@@ -208,9 +208,6 @@ class ReplyCache(ClosedOnExit):
             with held_briefly(self.folder / SETUP_LOCK_FILE):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                # 16 MiB of pages (SQLite's default is 2 MiB): storing a job's replies writes
-                # its random keys all over the key index, and a larger cache keeps those pages.
-                self._db.execute("PRAGMA cache_size=-16384")
                 self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self._db.close()
