@@ -494,12 +494,14 @@ def _limited_kyro(args: list[str], url: str, max_file_bytes: int | None) -> Any:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write fails with EFBIG instead
             resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, resource.RLIM_INFINITY))
 
+    # No bytecode from this child: under the size limit the interpreter would leave a cut
+    # .pyc behind (its one write comes back short), and every later import would fail on it.
     return subprocess.run(
         [sys.executable, "-m", "kyro", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=child_env(OPENAI_BASE_URL=url),
+        env=child_env(OPENAI_BASE_URL=url, PYTHONDONTWRITEBYTECODE="1"),
         preexec_fn=limit,
         check=False,
     )
