@@ -19,7 +19,14 @@ import resource
 import subprocess
 import sys
 
-__all__ = ["HEADER", "Targets", "child_peak_mib", "machine_load", "peak_rss_kb"]
+__all__ = [
+    "HEADER",
+    "Targets",
+    "child_env",
+    "child_peak_mib",
+    "machine_load",
+    "peak_rss_kb",
+]
 
 HEADER = f"  {'figure':<44} {'measured':>12} {'baseline':>12} {'ratio':>7}  {'target':<9} result"
 
@@ -31,6 +38,18 @@ def machine_load() -> str:
     except OSError:
         return f"{os.cpu_count()} cores"
     return f"load {load:.2f} on {os.cpu_count()} cores"
+
+
+def child_env() -> dict[str, str]:
+    """The environment every benchmark child runs in: this one, bytecode caching allowed.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set, a child importing kyro from a source checkout
+    compiles every module again on each start (an installed package has its bytecode cached);
+    dropping it for every contender alike measures the work, not the compiler.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def peak_rss_kb() -> int:
@@ -46,7 +65,11 @@ def child_peak_mib(script: str, *args: str) -> float:
         small, large = (child_peak_mib(__file__, "--rss", str(n)) for n in (10_000, 100_000))
     """
     out = subprocess.run(
-        [sys.executable, script, *args], capture_output=True, text=True, check=True
+        [sys.executable, script, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=child_env(),
     )
     return int(out.stdout.split()[-1]) / 1024
 
