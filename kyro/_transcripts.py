@@ -141,6 +141,12 @@ def transcript_preview(value: str | Mapping[str, Any] | list[Any], limit: int = 
         transcript_preview("user: hi\\n\\nassistant:   hello", limit=15)   # 'user: hi assis…'
     """
     text = value if isinstance(value, str) else _encoder.encode(value).decode()
+    # Words of a head of the text are the text's first words (the last one maybe cut short),
+    # so when a short head already flattens past the limit, the cut preview is the same as
+    # the full one's; only a head that is mostly whitespace needs the longer look.
+    flat = " ".join(text[: limit + limit // 4].split())
+    if len(flat) > limit:
+        return flat[: max(limit - 1, 0)].rstrip() + "…"
     flat = " ".join(text[: limit * 4].split())
     if len(flat) <= limit and len(text) <= limit * 4:
         return flat

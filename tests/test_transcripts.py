@@ -246,3 +246,13 @@ def test_transcript_preview() -> None:
     assert transcript_preview({"a": 1}) == '{"a":1}'
     assert transcript_preview("short") == "short"
     assert len(transcript_preview("x" * 500, limit=80)) == 80
+
+
+def test_transcript_preview_whitespace_heavy_head() -> None:
+    """A head mostly whitespace still previews the words further on; a cut lands on a word."""
+    spaced = " \n\t" * 30 + "word " * 40
+    assert transcript_preview(spaced, limit=40) == " ".join(["word"] * 8) + "…"
+    assert transcript_preview(" " * 150 + "tail") == "tail"
+    assert transcript_preview(" " * 400 + "tail") == "…"
+    assert transcript_preview("ab " * 40, limit=10) == "ab ab ab…"
+    assert transcript_preview("\u2014 " * 10, limit=80) == " ".join(["\u2014"] * 10)

@@ -85,7 +85,16 @@ class _Pieces:
 class LineForm:
     """One judge's line in parts (see the module docstring)."""
 
-    __slots__ = ("fixed", "fixed_chars", "fixed_tokens", "pieces", "runs", "start", "tails")
+    __slots__ = (
+        "fixed",
+        "fixed_chars",
+        "fixed_tokens",
+        "pieces",
+        "run_bytes",
+        "runs",
+        "start",
+        "tails",
+    )
 
     def __init__(
         self,
@@ -96,6 +105,7 @@ class LineForm:
     ) -> None:
         self.start = start
         self.runs = runs
+        self.run_bytes = sum(len(mid) for _, mid in runs)
         self.fixed = fixed
         self.tails = tails
         self.fixed_chars = sum(len(message.content) for message in fixed)

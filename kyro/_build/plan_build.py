@@ -235,7 +235,13 @@ def _build_in_parts(
                         add(request)
                     continue
                 add_lines(
-                    plan.model, form.start + encoded_head, head, form.runs, rest, (chars + 3) // 4
+                    plan.model,
+                    form.start + encoded_head,
+                    head,
+                    form.runs,
+                    rest,
+                    (chars + 3) // 4,
+                    form.run_bytes,
                 )
                 sent[j] += len(form.runs)
                 tokens_sent[j] += tokens * len(form.runs)

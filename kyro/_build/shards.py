@@ -228,15 +228,37 @@ class ShardBuilder:
         runs: Sequence[tuple[str, bytes]],
         rest: bytes,
         tokens: int,
+        run_bytes: int,
     ) -> None:
         """Add lines already encoded in parts: ``start + mid + rest`` for each (suffix, mid)
-        of ``runs``, the request whose custom_id is ``head + suffix``, ``tokens`` estimated.
+        of ``runs``, the request whose custom_id is ``head + suffix``, ``tokens`` estimated;
+        ``run_bytes`` is the total length of the ``mid`` parts.
 
         The limits and the too-large check are :meth:`add`'s; the custom_ids are not checked
         for duplicates, so they must be unique by construction (a planner's are).
         """
         shard = self._open.get(model)
         fixed = len(start) + len(rest)
+        count = len(runs)
+        total = fixed * count + run_bytes
+        if (
+            shard is not None
+            and count
+            and shard.lines + count <= self._max_requests
+            and shard.bytes + total <= self._max_bytes
+        ):
+            # All the runs fit the open shard: what the loop below does, in one step.
+            queued = shard.queued
+            for _, mid in runs:
+                queued += (start, mid, rest)
+            shard.last = head + runs[-1][0]
+            shard.lines += count
+            shard.bytes += total
+            self._tokens += tokens * count
+            shard.pending += total
+            if shard.pending >= _FLUSH_AT:
+                self._flush(shard)
+            return
         for suffix, mid in runs:
             size = fixed + len(mid)
             if shard is None or shard.lines >= self._max_requests or shard.bytes + size > (
