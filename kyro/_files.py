@@ -31,7 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol, TypeVar
 
-import anyio
 import msgspec
 
 from kyro._exceptions import BatchValidationError, JobBusyError
@@ -330,6 +329,8 @@ class FileLock:
                 "writable, or pass another state_dir",
                 path=self.path,
             ) from exc
+        import anyio  # here: the many commands that lock nothing never load it
+
         try:
             deadline = anyio.current_time() + self.timeout
             pause = 0.005

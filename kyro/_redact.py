@@ -2,9 +2,11 @@
 
 A base URL may carry a key as userinfo (``http://user:sk-…@host/v1``), and a debug log of
 httpx or httpcore shows request headers (``Authorization: Bearer sk-…``) as they are.
-:func:`redact` masks both in any text; :class:`RedactingFilter` applies it to every record a
-logging handler emits, so kyro's own loggers and the third-party ones it configures stay
-clean at any verbosity.
+:func:`redact` masks both in any text; the command line's logging set-up applies it to every
+record a handler emits (``kyro.cli._options.RedactingFilter``), so kyro's own loggers and the
+third-party ones it configures stay clean at any verbosity. Nothing here imports ``logging``:
+every error message passes through :func:`redact`, and a command that logs nothing should
+not pay for it.
 
 Example::
 
@@ -14,10 +16,9 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import re
 
-__all__ = ["RedactingFilter", "redact"]
+__all__ = ["redact"]
 
 # userinfo: everything between "//" and the last "@" before the host's end.
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@?#]*@")
@@ -34,19 +35,3 @@ def redact(text: str) -> str:
         text = _USERINFO.sub(r"\g<scheme>***@", text)
     text = _BEARER.sub(r"\g<head>***", text)
     return _KEYLIKE.sub("sk-***", text)
-
-
-class RedactingFilter(logging.Filter):
-    """A handler filter that masks credentials in each record's final message.
-
-    Example::
-
-        handler.addFilter(RedactingFilter())
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
-        return True

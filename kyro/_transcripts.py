@@ -38,7 +38,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
-import anyio.to_thread
 import msgspec
 
 from kyro._exceptions import BatchValidationError
@@ -165,6 +164,8 @@ async def _aexpand(item: Any) -> AsyncIterator[tuple[str | None, TranscriptValue
         for pair in _expand(item):
             yield pair
         return
+    import anyio.to_thread  # here: a synchronous plan never needs it
+
     pairs = _expand(item)
     try:
         while chunk := await anyio.to_thread.run_sync(_take, pairs):

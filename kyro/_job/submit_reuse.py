@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kyro._config.judges import JudgesConfig
 from kyro._cost.estimate import CostEstimator
 from kyro._cost.prices import PriceTable, load_prices
 from kyro._provider import BatchProvider
-from kyro._state.store import StateStore
 from kyro._verdicts.cache_gate import RequestGate
 from kyro._verdicts.job_cache import JobCache
 from kyro._verdicts.reply_cache import (
@@ -28,6 +28,9 @@ from kyro._verdicts.reply_cache import (
     cache_scope_of,
     default_cache_dir,
 )
+
+if TYPE_CHECKING:  # its decoders take milliseconds to build, which `plan` does not need
+    from kyro._state.store import StateStore
 
 __all__ = [
     "PIPELINE_SCOPE",

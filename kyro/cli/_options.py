@@ -11,7 +11,7 @@ from pathlib import Path
 from kyro._exceptions import BatchValidationError
 from kyro._job.batch_judge import BatchJudge
 from kyro._provider import BatchProvider
-from kyro._redact import RedactingFilter
+from kyro._redact import redact
 from kyro._registry import available_providers, get_provider
 from kyro._verdicts.vote import VoteSettings
 from kyro.cli._argtypes import check_base_url, interval_seconds, vote_count
@@ -20,6 +20,7 @@ from kyro.cli._providers import build as build_provider
 from kyro.cli._providers import mark as mark_provider_command
 
 __all__ = [
+    "RedactingFilter",
     "add_job_options",
     "configure_logging",
     "make_judge",
@@ -81,6 +82,22 @@ def add_vote_options(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="times failed, expired or missing requests are sent again (default 2)",
     )
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that masks credentials in each record's final message.
+
+    Example::
+
+        handler.addFilter(RedactingFilter())
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        return True
 
 
 def configure_logging(verbose: int) -> None:

@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from kyro._build.plan_build import build_shards
 from kyro._build.shards import BuildSummary
 from kyro._config.judges import JudgesConfig, resolve_models
@@ -177,8 +175,12 @@ def _close_unused(provider: BatchProvider) -> None:
     except StopIteration:
         return
     except Exception:
+        import anyio  # only a provider whose closing waits needs an event loop
+
         anyio.run(provider.aclose)
         return
+    import anyio
+
     anyio.run(_resume, closing, waiting)
 
 
