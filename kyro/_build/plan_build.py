@@ -21,10 +21,10 @@ from kyro._config.judges import JudgesConfig
 from kyro._config.templates import input_text
 from kyro._cost.prices import estimate_tokens
 from kyro._exceptions import BatchValidationError
-from kyro._transcript_index import INDEX_FILENAME, TranscriptIndexWriter
 from kyro._limits import printable
 from kyro._plan.planner import Planner
 from kyro._plan.preflight import Preflight
+from kyro._transcript_index import INDEX_FILENAME, TranscriptIndexWriter
 from kyro._transcripts import Transcript
 from kyro._types import BatchLimits, JudgeRequest, Message
 
@@ -163,6 +163,19 @@ def build_shards(
     return msgspec.structs.replace(summary, transcripts=count, requests_by_judge=by_judge)
 
 
+# One judge of the steady loop: its index, model, line start, runs, runs' bytes, its form's
+# rest_of, and how many runs.
+_Steady = tuple[
+    int,
+    str,
+    bytes,
+    tuple[tuple[str, bytes], ...],
+    int,
+    Callable[[InputText | None], tuple[bytes, int, int]],
+    int,
+]
+
+
 def _build_in_parts(
     planner: Planner,
     transcripts: Iterable[Transcript],
@@ -192,6 +205,9 @@ def _build_in_parts(
     add, add_lines = builder.add, builder.add_lines
     take = gate.take if gate is not None else None
     prefix = planner.prefix
+    # Once every judge has a form with pieces, what each transcript needs of them, per judge.
+    steady: list[_Steady] | None = None
+    steady_input = False  # whether a steady form puts the input text in
     for transcript in transcripts:
         try:
             value = transcript.value
@@ -199,6 +215,27 @@ def _build_in_parts(
             seen(transcript, text)
             head = f"{prefix}{transcript.index}"
             encoded_head = head.encode()
+            if steady is not None:
+                # The loop below, for forms that never render: the same calls, fewer steps.
+                given = (
+                    InputText(text if text is not None else input_text(value))
+                    if steady_input
+                    else None
+                )
+                for j, model, start, runs, run_bytes, rest_of, count in steady:
+                    tail, tail_chars, tail_tokens = rest_of(given)
+                    add_lines(
+                        model,
+                        start + encoded_head,
+                        head,
+                        runs,
+                        tail,
+                        (tail_chars + 3) // 4,
+                        run_bytes,
+                    )
+                    sent[j] += count
+                    tokens_sent[j] += tail_tokens * count
+                continue
             cache: dict[str, str] = {} if text is None else {"": text}
             shared: InputText | None = None
             for j, plan in enumerate(judges):
@@ -245,6 +282,13 @@ def _build_in_parts(
                 )
                 sent[j] += len(form.runs)
                 tokens_sent[j] += tokens * len(form.runs)
+            if all(compiled) and all(f is not None and f.pieces is not None for f in forms):
+                steady = [
+                    (j, plan.model, f.start, f.runs, f.run_bytes, f.rest_of, len(f.runs))
+                    for j, (plan, f) in enumerate(zip(judges, forms, strict=True))
+                    if f is not None
+                ]
+                steady_input = any(f is not None and f.pieces and f.pieces.inputs for f in forms)
         except (UnicodeEncodeError, RecursionError) as exc:
             raise _unencodable(transcript, exc) from exc
     if gate is not None:
