@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -268,6 +267,8 @@ def _read_prices_file(path: Path) -> Mapping[str, Any]:
             f"cannot read the prices file: {exc.strerror or exc}", path=path
         ) from None
     is_yaml = path.suffix.lower() in (".yml", ".yaml")
+    import json  # here: only a user's prices file is JSON read by the standard library
+
     try:
         data = YAML(typ="safe").load(text) if is_yaml else json.loads(text)
     except (ValueError, YAMLError) as exc:
