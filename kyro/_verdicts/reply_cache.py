@@ -62,7 +62,7 @@ _FORMAT = b"kyro-cache-1\x00"
 _CHUNK = 500
 # Rows stored per insert statement: a job's replies go in a few large writes, not one
 # statement per reply.
-_INSERT_CHUNK = 20_000
+_INSERT_CHUNK = 4_000
 _Row = tuple[bytes, str, str, str, "bytes | None", int, float]
 _INSERT = (
     "INSERT INTO replies (key, provider, model, content, usage, size, stored_at)"
