@@ -1,7 +1,7 @@
 """LocalProvider benchmark: throughput against a slow loopback endpoint, and memory vs size.
 
 Run: ``python3 benchmarks/bench_local.py [--quick]`` (about two minutes on a quiet 2-core
-machine; ``--quick``: 10 rounds, RSS at 5,000 and 50,000).
+machine; ``--quick``: 10 rounds, RSS at 2,000 and 20,000).
 
 1. Throughput. A bare asyncio HTTP/1.1 keep-alive endpoint in its own process (so it never
    shares the GIL with the client, and leaves the machine's CPU to it) answers every chat
@@ -372,7 +372,7 @@ def main(quick: bool) -> int:
     """Run both parts; exit status 1 if a target was missed."""
     targets = Targets("LocalProvider: live requests through a batch-shaped job")
     throughput(targets, ROUNDS // 2 if quick else ROUNDS)
-    memory(targets, (5_000, 50_000) if quick else RSS_SIZES)
+    memory(targets, (2_000, 20_000) if quick else RSS_SIZES)
     return targets.exit_code()
 
 

@@ -5,7 +5,7 @@ each) are rendered with ``kyro report``'s code path (one pass, a sampled table o
 Printed: the peak of Python's traced allocations for each (target: the larger file ≤ 1.3 × the
 smaller), and transcripts per second, both measured in this process.
 
-Usage: ``python3 benchmarks/bench_report.py [--transcripts N] [--quick]`` (``--quick``: 5,000)
+Usage: ``python3 benchmarks/bench_report.py [--transcripts N] [--quick]`` (``--quick``: 2,000)
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ def _measure(folder: Path, count: int) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transcripts", type=int, default=20_000)
-    parser.add_argument("--quick", action="store_true", help="5,000 and 50,000 transcripts")
+    parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 transcripts")
     args = parser.parse_args()
     if args.quick:
-        args.transcripts = 5_000
+        args.transcripts = 2_000
     small, large = args.transcripts, args.transcripts * 10
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
