@@ -11,7 +11,9 @@ Exits 1 when a target is missed.
    clients each submit 100-input executions and poll the status URL until completed.
    Executions per second and the p95 latency from POST to completed are printed against the
    same executions run in this process by ``KyroJudge.run_many`` with the same provider
-   settings (20 concurrent ``run_many`` calls, no HTTP, no store); target ≥ 0.8×. The
+   settings (20 concurrent ``run_many`` calls, no HTTP, no store, and no reply cache —
+   ``cache=False``, as the service keeps none, so both sides send every request); target
+   ≥ 0.8×. The
    server's latency includes up to one poll interval (``POLL``) of the client noticing.
    CPU seconds are printed too (the server's, the polling clients', the in-process run's):
    on a loaded machine the wall-clock ratio follows the CPU share each side gets.
@@ -125,12 +127,13 @@ async def _drive(url: str, rounds: int) -> tuple[float, list[float]]:
 
 
 async def _in_process(config: Path, rounds: int) -> tuple[float, list[float]]:
-    """The same executions through ``KyroJudge.run_many`` in this process: no HTTP, no store."""
+    """The same executions through ``KyroJudge.run_many`` in this process: no HTTP, no store,
+    no reply cache (the service keeps none either)."""
     from kyro import KyroJudge
     from kyro_local import LocalProvider
 
     provider = LocalProvider(handler=judge, concurrency=CONCURRENCY, state_dir=config.parent)
-    live = KyroJudge(config, provider=provider)
+    live = KyroJudge(config, provider=provider, cache=False)
     latencies: list[float] = []
 
     async def one(n: int) -> None:
