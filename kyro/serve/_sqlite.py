@@ -245,15 +245,21 @@ class SQLiteStore:
             )
 
     def record_items(self, changes: Sequence[ItemChange]) -> None:
+        """Write ``changes`` in one transaction: every start in one statement, each outcome
+        in its own (so one recorded twice is counted once), and one count update for each
+        execution touched, not one per change."""
+        started = [(change.execution_id, i) for change in changes for i in change.started]
+        counts: dict[str, list[int]] = {}  # execution → [completed, failed] newly recorded
         with self._transaction() as db:
+            # Starts first: they only move pending items, so an outcome in the same batch
+            # still lands after its item's start, as the journal promises.
+            if started:
+                db.executemany(
+                    "UPDATE items SET status = 'processing' "
+                    "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
+                    started,
+                )
             for change in changes:
-                if change.started:
-                    db.executemany(
-                        "UPDATE items SET status = 'processing' "
-                        "WHERE execution_id = ? AND idx = ? AND status = 'pending'",
-                        [(change.execution_id, i) for i in change.started],
-                    )
-                done = {"completed": 0, "failed": 0}
                 for outcome in change.finished:
                     cursor = db.execute(
                         "UPDATE items SET status = ?, results = ?, error = ? "
@@ -268,13 +274,14 @@ class SQLiteStore:
                         ),
                     )
                     if cursor.rowcount == 1:  # else already recorded: count it once
-                        done[outcome.status] += 1
-                if done["completed"] or done["failed"]:
-                    db.execute(
-                        "UPDATE executions SET completed_count = completed_count + ?, "
-                        "failed_count = failed_count + ? WHERE execution_id = ?",
-                        (done["completed"], done["failed"], change.execution_id),
-                    )
+                        tally = counts.setdefault(change.execution_id, [0, 0])
+                        tally[outcome.status != "completed"] += 1
+            if counts:
+                db.executemany(
+                    "UPDATE executions SET completed_count = completed_count + ?, "
+                    "failed_count = failed_count + ? WHERE execution_id = ?",
+                    [(done, failed, execution) for execution, (done, failed) in counts.items()],
+                )
 
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus, at: float, error: ItemError | None

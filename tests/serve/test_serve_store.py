@@ -73,6 +73,33 @@ def test_an_outcome_recorded_twice_counts_once(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_batch_of_changes_across_executions_is_counted_per_execution(tmp_path: Path) -> None:
+    """One group commit of many one-item changes (starts, outcomes, a repeat) across two
+    executions leaves each item and each execution's counts as if written one by one."""
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    store.create_execution(_execution("e1", 1.0), [{"request": "a"}, {"request": "b"}])
+    store.create_execution(_execution("e2", 2.0), [{"request": "c"}, {"request": "d"}])
+    done = ItemOutcome(index=0, status="completed")
+    store.record_items(
+        [
+            ItemChange(execution_id="e1", started=(0,)),
+            ItemChange(execution_id="e2", started=(0,)),
+            ItemChange(execution_id="e1", started=(1,)),
+            ItemChange(execution_id="e1", finished=(done,)),
+            ItemChange(execution_id="e2", finished=(ItemOutcome(index=0, status="failed"),)),
+            ItemChange(execution_id="e1", finished=(ItemOutcome(index=0, status="failed"),)),
+            ItemChange(execution_id="e2", started=(1,), finished=(done,)),
+        ]
+    )
+    first, second = store.execution("e1"), store.execution("e2")
+    assert first is not None and second is not None
+    assert (first.completed_count, first.failed_count) == (1, 0)
+    assert [i.status for i in first.items] == ["completed", "processing"]
+    assert (second.completed_count, second.failed_count) == (0, 1)
+    assert [i.status for i in second.items] == ["failed", "processing"]
+    store.close()
+
+
 def test_listing_filters_and_pages(tmp_path: Path) -> None:
     """Listings filter by tag, judge and status and page newest first after a cursor."""
     store = SQLiteStore(tmp_path / "s.sqlite3")
