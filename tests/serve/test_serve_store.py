@@ -92,7 +92,8 @@ def test_a_batch_of_changes_across_executions_is_counted_per_execution(tmp_path:
         ]
     )
     first, second = store.execution("e1"), store.execution("e2")
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert (first.completed_count, first.failed_count) == (1, 0)
     assert [i.status for i in first.items] == ["completed", "processing"]
     assert (second.completed_count, second.failed_count) == (0, 1)
