@@ -82,7 +82,7 @@ class LiveExecutor:
             for index in range(len(work.inputs)):
                 if index in work.done:
                     continue
-                await self._unrecorded.acquire()
+                await _acquire(self._unrecorded)
                 tasks.start_soon(self._item, judge, work, index, report)
 
     async def _judge(self, config: Path) -> KyroJudge:
@@ -100,9 +100,12 @@ class LiveExecutor:
         """Evaluate one item and report its outcome; it holds one of the ``in_flight`` slots
         (taken by :meth:`execute`) until its outcome is committed."""
         try:
-            async with self._evaluating:
+            await _acquire(self._evaluating)
+            try:
                 await report.started((index,))
                 outcome = await self._evaluate(judge, work, index)
+            finally:
+                self._evaluating.release()
             await report.finished((outcome,))
         finally:
             self._unrecorded.release()
@@ -126,3 +129,13 @@ class LiveExecutor:
             )
             return failed_outcome(index, "internal_error", "the server failed on this item")
         return evaluation_outcome(index, evaluation, work.evaluators)
+
+
+async def _acquire(semaphore: anyio.Semaphore) -> None:
+    """Take ``semaphore``: at once when it is free (no trip round the event loop for each
+    item), else wait in line. Waiters are served in order either way: a semaphore with
+    waiters has no free slot to take."""
+    try:
+        semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        await semaphore.acquire()
