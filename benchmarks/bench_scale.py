@@ -16,7 +16,7 @@ its peak RSS read from the kernel (``wait4``). Budgets, large against small in t
 Run::
 
     python3 benchmarks/bench_scale.py                 # 100,000 vs 1,000,000 requests
-    python3 benchmarks/bench_scale.py --quick         # 10,000 vs 100,000
+    python3 benchmarks/bench_scale.py --quick         # 5,000 vs 50,000
     python3 benchmarks/bench_scale.py --small 50000 --large 500000
 """
 
@@ -157,10 +157,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=100_000, help="requests (default 100,000)")
     parser.add_argument("--large", type=int, default=1_000_000, help="requests (default 1M)")
-    parser.add_argument("--quick", action="store_true", help="10,000 vs 100,000 requests")
+    parser.add_argument("--quick", action="store_true", help="5,000 vs 50,000 requests")
     args = parser.parse_args()
     if args.quick:
-        args.small, args.large = 10_000, 100_000
+        args.small, args.large = 5_000, 50_000
     with tempfile.TemporaryDirectory(prefix="kyro-bench-scale-") as tmp:
         folder = Path(tmp)
         emu = folder / "emulator"

@@ -1,7 +1,7 @@
 """kyro serve benchmark: executions over HTTP against the same work in-process, and memory.
 
-Run: ``python3 benchmarks/bench_serve.py`` (a few minutes; it writes to a temporary folder).
-Exits 1 when a target is missed.
+Run: ``python3 benchmarks/bench_serve.py [--quick]`` (under a minute; it writes to a temporary
+folder; ``--quick`` times 2 executions per client instead of 3). Exits 1 when a target is missed.
 
 1. Memory (first). The server's peak RSS after ``SMALL`` executions and, in the same process,
    after ten times as many more; the ratio is printed (target ≤ 1.3×: flat).
@@ -166,8 +166,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main() -> int:
-    """Run both phases, print the figures; 1 when a target is missed."""
+def main(rounds: int = ROUNDS) -> int:
+    """Run both phases (``rounds`` executions per client when timed), print the figures; 1
+    when a target is missed."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         judges = root / "judges"
@@ -201,13 +202,13 @@ def main() -> int:
             )
 
             cpu = time.process_time()
-            base_s, base_lat = anyio.run(_in_process, judges / "relevance.yml", ROUNDS)
+            base_s, base_lat = anyio.run(_in_process, judges / "relevance.yml", rounds)
             base_cpu = time.process_time() - cpu
             cpu, server_cpu = time.process_time(), _cpu_seconds(server.pid)
-            serve_s, serve_lat = anyio.run(_drive, url, ROUNDS)
+            serve_s, serve_lat = anyio.run(_drive, url, rounds)
             client_cpu = time.process_time() - cpu
             server_cpu = _cpu_seconds(server.pid) - server_cpu
-            executions = CLIENTS * ROUNDS
+            executions = CLIENTS * rounds
             base_rate, serve_rate = executions / base_s, executions / serve_s
             print(f"executions: {executions} × {INPUTS} inputs, {CLIENTS} concurrent clients")
             print(
@@ -243,4 +244,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(2 if "--quick" in sys.argv[1:] else ROUNDS))
