@@ -1,7 +1,7 @@
 """LocalProvider benchmark: throughput against a slow loopback endpoint, and memory vs size.
 
 Run: ``python3 benchmarks/bench_local.py [--quick]`` (about two minutes on a quiet 2-core
-machine; ``--quick``: 10 rounds, RSS at 2,000 and 20,000).
+machine; ``--quick``: 10 rounds, RSS at 2,000 and 20,000, no row for information).
 
 1. Throughput. A bare asyncio HTTP/1.1 keep-alive endpoint in its own process (so it never
    shares the GIL with the client, and leaves the machine's CPU to it) answers every chat
@@ -289,8 +289,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(targets: Targets, rounds: int) -> None:
-    """Part 1: each live path against the ideal and against the bare httpx loop, per level."""
+def throughput(targets: Targets, rounds: int, *, layout_row: bool = True) -> None:
+    """Part 1: each live path against the ideal and against the bare httpx loop, per level.
+
+    ``layout_row``: also time the row for information (plain httpx laid out as LocalProvider
+    lays it out); ``--quick`` leaves it out.
+    """
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
     )
@@ -344,6 +348,8 @@ def throughput(targets: Targets, rounds: int) -> None:
                         at_least=1.0,
                         unit="req/s",
                     )
+                if not layout_row:
+                    continue
                 single = asyncio.run(bare_httpx(base_url, concurrency, total, pool=1))
                 targets.ratio(
                     f"(bare httpx, 1 conn/client, at {concurrency} vs ideal)",
@@ -371,7 +377,7 @@ def memory(targets: Targets, sizes: tuple[int, int]) -> None:
 def main(quick: bool) -> int:
     """Run both parts; exit status 1 if a target was missed."""
     targets = Targets("LocalProvider: live requests through a batch-shaped job")
-    throughput(targets, ROUNDS // 2 if quick else ROUNDS)
+    throughput(targets, ROUNDS // 2 if quick else ROUNDS, layout_row=not quick)
     memory(targets, (2_000, 20_000) if quick else RSS_SIZES)
     return targets.exit_code()
 
