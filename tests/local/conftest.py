@@ -8,7 +8,7 @@ The reply depends on the first message's content:
 * ``fail:<status>:<n>:<key>`` — ``status`` for the first ``n`` calls with that key, then 200
   (429 carries ``Retry-After: 7``; 502 a plain-text body; 400 an OpenAI error envelope).
 
-The server counts calls and requests in flight, and keeps the Authorization headers it saw.
+The server counts calls and requests in flight, and keeps the headers it saw.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class ServerState:
         self.in_flight = 0
         self.max_in_flight = 0
         self.authorization: list[str | None] = []
+        self.headers: list[dict[str, str]] = []  # every request's headers, names lower-case
         self.released = False
 
 
@@ -85,6 +86,7 @@ def make_app(state: ServerState) -> Starlette:
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         state.authorization.append(request.headers.get("authorization"))
+        state.headers.append(dict(request.headers))
         try:
             body = await request.json()
             content: str = body["messages"][0]["content"]
