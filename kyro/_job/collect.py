@@ -30,7 +30,6 @@ __all__ = [
     "Aggregation",
     "Collected",
     "aggregate",
-    "download_blocks",
     "download_results",
     "read_download",
     "store_downloaded",
@@ -53,8 +52,10 @@ async def download_results(
     return spool.count
 
 
-def download_blocks(path: Path) -> Iterator[bytes]:
-    """The bytes of one downloaded batch, streamed a block of whole lines at a time."""
+def read_download(path: Path) -> Iterator[ResultLine]:
+    """The result lines of one downloaded batch, streamed (decoded a block of lines at a
+    time: one call per block, not per line)."""
+    decode_lines = _line_decoder.decode_lines
     with path.open("rb") as file:
         rest = b""
         while block := file.read(_READ_AT):
@@ -62,17 +63,9 @@ def download_blocks(path: Path) -> Iterator[bytes]:
             cut = block.rfind(b"\n") + 1
             rest = block[cut:]
             if cut:
-                yield block[:cut]
+                yield from decode_lines(block[:cut])
         if rest.strip():
-            yield rest
-
-
-def read_download(path: Path) -> Iterator[ResultLine]:
-    """The result lines of one downloaded batch, streamed (decoded a block of lines at a
-    time: one call per block, not per line)."""
-    decode_lines = _line_decoder.decode_lines
-    for block in download_blocks(path):
-        yield from decode_lines(block)
+            yield from decode_lines(rest)
 
 
 class Collected(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,8 +121,7 @@ def aggregate(
                 for line in job_cache.hits():
                     aggregator.add(line, cached=True)
             for path in downloads:
-                for block in download_blocks(path):
-                    aggregator.add_encoded(block)
+                aggregator.add_many(read_download(path))
             if not finish:
                 return Collected(retryable=frozenset(aggregator.retryable()))
             result = aggregator.finish(

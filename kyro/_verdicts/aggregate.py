@@ -51,11 +51,6 @@ _MISSING = ResultError(
     code="missing", message="no result line came back for this request", retryable=True
 )
 _FLUSH_AT = 1 << 20
-_line_decoder = msgspec.json.Decoder(ResultLine)
-# A download's plain reply, as kyro's encoder writes it, and the record it becomes (a _Rec).
-_RAW_HEAD = b'{"custom_id":"t'
-_RAW_OK = b'","ok":true,"content":"'
-_RAW_REC = b"[%d,%d,%d," + b"%d" % _OK + b",%b,null,%b]\n"
 
 
 class _Rec(msgspec.Struct, array_like=True, gc=False):
@@ -147,10 +142,6 @@ class Aggregator(ClosedOnExit):
         self._encode_into = self._encoder.encode_into
         self._decoder = msgspec.json.Decoder(_Rec)
         self._judge_count = len(self.judges)
-        # "-j<j>-r<r>" as bytes → (j, r), for every judge and run: a plain id's tail.
-        self._id_tails = {
-            f"-j{j}-r{r}".encode(): (j, r) for j in range(self._judge_count) for r in range(runs)
-        }
         # The custom_ids finish() found retryable (a failure worth sending again, or no line).
         self.finished_retryable: list[str] = []
         self._tallies: list[JudgeTally] = []
@@ -242,69 +233,6 @@ class Aggregator(ClosedOnExit):
             self._buffered = buffered
             self.add(line)
             buffered = self._buffered
-        self._buffered = buffered
-        self.lines += added
-
-    def add_encoded(self, block: bytes) -> None:
-        """:meth:`add` every line of ``block``: whole JSON lines of :class:`ResultLine` as
-        kyro writes a download (``msgspec``'s compact encoding, fields in their order).
-
-        The hot path of collecting a download: a plain reply to a plain ``t<i>-j<j>-r<r>``
-        id is spilled as it is written — its content and usage copied as bytes into the
-        record, never decoded and encoded again (the record decodes to the same values at
-        :meth:`finish`). Any other line (a failure, an error or choices, a stage's id, an
-        id out of range, any other spelling) is decoded and goes through :meth:`add`, so
-        both give the same records. A line that is not JSON raises ``msgspec.DecodeError``.
-        """
-        if self.stage or self.samples > 1:
-            for raw in block.split(b"\n"):
-                if raw.strip():
-                    self.add(_line_decoder.decode(raw))
-            return
-        ids = self._id_tails
-        buffers = self._buffers
-        size, limit, transcripts = self.partition_size, self.buffer_bytes, self.transcripts
-        added = 0
-        buffered = self._buffered
-        for raw in block.split(b"\n"):
-            # b'{"custom_id":"t<i>-j<j>-r<r>","ok":true,"content":"…","usage":{…}}'
-            if raw.startswith(_RAW_HEAD):
-                end = raw.find(b'"', 15)
-                if raw.startswith(_RAW_OK, end) and raw.endswith(b"}"):
-                    ident = raw[15:end]
-                    dash = ident.find(b"-")
-                    run = ids.get(ident[dash:]) if dash > 0 else None
-                    number = ident[:dash]
-                    body = raw[end + 22 : -1]
-                    if (
-                        run is not None
-                        and number.isdigit()
-                        and b',"error":' not in body
-                        and b',"choices":' not in body
-                    ):
-                        t = int(number)
-                        if t < transcripts:
-                            # A quote is escaped inside a JSON string, so ',"usage":' can
-                            # only be the key that follows the content.
-                            cut = body.rfind(b',"usage":')
-                            if cut < 0:
-                                record = _RAW_REC % (t, run[0], run[1], body, b"null")
-                            else:
-                                record = _RAW_REC % (t, run[0], run[1], body[:cut], body[cut + 9 :])
-                            added += 1
-                            buffer = buffers.get(t // size)
-                            if buffer is None:
-                                buffer = buffers[t // size] = bytearray()
-                            buffer += record
-                            buffered += len(record)
-                            if buffered >= limit:
-                                self._flush()
-                                buffered = 0
-                            continue
-            if raw.strip():
-                self._buffered = buffered
-                self.add(_line_decoder.decode(raw))
-                buffered = self._buffered
         self._buffered = buffered
         self.lines += added
 
@@ -447,26 +375,17 @@ class Aggregator(ClosedOnExit):
         usage = [0, 0, 0, 0]
         entries = iter(index)
         entry: IndexEntry | None = next(entries, None)
-        encode_into = self._encoder.encode_into
         buffer = bytearray()
         with disk.atomic_writer(results_path) as file:
             for partition in range(self._partitions()):
-                best = self._load(partition)
                 first = partition * self.partition_size
                 last = min(first + self.partition_size, self.transcripts)
-                for t in range(first, last):
-                    while entry is not None and entry.index < t:
-                        entry = next(entries, None)
-                    if entry is not None and entry.index == t:
-                        source, preview = entry.source, entry.preview or None
-                    else:
-                        source, preview = f"unknown:{t}", None
-                    evaluation = self._evaluate(t, best, counts, usage, source, preview)
-                    encode_into(evaluation, buffer, -1)
-                    buffer.extend(b"\n")
-                    if len(buffer) >= _FLUSH_AT:
-                        file.write(buffer)
-                        buffer.clear()
+                entry = self._write_range(
+                    range(first, last), self._load(partition), entry, entries, counts, usage, buffer
+                )
+                if len(buffer) >= _FLUSH_AT:
+                    file.write(buffer)
+                    buffer.clear()
             file.write(buffer)
         totals = counts.build()
         return BatchRunResult(
@@ -484,63 +403,86 @@ class Aggregator(ClosedOnExit):
             failure=self.common_failure(),
         )
 
-    def _evaluate(
+    def _write_range(
         self,
-        t: int,
+        transcripts: range,
         best: dict[int, _Rec],
+        entry: IndexEntry | None,
+        entries: Iterator[IndexEntry],
         counts: CountsBuilder,
         usage: list[int],
-        source: str,
-        preview: str | None,
-    ) -> TranscriptEvaluation:
+        buffer: bytearray,
+    ) -> IndexEntry | None:
+        """Vote the ``transcripts`` of one loaded partition (``best``) and encode their
+        results lines into ``buffer``; returns the index entry reached."""
+        judges = tuple(enumerate(self.judges))
         runs_per_judge = self.runs
-        base = (t % self.partition_size) * self._judge_count * runs_per_judge
+        per_transcript = self._judge_count * runs_per_judge
+        size = self.partition_size
         settings = self.settings
+        thresholds = self.thresholds
         retry = self.finished_retryable
         tallies = self._tallies
-        verdicts = {}
-        statuses: list[str] = []
-        key = base
-        for j, name in enumerate(self.judges):
-            runs: list[RunVerdict] = []
-            for r in range(runs_per_judge):
-                rec = best.get(key)
-                key += 1
-                if rec is None:
-                    runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
-                    counts.missing_runs += 1
-                    self._failed(_MISSING)
-                    retry.append(format_custom_id(t, j, r))
-                    continue
-                spent = rec.usage
-                if spent is not None and not rec.cached:
-                    usage[0] += spent.input_tokens
-                    usage[1] += spent.output_tokens
-                    usage[2] += spent.total_tokens
-                    usage[3] += spent.cached_input_tokens
-                if rec.rank == _OK:
-                    run = parse_reply(
-                        rec.content, run=r, usage=spent, pass_threshold=self.thresholds[j]
-                    )
-                    if rec.cached:
-                        run = msgspec.structs.replace(run, origin="cache")
-                    runs.append(run)
-                    self._varied = True  # a reply came back: the provider worked
-                else:
-                    runs.append(RunVerdict(run=r, status="ERRORED", error=rec.error, usage=spent))
-                    self._failed(rec.error)
-                    if rec.rank == _RETRYABLE:
+        encode_into = self._encoder.encode_into
+        for t in transcripts:
+            while entry is not None and entry.index < t:
+                entry = next(entries, None)
+            if entry is not None and entry.index == t:
+                source, preview = entry.source, entry.preview or None
+            else:
+                source, preview = f"unknown:{t}", None
+            key = (t % size) * per_transcript
+            verdicts = {}
+            statuses: list[str] = []
+            for j, name in judges:
+                runs: list[RunVerdict] = []
+                for r in range(runs_per_judge):
+                    rec = best.get(key)
+                    key += 1
+                    if rec is None:
+                        runs.append(RunVerdict(run=r, status="ERRORED", error=_MISSING))
+                        counts.missing_runs += 1
+                        self._failed(_MISSING)
                         retry.append(format_custom_id(t, j, r))
-            verdict = vote_sorted(name, tuple(runs), settings)
-            counts.errored_runs += verdict.votes["ERRORED"]
-            tallies[j].add(verdict.status, verdict.score)
-            verdicts[name] = verdict
-            statuses.append(verdict.status)
-        status = rolled_up(statuses)
-        counts.add(status)
-        return TranscriptEvaluation(
-            index=t, source=source, status=status, verdicts=verdicts, preview=preview
-        )
+                        continue
+                    spent = rec.usage
+                    if spent is not None and not rec.cached:
+                        usage[0] += spent.input_tokens
+                        usage[1] += spent.output_tokens
+                        usage[2] += spent.total_tokens
+                        usage[3] += spent.cached_input_tokens
+                    if rec.rank == _OK:
+                        run = parse_reply(
+                            rec.content, run=r, usage=spent, pass_threshold=thresholds[j]
+                        )
+                        if rec.cached:
+                            run = msgspec.structs.replace(run, origin="cache")
+                        runs.append(run)
+                        self._varied = True  # a reply came back: the provider worked
+                    else:
+                        runs.append(
+                            RunVerdict(run=r, status="ERRORED", error=rec.error, usage=spent)
+                        )
+                        self._failed(rec.error)
+                        if rec.rank == _RETRYABLE:
+                            retry.append(format_custom_id(t, j, r))
+                verdict = vote_sorted(name, tuple(runs), settings)
+                judged = verdict.status
+                counts.errored_runs += verdict.votes["ERRORED"]
+                tallies[j].add(judged, verdict.score)
+                verdicts[name] = verdict
+                statuses.append(judged)
+            overall = rolled_up(statuses)
+            counts.add(overall)
+            encode_into(
+                TranscriptEvaluation(
+                    index=t, source=source, status=overall, verdicts=verdicts, preview=preview
+                ),
+                buffer,
+                -1,
+            )
+            buffer += b"\n"
+        return entry
 
     def _failed(self, error: ResultError | None) -> None:
         if self._varied:
