@@ -57,6 +57,10 @@ TieRule = Literal["error", "success", "errored"]
 _Vote = Literal["SUCCESS", "ERROR", "NA"]
 
 _STATUSES: dict[str, _Vote] = {"SUCCESS": "SUCCESS", "ERROR": "ERROR", "NA": "NA"}
+# A verdict's vote counts start as a copy of these (copying a small dict costs a third of
+# building it key by key, and the keys keep their order).
+_NO_VOTES = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
+_ONE_VOTE = {status: {**_NO_VOTES, status: 1} for status in _STATUSES}
 _TIE_ORDER: dict[str, tuple[_Vote, ...]] = {
     "error": ("ERROR", "NA", "SUCCESS"),
     "success": ("SUCCESS", "NA", "ERROR"),
@@ -252,17 +256,15 @@ def vote_sorted(
         run = ordered[0]
         alone = run.status
         if alone != "ERRORED":
-            votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
-            votes[alone] = 1
             return JudgeVerdict(
                 judge=judge,
                 status=alone,
-                votes=votes,
+                votes=_ONE_VOTE[alone].copy(),
                 root_cause=run.root_cause,
                 runs=ordered,
                 score=None if run.score is None else 0.0 + run.score,
             )
-    votes = {"SUCCESS": 0, "ERROR": 0, "NA": 0, "ERRORED": 0}
+    votes = _NO_VOTES.copy()
     scored = 0
     score_sum = 0.0
     for run in ordered:
