@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import tempfile
 from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -51,6 +52,21 @@ _MISSING = ResultError(
     code="missing", message="no result line came back for this request", retryable=True
 )
 _FLUSH_AT = 1 << 20
+# A spill file is chunks, one per write: the chunk's size, then a msgpack array header
+# (0xdd and a 32-bit count) and the records. msgpack, not JSON: a reply's text is copied
+# as it is, not escaped when spilled and unescaped when loaded.
+_CHUNK_SIZE = struct.Struct(">I")
+_CHUNK_HEAD = struct.Struct(">IBI")
+
+
+class _Pending:
+    """One partition's records not yet written: msgpack-encoded, one after another."""
+
+    __slots__ = ("count", "data")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.count = 0
 
 
 class _Rec(msgspec.Struct, array_like=True, gc=False):
@@ -136,11 +152,11 @@ class Aggregator(ClosedOnExit):
         self._varied = False
         work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="aggregate-", dir=work_dir))
-        self._buffers: dict[int, bytearray] = {}
+        self._buffers: dict[int, _Pending] = {}
         self._buffered = 0
         self._encoder = msgspec.json.Encoder()
-        self._encode_into = self._encoder.encode_into
-        self._decoder = msgspec.json.Decoder(_Rec)
+        self._encode_into = msgspec.msgpack.Encoder().encode_into
+        self._decode_chunk = msgspec.msgpack.Decoder(list[_Rec]).decode
         self._judge_count = len(self.judges)
         # The custom_ids finish() found retryable (a failure worth sending again, or no line).
         self.finished_retryable: list[str] = []
@@ -183,17 +199,7 @@ class Aggregator(ClosedOnExit):
                     self._store(_Rec(t, j, run, rank, None, error, usage))
                 return
             rec = _Rec(t, j, r, rank, None, error, line.usage)
-        # _store, inlined: this runs once per result line.
-        partition = t // self.partition_size
-        buffer = self._buffers.get(partition)
-        if buffer is None:
-            buffer = self._buffers[partition] = bytearray()
-        before = len(buffer)
-        self._encode_into(rec, buffer, -1)
-        buffer += b"\n"
-        self._buffered += len(buffer) - before
-        if self._buffered >= self.buffer_bytes:
-            self._flush()
+        self._store(rec)
 
     def add_many(self, lines: Iterable[ResultLine]) -> None:
         """:meth:`add` every line of ``lines`` (the hot path of collecting a download).
@@ -219,13 +225,14 @@ class Aggregator(ClosedOnExit):
                 t, j, r = int(match[1]), int(match[2]), int(match[3])
                 if t < transcripts and j < judges and r < runs:
                     added += 1
-                    buffer = buffers.get(t // size)
-                    if buffer is None:
-                        buffer = buffers[t // size] = bytearray()
-                    before = len(buffer)
-                    encode_into(_Rec(t, j, r, _OK, line.content, None, line.usage), buffer, -1)
-                    buffer += b"\n"
-                    buffered += len(buffer) - before
+                    pending = buffers.get(t // size)
+                    if pending is None:
+                        pending = buffers[t // size] = _Pending()
+                    data = pending.data
+                    before = len(data)
+                    encode_into(_Rec(t, j, r, _OK, line.content, None, line.usage), data, -1)
+                    pending.count += 1
+                    buffered += len(data) - before
                     if buffered >= limit:
                         self._flush()
                         buffered = 0
@@ -248,15 +255,15 @@ class Aggregator(ClosedOnExit):
             self._store(_Rec(t, j, r + offset, _OK, content, None, parts[offset]))
 
     def _store(self, rec: _Rec) -> None:
-        t = rec.t
-        partition = t // self.partition_size
-        buffer = self._buffers.get(partition)
-        if buffer is None:
-            buffer = self._buffers[partition] = bytearray()
-        before = len(buffer)
-        self._encoder.encode_into(rec, buffer, -1)
-        buffer.extend(b"\n")
-        self._buffered += len(buffer) - before
+        partition = rec.t // self.partition_size
+        pending = self._buffers.get(partition)
+        if pending is None:
+            pending = self._buffers[partition] = _Pending()
+        data = pending.data
+        before = len(data)
+        self._encode_into(rec, data, -1)
+        pending.count += 1
+        self._buffered += len(data) - before
         if self._buffered >= self.buffer_bytes:
             self._flush()
 
@@ -505,10 +512,18 @@ class Aggregator(ClosedOnExit):
 
     def _load(self, partition: int) -> dict[int, _Rec]:
         """One partition's lines, resolved: the line that counts per request key."""
-        path = self._dir / f"{partition:06d}.jsonl"
+        path = self._dir / f"{partition:06d}.spill"
         if not path.exists():
             return {}
-        records = self._decoder.decode_lines(path.read_bytes())
+        data = path.read_bytes()
+        records: list[_Rec] = []
+        with memoryview(data) as view:
+            start = 0
+            while start < len(data):
+                (size,) = _CHUNK_SIZE.unpack_from(data, start)
+                start += _CHUNK_SIZE.size
+                records += self._decode_chunk(view[start : start + size])
+                start += size
         self.peak_partition_records = max(self.peak_partition_records, len(records))
         per_transcript = len(self.judges) * self.runs
         runs = self.runs
@@ -525,9 +540,13 @@ class Aggregator(ClosedOnExit):
         return best
 
     def _flush(self) -> None:
-        for partition, buffer in self._buffers.items():
-            with open(self._dir / f"{partition:06d}.jsonl", "ab", opener=private_opener) as file:
-                file.write(buffer)
+        for partition, pending in self._buffers.items():
+            path = self._dir / f"{partition:06d}.spill"
+            with open(path, "ab", opener=private_opener) as file:
+                # A chunk: its size, then the records as one msgpack array (32-bit count).
+                data = pending.data
+                file.write(_CHUNK_HEAD.pack(len(data) + 5, 0xDD, pending.count))
+                file.write(data)
         self._buffers.clear()
         self._buffered = 0
 
