@@ -158,6 +158,10 @@ class Aggregator(ClosedOnExit):
         self._encode_into = msgspec.msgpack.Encoder().encode_into
         self._decode_chunk = msgspec.msgpack.Decoder(list[_Rec]).decode
         self._judge_count = len(self.judges)
+        # A plain id's tail "-j<j>-r<r>" → (j, r), for every judge and run.
+        self._id_tails = {
+            f"-j{j}-r{r}": (j, r) for j in range(self._judge_count) for r in range(runs)
+        }
         # The custom_ids finish() found retryable (a failure worth sending again, or no line).
         self.finished_retryable: list[str] = []
         self._tallies: list[JudgeTally] = []
@@ -212,18 +216,31 @@ class Aggregator(ClosedOnExit):
             for line in lines:
                 self.add(line)
             return
-        fullmatch = _FAST_ID.fullmatch
+        tails = self._id_tails
         encode_into = self._encode_into
         buffers = self._buffers
         size, limit = self.partition_size, self.buffer_bytes
-        transcripts, judges, runs = self.transcripts, self._judge_count, self.runs
+        transcripts = self.transcripts
         added = 0
         buffered = self._buffered
         for line in lines:
-            match = fullmatch(line.custom_id)
-            if match is not None and line.ok and line.error is None and len(line.choices) < 2:
-                t, j, r = int(match[1]), int(match[2]), int(match[3])
-                if t < transcripts and j < judges and r < runs:
+            # "t<i>" and a known tail "-j<j>-r<r>": what _FAST_ID reads, in fewer steps
+            # (any other spelling goes through add and _FAST_ID).
+            custom_id = line.custom_id
+            dash = custom_id.find("-")
+            tail = tails.get(custom_id[dash:])
+            number = custom_id[1:dash]
+            if (
+                tail is not None
+                and number.isdecimal()
+                and custom_id[0] == "t"
+                and line.ok
+                and line.error is None
+                and len(line.choices) < 2
+            ):
+                t = int(number)
+                j, r = tail
+                if t < transcripts:
                     added += 1
                     pending = buffers.get(t // size)
                     if pending is None:
