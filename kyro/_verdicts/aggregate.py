@@ -70,9 +70,7 @@ class _Pending:
 
 
 class _Rec(msgspec.Struct, array_like=True, gc=False):
-    t: int
-    j: int
-    r: int
+    key: int  # the request within its partition (see Aggregator._key)
     rank: int
     content: str | None = None
     error: ResultError | None = None
@@ -158,9 +156,10 @@ class Aggregator(ClosedOnExit):
         self._encode_into = msgspec.msgpack.Encoder().encode_into
         self._decode_chunk = msgspec.msgpack.Decoder(list[_Rec]).decode
         self._judge_count = len(self.judges)
-        # A plain id's tail "-j<j>-r<r>" → (j, r), for every judge and run.
+        self._per_transcript = self._judge_count * runs
+        # A plain id's tail "-j<j>-r<r>" → its request's place among its transcript's.
         self._id_tails = {
-            f"-j{j}-r{r}": (j, r) for j in range(self._judge_count) for r in range(runs)
+            f"-j{j}-r{r}": j * runs + r for j in range(self._judge_count) for r in range(runs)
         }
         # The custom_ids finish() found retryable (a failure worth sending again, or no line).
         self.finished_retryable: list[str] = []
@@ -190,7 +189,7 @@ class Aggregator(ClosedOnExit):
             if len(line.choices) > 1:
                 self._add_samples(t, j, r, line)
                 return
-            rec = _Rec(t, j, r, _OK, line.content, None, line.usage, cached)
+            rec = _Rec(self._key(t, j, r), _OK, line.content, None, line.usage, cached)
         else:
             if error is None:
                 error = ResultError(code="failed", message="the provider returned no reply")
@@ -200,10 +199,10 @@ class Aggregator(ClosedOnExit):
                 # them (a run answered by another line still wins: replies outrank failures).
                 for run in range(r, min(r + self.samples, self.runs)):
                     usage = line.usage if run == r else None
-                    self._store(_Rec(t, j, run, rank, None, error, usage))
+                    self._store(t, _Rec(self._key(t, j, run), rank, None, error, usage))
                 return
-            rec = _Rec(t, j, r, rank, None, error, line.usage)
-        self._store(rec)
+            rec = _Rec(self._key(t, j, r), rank, None, error, line.usage)
+        self._store(t, rec)
 
     def add_many(self, lines: Iterable[ResultLine]) -> None:
         """:meth:`add` every line of ``lines`` (the hot path of collecting a download).
@@ -220,7 +219,7 @@ class Aggregator(ClosedOnExit):
         encode_into = self._encode_into
         buffers = self._buffers
         size, limit = self.partition_size, self.buffer_bytes
-        transcripts = self.transcripts
+        transcripts, per_transcript = self.transcripts, self._per_transcript
         added = 0
         buffered = self._buffered
         for line in lines:
@@ -239,7 +238,6 @@ class Aggregator(ClosedOnExit):
                 and len(line.choices) < 2
             ):
                 t = int(number)
-                j, r = tail
                 if t < transcripts:
                     added += 1
                     pending = buffers.get(t // size)
@@ -247,7 +245,8 @@ class Aggregator(ClosedOnExit):
                         pending = buffers[t // size] = _Pending()
                     data = pending.data
                     before = len(data)
-                    encode_into(_Rec(t, j, r, _OK, line.content, None, line.usage), data, -1)
+                    key = (t % size) * per_transcript + tail
+                    encode_into(_Rec(key, _OK, line.content, None, line.usage), data, -1)
                     pending.count += 1
                     buffered += len(data) - before
                     if buffered >= limit:
@@ -269,10 +268,16 @@ class Aggregator(ClosedOnExit):
         choices = line.choices[: max(0, self.runs - r)]
         parts = _split_usage(line.usage, len(choices))
         for offset, content in enumerate(choices):
-            self._store(_Rec(t, j, r + offset, _OK, content, None, parts[offset]))
+            key = self._key(t, j, r + offset)
+            self._store(t, _Rec(key, _OK, content, None, parts[offset]))
 
-    def _store(self, rec: _Rec) -> None:
-        partition = rec.t // self.partition_size
+    def _key(self, t: int, j: int, r: int) -> int:
+        """Request (t, j, r)'s key in its partition: its place in the partition's
+        transcripts × judges × runs."""
+        return (t % self.partition_size) * self._per_transcript + j * self.runs + r
+
+    def _store(self, t: int, rec: _Rec) -> None:
+        partition = t // self.partition_size
         pending = self._buffers.get(partition)
         if pending is None:
             pending = self._buffers[partition] = _Pending()
@@ -542,15 +547,12 @@ class Aggregator(ClosedOnExit):
                 records += self._decode_chunk(view[start : start + size])
                 start += size
         self.peak_partition_records = max(self.peak_partition_records, len(records))
-        per_transcript = len(self.judges) * self.runs
-        runs = self.runs
-        size = self.partition_size
-        best = {(rec.t % size) * per_transcript + rec.j * runs + rec.r: rec for rec in records}
+        best = {rec.key: rec for rec in records}
         if len(best) == len(records):
             return best  # one line per request: nothing to resolve
         best = {}
         for rec in records:
-            key = (rec.t % size) * per_transcript + rec.j * runs + rec.r
+            key = rec.key
             held = best.get(key)
             if held is None or rec.rank > held.rank:
                 best[key] = rec
