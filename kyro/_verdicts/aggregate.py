@@ -52,21 +52,12 @@ _MISSING = ResultError(
     code="missing", message="no result line came back for this request", retryable=True
 )
 _FLUSH_AT = 1 << 20
-# A spill file is chunks, one per write: the chunk's size, then a msgpack array header
-# (0xdd and a 32-bit count) and the records. msgpack, not JSON: a reply's text is copied
-# as it is, not escaped when spilled and unescaped when loaded.
+# A spill file is chunks, one per write: the chunk's size, then its records as one msgpack
+# array. msgpack, not JSON: a reply's text is copied as it is, not escaped when spilled and
+# unescaped when loaded.
 _CHUNK_SIZE = struct.Struct(">I")
-_CHUNK_HEAD = struct.Struct(">IBI")
-
-
-class _Pending:
-    """One partition's records not yet written: msgpack-encoded, one after another."""
-
-    __slots__ = ("count", "data")
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.count = 0
+# What a record held in memory costs beside its reply's text (counted against buffer_bytes).
+_REC_BYTES = 200
 
 
 class _Rec(msgspec.Struct, array_like=True, gc=False):
@@ -150,10 +141,11 @@ class Aggregator(ClosedOnExit):
         self._varied = False
         work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="aggregate-", dir=work_dir))
-        self._buffers: dict[int, _Pending] = {}
+        # Each partition's records not yet written, and roughly the bytes they hold.
+        self._buffers: dict[int, list[_Rec]] = {}
         self._buffered = 0
         self._encoder = msgspec.json.Encoder()
-        self._encode_into = msgspec.msgpack.Encoder().encode_into
+        self._encode_chunk = msgspec.msgpack.Encoder().encode
         self._decode_chunk = msgspec.msgpack.Decoder(list[_Rec]).decode
         self._judge_count = len(self.judges)
         self._per_transcript = self._judge_count * runs
@@ -216,7 +208,6 @@ class Aggregator(ClosedOnExit):
                 self.add(line)
             return
         tails = self._id_tails
-        encode_into = self._encode_into
         buffers = self._buffers
         size, limit = self.partition_size, self.buffer_bytes
         transcripts, per_transcript = self.transcripts, self._per_transcript
@@ -242,13 +233,11 @@ class Aggregator(ClosedOnExit):
                     added += 1
                     pending = buffers.get(t // size)
                     if pending is None:
-                        pending = buffers[t // size] = _Pending()
-                    data = pending.data
-                    before = len(data)
+                        pending = buffers[t // size] = []
+                    content = line.content
                     key = (t % size) * per_transcript + tail
-                    encode_into(_Rec(key, _OK, line.content, None, line.usage), data, -1)
-                    pending.count += 1
-                    buffered += len(data) - before
+                    pending.append(_Rec(key, _OK, content, None, line.usage))
+                    buffered += _REC_BYTES + (len(content) if content is not None else 0)
                     if buffered >= limit:
                         self._flush()
                         buffered = 0
@@ -280,12 +269,9 @@ class Aggregator(ClosedOnExit):
         partition = t // self.partition_size
         pending = self._buffers.get(partition)
         if pending is None:
-            pending = self._buffers[partition] = _Pending()
-        data = pending.data
-        before = len(data)
-        self._encode_into(rec, data, -1)
-        pending.count += 1
-        self._buffered += len(data) - before
+            pending = self._buffers[partition] = []
+        pending.append(rec)
+        self._buffered += _REC_BYTES + (len(rec.content) if rec.content is not None else 0)
         if self._buffered >= self.buffer_bytes:
             self._flush()
 
@@ -562,9 +548,8 @@ class Aggregator(ClosedOnExit):
         for partition, pending in self._buffers.items():
             path = self._dir / f"{partition:06d}.spill"
             with open(path, "ab", opener=private_opener) as file:
-                # A chunk: its size, then the records as one msgpack array (32-bit count).
-                data = pending.data
-                file.write(_CHUNK_HEAD.pack(len(data) + 5, 0xDD, pending.count))
+                data = self._encode_chunk(pending)
+                file.write(_CHUNK_SIZE.pack(len(data)))
                 file.write(data)
         self._buffers.clear()
         self._buffered = 0
