@@ -441,3 +441,27 @@ def test_finish_finds_the_retryable_ids_in_its_own_pass(tmp_path: Path) -> None:
     assert "t0-j0-r0" in expected  # expired
     assert "t0-j1-r1" in expected  # missing (kind 3)
     assert "t0-j0-r1" not in expected  # a permanent failure is not sent again
+
+
+def test_add_many_holds_at_most_buffer_bytes_and_spills_in_chunks(tmp_path: Path) -> None:
+    """add_many writes a partition's records out whenever the held ones pass buffer_bytes,
+    and a partition written in many chunks loads whole: every reply counted once."""
+    agg = make(tmp_path, 200, judges=("a", "b"), partition_size=50, buffer_bytes=2048)
+    lines = [ok(f"t{t}-j{j}-r0", tokens=t) for t in range(200) for j in range(2)]
+    random.Random(3).shuffle(lines)
+    held = []
+    for start in range(0, len(lines), 10):
+        agg.add_many(lines[start : start + 10])
+        held.append(agg._buffered)
+    assert max(held) < 2048 + 300
+    (spill,) = (tmp_path / "work").glob("aggregate-*/000000.spill")
+    data, chunks, start = spill.read_bytes(), 0, 0
+    while start < len(data):  # each chunk: its size (4 bytes, big-endian), then its records
+        start += 4 + int.from_bytes(data[start : start + 4], "big")
+        chunks += 1
+    assert start == len(data)
+    assert chunks > 3
+    result = agg.finish(index(200), tmp_path / "r.jsonl", job_id="j")
+    assert agg.peak_partition_records == 50 * 2
+    assert result.counts.success == 200
+    assert result.usage.input_tokens == 2 * sum(range(200))

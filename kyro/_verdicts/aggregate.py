@@ -2,9 +2,10 @@
 
 Lines arrive in any order, from any number of batches (resubmissions included). The
 :class:`Aggregator` spills each one, compactly, to a partition file chosen by transcript
-index (``partition_size`` transcripts each) and keeps only a small write buffer. Finishing
-walks the partitions in order, loading one at a time: memory is one partition, whatever the
-size of the job.
+index (``partition_size`` transcripts each) and keeps only a small write buffer (records
+held until about ``buffer_bytes``, then written as one msgpack array per partition).
+Finishing walks the partitions in order, loading one at a time: memory is one partition,
+whatever the size of the job.
 
 Which line counts when a request comes back more than once: a reply (``ok``) beats a failure
 that is not worth retrying, which beats a retryable one (expired, cancelled, 429, 5xx); among
