@@ -8,7 +8,9 @@ then a fresh child runs a single ``check()`` and reports:
 * result lines/s of the whole check (download + parse + vote + write), and of its aggregation
   phase alone (the passes over the downloaded lines: parse, spill, resolve, vote, write the
   results file) — the budget (≥ 100,000 lines/s) is for the aggregation phase, as the
-  download's speed is mostly the emulator's HTTP serving;
+  download's speed is mostly the emulator's HTTP serving; the reply cache's store of the same
+  replies, which check does next, is timed apart and printed beside it (as ``bench_scale``
+  does);
 * the child's peak RSS (``VmHWM``) — budget: 200,000 requests ≤ 1.3× 20,000 requests.
 
 Then a pipeline row: a 3-stage job (``first`` → ``second`` → ``third``, each depending on the
@@ -101,9 +103,9 @@ async def _child_step(url: str, config: str, state_dir: str) -> dict[str, Any]:
 async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
     import kyro._job.collect
     import kyro._job.runner
-    from kyro._job.collect import aggregate, download_results
+    from kyro._job.collect import aggregate, download_results, store_downloaded
 
-    phases = {"download": 0.0, "aggregate": 0.0}
+    phases = {"download": 0.0, "aggregate": 0.0, "store": 0.0}
     lines = {"n": 0}
 
     async def timed_download(*args: Any, **kwargs: Any) -> int:
@@ -113,15 +115,22 @@ async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
         lines["n"] += count
         return count
 
+    def timed_store(*args: Any, **kwargs: Any) -> int:
+        start = time.perf_counter()
+        stored = store_downloaded(*args, **kwargs)
+        phases["store"] += time.perf_counter() - start
+        return stored
+
     def timed_aggregate(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         collected = aggregate(*args, **kwargs)
         phases["aggregate"] += time.perf_counter() - start
         return collected
 
-    # Instrumentation only: time the two phases of check() without changing them.
+    # Instrumentation only: time the phases of check() without changing them.
     kyro._job.runner.download_results = timed_download  # type: ignore[attr-defined]
     kyro._job.collect.aggregate = timed_aggregate
+    kyro._job.collect.store_downloaded = timed_store
     judge = _judge(url, config, state_dir)
     start = time.perf_counter()
     result = await judge.check()
@@ -133,7 +142,8 @@ async def _child_check(url: str, config: str, state_dir: str) -> dict[str, Any]:
         "transcripts": result.counts.transcripts,
         "seconds": seconds,
         "download_seconds": phases["download"],
-        "aggregate_seconds": phases["aggregate"],
+        "aggregate_seconds": phases["aggregate"] - phases["store"],
+        "store_seconds": phases["store"],
         "peak_rss_kb": _peak_rss_kb(),
     }
 
@@ -208,7 +218,8 @@ def _report(targets: Targets, requests: int, m: dict[str, Any]) -> None:
         f"{requests:>8,} requests: check {m['seconds']:6.2f} s "
         f"({m['lines'] / m['seconds']:>9,.0f} lines/s end to end; download "
         f"{m['download_seconds']:5.2f} s, aggregation {m['aggregate_seconds']:5.2f} s = "
-        f"{m['lines'] / m['aggregate_seconds']:>9,.0f} lines/s), peak RSS "
+        f"{m['lines'] / m['aggregate_seconds']:>9,.0f} lines/s; reply cache store "
+        f"{m['store_seconds']:5.2f} s), peak RSS "
         f"{m['peak_rss_kb'] / 1024:6.1f} MiB"
     )
 
