@@ -168,21 +168,23 @@ class Aggregator(ClosedOnExit):
         if match is not None:
             t, j, r = int(match[1]), int(match[2]), int(match[3])
         else:
-            key = parse_custom_id(line.custom_id)
-            if key is None or key.stage != self.stage:
+            parsed = parse_custom_id(line.custom_id)
+            if parsed is None or parsed.stage != self.stage:
                 self._unexpected(line.custom_id)
                 return
-            t, j, r = key.transcript, key.judge, key.run
+            t, j, r = parsed.transcript, parsed.judge, parsed.run
         if t >= self.transcripts or j >= self._judge_count or r >= self.runs:
             self._unexpected(line.custom_id)
             return
         self.lines += 1
+        size = self.partition_size
+        key = (t % size) * self._per_transcript + j * self.runs + r  # self._key(t, j, r)
         error = line.error
         if line.ok and error is None:
             if len(line.choices) > 1:
                 self._add_samples(t, j, r, line)
                 return
-            rec = _Rec(self._key(t, j, r), _OK, line.content, None, line.usage, cached)
+            rec = _Rec(key, _OK, line.content, None, line.usage, cached)
         else:
             if error is None:
                 error = ResultError(code="failed", message="the provider returned no reply")
@@ -194,8 +196,15 @@ class Aggregator(ClosedOnExit):
                     usage = line.usage if run == r else None
                     self._store(t, _Rec(self._key(t, j, run), rank, None, error, usage))
                 return
-            rec = _Rec(self._key(t, j, r), rank, None, error, line.usage)
-        self._store(t, rec)
+            rec = _Rec(key, rank, None, error, line.usage)
+        # _store, inlined: this runs once per result line.
+        pending = self._buffers.get(t // size)
+        if pending is None:
+            pending = self._buffers[t // size] = []
+        pending.append(rec)
+        self._buffered += _REC_BYTES + (len(rec.content) if rec.content is not None else 0)
+        if self._buffered >= self.buffer_bytes:
+            self._flush()
 
     def add_many(self, lines: Iterable[ResultLine]) -> None:
         """:meth:`add` every line of ``lines`` (the hot path of collecting a download).
