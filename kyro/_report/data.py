@@ -12,6 +12,9 @@ Lines are read leniently: fields kyro may add later are ignored, and a verdict s
 does not know (a pipeline step's ``SKIPPED``) is counted under its own name. A line that is
 not an evaluation is a :class:`BatchValidationError` naming the file and line.
 
+:func:`summarize_cost` gives the cost figures alone (what ``check`` prints) from a lighter
+pass that decodes only each run's status, usage and origin.
+
 Example::
 
     data = summarize_results(Path("results.jsonl"), max_rows=500)
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO, TypeVar
 
 import msgspec
 
@@ -37,9 +41,11 @@ __all__ = [
     "ReportRow",
     "RowVerdict",
     "StepSummary",
+    "summarize_cost",
     "summarize_results",
 ]
 
+_T = TypeVar("_T")
 BINS = 10
 _TEXT_LIMIT = 400
 _PROBLEM_WEIGHT = 4.0
@@ -74,6 +80,23 @@ class _Verdict(msgspec.Struct):
     error: _Error | None = None
     score: float | None = None
     model: str | None = None
+
+
+class _CostRun(msgspec.Struct):
+    status: str = "ERRORED"
+    usage: _Usage | None = None
+    origin: str | None = None
+
+
+class _CostVerdict(msgspec.Struct):
+    runs: list[_CostRun] = []
+    model: str | None = None
+
+
+class _CostEvaluation(msgspec.Struct):
+    """What pricing reads of a results line (anything else is skipped, not decoded)."""
+
+    verdicts: dict[str, _CostVerdict]
 
 
 class _Step(msgspec.Struct):
@@ -225,23 +248,8 @@ def summarize_results(
     rng = random.Random(seed)
     heap: list[tuple[float, int, ReportRow]] = []
     tokens: dict[str | None, list[int]] = {}
-    try:
-        file = path.open("rb")
-    except OSError as exc:
-        raise BatchValidationError(
-            f"cannot read the results file: {exc.strerror or exc}", path=path
-        ) from None
-
-    def bad_line(exc: Exception, number: int) -> BatchValidationError:
-        return BatchValidationError(
-            f"not a kyro results line: {exc}; give the results file that `check` wrote "
-            "(one JSON evaluation per line)",
-            path=path,
-            line=number,
-        )
-
-    with file:
-        for number, evaluation in enumerate(decode_lines(file, decoder, bad_line)):
+    with _open_results(path) as file:
+        for number, evaluation in enumerate(_read_lines(file, decoder, path)):
             _count(data, evaluation, tokens, model, judge_models or {})
             weight = 1.0 if evaluation.status == "SUCCESS" else _PROBLEM_WEIGHT
             # Larger keys win; rng.random() ** (1 / weight) is weighted reservoir sampling.
@@ -253,6 +261,72 @@ def summarize_results(
     data.rows = sorted((row for _, _, row in heap), key=lambda row: row.index)
     _price(data, tokens, prices, provider, batch)
     return data
+
+
+def summarize_cost(
+    path: Path,
+    *,
+    prices: PriceTable | None = None,
+    provider: str = "openai",
+    model: str | None = None,
+    batch: bool = True,
+    judge_models: Mapping[str, str] | None = None,
+) -> ReportData:
+    """:func:`summarize_results`'s cost figures alone — ``cost_usd``, ``cost_note``, the token
+    totals, ``cached_runs`` and ``unmetered_runs``, the same values — from a pass that
+    decodes only what pricing reads (the rest of ``ReportData`` is left empty)."""
+    decoder = msgspec.json.Decoder(_CostEvaluation)
+    data = ReportData(path=path)
+    tokens: dict[str | None, list[int]] = {}
+    models = judge_models or {}
+    with _open_results(path) as file:
+        for evaluation in _read_lines(file, decoder, path):
+            data.transcripts += 1
+            for name, verdict in evaluation.verdicts.items():
+                priced = verdict.model or models.get(name) or model
+                for run in verdict.runs:
+                    _bill(data, tokens, priced, run)
+    _price(data, tokens, prices, provider, batch)
+    return data
+
+
+def _open_results(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise BatchValidationError(
+            f"cannot read the results file: {exc.strerror or exc}", path=path
+        ) from None
+
+
+def _read_lines(file: IO[bytes], decoder: msgspec.json.Decoder[_T], path: Path) -> Iterator[_T]:
+    def bad_line(exc: Exception, number: int) -> BatchValidationError:
+        return BatchValidationError(
+            f"not a kyro results line: {exc}; give the results file that `check` wrote "
+            "(one JSON evaluation per line)",
+            path=path,
+            line=number,
+        )
+
+    return decode_lines(file, decoder, bad_line)
+
+
+def _bill(
+    data: ReportData, tokens: dict[str | None, list[int]], model: str | None, run: _CostRun | _Run
+) -> None:
+    """Count one run's cost: answered by the cache (not billed), a reply without usage
+    (unmetered), or its tokens under ``model``."""
+    if run.origin == "cache":
+        data.cached_runs += 1
+    elif run.usage is None and run.status != "ERRORED":
+        data.unmetered_runs += 1  # a reply, with no usage: its cost is not known
+    elif run.usage is not None:
+        sums = tokens.get(model)
+        if sums is None:
+            sums = tokens[model] = [0, 0, 0]
+        sums[0] += run.usage.input_tokens
+        sums[1] += run.usage.cached_input_tokens
+        sums[2] += run.usage.output_tokens
 
 
 def _count(
@@ -291,17 +365,7 @@ def _count(
                 judge.scores += 1
                 judge.score_sum += run.score
                 judge.histogram[_bin(run.score)] += 1
-            if run.origin == "cache":
-                data.cached_runs += 1
-            elif run.usage is None and run.status != "ERRORED":
-                data.unmetered_runs += 1  # a reply, with no usage: its cost is not known
-            elif run.usage is not None:
-                sums = tokens.get(model)
-                if sums is None:
-                    sums = tokens[model] = [0, 0, 0]
-                sums[0] += run.usage.input_tokens
-                sums[1] += run.usage.cached_input_tokens
-                sums[2] += run.usage.output_tokens
+            _bill(data, tokens, model, run)
         if sum(1 for run in verdict.runs if run.status != "ERRORED") >= 2:
             judge.multi_run += 1
             if len(valid) > 1:

@@ -177,11 +177,11 @@ def actual_cost_line(
     local provider's live requests at OpenAI's live prices, batch providers at batch prices.
     """
     from kyro._registry import provider_pricing
-    from kyro._report.data import summarize_results
+    from kyro._report.data import summarize_cost
 
     provider, batch = provider_pricing(provider)
-    data = summarize_results(
-        results, max_rows=0, prices=prices, provider=provider, judge_models=models, batch=batch
+    data = summarize_cost(
+        results, prices=prices, provider=provider, judge_models=models, batch=batch
     )
     cached = ""
     if data.cached_runs:

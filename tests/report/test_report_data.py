@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kyro import BatchValidationError
 from kyro._cost.prices import load_prices
-from kyro._report.data import summarize_results
+from kyro._report.data import ReportData, summarize_cost, summarize_results
 from kyro._report.html import render_html
 from kyro.cli import ExitCode, main
 from tests.report.report_helpers import evaluations, write_results
@@ -126,3 +127,58 @@ def test_cli_report_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot read the results file" in capsys.readouterr().err
     assert main(["report", str(results), "-o", str(results)]) == ExitCode.BAD_INPUT
     assert "would overwrite the results file" in capsys.readouterr().err
+
+
+def _cost_figures(data: ReportData) -> tuple[object, ...]:
+    return (
+        data.cost_usd,
+        data.cost_note,
+        data.input_tokens,
+        data.cached_input_tokens,
+        data.output_tokens,
+        data.cached_runs,
+        data.unmetered_runs,
+    )
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", None])
+def test_cost_pass_gives_the_full_summarys_cost_figures(tmp_path: Path, model: str | None) -> None:
+    """summarize_cost (what check prints) gives exactly summarize_results' cost, tokens,
+    cached and unmetered runs: models from the verdicts, the judges, or --model."""
+    path = write_results(tmp_path / "results.jsonl")
+    kwargs: dict[str, Any] = {"prices": load_prices(), "model": model}
+    full = summarize_results(path, **kwargs)
+    cost = summarize_cost(path, **kwargs)
+    assert _cost_figures(cost) == _cost_figures(full)
+    assert cost.transcripts == 5
+    if model is not None:
+        assert cost.cost_usd == pytest.approx(0.00298)
+    judged = summarize_cost(path, prices=load_prices(), judge_models={"facts": "gpt-4o"})
+    assert judged.cost_usd == pytest.approx(0.00298)
+
+
+def test_cost_pass_counts_unmetered_replies_like_the_full_summary(tmp_path: Path) -> None:
+    """A reply that reported no usage leaves the cost unknown in both passes, saying why."""
+    rows = evaluations()
+    del rows[0]["verdicts"]["facts"]["runs"][0]["usage"]
+    path = write_results(tmp_path / "results.jsonl", rows)
+    full = summarize_results(path, prices=load_prices(), model="gpt-4o")
+    cost = summarize_cost(path, prices=load_prices(), model="gpt-4o")
+    assert _cost_figures(cost) == _cost_figures(full)
+    assert cost.unmetered_runs == 1
+    assert cost.cost_usd is None
+    assert cost.cost_note is not None
+    assert "reported no token usage" in cost.cost_note
+
+
+def test_cost_pass_names_file_and_line_of_a_bad_line(tmp_path: Path) -> None:
+    """The cost pass refuses a line that is not an evaluation with the file and line."""
+    path = write_results(tmp_path / "r.jsonl")
+    with path.open("a", encoding="utf-8") as file:
+        file.write('{"verdicts": 3}\n')
+    with pytest.raises(BatchValidationError) as info:
+        summarize_cost(path)
+    assert info.value.path == str(path)
+    assert info.value.line == 6
+    with pytest.raises(BatchValidationError, match="cannot read the results file"):
+        summarize_cost(tmp_path / "missing.jsonl")
