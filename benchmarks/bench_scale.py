@@ -44,7 +44,9 @@ CONFIG = "version: 1\nmodel: gpt-4o-mini\njudges:\n" + "".join(
     for name in JUDGES
 )
 AUTH = {"Authorization": "Bearer sk-bench"}
-AGGREGATED = re.compile(r"aggregated ([\d,]+) result lines .* in ([\d.]+) s")
+AGGREGATED = re.compile(
+    r"aggregated ([\d,]+) result lines .* in ([\d.]+) s \(.*?(?:; ([\d.]+) s of CPU)?\)"
+)
 STORED = re.compile(r"reply cache: stored ([\d,]+) replies .* in ([\d.]+) s")
 
 
@@ -104,6 +106,7 @@ class Size(msgspec.Struct, frozen=True, kw_only=True):
     check: Run
     aggregated: int
     aggregate_seconds: float
+    aggregate_cpu: float
     stored: int
     store_seconds: float
 
@@ -135,6 +138,7 @@ def measure(url: str, folder: Path, requests: int) -> Size:
         check=check,
         aggregated=int(aggregated[1].replace(",", "")),
         aggregate_seconds=float(aggregated[2]),
+        aggregate_cpu=float(aggregated[3] or 0.0),
         stored=int(stored[1].replace(",", "")) if stored else 0,
         store_seconds=float(stored[2]) if stored else 0.0,
     )
@@ -148,7 +152,8 @@ def report(targets: Targets, size: Size) -> None:
         f"{size.requests:>9,} requests: submit {size.submit.seconds:6.1f} s "
         f"{size.submit.peak_mib:5.1f} MiB; check {size.check.seconds:6.1f} s "
         f"{size.check.peak_mib:5.1f} MiB (aggregation {size.aggregate_seconds:5.2f} s = "
-        f"{rate:,.0f} lines/s; reply cache store {size.store_seconds:5.2f} s = "
+        f"{rate:,.0f} lines/s, {size.aggregate_cpu:4.2f} s of CPU; reply cache store "
+        f"{size.store_seconds:5.2f} s = "
         f"{store:,.0f} replies/s)"
     )
 

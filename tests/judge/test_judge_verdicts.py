@@ -132,7 +132,7 @@ async def test_check_logs_how_fast_it_aggregated_and_stored_replies(
     requests = result.counts.requests
     assert re.search(
         rf"job {job_id}: aggregated {requests} result lines into 5 transcripts in [\d.]+ s "
-        r"\([\d,]+ lines/s\)",
+        r"\([\d,]+ lines/s; [\d.]+ s of CPU\)",
         caplog.text,
     )
     assert f"job {job_id}: reply cache: stored {requests} replies" in caplog.text
