@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +88,26 @@ def test_html_escapes_and_is_self_contained(tmp_path: Path) -> None:
     assert page.count("<tr data-status=") == 5
 
 
-def test_bad_results_line_names_file_and_line(tmp_path: Path) -> None:
-    """A line that is not an evaluation is refused with the file and line number."""
+@pytest.mark.parametrize(
+    ("summarize", "bad"),
+    [(summarize_results, '{"index": "x"}'), (summarize_cost, '{"verdicts": 3}')],
+    ids=["summary", "cost"],
+)
+def test_bad_results_line_names_file_and_line(
+    tmp_path: Path, summarize: Callable[[Path], ReportData], bad: str
+) -> None:
+    """A line that is not an evaluation (for the full summary and for the cost pass alike)
+    is refused with the file and line number; a missing file is named, not a traceback."""
     path = write_results(tmp_path / "r.jsonl")
     with path.open("a", encoding="utf-8") as file:
-        file.write('{"index": "x"}\n')
+        file.write(bad + "\n")
     with pytest.raises(BatchValidationError) as info:
-        summarize_results(path)
+        summarize(path)
     assert info.value.path == str(path)
     assert info.value.line == 6
     assert "not a kyro results line" in str(info.value)
+    with pytest.raises(BatchValidationError, match="cannot read the results file"):
+        summarize(tmp_path / "missing.jsonl")
 
 
 def test_cli_report_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,16 +180,3 @@ def test_cost_pass_counts_unmetered_replies_like_the_full_summary(tmp_path: Path
     assert cost.cost_usd is None
     assert cost.cost_note is not None
     assert "reported no token usage" in cost.cost_note
-
-
-def test_cost_pass_names_file_and_line_of_a_bad_line(tmp_path: Path) -> None:
-    """The cost pass refuses a line that is not an evaluation with the file and line."""
-    path = write_results(tmp_path / "r.jsonl")
-    with path.open("a", encoding="utf-8") as file:
-        file.write('{"verdicts": 3}\n')
-    with pytest.raises(BatchValidationError) as info:
-        summarize_cost(path)
-    assert info.value.path == str(path)
-    assert info.value.line == 6
-    with pytest.raises(BatchValidationError, match="cannot read the results file"):
-        summarize_cost(tmp_path / "missing.jsonl")
