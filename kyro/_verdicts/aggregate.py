@@ -22,6 +22,7 @@ import struct
 import tempfile
 from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
@@ -400,18 +401,13 @@ class Aggregator(ClosedOnExit):
         usage = [0, 0, 0, 0]
         entries = iter(index)
         entry: IndexEntry | None = next(entries, None)
-        buffer = bytearray()
         with disk.atomic_writer(results_path) as file:
             for partition in range(self._partitions()):
                 first = partition * self.partition_size
                 last = min(first + self.partition_size, self.transcripts)
                 entry = self._write_range(
-                    range(first, last), self._load(partition), entry, entries, counts, usage, buffer
+                    range(first, last), self._load(partition), entry, entries, counts, usage, file
                 )
-                if len(buffer) >= _FLUSH_AT:
-                    file.write(buffer)
-                    buffer.clear()
-            file.write(buffer)
         totals = counts.build()
         return BatchRunResult(
             job_id=job_id,
@@ -436,10 +432,10 @@ class Aggregator(ClosedOnExit):
         entries: Iterator[IndexEntry],
         counts: CountsBuilder,
         usage: list[int],
-        buffer: bytearray,
+        file: IO[bytes],
     ) -> IndexEntry | None:
-        """Vote the ``transcripts`` of one loaded partition (``best``) and encode their
-        results lines into ``buffer``; returns the index entry reached."""
+        """Vote the ``transcripts`` of one loaded partition (``best``) and write their
+        results lines to ``file`` (a megabyte at a time); returns the index entry reached."""
         judges = tuple(enumerate(self.judges))
         runs_per_judge = self.runs
         per_transcript = self._judge_count * runs_per_judge
@@ -449,6 +445,7 @@ class Aggregator(ClosedOnExit):
         retry = self.finished_retryable
         tallies = self._tallies
         encode_into = self._encoder.encode_into
+        buffer = bytearray()
         for t in transcripts:
             while entry is not None and entry.index < t:
                 entry = next(entries, None)
@@ -507,6 +504,10 @@ class Aggregator(ClosedOnExit):
                 -1,
             )
             buffer += b"\n"
+            if len(buffer) >= _FLUSH_AT:
+                file.write(buffer)
+                buffer.clear()
+        file.write(buffer)
         return entry
 
     def _failed(self, error: ResultError | None) -> None:
