@@ -151,7 +151,11 @@ class Aggregator(ClosedOnExit):
         self._decode_chunk = msgspec.msgpack.Decoder(list[_Rec]).decode
         self._judge_count = len(self.judges)
         self._per_transcript = self._judge_count * runs
-        # A plain id's tail "-j<j>-r<r>" → its request's place among its transcript's.
+        # A plain id's tail "-j<j>-r<r>" → (j, r), and → its request's place among its
+        # transcript's requests.
+        self._id_runs = {
+            f"-j{j}-r{r}": (j, r) for j in range(self._judge_count) for r in range(runs)
+        }
         self._id_tails = {
             f"-j{j}-r{r}": j * runs + r for j in range(self._judge_count) for r in range(runs)
         }
@@ -165,8 +169,13 @@ class Aggregator(ClosedOnExit):
         A cached reply's run is marked ``origin="cache"`` in the results and its usage is not
         added to the job's (it was paid for by an earlier job).
         """
-        match = _FAST_ID.fullmatch(line.custom_id) if not self.stage else None
-        if match is not None:
+        custom_id = line.custom_id
+        dash = custom_id.find("-")
+        plain = self._id_runs.get(custom_id[dash:]) if not self.stage else None
+        number = custom_id[1:dash]
+        if plain is not None and number.isdecimal() and custom_id[0] == "t":
+            t, (j, r) = int(number), plain  # as add_many reads a plain id
+        elif not self.stage and (match := _FAST_ID.fullmatch(custom_id)) is not None:
             t, j, r = int(match[1]), int(match[2]), int(match[3])
         else:
             parsed = parse_custom_id(line.custom_id)
