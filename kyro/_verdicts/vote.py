@@ -281,6 +281,14 @@ def vote_sorted(
     if valid < settings.min_valid_votes:
         message = f"{valid} valid run(s) of {len(ordered)}, {settings.min_valid_votes} needed"
         problem = ResultError(code="too_few_valid_runs", message=message)
+    # A clear majority is decided by comparisons alone (no list, no generator: this runs
+    # once per judge and transcript); a tie goes by settings.tie.
+    elif success > error and success > na:
+        status = "SUCCESS"
+    elif error > success and error > na:
+        status = "ERROR"
+    elif na > success and na > error:
+        status = "NA"
     else:
         top = max(success, error, na)
         counted: tuple[tuple[_Vote, int], ...] = (
@@ -289,15 +297,16 @@ def vote_sorted(
             ("NA", na),
         )
         tied = [name for name, n in counted if n == top]
-        if len(tied) == 1:
-            status = tied[0]
-        elif settings.tie == "errored":
+        if settings.tie == "errored":
             message = f"tie between {' and '.join(tied)} ({top} vote(s) each)"
             problem = ResultError(code="tie", message=message)
         else:
             status = next(s for s in _TIE_ORDER[settings.tie] if s in tied)
-        if problem is None:
-            root_cause = next((r.root_cause for r in ordered if r.status == status), None)
+    if status != "ERRORED":
+        for run in ordered:  # the first run (by run index) that agrees with the majority
+            if run.status == status:
+                root_cause = run.root_cause
+                break
     return JudgeVerdict(
         judge=judge,
         status=status,
