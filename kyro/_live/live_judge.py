@@ -110,7 +110,8 @@ class KyroJudge:
         self.graph = self.config.graph()
         self.runs = runs
         self.vote = vote if vote is not None else VoteSettings()
-        Planner(self.config, runs, None, 0, None)  # checks runs now, not on first use
+        # Made once (it also checks runs now): every run() without variables shares it.
+        self._plain = Planner(self.config, runs, None, 0, None)
         self.cache_dir = cache_dir_for(cache, self.config.path)
         self.cache_max_bytes = cache_max_bytes
         self._cache: LiveCache | None = None
@@ -175,7 +176,12 @@ class KyroJudge:
         Returns its :class:`TranscriptEvaluation`: every step's verdict or why it did not run,
         and the rolled-up status. A failed request is an ERRORED run, never an exception.
         """
-        item = transcript if isinstance(transcript, Transcript) else await _one(transcript)
+        if isinstance(transcript, Transcript):
+            item = transcript
+        elif isinstance(transcript, dict):  # what _one gives a dict, without its generator
+            item = Transcript(index=0, source="inline:0", value=transcript)
+        else:
+            item = await _one(transcript)
         return await self._walk(item, self._planner(variables))
 
     async def run_many(
@@ -243,6 +249,8 @@ class KyroJudge:
             raise failed[0]
 
     def _planner(self, variables: Mapping[str, str] | None) -> Planner:
+        if variables is None or (isinstance(variables, Mapping) and not variables):
+            return self._plain
         return Planner(self.config, self.runs, validate_variables(variables), 0, None)
 
     async def _walk(self, transcript: Transcript, planner: Planner) -> TranscriptEvaluation:
