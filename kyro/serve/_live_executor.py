@@ -69,8 +69,10 @@ class LiveExecutor:
         self.provider = provider
         self.concurrency = concurrency
         self.in_flight = in_flight
-        self._evaluating = anyio.Semaphore(concurrency)
-        self._unrecorded = anyio.Semaphore(in_flight)
+        # fast_acquire: a free slot is taken with no trip round the event loop per item;
+        # waiters are served in order either way.
+        self._evaluating = anyio.Semaphore(concurrency, fast_acquire=True)
+        self._unrecorded = anyio.Semaphore(in_flight, fast_acquire=True)
         self._judges: dict[Path, KyroJudge] = {}
 
     def forget(self, execution_id: str) -> None:
@@ -86,7 +88,7 @@ class LiveExecutor:
             for index in range(len(work.inputs)):
                 if index in work.done:
                     continue
-                await _acquire(self._unrecorded)
+                await self._unrecorded.acquire()
                 tasks.start_soon(self._item, judge, work, index, report)
 
     async def _judge(self, config: Path) -> KyroJudge:
@@ -104,7 +106,7 @@ class LiveExecutor:
         """Evaluate one item and report its outcome; it holds one of the ``in_flight`` slots
         (taken by :meth:`execute`) until its outcome is committed."""
         try:
-            await _acquire(self._evaluating)
+            await self._evaluating.acquire()
             try:
                 await report.started((index,))
                 outcome = await self._evaluate(judge, work, index)
@@ -133,13 +135,3 @@ class LiveExecutor:
             )
             return failed_outcome(index, "internal_error", "the server failed on this item")
         return evaluation_outcome(index, evaluation, work.evaluators)
-
-
-async def _acquire(semaphore: anyio.Semaphore) -> None:
-    """Take ``semaphore``: at once when it is free (no trip round the event loop for each
-    item), else wait in line. Waiters are served in order either way: a semaphore with
-    waiters has no free slot to take."""
-    try:
-        semaphore.acquire_nowait()
-    except anyio.WouldBlock:
-        await semaphore.acquire()
