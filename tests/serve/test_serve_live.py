@@ -50,6 +50,18 @@ class _Log:
         self.outcomes.extend(outcomes)
 
 
+def _work(config: Path, name: str, size: int, done: frozenset[int] = frozenset()) -> Work:
+    """An execution ``name`` of ``size`` inputs (requests ``{name}0``, ``{name}1``…)."""
+    inputs = tuple({"request": f"{name}{i}", "response": f"a{i}"} for i in range(size))
+    return Work(
+        execution_id=name,
+        config_path=config,
+        evaluators=("Relevance",),
+        inputs=inputs,
+        done=done,
+    )
+
+
 def test_items_evaluated_at_once_never_exceed_the_concurrency(tmp_path: Path) -> None:
     """With room for 20 requests, a concurrency-3 executor still evaluates 3 items at once
     at most, skips items already done, and reports each item's start before its outcome."""
@@ -58,14 +70,7 @@ def test_items_evaluated_at_once_never_exceed_the_concurrency(tmp_path: Path) ->
     overlap = _Overlap()
     provider = LocalProvider(handler=overlap, state_dir=tmp_path / "local", concurrency=20)
     executor = LiveExecutor(provider, concurrency=3)
-    inputs = tuple({"request": f"q{i}", "response": f"a{i}"} for i in range(12))
-    work = Work(
-        execution_id="e1",
-        config_path=write_judge(tmp_path / "judges"),
-        evaluators=("Relevance",),
-        inputs=inputs,
-        done=frozenset({1}),
-    )
+    work = _work(write_judge(tmp_path / "judges"), "q", 12, done=frozenset({1}))
     log = _Log()
 
     async def main() -> None:
@@ -118,13 +123,7 @@ def test_items_sent_and_not_yet_recorded_are_capped_at_four_times_the_concurrenc
     provider = LocalProvider(handler=answer, state_dir=tmp_path / "local", concurrency=2)
     executor = LiveExecutor(provider, concurrency=2)
     assert executor.in_flight == 8
-    inputs = tuple({"request": f"q{i}", "response": f"a{i}"} for i in range(20))
-    work = Work(
-        execution_id="e1",
-        config_path=write_judge(tmp_path / "judges"),
-        evaluators=("Relevance",),
-        inputs=inputs,
-    )
+    work = _work(write_judge(tmp_path / "judges"), "q", 20)
     log = _Held(8)
     sent_while_held: list[int] = []
 
