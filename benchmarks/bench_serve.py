@@ -94,7 +94,15 @@ def _p95(values: Sequence[float]) -> float:
 
 
 async def _get(client: httpx.AsyncClient, url: str) -> httpx.Response:
-    """A status poll, tried again if a kept-alive connection was closed under it."""
+    """A status poll, tried again if a kept-alive connection was closed under it.
+
+    The first try is made outside tenacity: the clients share the machine with the server,
+    and building a retry loop for every poll would cost them CPU the server then lacks.
+    """
+    try:
+        return await client.get(url)
+    except httpx.TransportError:
+        pass
     retrying = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(3),
         retry=tenacity.retry_if_exception_type(httpx.TransportError),
