@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import httpx
 import uvicorn
 from starlette.applications import Starlette
@@ -40,3 +43,32 @@ def test_run_in_thread_serves_for_the_block_then_stops() -> None:
             reply = httpx.get(socket_url(sock, "/ping"), timeout=5)
             assert (reply.status_code, reply.text) == (200, "pong")
         assert server.should_exit
+
+
+def test_connections_accepted_on_a_bound_socket_send_without_delay() -> None:
+    """Connections accepted from ``bind()``'s socket have TCP_NODELAY set, so a response
+    written as headers then body is not held back waiting for the client's ACK."""
+    seen: list[int] = []
+
+    async def accept_one(listening: socket.socket) -> None:
+        accepted = asyncio.Event()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+                accepted.set()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening)
+        async with server:
+            host, port = listening.getsockname()[:2]
+            _, writer = await asyncio.open_connection(host, port)
+            await asyncio.wait_for(accepted.wait(), 10)
+            writer.close()
+
+    with bind() as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        asyncio.run(accept_one(sock))
+    assert len(seen) == 1
+    assert seen[0] != 0

@@ -110,7 +110,8 @@ class KyroJudge:
         self.graph = self.config.graph()
         self.runs = runs
         self.vote = vote if vote is not None else VoteSettings()
-        Planner(self.config, runs, None, 0, None)  # checks runs now, not on first use
+        # Made once (it also checks runs now): every run() without variables shares it.
+        self._plain = Planner(self.config, runs, None, 0, None)
         self.cache_dir = cache_dir_for(cache, self.config.path)
         self.cache_max_bytes = cache_max_bytes
         self._cache: LiveCache | None = None
@@ -175,7 +176,12 @@ class KyroJudge:
         Returns its :class:`TranscriptEvaluation`: every step's verdict or why it did not run,
         and the rolled-up status. A failed request is an ERRORED run, never an exception.
         """
-        item = transcript if isinstance(transcript, Transcript) else await _one(transcript)
+        if isinstance(transcript, Transcript):
+            item = transcript
+        elif isinstance(transcript, dict):  # what _one gives a dict, without its generator
+            item = Transcript(index=0, source="inline:0", value=transcript)
+        else:
+            item = await _one(transcript)
         return await self._walk(item, self._planner(variables))
 
     async def run_many(
@@ -199,8 +205,9 @@ class KyroJudge:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number ≥ 1, not {concurrency!r}")
         planner = self._planner(variables)
-        running = anyio.Semaphore(concurrency)
-        ahead = anyio.Semaphore(concurrency * 4)
+        # fast_acquire: a free slot is taken with no trip round the event loop per item.
+        running = anyio.Semaphore(concurrency, fast_acquire=True)
+        ahead = anyio.Semaphore(concurrency * 4, fast_acquire=True)
         send, receive = anyio.create_memory_object_stream[TranscriptEvaluation](concurrency * 4)
 
         failed: list[Exception] = []
@@ -221,8 +228,8 @@ class KyroJudge:
             async with send:
                 try:
                     async for item in aiter_transcripts(transcripts):
-                        await _acquire(ahead)
-                        await _acquire(running)
+                        await ahead.acquire()
+                        await running.acquire()
                         group.start_soon(one, item, send.clone(), group)
                 except Exception as exc:  # a bad transcript input: raised below as itself
                     failed.append(exc)
@@ -243,6 +250,8 @@ class KyroJudge:
             raise failed[0]
 
     def _planner(self, variables: Mapping[str, str] | None) -> Planner:
+        if variables is None or (isinstance(variables, Mapping) and not variables):
+            return self._plain
         return Planner(self.config, self.runs, validate_variables(variables), 0, None)
 
     async def _walk(self, transcript: Transcript, planner: Planner) -> TranscriptEvaluation:
@@ -300,14 +309,6 @@ class KyroJudge:
                     RunVerdict(run=run, status="ERRORED", error=line.error, usage=line.usage)
                 )
         return vote_sorted(name, tuple(runs), self.vote)
-
-
-async def _acquire(semaphore: anyio.Semaphore) -> None:
-    """Take ``semaphore``: at once when it is free (no trip round the event loop), else wait."""
-    try:
-        semaphore.acquire_nowait()
-    except anyio.WouldBlock:
-        await semaphore.acquire()
 
 
 async def _together(calls: list[Callable[[], Awaitable[None]]]) -> None:

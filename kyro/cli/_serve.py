@@ -85,7 +85,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="a provider that answers live: items evaluated at once across all executions, "
         "and the default of its own limit on requests in flight (the local provider's "
-        "--local-concurrency); default 16; a crash re-sends at most twice this many items",
+        "--local-concurrency); default 16; a crash re-sends at most four times this many items",
     )
     parser.add_argument(
         "--workers",

@@ -141,7 +141,11 @@ class Store(Protocol):
     """Where the service keeps judge versions, executions and items (see the module doc).
 
     Every method commits before it returns. Methods are synchronous; the service calls them
-    from a worker thread, one at a time per store.
+    from worker threads. A store whose reads are local and never wait for a writer may say
+    so with a class attribute ``inline_reads = True``: the service then calls
+    :meth:`execution_raw` for a status poll on its event loop, since the trip to a worker
+    thread and back costs the loop more than such a read (a store over the network leaves
+    it out).
     """
 
     def add_version(self, version: Version) -> bool:

@@ -52,6 +52,10 @@ class SQLiteStore:
         store.unfinished()                # executions a restarted server resumes
     """
 
+    inline_reads = True
+    """Reads run on the caller's thread, event loop included: in WAL mode a read never waits
+    for a write (it sees the last commit), and a status poll's rows are in the page cache."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -130,24 +130,18 @@ class WorkerPool:
                 self._idle.set()
 
     async def _run(self, execution_id: str) -> None:
-        execution = await anyio.to_thread.run_sync(self.store.execution, execution_id)
-        if execution is None or execution.status in ("completed", "failed"):
+        # Two trips to a worker thread in the usual case (each costs the event loop more
+        # than the store calls inside it): one to read and start, one to end.
+        work = await anyio.to_thread.run_sync(self._prepare, execution_id)
+        if work is None:
             return
-        version = await anyio.to_thread.run_sync(self.store.version, execution.version_id)
-        if version is None:
-            await self._end(execution_id, "failed", "version_missing", "the judge version is gone")
+        if isinstance(work, str):
+            await self._end(execution_id, "failed", "version_missing", work)
             return
-        config = await anyio.to_thread.run_sync(self.registry.materialise, version)
-        await anyio.to_thread.run_sync(self.store.start_execution, execution_id, self.clock())
-        work = Work(
-            execution_id=execution_id,
-            config_path=config,
-            evaluators=version.evaluators,
-            inputs=tuple(item.input for item in execution.items),
-            done=frozenset(i.index for i in execution.items if i.status in ("completed", "failed")),
-        )
-        del execution
         await self.executor.execute(work, _Report(self.journal, execution_id))
+        del work
+        if await anyio.to_thread.run_sync(self._close, execution_id):
+            return
         # Items the executor returned without an outcome for are never left hanging.
         final = await self._fail_rest(execution_id, "missing", "the executor gave no result")
         if final.completed_count == 0:
@@ -155,6 +149,43 @@ class WorkerPool:
         else:
             await self._end(execution_id, "completed", None, None)
         await anyio.to_thread.run_sync(self.executor.forget, execution_id)
+
+    def _prepare(self, execution_id: str) -> Work | str | None:
+        """The execution's work, started in the store (in a worker thread); None when there
+        is nothing to run, a message when its judge version is gone."""
+        execution = self.store.execution(execution_id)
+        if execution is None or execution.status in ("completed", "failed"):
+            return None
+        version = self.store.version(execution.version_id)
+        if version is None:
+            return "the judge version is gone"
+        config = self.registry.materialise(version)
+        self.store.start_execution(execution_id, self.clock())
+        return Work(
+            execution_id=execution_id,
+            config_path=config,
+            evaluators=version.evaluators,
+            inputs=tuple(item.input for item in execution.items),
+            done=frozenset(i.index for i in execution.items if i.status in ("completed", "failed")),
+        )
+
+    def _close(self, execution_id: str) -> bool:
+        """End the execution when every item has its outcome recorded (in a worker thread);
+        False, changing nothing, when some are still pending or processing."""
+        found = self.store.execution(execution_id, items=False)
+        assert found is not None
+        if found.completed_count + found.failed_count < found.total_count:
+            return False
+        if found.completed_count == 0:
+            error = ItemError(code="all_items_failed", message="no item was evaluated")
+            self.store.finish_execution(execution_id, "failed", self.clock(), error)
+            status = "failed"
+        else:
+            self.store.finish_execution(execution_id, "completed", self.clock(), None)
+            status = "completed"
+        _log.info("execution %s %s", execution_id, status)
+        self.executor.forget(execution_id)
+        return True
 
     async def _fail_rest(self, execution_id: str, code: str, message: str) -> Execution:
         """Record every item still pending or processing as failed; the execution then."""

@@ -223,13 +223,10 @@ class LocalProvider:
         buffer = bytearray()
         encode_request(request, buffer, structured_outputs=self.structured_outputs)
         body = _input_decoder.decode(buffer).body
-        if self._live is None:
-            self._live = anyio.Semaphore(self.concurrency)
+        if self._live is None:  # fast_acquire: a free slot is taken with no loop trip
+            self._live = anyio.Semaphore(self.concurrency, fast_acquire=True)
         live = self._live
-        try:  # a free slot is taken at once, with no trip round the event loop
-            live.acquire_nowait()
-        except anyio.WouldBlock:
-            await live.acquire()
+        await live.acquire()
         try:
             response, error = await self._backend(body)
         except Exception as exc:  # a backend bug must not sink the other requests

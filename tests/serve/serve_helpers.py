@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from kyro.serve import (
     ServeApp,
     build_service,
 )
+from kyro.testing.serving import bind
 
 KEY = "serve-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Api-Key {KEY}"}
@@ -143,10 +143,7 @@ def make_service(
 @contextlib.contextmanager
 def serving(service: ServeApp) -> Iterator[str]:
     """Serve on 127.0.0.1 (a free port) in a background thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = bind()  # a TCP socket: its connections answer without a delayed-ACK wait
     config = uvicorn.Config(
         service.app, http="h11", lifespan="on", log_config=None, access_log=False
     )

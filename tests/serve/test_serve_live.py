@@ -50,6 +50,18 @@ class _Log:
         self.outcomes.extend(outcomes)
 
 
+def _work(config: Path, name: str, size: int, done: frozenset[int] = frozenset()) -> Work:
+    """An execution ``name`` of ``size`` inputs (requests ``{name}0``, ``{name}1``…)."""
+    inputs = tuple({"request": f"{name}{i}", "response": f"a{i}"} for i in range(size))
+    return Work(
+        execution_id=name,
+        config_path=config,
+        evaluators=("Relevance",),
+        inputs=inputs,
+        done=done,
+    )
+
+
 def test_items_evaluated_at_once_never_exceed_the_concurrency(tmp_path: Path) -> None:
     """With room for 20 requests, a concurrency-3 executor still evaluates 3 items at once
     at most, skips items already done, and reports each item's start before its outcome."""
@@ -58,14 +70,7 @@ def test_items_evaluated_at_once_never_exceed_the_concurrency(tmp_path: Path) ->
     overlap = _Overlap()
     provider = LocalProvider(handler=overlap, state_dir=tmp_path / "local", concurrency=20)
     executor = LiveExecutor(provider, concurrency=3)
-    inputs = tuple({"request": f"q{i}", "response": f"a{i}"} for i in range(12))
-    work = Work(
-        execution_id="e1",
-        config_path=write_judge(tmp_path / "judges"),
-        evaluators=("Relevance",),
-        inputs=inputs,
-        done=frozenset({1}),
-    )
+    work = _work(write_judge(tmp_path / "judges"), "q", 12, done=frozenset({1}))
     log = _Log()
 
     async def main() -> None:
@@ -82,3 +87,60 @@ def test_items_evaluated_at_once_never_exceed_the_concurrency(tmp_path: Path) ->
     assert sorted(overlap.judge.calls) == sorted(f"q{i}" for i in wanted)
     for index in wanted:
         assert log.events.index(("started", index)) < log.events.index(("finished", index))
+
+
+class _Held(_Log):
+    """A reporter whose commits wait until ``commit`` is set, like a store stuck on a disk."""
+
+    def __init__(self, waiters: int) -> None:
+        super().__init__()
+        self.commit = anyio.Event()
+        self.full = anyio.Event()  # set once ``waiters`` outcomes wait for their commit
+        self.waiters = waiters
+        self.waiting = 0
+
+    async def finished(self, outcomes: Sequence[Any]) -> None:
+        self.waiting += 1
+        if self.waiting == self.waiters:
+            self.full.set()
+        await self.commit.wait()
+        await super().finished(outcomes)
+
+
+def test_items_sent_and_not_yet_recorded_are_capped_at_four_times_the_concurrency(
+    tmp_path: Path,
+) -> None:
+    """While no outcome can be committed, a concurrency-2 executor sends 8 items (its
+    default ``in_flight``, the most a crash could make it send again) and no ninth; once
+    commits go through, every item is evaluated once."""
+    from kyro_local import LocalProvider
+
+    judge = CountingJudge()
+
+    async def answer(body: dict[str, Any]) -> str:
+        return judge(body)
+
+    provider = LocalProvider(handler=answer, state_dir=tmp_path / "local", concurrency=2)
+    executor = LiveExecutor(provider, concurrency=2)
+    assert executor.in_flight == 8
+    work = _work(write_judge(tmp_path / "judges"), "q", 20)
+    log = _Held(8)
+    sent_while_held: list[int] = []
+
+    async def main() -> None:
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(executor.execute, work, log)
+                with anyio.fail_after(30):  # fewer than 8 would never fill it
+                    await log.full.wait()
+                await anyio.wait_all_tasks_blocked()  # a ninth item would be sent by now
+                sent_while_held.append(sum(judge.calls.values()))
+                log.commit.set()
+        finally:
+            await executor.aclose()
+
+    anyio.run(main)
+    assert sent_while_held == [8]
+    assert sorted(o.index for o in log.outcomes) == list(range(20))
+    assert sorted(judge.calls) == sorted(f"q{i}" for i in range(20))
+    assert set(judge.calls.values()) == {1}
