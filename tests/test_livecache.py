@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from kyro import BatchJudge, KyroJudge, TranscriptEvaluation
 from kyro._live.live_cache import LiveCache
 from kyro._plan.planner import plan_requests
-from kyro._verdicts.reply_cache import ReplyCache, RequestKeys
+from kyro._verdicts.reply_cache import CachedReply, ReplyCache, ReplyReader, RequestKeys
 from kyro.provider import JudgeRequest, ResultError, ResultLine, Usage
 from kyro_local import LocalProvider
 from kyro_openai import OpenAIBatchProvider
@@ -187,30 +188,42 @@ async def test_a_cache_that_cannot_be_opened_is_logged_and_the_walk_goes_on(
 
 
 class _CountingCache(ReplyCache):
-    """A reply cache counting its lookups and stores (each one query or transaction)."""
+    """A reply cache counting its stores (each one transaction) and the lookups of its
+    readers, and the threads each ran on."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(folder)
-        self.lookups: list[int] = []
+        self.lookups: list[str] = []  # thread name of each lookup
         self.stores: list[int] = []
+        self.store_threads: set[str] = set()
 
-    def get_many(self, keys: Any) -> dict[bytes, Any]:
-        keys = list(keys)
-        self.lookups.append(len(keys))
-        return super().get_many(keys)
+    def reader(self) -> ReplyReader:
+        cache = self
+
+        class _Counted(ReplyReader):
+            def get(self, key: bytes) -> CachedReply | None:
+                cache.lookups.append(threading.current_thread().name)
+                return super().get(key)
+
+        return _Counted(self.path)
 
     def put_many(self, items: Any) -> int:
         items = list(items)
         self.stores.append(len(items))
+        self.store_threads.add(threading.current_thread().name)
         return super().put_many(items)
 
 
-async def test_concurrent_live_calls_share_lookups_and_stores(tmp_path: Path) -> None:
-    """Sixteen runs in flight at once are looked up and stored in rounds (fewer queries than
-    runs, none lost): every verdict is stored once, and a second pass answers all sixteen."""
+async def test_concurrent_live_calls_look_up_on_the_loop_and_store_in_rounds(
+    tmp_path: Path,
+) -> None:
+    """Sixteen runs in flight at once are looked up one by one on the event loop's thread and
+    stored in rounds in a worker thread (fewer transactions than runs, none lost): every
+    verdict is stored once, a second pass answers all sixteen, and the hits are counted."""
     requests = list(plan_requests(CONFIG, texts(16), runs=1))
     provider = _Provider([ResultLine(custom_id="x", ok=True, content=OK)] * 16)
     cache = _CountingCache(tmp_path)
+    loop_thread = threading.current_thread().name
     with cache:
         live = LiveCache(cache, scope="openai-chat")
         results: dict[str, bool] = {}
@@ -223,28 +236,60 @@ async def test_concurrent_live_calls_share_lookups_and_stores(tmp_path: Path) ->
             async with anyio.create_task_group() as group:
                 for request in requests:
                     group.start_soon(call, request)
-        assert cache.stats().entries == 16
         await live.aclose()
+    with ReplyCache(tmp_path) as reopened:
+        assert (reopened.stats().entries, reopened.stats().hits) == (16, 16)
     assert sum(cache.stores) == 16
     assert len(cache.stores) < 16
-    assert sum(cache.lookups) == 32
-    assert len(cache.lookups) < 32
+    assert loop_thread not in cache.store_threads
+    assert cache.lookups == [loop_thread] * 32
     assert (live.sent, live.hits) == (16, 16)
     assert len(provider.calls) == 16
+    assert sorted(k for k, cached in results.items() if cached) == sorted(
+        r.custom_id for r in requests
+    )
+
+
+async def test_stores_queued_when_a_round_is_cancelled_are_written_at_close(
+    tmp_path: Path,
+) -> None:
+    """A reply whose store joined a round that never ran (its runner cancelled) is still
+    stored when the cache closes."""
+    request = next(iter(plan_requests(CONFIG, texts(1), runs=1)))
+
+    class _Instant:
+        async def complete(self, request: JudgeRequest) -> ResultLine:
+            return ResultLine(custom_id=request.custom_id, ok=True, content=OK)
+
+    provider = _Instant()
+    with ReplyCache(tmp_path) as cache:
+        live = LiveCache(cache, scope="openai-chat")
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # the round's thread hop is cancelled before it starts
+            await live.complete(provider, request)
+        assert cache.stats().entries == 0
+        await live.aclose()
+    with ReplyCache(tmp_path) as reopened:
+        assert reopened.stats().entries == 1
+
+
+class _FailingReader(ReplyReader):
+    def get(self, key: bytes) -> CachedReply | None:
+        raise sqlite3.OperationalError("disk I/O error")
 
 
 class _FailingCache(ReplyCache):
     """A reply cache whose disk gives out on the first lookup."""
 
-    def get_many(self, keys: Any) -> dict[bytes, Any]:
-        raise sqlite3.OperationalError("disk I/O error")
+    def reader(self) -> ReplyReader:
+        return _FailingReader(self.path)
 
 
 async def test_a_cache_that_fails_mid_run_is_logged_once_and_every_run_is_sent(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A cache whose lookups fail is logged once and then left alone: all eight runs in flight
-    are sent, each with its provider's reply, none marked cached."""
+    are sent, each with its provider's reply, none marked cached, nothing stored."""
     requests = list(plan_requests(CONFIG, texts(8), runs=1))
     provider = _Provider([ResultLine(custom_id="x", ok=True, content=OK)] * 8)
     results: list[tuple[ResultLine, bool]] = []
@@ -257,6 +302,7 @@ async def test_a_cache_that_fails_mid_run_is_logged_once_and_every_run_is_sent(
         async with anyio.create_task_group() as group:
             for request in requests:
                 group.start_soon(call, request)
+        assert cache.stats().entries == 0
     assert sorted(provider.calls) == sorted(r.custom_id for r in requests)
     assert [cached for _, cached in results] == [False] * 8
     assert {line.content for line, _ in results} == {OK}

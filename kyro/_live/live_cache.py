@@ -3,12 +3,19 @@
 :class:`LiveCache` wraps a live provider's ``complete(request)`` (``kyro_local.LocalProvider``):
 each run is looked up under its own key — the same key a batch job uses, so a live run and a
 batch job of one config answer each other — and only a miss is sent; a reply that is a verdict
-is stored. The run index comes from the request's custom_id. Cache work runs in a worker
-thread, so the event loop never waits on SQLite, and in rounds: the lookups and stores asked
-for while one round runs go together in the next (one thread hop, one transaction), so many
-requests in flight share the cost instead of queueing one by one. A cache that fails (a full
-disk, a folder that turned read-only) is logged once and then left alone: the run goes on,
-every request sent.
+is stored. The run index comes from the request's custom_id.
+
+A lookup is one indexed read on a connection of its own, made on the event loop: the file is
+in WAL mode, where a reader never waits for a writer, and a busy file is a miss, not a wait
+(:class:`~kyro._verdicts.reply_cache.ReplyReader`). Lookups used to go to a worker thread in
+rounds, and that re-grouped the requests in flight: those answered by one round were all sent
+at once, came back at once and queued for the loop together, which cost more than the hops
+saved. Stores write, and may wait for another process's transaction, so they run in a worker
+thread, in rounds: the stores queued while one round runs go together in the next (one
+thread hop, one transaction), and a reply whose store joins a running round goes back to its
+caller without waiting for it. The hit counter is added to in the same rounds. A cache that
+fails (a full disk, a folder that turned read-only) is logged once and then left alone: the
+run goes on, every request sent.
 
 Example::
 
@@ -28,7 +35,7 @@ import anyio.to_thread
 
 from kyro._exceptions import KyroError
 from kyro._types import JudgeRequest, ResultLine
-from kyro._verdicts.reply_cache import CachedReply, ReplyCache, RequestKeys
+from kyro._verdicts.reply_cache import CachedReply, ReplyCache, ReplyReader, RequestKeys
 
 __all__ = ["LiveCache", "LiveProvider"]
 
@@ -43,17 +50,15 @@ class LiveProvider(Protocol):
     async def complete(self, request: JudgeRequest) -> ResultLine: ...
 
 
-class _Ask:
-    """One lookup (``line`` None) or one store, waiting for its round."""
+class _Store:
+    """One reply to store, waiting for its round."""
 
-    __slots__ = ("done", "found", "key", "line", "model")
+    __slots__ = ("key", "line", "model")
 
-    def __init__(self, key: bytes, line: ResultLine | None = None, model: str = "") -> None:
+    def __init__(self, key: bytes, line: ResultLine, model: str) -> None:
         self.key = key
         self.line = line
         self.model = model
-        self.found: CachedReply | None = None
-        self.done = False
 
 
 class LiveCache:
@@ -66,53 +71,70 @@ class LiveCache:
         self.hits = 0
         self.sent = 0
         self.broken = False
-        self._waiting: list[_Ask] = []
-        self._running = False  # a round is in the worker thread: SQLite is used by one at a time
+        self._reader: ReplyReader | None = None
+        self._waiting: list[_Store] = []
+        self._uncounted = 0  # hits not yet added to the cache's counter
+        self._running = False  # a round is in the worker thread: the writer is used by one
         self._round_over = anyio.Event()
 
-    async def _ask(self, ask: _Ask) -> CachedReply | None:
-        """Queue ``ask``; run rounds until it is answered (or wait for the round that runs)."""
+    def _stop(self, exc: Exception) -> None:
+        if not self.broken:
+            self.broken = True
+            _log.warning("the reply cache stopped working (%s); sending every request", exc)
+
+    def _lookup(self, key: bytes) -> CachedReply | None:
+        """The cached reply under ``key``, read on the loop (None on a miss or a fault)."""
         if self.broken:
             return None
-        self._waiting.append(ask)
-        while not ask.done:
-            if self._running:
-                await self._round_over.wait()
-            else:
-                await self._rounds()
-        return ask.found
+        try:
+            if self._reader is None:
+                self._reader = self.cache.reader()
+            found = self._reader.get(key)
+        except _FAULTS as exc:
+            self._stop(exc)
+            return None
+        if found is not None:
+            self._uncounted += 1
+        return found
+
+    async def _store(self, store: _Store) -> None:
+        """Queue ``store``. While a round runs, return at once: that round takes every store
+        queued before it ends. Otherwise run the rounds here."""
+        if self.broken:
+            return
+        self._waiting.append(store)
+        if not self._running:
+            await self._rounds()
 
     async def _rounds(self) -> None:
         self._running = True
         try:
-            while self._waiting and not self.broken:
-                asks, self._waiting = self._waiting, []
+            while (self._waiting or self._uncounted) and not self.broken:
+                stores, self._waiting = self._waiting, []
+                hits, self._uncounted = self._uncounted, 0
+                written: list[bool] = []
                 try:
-                    await anyio.to_thread.run_sync(self._round, asks)
+                    await anyio.to_thread.run_sync(self._round, stores, hits, written)
                 except _FAULTS as exc:
-                    self.broken = True
-                    _log.warning("the reply cache stopped working (%s); sending every request", exc)
-                finally:  # a failed or cancelled round answers its asks as misses, not stored
-                    for ask in asks:
-                        ask.done = True
+                    self._stop(exc)
+                except BaseException:  # cancelled: what the round did not write waits again
+                    if not written:
+                        self._waiting[:0] = stores
+                        self._uncounted += hits
+                    raise
         finally:
-            for ask in self._waiting if self.broken else ():
-                ask.done = True
             self._running = False
             over, self._round_over = self._round_over, anyio.Event()
             over.set()
 
-    def _round(self, asks: list[_Ask]) -> None:
-        """In the worker thread: every lookup of the round in one query, every store in one
-        transaction."""
-        lookups = [ask.key for ask in asks if ask.line is None]
-        found = self.cache.get_many(lookups) if lookups else {}
-        stores = [(a.key, a.line, self.scope, a.model) for a in asks if a.line is not None]
+    def _round(self, stores: list[_Store], hits: int, written: list[bool]) -> None:
+        """In the worker thread: every store of the round in one transaction, and the hits
+        counted since the last round; ``written`` gets True once both are done."""
         if stores:
-            self.cache.put_many(stores)
-        for ask in asks:
-            if ask.line is None:
-                ask.found = found.get(ask.key)
+            self.cache.put_many((s.key, s.line, self.scope, s.model) for s in stores)
+        if hits:
+            self.cache.count_hits(hits)
+        written.append(True)
 
     async def complete(
         self, provider: LiveProvider, request: JudgeRequest
@@ -121,7 +143,7 @@ class LiveCache:
         match = _RUN.search(request.custom_id)
         run = int(match[1]) if match is not None else 0
         key = self.keys.key(request, run=run)
-        hit = await self._ask(_Ask(key))
+        hit = self._lookup(key)
         if hit is not None:
             self.hits += 1
             line = ResultLine(
@@ -131,11 +153,17 @@ class LiveCache:
         line = await provider.complete(request)
         self.sent += 1
         if line.ok and line.content is not None:  # only a reply can be a verdict to keep
-            await self._ask(_Ask(key, line, request.model))
+            await self._store(_Store(key, line, request.model))
         return line, False
 
     async def aclose(self) -> None:
-        """Close the cache's database (in a worker thread), once the round running is over."""
+        """Close the cache's database (in a worker thread) once the round running is over and
+        what is still queued (stores a cancelled round left, hits not counted) is written."""
         while self._running:
             await self._round_over.wait()
+        if self._waiting or self._uncounted:
+            await self._rounds()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
         await anyio.to_thread.run_sync(self.cache.close)

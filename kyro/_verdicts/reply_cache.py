@@ -236,8 +236,16 @@ class ReplyCache(ClosedOnExit):
         if chunk:
             self._fetch(chunk, found)
         if found:
-            self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'hits'", (len(found),))
+            self.count_hits(len(found))
         return found
+
+    def count_hits(self, hits: int) -> None:
+        """Add ``hits`` to the hit counter :meth:`stats` reports."""
+        self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'hits'", (hits,))
+
+    def reader(self) -> ReplyReader:
+        """A connection of its own for point lookups (see :class:`ReplyReader`)."""
+        return ReplyReader(self.path)
 
     def _fetch(self, keys: list[bytes], into: dict[bytes, CachedReply]) -> None:
         marks = ",".join("?" * len(keys))
@@ -365,6 +373,58 @@ class ReplyCache(ClosedOnExit):
             self._db.execute("UPDATE meta SET value = 0")
         self._db.execute("VACUUM")
         return int(removed)
+
+
+class ReplyReader(ClosedOnExit):
+    """Point lookups on a connection of their own, for a caller that must not wait: an event
+    loop. The file is in WAL mode, where a reader never waits for a writer; should it be busy
+    anyway (another process recovering it after a crash), the lookup is a miss at once rather
+    than a wait. It reads only: the hit counter is the writer's to update
+    (:meth:`ReplyCache.count_hits`).
+
+    Example::
+
+        with cache.reader() as reader:
+            hit = reader.get(key)        # CachedReply or None
+    """
+
+    def __init__(self, path: Path) -> None:
+        # Made on one thread (a worker's, or the loop's), used on the loop's only.
+        self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._decode_usage = msgspec.json.Decoder(Usage).decode
+
+    def get(self, key: bytes) -> CachedReply | None:
+        """The stored reply for ``key``, or None (also when the file is busy)."""
+        try:
+            row = self._db.execute(
+                "SELECT content, usage, stored_at FROM replies WHERE key = ?", (key,)
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return None
+            raise
+        if row is None:
+            return None
+        content, usage, stored_at = row
+        return CachedReply(
+            content=content,
+            usage=self._decode_usage(usage) if usage is not None else None,
+            stored_at=stored_at,
+        )
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._db.close()
+
+
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # SQLite's primary result codes
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; 3.10 has only the text
+    if code is not None:
+        return (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class _transaction:
