@@ -273,17 +273,39 @@ class CallableBackend:
                 return await reply
             return reply
 
-    async def __call__(self, body: msgspec.Raw) -> Outcome:
-        """Run one request; never raises for a failed request."""
+    async def _retried(self, body: msgspec.Raw, first: Exception, started: float) -> Any:
+        """Retry after ``first``, the first try's failure: tenacity replays it as attempt 1,
+        timed from the first try's start, so the policy counts exactly what it would have."""
+        failed = [first]
+
+        async def attempt() -> Any:
+            if failed:
+                raise failed.pop()
+            return await self._call_once(body)
+
+        def since_first_try(state: tenacity.RetryCallState) -> None:
+            state.start_time = started
+
         retrying = tenacity.AsyncRetrying(
             stop=self._stop,
             wait=self._wait,
             retry=tenacity.retry_if_exception_type((*_TIMEOUTS, *_CONNECTION)),
             sleep=self._sleep,
+            before=since_first_try,
             reraise=True,
         )
+        return await retrying(attempt)
+
+    async def __call__(self, body: msgspec.Raw) -> Outcome:
+        """Run one request; never raises for a failed request."""
+        # The first try runs bare: nearly every call needs no retry, and building tenacity's
+        # retrying object per call cost about as much as a fast handler's whole request.
+        started = time.monotonic()
         try:
-            reply: Any = await retrying(self._call_once, body)
+            try:
+                reply: Any = await self._call_once(body)
+            except (*_TIMEOUTS, *_CONNECTION) as first:
+                reply = await self._retried(body, first, started)
         except _TIMEOUTS:
             message = f"{self.endpoint} gave no reply within {self._timeout:g} s"
             return None, LineError(code="timeout", message=message)

@@ -119,6 +119,32 @@ async def test_connection_errors_are_retried(
     assert len(fake_sleep.delays) == 2
 
 
+async def test_retries_count_the_first_try(
+    make_shard: Any, fake_sleep: Any, tmp_path: Path
+) -> None:
+    """With max_retries=2, a handler that always fails to connect is called three times in
+    all (the first try and two retries, two backoffs), then its line is a connection_error."""
+    attempts = {"n": 0}
+
+    async def down(body: dict[str, Any]) -> str:
+        attempts["n"] += 1
+        raise ConnectionError("upstream down")
+
+    provider = LocalProvider(
+        handler=down,
+        retry=RetryPolicy(max_retries=2),
+        sleep=fake_sleep,
+        state_dir=tmp_path / "s",
+    )
+    lines = await _results(provider, make_shard(["a"]))
+    error = lines["t0-j0-r0"].error
+    assert error is not None
+    assert error.code == "connection_error"
+    assert "upstream down" in error.message
+    assert attempts["n"] == 3
+    assert len(fake_sleep.delays) == 2
+
+
 async def test_slow_handler_times_out(make_shard: Any, fake_sleep: Any, tmp_path: Path) -> None:
     """An async handler past its deadline becomes a retryable ``timeout`` line; others are fine."""
 
