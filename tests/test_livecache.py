@@ -308,3 +308,26 @@ async def test_a_cache_that_fails_mid_run_is_logged_once_and_every_run_is_sent(
     assert {line.content for line, _ in results} == {OK}
     assert live.broken
     assert caplog.text.count("the reply cache stopped working") == 1
+
+
+def test_a_busy_cache_file_is_a_miss_at_once_not_a_wait(tmp_path: Path) -> None:
+    """While another connection holds the cache file exclusively, a reader's lookup is a miss
+    at once (it never waits on the event loop); once that connection lets go, it hits."""
+    request = next(iter(plan_requests(CONFIG, texts(1), runs=1)))
+    key = RequestKeys("openai-chat").key(request, run=0)
+    with ReplyCache(tmp_path) as cache:
+        assert cache.put(key, ResultLine(custom_id="x", ok=True, content=OK))
+        path = cache.path
+    holder = sqlite3.connect(path, isolation_level=None, timeout=1)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")  # taken, and kept after the commit
+        holder.execute("COMMIT")
+        with ReplyReader(path) as reader:
+            assert reader.get(key) is None
+            holder.close()
+            hit = reader.get(key)
+    finally:
+        holder.close()
+    assert hit is not None
+    assert hit.content == OK
