@@ -50,15 +50,8 @@ class LiveProvider(Protocol):
     async def complete(self, request: JudgeRequest) -> ResultLine: ...
 
 
-class _Store:
-    """One reply to store, waiting for its round."""
-
-    __slots__ = ("key", "line", "model")
-
-    def __init__(self, key: bytes, line: ResultLine, model: str) -> None:
-        self.key = key
-        self.line = line
-        self.model = model
+# One reply to store, as ReplyCache.put_many takes it: key, line, scope, model.
+_Store = tuple[bytes, ResultLine, str, str]
 
 
 class LiveCache:
@@ -131,7 +124,7 @@ class LiveCache:
         """In the worker thread: every store of the round in one transaction, and the hits
         counted since the last round; ``written`` gets True once both are done."""
         if stores:
-            self.cache.put_many((s.key, s.line, self.scope, s.model) for s in stores)
+            self.cache.put_many(stores)
         if hits:
             self.cache.count_hits(hits)
         written.append(True)
@@ -153,7 +146,7 @@ class LiveCache:
         line = await provider.complete(request)
         self.sent += 1
         if line.ok and line.content is not None:  # only a reply can be a verdict to keep
-            await self._store(_Store(key, line, request.model))
+            await self._store((key, line, self.scope, request.model))
         return line, False
 
     async def aclose(self) -> None:

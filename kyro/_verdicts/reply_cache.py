@@ -95,6 +95,15 @@ class CachedReply(msgspec.Struct, frozen=True, kw_only=True):
     stored_at: float = 0.0
 
 
+_decode_usage = msgspec.json.Decoder(Usage).decode
+
+
+def _cached_reply(content: str, usage: bytes | None, stored_at: float) -> CachedReply:
+    """A ``replies`` row's answer (its usage is stored as JSON)."""
+    decoded = _decode_usage(usage) if usage is not None else None
+    return CachedReply(content=content, usage=decoded, stored_at=stored_at)
+
+
 class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
     """What a cache folder holds: entries, bytes against the cap, and lifetime counters."""
 
@@ -187,7 +196,6 @@ class ReplyCache(ClosedOnExit):
         self.path = self.folder / CACHE_FILE
         self.max_bytes = max_bytes
         self._clock = clock
-        self._decode_usage = msgspec.json.Decoder(Usage).decode
         self._encode = msgspec.json.Encoder().encode
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -253,11 +261,7 @@ class ReplyCache(ClosedOnExit):
             f"SELECT key, content, usage, stored_at FROM replies WHERE key IN ({marks})", keys
         )
         for key, content, usage, stored_at in rows:
-            into[key] = CachedReply(
-                content=content,
-                usage=self._decode_usage(usage) if usage is not None else None,
-                stored_at=stored_at,
-            )
+            into[key] = _cached_reply(content, usage, stored_at)
 
     def put(self, key: bytes, line: ResultLine, *, provider: str = "", model: str = "") -> bool:
         """Store one answered request; False (nothing stored) unless it is a verdict."""
@@ -391,7 +395,6 @@ class ReplyReader(ClosedOnExit):
     def __init__(self, path: Path) -> None:
         # Made on one thread (a worker's, or the loop's), used on the loop's only.
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-        self._decode_usage = msgspec.json.Decoder(Usage).decode
 
     def get(self, key: bytes) -> CachedReply | None:
         """The stored reply for ``key``, or None (also when the file is busy)."""
@@ -403,14 +406,7 @@ class ReplyReader(ClosedOnExit):
             if _busy(exc):
                 return None
             raise
-        if row is None:
-            return None
-        content, usage, stored_at = row
-        return CachedReply(
-            content=content,
-            usage=self._decode_usage(usage) if usage is not None else None,
-            stored_at=stored_at,
-        )
+        return _cached_reply(*row) if row is not None else None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
